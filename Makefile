@@ -1,0 +1,41 @@
+# Junction: `make demo` shows the box at work, `make test` runs every test.
+# `make deps` installs what is missing (Debian packages), and only then runs apt-get.
+
+SWIFT ?= swift
+DEBS := pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
+        gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
+        gstreamer1.0-libav time util-linux procps
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build release test demo bench clean
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all present"; fi
+	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is needed (https://www.swift.org/install/linux/)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+
+# One build of everything, then the runner's own summary (XCTest, then Swift Testing).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	bash Tests/Support/demo.sh "$$($(SWIFT) build --show-bin-path)/junction"
+
+bench: deps
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+	bash Benchmarks/recorder.sh "$$($(SWIFT) build -c release --show-bin-path)/junction"
+
+clean:
+	rm -rf .build demo-run

@@ -1,0 +1,73 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Junction: the road-junction camera box (`junction`) and, later, the commune server.
+// Targets and their one responsibility are listed in README.md ("Where a change goes").
+let package = Package(
+    name: "Junction",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "junction", targets: ["JunctionCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // The only place FFmpeg's headers are seen. Only `Media` imports it.
+        .systemLibrary(
+            name: "CFFmpeg",
+            pkgConfig: "libavformat libavcodec libavutil libswscale",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
+        ),
+        // Linux interfaces Glibc's Swift module lacks (adjtimex).
+        .systemLibrary(name: "CJunctionSys"),
+        // Safe Swift over FFmpeg: read a camera, write fragmented-MP4 segments.
+        .target(
+            name: "Media",
+            dependencies: [
+                "CFFmpeg",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The box's configuration file (junction.toml): parsing and validation.
+        .target(name: "Config"),
+        // The on-disk ring: segment files + SQLite index, retention, recovery.
+        .target(
+            name: "Ring",
+            dependencies: [
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The capture service: camera -> segments -> ring, reconnects, gaps, health.
+        .target(
+            name: "Recorder",
+            dependencies: [
+                "Media", "Ring", "Config", "CJunctionSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "JunctionCLI",
+            dependencies: [
+                "Recorder", "Ring", "Config",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "RingTests", dependencies: ["Ring"]),
+        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
+        // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
+        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),
+    ]
+)

@@ -1,0 +1,45 @@
+// The one header through which Swift sees FFmpeg 5.1 (libavformat, libavcodec, libavutil,
+// libswscale). Function-like macros Swift cannot import become `static inline` helpers here,
+// prefixed `cff_`, in the manner of GRDB's GRDBSQLite/shim.h.
+#ifndef JUNCTION_CFFMPEG_SHIM_H
+#define JUNCTION_CFFMPEG_SHIM_H
+
+#include <errno.h>
+#include <libavformat/avformat.h>
+#include <libavformat/avio.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/avutil.h>
+#include <libavutil/dict.h>
+#include <libavutil/error.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/log.h>
+#include <libavutil/mathematics.h>
+#include <libswscale/swscale.h>
+
+/// AVERROR(e): a POSIX errno as an FFmpeg status.
+static inline int cff_averror(int e) { return AVERROR(e); }
+/// AVERROR_EOF
+static inline int cff_averror_eof(void) { return AVERROR_EOF; }
+/// AVERROR_EXIT: an interrupt callback asked the call to stop.
+static inline int cff_averror_exit(void) { return AVERROR_EXIT; }
+/// AVERROR_INVALIDDATA
+static inline int cff_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+/// AVERROR_HTTP_UNAUTHORIZED (RTSP 401 comes back as this too).
+static inline int cff_averror_http_unauthorized(void) { return AVERROR_HTTP_UNAUTHORIZED; }
+/// AVERROR_HTTP_FORBIDDEN
+static inline int cff_averror_http_forbidden(void) { return AVERROR_HTTP_FORBIDDEN; }
+/// AVERROR_HTTP_NOT_FOUND
+static inline int cff_averror_http_not_found(void) { return AVERROR_HTTP_NOT_FOUND; }
+/// AV_NOPTS_VALUE
+static inline int64_t cff_nopts_value(void) { return AV_NOPTS_VALUE; }
+/// AV_TIME_BASE_Q
+static inline AVRational cff_time_base_q(void) { return AV_TIME_BASE_Q; }
+/// MKTAG(a,b,c,d)
+static inline unsigned int cff_mktag(char a, char b, char c, char d) { return MKTAG(a, b, c, d); }
+
+/// av_err2str, written into a caller-provided buffer (the macro uses a compound literal).
+static inline const char *cff_err2str(int errnum, char *buf, size_t size) {
+    return av_make_error_string(buf, size, errnum);
+}
+
+#endif

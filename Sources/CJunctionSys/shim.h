@@ -1,0 +1,14 @@
+// Linux interfaces Swift's Glibc module does not bring in, as `static inline` helpers.
+#ifndef JUNCTION_CSYSTEM_SHIM_H
+#define JUNCTION_CSYSTEM_SHIM_H
+
+#include <sys/timex.h>
+
+/// 1 when the kernel considers the wall clock synchronised (adjtimex does not report
+/// TIME_ERROR, i.e. STA_UNSYNC is clear), 0 otherwise.
+static inline int csys_clock_synchronized(void) {
+    struct timex tx = {0};
+    return adjtimex(&tx) == TIME_ERROR ? 0 : 1;
+}
+
+#endif

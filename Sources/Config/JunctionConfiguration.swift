@@ -1,0 +1,268 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Everything `junction.toml` says. Keys and their meaning are a contract (README, "Configuring
+/// a box"): new keys may be added, none renamed.
+public struct JunctionConfiguration: Sendable, Equatable {
+    public struct Device: Sendable, Equatable {
+        public var id: String
+    }
+
+    public struct Camera: Sendable, Equatable {
+        public enum Transport: String, Sendable, Equatable { case tcp, udp }
+        /// A short name for the camera, used in paths and the index ("cam1").
+        public var id: String = "cam1"
+        public var url: String
+        public var transport: Transport = .tcp
+        /// No packet for this long means the camera is stalled: reconnect.
+        public var stallSeconds: Int = 5
+        /// Opening the camera (DNS, TCP, RTSP DESCRIBE/SETUP/PLAY) may take this long.
+        public var connectTimeoutSeconds: Int = 10
+        /// Extra libavformat options (`[camera.options]`), passed as they are.
+        public var options: [String: String] = [:]
+
+        /// The URL with any password replaced by `***`, for logs and status.
+        public var redactedURL: String { Self.redact(url) }
+
+        public static func redact(_ url: String) -> String {
+            guard let scheme = url.firstRange(of: "://"),
+                  let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
+            let userinfo = url[scheme.upperBound..<at]
+            guard let colon = userinfo.firstIndex(of: ":") else { return url }
+            return String(url[..<colon]) + ":***" + String(url[at...])
+        }
+    }
+
+    public struct Storage: Sendable, Equatable {
+        public enum Budget: Sendable, Equatable {
+            case bytes(ByteSize)
+            case percent(Int)
+        }
+        public var path: String = "/var/lib/junction"
+        public var budget: Budget = .percent(90)
+        public var reserve: ByteSize = ByteSize(bytes: 512_000_000)
+        public var segmentSeconds: Int = 10
+        public var maxPinnedPercent: Int = 50
+        public init() {}
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var level: String = "info"
+        public init() {}
+    }
+
+    public var device: Device
+    public var camera: Camera
+    public var storage: Storage = Storage()
+    public var log: Log = Log()
+
+    public init(device: Device, camera: Camera, storage: Storage = Storage(), log: Log = Log()) {
+        self.device = device
+        self.camera = camera
+        self.storage = storage
+        self.log = log
+    }
+}
+
+/// A config file that cannot be used: which file, line and key, what is wrong, and what to write.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var key: String?
+    public var message: String
+
+    public var description: String {
+        var s = file
+        if let line { s += ":\(line)" }
+        s += ": "
+        if let key { s += "\(key): " }
+        return s + message
+    }
+}
+
+extension JunctionConfiguration {
+    /// Reads and validates a config file. Errors name the file, line and key.
+    public static func load(path: String) throws(ConfigError) -> JunctionConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, key: nil,
+                              message: "cannot read the file (\(error)). Check the path given to --config; the image keeps it on the JUNCTION partition as junction.toml.")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String = "junction.toml") throws(ConfigError) -> JunctionConfiguration {
+        let doc: TOMLDocument
+        do {
+            doc = try TOMLDocument(parsing: text)
+        } catch {
+            throw ConfigError(file: file, line: error.line, key: nil, message: error.message)
+        }
+        var reader = Reader(doc: doc, file: file)
+        return try reader.read()
+    }
+}
+
+private struct Reader {
+    let doc: TOMLDocument
+    let file: String
+    var used: Set<String> = []
+
+    static let known: [String: String] = [
+        "device.id": "the box's name, e.g. \"thaithuy-0042\"",
+        "camera.id": "a short camera name, e.g. \"cam1\"",
+        "camera.url": "the camera's stream, e.g. \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"",
+        "camera.transport": "\"tcp\" or \"udp\"",
+        "camera.stall_seconds": "seconds without video before reconnecting (1–60)",
+        "camera.connect_timeout_seconds": "seconds allowed to open the camera (1–120)",
+        "storage.path": "where segments and the index live",
+        "storage.max_bytes": "the ring's size, e.g. \"24GB\"",
+        "storage.max_percent": "the ring's size as a share of the card (1–99)",
+        "storage.reserve_bytes": "space always left free, e.g. \"512MB\"",
+        "storage.segment_seconds": "target segment length in seconds (2–120)",
+        "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
+        "log.level": "trace, debug, info, notice, warning or error",
+    ]
+
+    func fail(_ key: String?, line: Int?, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: line, key: key, message: message)
+    }
+
+    mutating func value(_ key: String) -> TOMLValue? {
+        used.insert(key)
+        return doc[key]
+    }
+
+    mutating func string(_ key: String) throws(ConfigError) -> (String, Int)? {
+        guard let v = value(key) else { return nil }
+        guard case .string(let s) = v.kind else {
+            throw fail(key, line: v.line, "expected text in double quotes (\(Self.known[key] ?? "")), found \(v.typeName)")
+        }
+        return (s, v.line)
+    }
+
+    mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let v = value(key) else { return nil }
+        guard case .integer(let i) = v.kind else {
+            throw fail(key, line: v.line, "expected a whole number from \(range.lowerBound) to \(range.upperBound), found \(v.typeName)")
+        }
+        guard let n = Int(exactly: i), range.contains(n) else {
+            throw fail(key, line: v.line, "\(i) is out of range: allowed \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
+    mutating func size(_ key: String) throws(ConfigError) -> ByteSize? {
+        guard let v = value(key) else { return nil }
+        switch v.kind {
+        case .string(let s):
+            guard let size = ByteSize(parsing: s) else {
+                throw fail(key, line: v.line, "\"\(s)\" is not a size: write a number and a unit, e.g. \"24GB\", \"512MB\" or \"1.5GiB\"")
+            }
+            return size
+        case .integer(let i) where i >= 0:
+            return ByteSize(bytes: UInt64(i))
+        default:
+            throw fail(key, line: v.line, "expected a size such as \"24GB\", found \(v.typeName)")
+        }
+    }
+
+    mutating func read() throws(ConfigError) -> JunctionConfiguration {
+        // Unknown keys first: a typo must not silently fall back to a default.
+        for (key, v) in doc.entries where Self.known[key] == nil && !key.hasPrefix("camera.options.") {
+            let section = key.split(separator: ".").first.map(String.init) ?? key
+            let siblings = Self.known.keys.filter { $0.hasPrefix(section + ".") }.sorted()
+            let hint = siblings.isEmpty
+                ? "known sections: [device], [camera], [camera.options], [storage], [log]"
+                : "known keys here: " + siblings.joined(separator: ", ")
+            throw fail(key, line: v.line, "unknown key (\(hint))")
+        }
+
+        guard let (id, idLine) = try string("device.id") else {
+            throw fail("device.id", line: doc.tables["device"], "missing: every box needs a name, e.g.\n  [device]\n  id = \"thaithuy-0042\"")
+        }
+        try checkName(id, key: "device.id", line: idLine)
+
+        guard let (url, urlLine) = try string("camera.url") else {
+            throw fail("camera.url", line: doc.tables["camera"], "missing: the camera's stream address, e.g.\n  [camera]\n  url = \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"")
+        }
+        guard let schemeEnd = url.firstRange(of: "://"), !url[..<schemeEnd.lowerBound].isEmpty,
+              !url[schemeEnd.upperBound...].isEmpty else {
+            throw fail("camera.url", line: urlLine, "\"\(JunctionConfiguration.Camera.redact(url))\" is not a stream address: write it like \"rtsp://192.168.1.64:554/stream1\"")
+        }
+        var camera = JunctionConfiguration.Camera(url: url)
+        if let (cid, line) = try string("camera.id") {
+            try checkName(cid, key: "camera.id", line: line)
+            camera.id = cid
+        }
+        if let (t, line) = try string("camera.transport") {
+            guard let transport = JunctionConfiguration.Camera.Transport(rawValue: t.lowercased()) else {
+                throw fail("camera.transport", line: line, "\"\(t)\" is not a transport: write \"tcp\" (works through most networks) or \"udp\"")
+            }
+            camera.transport = transport
+        }
+        if let s = try int("camera.stall_seconds", in: 1...60) { camera.stallSeconds = s }
+        if let s = try int("camera.connect_timeout_seconds", in: 1...120) { camera.connectTimeoutSeconds = s }
+        for (key, v) in doc.entries where key.hasPrefix("camera.options.") {
+            let name = String(key.dropFirst("camera.options.".count))
+            switch v.kind {
+            case .string(let s): camera.options[name] = s
+            case .integer(let i): camera.options[name] = String(i)
+            case .float(let d): camera.options[name] = String(d)
+            case .bool(let b): camera.options[name] = b ? "1" : "0"
+            case .array: throw fail(key, line: v.line, "a camera option must be a single value")
+            }
+        }
+
+        var storage = JunctionConfiguration.Storage()
+        if let (p, line) = try string("storage.path") {
+            guard p.hasPrefix("/") else {
+                throw fail("storage.path", line: line, "\"\(p)\" must be an absolute path, e.g. \"/var/lib/junction\"")
+            }
+            storage.path = p
+        }
+        let maxBytesLine = doc["storage.max_bytes"]?.line
+        let maxBytes = try size("storage.max_bytes")
+        let maxPercent = try int("storage.max_percent", in: 1...99)
+        switch (maxBytes, maxPercent) {
+        case (.some, .some):
+            throw fail("storage.max_bytes", line: maxBytesLine, "set either max_bytes or max_percent, not both")
+        case (.some(let b), nil):
+            guard b.bytes >= 50_000_000 else {
+                throw fail("storage.max_bytes", line: maxBytesLine, "\(b) is too small to hold useful footage: allow at least \"50MB\"")
+            }
+            storage.budget = .bytes(b)
+        case (nil, .some(let p)):
+            storage.budget = .percent(p)
+        case (nil, nil):
+            break
+        }
+        if let r = try size("storage.reserve_bytes") { storage.reserve = r }
+        if let s = try int("storage.segment_seconds", in: 2...120) { storage.segmentSeconds = s }
+        if let p = try int("storage.max_pinned_percent", in: 1...90) { storage.maxPinnedPercent = p }
+
+        var log = JunctionConfiguration.Log()
+        if let (level, line) = try string("log.level") {
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(level.lowercased()) else {
+                throw fail("log.level", line: line, "\"\(level)\" is not a level: use one of \(levels.joined(separator: ", "))")
+            }
+            log.level = level.lowercased()
+        }
+        return JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, log: log)
+    }
+
+    func checkName(_ name: String, key: String, line: Int) throws(ConfigError) {
+        let ok = !name.isEmpty && name.count <= 64 && name.allSatisfy {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
+        } && !name.hasPrefix(".")
+        guard ok else {
+            throw fail(key, line: line, "\"\(name)\" is not a usable name: use 1–64 letters, digits, '-', '_' or '.', e.g. \"thaithuy-0042\"")
+        }
+    }
+}

@@ -1,0 +1,288 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A value read from a TOML file, with the line it stood on.
+public struct TOMLValue: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case string(String)
+        case integer(Int64)
+        case float(Double)
+        case bool(Bool)
+        case array([Kind])
+    }
+    public var kind: Kind
+    public var line: Int
+
+    public var typeName: String { kind.typeName }
+}
+
+extension TOMLValue.Kind {
+    var typeName: String {
+        switch self {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .float: "a number"
+        case .bool: "true or false"
+        case .array: "a list"
+        }
+    }
+}
+
+/// A parsed TOML document: dotted key ("storage.max_bytes") → value, in file order.
+///
+/// Junction's config needs tables, strings, integers, floats, booleans and arrays of them, and
+/// every error must name its line. This reader covers exactly that part of TOML 1.0 and says
+/// plainly when a file uses something else (inline tables, dates, multi-line strings). Why not
+/// TOMLKit: it imports full Foundation (+~45 MB with ICU in a static box binary) and does not
+/// report the line of a value; see README, design notes.
+public struct TOMLDocument: Sendable {
+    public private(set) var entries: [(key: String, value: TOMLValue)] = []
+    public private(set) var tables: [String: Int] = [:]
+
+    public subscript(key: String) -> TOMLValue? {
+        entries.first { $0.key == key }?.value
+    }
+
+    public init(parsing text: String) throws(TOMLSyntaxError) {
+        var table = ""
+        var lineNumber = 0
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)[...]
+        while let raw = lines.popFirst() {
+            lineNumber += 1
+            var line = Substring(raw)
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            var scanner = LineScanner(text: line, line: lineNumber)
+            scanner.skipSpaces()
+            if scanner.atEndOrComment { continue }
+            if scanner.peek == "[" {
+                scanner.advance()
+                if scanner.peek == "[" {
+                    throw TOMLSyntaxError(line: lineNumber, message: "arrays of tables ([[...]]) are not used in this file")
+                }
+                let name = try scanner.readKeyPath()
+                scanner.skipSpaces()
+                guard scanner.peek == "]" else {
+                    throw TOMLSyntaxError(line: lineNumber, message: "a table header must end with ']'")
+                }
+                scanner.advance()
+                try scanner.expectLineEnd()
+                if let earlier = tables[name] {
+                    throw TOMLSyntaxError(line: lineNumber, message: "table [\(name)] is already defined on line \(earlier)")
+                }
+                tables[name] = lineNumber
+                table = name
+                continue
+            }
+            let key = try scanner.readKeyPath()
+            scanner.skipSpaces()
+            guard scanner.peek == "=" else {
+                throw TOMLSyntaxError(line: lineNumber, message: "expected '=' after key '\(key)'")
+            }
+            scanner.advance()
+            scanner.skipSpaces()
+            // Arrays may span lines: gather until the brackets balance.
+            if scanner.peek == "[" {
+                var joined = String(scanner.rest)
+                var startLine = lineNumber
+                while !LineScanner.bracketsBalanced(joined) {
+                    guard let next = lines.popFirst() else {
+                        throw TOMLSyntaxError(line: startLine, message: "the list for '\(key)' is never closed with ']'")
+                    }
+                    lineNumber += 1
+                    joined += "\n" + next
+                }
+                var arrayScanner = LineScanner(text: Substring(joined), line: startLine)
+                let kind = try arrayScanner.readValue()
+                try arrayScanner.expectLineEnd(allowNewlines: true)
+                startLine = arrayScanner.line
+                try insert(table: table, key: key, value: TOMLValue(kind: kind, line: lineNumber))
+                continue
+            }
+            let kind = try scanner.readValue()
+            try scanner.expectLineEnd()
+            try insert(table: table, key: key, value: TOMLValue(kind: kind, line: lineNumber))
+        }
+    }
+
+    private mutating func insert(table: String, key: String, value: TOMLValue) throws(TOMLSyntaxError) {
+        let full = table.isEmpty ? key : table + "." + key
+        if let earlier = self[full] {
+            throw TOMLSyntaxError(line: value.line, message: "'\(full)' is already set on line \(earlier.line)")
+        }
+        entries.append((full, value))
+    }
+}
+
+/// A file that is not valid TOML (or uses TOML this reader does not take).
+public struct TOMLSyntaxError: Error, Sendable, Equatable {
+    public var line: Int
+    public var message: String
+}
+
+struct LineScanner {
+    var chars: [Character]
+    var index = 0
+    var line: Int
+
+    init(text: Substring, line: Int) {
+        self.chars = Array(text)
+        self.line = line
+    }
+
+    var peek: Character? { index < chars.count ? chars[index] : nil }
+    var rest: Substring { Substring(String(chars[index...])) }
+    var atEndOrComment: Bool { peek == nil || peek == "#" }
+    mutating func advance() {
+        if peek == "\n" { line += 1 }
+        index += 1
+    }
+
+    mutating func skipSpaces(newlines: Bool = false) {
+        while let c = peek {
+            if c == " " || c == "\t" || (newlines && (c == "\n" || c == "\r")) {
+                advance()
+            } else if newlines && c == "#" {
+                while let d = peek, d != "\n" { _ = d; advance() }
+            } else {
+                return
+            }
+        }
+    }
+
+    mutating func expectLineEnd(allowNewlines: Bool = false) throws(TOMLSyntaxError) {
+        skipSpaces(newlines: allowNewlines)
+        guard atEndOrComment else {
+            throw TOMLSyntaxError(line: line, message: "unexpected '\(String(chars[index...]).prefix(20))' after the value")
+        }
+    }
+
+    static func isBareKeyChar(_ c: Character) -> Bool {
+        c.isASCII && (c.isLetter || c.isNumber || c == "_" || c == "-")
+    }
+
+    mutating func readKeyPath() throws(TOMLSyntaxError) -> String {
+        var parts: [String] = []
+        repeat {
+            skipSpaces()
+            if peek == "." { advance(); skipSpaces() }
+            if peek == "\"" || peek == "'" {
+                guard case .string(let s) = try readString() else { fatalError("unreachable") }
+                parts.append(s)
+            } else {
+                var part = ""
+                while let c = peek, Self.isBareKeyChar(c) { part.append(c); advance() }
+                guard !part.isEmpty else {
+                    throw TOMLSyntaxError(line: line, message: "expected a key (letters, digits, '_' or '-')")
+                }
+                parts.append(part)
+            }
+            skipSpaces()
+        } while peek == "."
+        return parts.joined(separator: ".")
+    }
+
+    mutating func readValue() throws(TOMLSyntaxError) -> TOMLValue.Kind {
+        guard let c = peek else {
+            throw TOMLSyntaxError(line: line, message: "a value is missing after '='")
+        }
+        switch c {
+        case "\"", "'":
+            return try readString()
+        case "[":
+            advance()
+            var items: [TOMLValue.Kind] = []
+            while true {
+                skipSpaces(newlines: true)
+                if peek == "]" { advance(); return .array(items) }
+                items.append(try readValue())
+                skipSpaces(newlines: true)
+                if peek == "," { advance(); continue }
+                if peek == "]" { advance(); return .array(items) }
+                throw TOMLSyntaxError(line: line, message: "expected ',' or ']' in a list")
+            }
+        case "{":
+            throw TOMLSyntaxError(line: line, message: "inline tables ({ ... }) are not used in this file; write a [table] instead")
+        default:
+            var token = ""
+            while let d = peek, d != " ", d != "\t", d != ",", d != "]", d != "#", d != "\n" {
+                token.append(d); advance()
+            }
+            if token == "true" { return .bool(true) }
+            if token == "false" { return .bool(false) }
+            let digits = token.filter { $0 != "_" }
+            if let i = Int64(digits) { return .integer(i) }
+            if digits.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(digits) {
+                return .float(d)
+            }
+            if token.isEmpty {
+                throw TOMLSyntaxError(line: line, message: "a value is missing after '='")
+            }
+            throw TOMLSyntaxError(line: line, message: "'\(token)' is not a value: put text in double quotes, like \"\(token)\"")
+        }
+    }
+
+    mutating func readString() throws(TOMLSyntaxError) -> TOMLValue.Kind {
+        let quote = peek!
+        advance()
+        if peek == quote, index + 1 < chars.count, chars[index + 1] == quote {
+            throw TOMLSyntaxError(line: line, message: "multi-line strings are not used in this file")
+        }
+        var s = ""
+        while let c = peek {
+            advance()
+            if c == quote { return .string(s) }
+            if c == "\n" { break }
+            if c == "\\" && quote == "\"" {
+                guard let e = peek else { break }
+                advance()
+                switch e {
+                case "\"": s.append("\"")
+                case "\\": s.append("\\")
+                case "n": s.append("\n")
+                case "t": s.append("\t")
+                case "r": s.append("\r")
+                case "b": s.append("\u{8}")
+                case "f": s.append("\u{c}")
+                case "u", "U":
+                    let n = e == "u" ? 4 : 8
+                    var hex = ""
+                    for _ in 0..<n { if let h = peek { hex.append(h); advance() } }
+                    guard let v = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(v) else {
+                        throw TOMLSyntaxError(line: line, message: "'\\\(e)\(hex)' is not a valid unicode escape")
+                    }
+                    s.unicodeScalars.append(scalar)
+                default:
+                    throw TOMLSyntaxError(line: line, message: "unknown escape '\\\(e)' in a string; write '\\\\' for a backslash")
+                }
+            } else {
+                s.append(c)
+            }
+        }
+        throw TOMLSyntaxError(line: line, message: "a string is not closed with \(quote)")
+    }
+
+    static func bracketsBalanced(_ s: String) -> Bool {
+        var depth = 0
+        var quote: Character?
+        var escaped = false
+        var comment = false
+        for c in s {
+            if comment { if c == "\n" { comment = false }; continue }
+            if let q = quote {
+                if escaped { escaped = false } else if c == "\\" && q == "\"" { escaped = true } else if c == q { quote = nil }
+                continue
+            }
+            switch c {
+            case "\"", "'": quote = c
+            case "#": comment = true
+            case "[": depth += 1
+            case "]": depth -= 1
+            default: break
+            }
+        }
+        return depth <= 0
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Config
+import Logging
+import Recorder
+import Ring
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Flags every subcommand shares.
+struct BoxOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("The box's config file.", valueName: "file"))
+    var config: String = ProcessInfo.processInfo.environment["JUNCTION_CONFIG"] ?? "/etc/junction/junction.toml"
+
+    /// Loads and validates the config, or exits with its error (file, line, key, what to write).
+    func load() throws -> JunctionConfiguration {
+        do {
+            return try JunctionConfiguration.load(path: config)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+}
+
+/// An error for a person: printed as it is, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ text: String) { description = text }
+}
+
+extension JunctionConfiguration {
+    var ringConfiguration: Ring.Configuration {
+        let budget: Ring.Configuration.Budget
+        switch storage.budget {
+        case .bytes(let b): budget = .bytes(Int64(b.bytes))
+        case .percent(let p): budget = .percent(p)
+        }
+        return Ring.Configuration(root: storage.path, budget: budget, reserveBytes: Int64(storage.reserve.bytes),
+                                  maxPinnedPercent: storage.maxPinnedPercent)
+    }
+
+    var statusPath: String { storage.path + "/status.json" }
+
+    /// Opens the ring for a CLI command, with an error that says what to do.
+    func openRing(logger: Logger = Logger(label: "junction")) async throws -> Ring {
+        do {
+            return try await Ring.open(ringConfiguration, logger: logger)
+        } catch {
+            throw CLIError("cannot open the recordings at \(storage.path): \(error)\nCheck storage.path in the config and that the data card is mounted and writable.")
+        }
+    }
+}
+
+enum Output {
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(value), as: UTF8.self)
+    }
+
+    /// "1 h 24 min", "3 min 05 s", "12 s"
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s >= 86400 { return "\(s / 86400) d \(s % 86400 / 3600) h" }
+        if s >= 3600 { return "\(s / 3600) h \(s % 3600 / 60) min" }
+        if s >= 60 { return "\(s / 60) min \(pad2(s % 60)) s" }
+        return "\(s) s"
+    }
+
+    static func pad2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
+    /// Local wall time for a person: "2026-11-29 14:02:05".
+    static func local(_ t: Timestamp) -> String {
+        let shifted = Timestamp(milliseconds: t.milliseconds + Int64(TimeExpression.localOffset(at: t)) * 1000)
+        let c = shifted.civil
+        return "\(c.year)-\(pad2(c.month))-\(pad2(c.day)) \(pad2(c.hour)):\(pad2(c.minute)):\(pad2(c.second))"
+    }
+
+    static func bytes(_ n: Int64) -> String { ByteSize.format(UInt64(max(0, n))) }
+}
+
+/// The daemon's published health, if it is running.
+struct DaemonState {
+    var health: RecorderHealth?
+    var running: Bool
+    var note: String?
+
+    static func read(_ config: JunctionConfiguration, now: Timestamp = .now()) -> DaemonState {
+        guard let data = FileManager.default.contents(atPath: config.statusPath) else {
+            return DaemonState(health: nil, running: false, note: "the recorder has not run on this data directory yet")
+        }
+        guard let h = try? JSONDecoder().decode(RecorderHealth.self, from: data) else {
+            return DaemonState(health: nil, running: false, note: "status.json is unreadable")
+        }
+        let age = now.seconds(since: h.updatedAt)
+        let alive = h.pid > 0 && kill(h.pid, 0) == 0
+        if h.state == .stopped || !alive {
+            return DaemonState(health: h, running: false, note: "the recorder is not running (last seen \(Output.local(h.updatedAt)))")
+        }
+        if age > 15 {
+            return DaemonState(health: h, running: false, note: "the recorder is not answering (status \(Int(age)) s old)")
+        }
+        return DaemonState(health: h, running: true, note: nil)
+    }
+}

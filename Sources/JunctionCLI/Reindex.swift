@@ -1,0 +1,55 @@
+import ArgumentParser
+import Config
+import Ring
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension JunctionCommand {
+    struct Reindex: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild the index from the segment files alone (stop the recorder first).",
+            discussion: """
+                Keeps flag and upload marks of files the old index knew. An index that cannot be
+                opened at all is moved aside as index.sqlite.broken-<time> and a new one built.
+                Example:
+                  systemctl stop junction && junction reindex && systemctl start junction
+                """)
+
+        @OptionGroup var options: BoxOptions
+        @Flag(help: "Rebuild even though the recorder seems to be running.") var force = false
+
+        func run() async throws {
+            let config = try options.load()
+            if DaemonState.read(config).running && !force {
+                throw CLIError("the recorder is running; stop it first (systemctl stop junction), or pass --force")
+            }
+            let ringConfig = config.ringConfiguration
+            let ring = try await Self.openOrReplace(config)
+            print("Rebuilding the index from \(ringConfig.segmentsRoot) …")
+            let (count, findings) = try await ring.reindex()
+            await ring.close()
+            for f in findings { print("  \(f.kind.rawValue): \(f.path): \(f.detail)") }
+            print("✔ \(count) segments indexed.")
+        }
+
+        /// Opens the index; one that cannot be opened at all is moved aside and started afresh.
+        static func openOrReplace(_ config: JunctionConfiguration) async throws -> Ring {
+            let ringConfig = config.ringConfiguration
+            let failure: RingError
+            do {
+                return try await Ring.open(ringConfig, logger: .init(label: "junction"))
+            } catch {
+                failure = error
+            }
+            guard failure.code == .index else { throw CLIError("\(failure)") }
+            let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
+            try? FileManager.default.moveItem(atPath: ringConfig.indexPath, toPath: aside)
+            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ringConfig.indexPath + suffix) }
+            print("The index could not be opened (\(failure)); moved it to \(aside).")
+            return try await config.openRing()
+        }
+    }
+}

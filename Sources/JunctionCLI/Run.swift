@@ -1,0 +1,54 @@
+import ArgumentParser
+import Config
+import Logging
+import Media
+import Recorder
+import Ring
+import ServiceLifecycle
+
+extension JunctionCommand {
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the recorder daemon (systemd starts this; logs go to stdout).",
+            discussion: "Example:\n  junction run --config /etc/junction/junction.toml")
+
+        @OptionGroup var options: BoxOptions
+
+        func run() async throws {
+            let config = try options.load()
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardOutput(label: label)
+                h.logLevel = Logger.Level(rawValue: config.log.level) ?? .info
+                return h
+            }
+            let logger = Logger(label: "junction")
+            logger.info("junction \(JunctionVersion.current) starting", metadata: [
+                "device": "\(config.device.id)", "camera": "\(config.camera.redactedURL)", "storage": "\(config.storage.path)",
+            ])
+            let ring = try await config.openRing(logger: logger)
+            let findings = try await ring.recover()
+            if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
+            try await ring.enforceRetention()
+
+            var input = CameraInput.Options(url: config.camera.url, displayURL: config.camera.redactedURL)
+            input.transport = config.camera.transport == .udp ? .udp : .tcp
+            input.connectTimeoutSeconds = Double(config.camera.connectTimeoutSeconds)
+            input.stallSeconds = Double(config.camera.stallSeconds)
+            input.extra = config.camera.options
+            let clock = SystemClock()
+            let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
+                                                             segmentSeconds: config.storage.segmentSeconds),
+                                        ring: ring, clock: clock)
+            let recorder = RecorderService(
+                configuration: .init(device: config.device.id, cameraID: config.camera.id,
+                                     cameraURL: config.camera.redactedURL, statusPath: config.statusPath),
+                ring: ring, runner: capture, clock: clock, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: recorder)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+            try await group.run()
+            await ring.close()
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Media
+import Ring
+
+/// The real capture: camera → `SegmentCutter` → `SegmentMuxer` files in the ring's tree.
+/// Runs on a thread of its own (never on the shared concurrency pool): every call in it blocks.
+public struct CameraCapture: CaptureRunner {
+    public struct Configuration: Sendable {
+        public var input: CameraInput.Options
+        public var cameraID: String
+        public var segmentSeconds: Int
+
+        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int) {
+            self.input = input
+            self.cameraID = cameraID
+            self.segmentSeconds = segmentSeconds
+        }
+    }
+
+    let configuration: Configuration
+    let ring: Ring
+    let clock: any HostClock
+
+    public init(configuration: Configuration, ring: Ring, clock: any HostClock) {
+        self.configuration = configuration
+        self.ring = ring
+        self.clock = clock
+    }
+
+    public func runSession(stop: Interrupter, emit: @escaping @Sendable (CaptureEvent) -> Void) throws(MediaError) {
+        let input = try CameraInput(options: configuration.input, interrupter: stop)
+        emit(.connected(input.info, unusedOptions: input.unusedOptions))
+
+        let packet = Packet()
+        var cutter = SegmentCutter(targetSeconds: configuration.segmentSeconds)
+        var muxer: SegmentMuxer?
+        var origin: SegmentOrigin?
+        var streamOrigin: Int64 = 0
+        // Wall clock anchor of this connection: camera time `anchorMicros` was `anchorWall`.
+        var anchorWall = Timestamp(milliseconds: 0)
+        var anchorMicros: Int64 = 0
+
+        // Statistics, published about once a second.
+        var statFrames = 0, statBytes = 0, dropped = 0
+        var statStart = clock.monotonicNanos()
+        var lastPacketAt = clock.now()
+
+        var openPath = ""
+
+        /// Finishes the open segment (trailer, fsync) and hands it to the service; a segment
+        /// that cannot be finished is left for the ring to cut back and index.
+        func close(after failure: MediaError? = nil) {
+            guard let m = muxer, let o = origin else { return }
+            muxer = nil
+            if let failure, failure.code == .storageFull || failure.code == .storage {
+                emit(.segmentFailed(path: openPath, failure))
+                return
+            }
+            do {
+                let f = try m.finish()
+                emit(.segmentFinished(FinishedSegment(path: f.path, origin: o, bytes: f.bytes, sha256: f.sha256,
+                                                      durationSeconds: max(0, f.durationSeconds))))
+            } catch {
+                emit(.segmentFailed(path: openPath, error))
+            }
+        }
+
+        do throws(MediaError) {
+            while true {
+                try input.read(into: packet)
+                guard packet.kind != .other else { continue }
+                let time = packet.dtsMicroseconds
+                let isVideo = packet.kind == .video
+                let action = cutter.decide(isVideo: isVideo, isKeyframe: packet.isKeyframe, time: time)
+                let now = clock.now()
+                lastPacketAt = now
+                switch action {
+                case .drop:
+                    dropped += 1
+                    continue
+                case .start, .cut:
+                    let t = time!
+                    if action == .start {
+                        streamOrigin = t
+                        anchorWall = now
+                        anchorMicros = t
+                    }
+                    close()
+                    var start = anchorWall + Double(t - anchorMicros) / 1e6
+                    // Re-anchor when camera time and the wall clock drift apart by over a second
+                    // (camera clock drift, or the system clock was stepped).
+                    if abs(start.seconds(since: now)) > 1 {
+                        anchorWall = now
+                        anchorMicros = t
+                        start = now
+                    }
+                    let o = SegmentOrigin(camera: configuration.cameraID, start: start,
+                                          monotonicNanos: clock.monotonicNanos() - Int64(now.seconds(since: start) * 1e9),
+                                          bootID: clock.bootID, clockSynchronized: clock.isSynchronized(),
+                                          codec: input.info.videoCodec)
+                    let path: String
+                    do {
+                        path = try ring.prepareSegmentPath(for: o)
+                    } catch {
+                        throw MediaError(code: .storage, call: "mkdir", target: ring.configuration.segmentsRoot,
+                                         message: "cannot create the segment directory: \(error)")
+                    }
+                    muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: streamOrigin, comment: o.comment)
+                    origin = o
+                    openPath = path
+                    emit(.segmentStarted(o, path: path))
+                case .write:
+                    break
+                }
+                if isVideo { statFrames += 1 }
+                statBytes += packet.size
+                try muxer!.write(packet)
+
+                let mono = clock.monotonicNanos()
+                if mono - statStart >= 1_000_000_000 {
+                    let secs = Double(mono - statStart) / 1e9
+                    emit(.stats(fps: Double(statFrames) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,
+                                lastPacketAt: lastPacketAt, droppedPackets: dropped))
+                    statFrames = 0
+                    statBytes = 0
+                    statStart = mono
+                }
+            }
+        } catch {
+            // Always close the open segment: what was recorded up to the failure is kept.
+            close(after: error)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import Media
+import Ring
+
+/// What the capture thread tells the recorder service.
+public enum CaptureEvent: Sendable {
+    /// The camera is open; `unusedOptions` are `[camera.options]` it ignored.
+    case connected(StreamInfo, unusedOptions: [String])
+    /// A segment file was created at `path`.
+    case segmentStarted(SegmentOrigin, path: String)
+    /// A segment file is complete and durable: index it.
+    case segmentFinished(FinishedSegment)
+    /// A segment could not be finished (disk full, I/O error); the file at `path` is left for
+    /// the ring to cut back and index.
+    case segmentFailed(path: String, MediaError)
+    /// The connection ended (the service adds this after the runner returns, so the consumer sees
+    /// it in order with the segments).
+    case sessionEnded(MediaError)
+    /// Packet statistics over the last interval.
+    case stats(fps: Double, bitrateKbps: Double, lastPacketAt: Timestamp, droppedPackets: Int)
+}
+
+/// Runs one connection to the camera, blocking, until it ends. Tests replace it.
+public protocol CaptureRunner: Sendable {
+    /// Returns only by throwing: `.cancelled` when `stop` was used, another code when the
+    /// camera or the card failed.
+    func runSession(stop: Interrupter, emit: @escaping @Sendable (CaptureEvent) -> Void) throws(MediaError)
+}

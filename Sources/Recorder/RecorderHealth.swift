@@ -1,0 +1,58 @@
+import Media
+import Ring
+
+/// What the recorder is doing, for `junction status` and (later) the heartbeat. The daemon
+/// writes it as `status.json` in the storage root every few seconds and on every change.
+public struct RecorderHealth: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable {
+        case starting, connecting, recording, reconnecting, stopped
+    }
+
+    public var state: State = .starting
+    public var since: Timestamp
+    public var device: String
+    public var cameraID: String
+    /// Camera URL with the password hidden.
+    public var cameraURL: String
+    public var stream: StreamInfo?
+    /// Measured over the last few seconds.
+    public var fps: Double = 0
+    public var bitrateKbps: Double = 0
+    public var lastPacketAt: Timestamp?
+    public var reconnects: Int = 0
+    public var gaps: Int = 0
+    public var segmentsWritten: Int = 0
+    public var droppedPackets: Int = 0
+    public var openSegment: String?
+    /// The last failure (camera or storage) and what to do about it.
+    public var lastError: String?
+    public var lastErrorCode: String?
+    public var lastErrorAt: Timestamp?
+    public var unusedCameraOptions: [String] = []
+    public var storageError: String?
+    public var clockSynchronized: Bool = false
+    public var pid: Int32 = 0
+    public var updatedAt: Timestamp
+    public var version: String = JunctionVersion.current
+
+    public init(device: String, cameraID: String, cameraURL: String, now: Timestamp) {
+        self.device = device
+        self.cameraID = cameraID
+        self.cameraURL = cameraURL
+        self.since = now
+        self.updatedAt = now
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case state, since, device, stream, fps, reconnects, gaps, pid, version
+        case cameraID = "camera_id", cameraURL = "camera_url", bitrateKbps = "bitrate_kbps"
+        case lastPacketAt = "last_packet_at", segmentsWritten = "segments_written", droppedPackets = "dropped_packets"
+        case openSegment = "open_segment", lastError = "last_error", lastErrorCode = "last_error_code"
+        case lastErrorAt = "last_error_at", unusedCameraOptions = "unused_camera_options"
+        case storageError = "storage_error", clockSynchronized = "clock_synchronized", updatedAt = "updated_at"
+    }
+}
+
+public enum JunctionVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,264 @@
+import Logging
+import Media
+import NIOPosix
+import Ring
+import ServiceLifecycle
+import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The capture service: keeps a connection to the camera, turns its packets into segments in the
+/// ring, reconnects with capped exponential backoff, records each outage as a gap, keeps the
+/// ring within budget, and publishes its health.
+///
+/// The camera connection runs on a thread of its own (`NIOThreadPool` of one): FFmpeg reads and
+/// fsync block. The service itself only awaits.
+public final class RecorderService: Service, Sendable {
+    public struct Configuration: Sendable {
+        public var device: String
+        public var cameraID: String
+        public var cameraURL: String
+        /// Where `status.json` is written (nil: not written).
+        public var statusPath: String?
+        public var statusInterval: Duration = .seconds(2)
+        public var backoff = Backoff()
+
+        public init(device: String, cameraID: String, cameraURL: String, statusPath: String?) {
+            self.device = device
+            self.cameraID = cameraID
+            self.cameraURL = cameraURL
+            self.statusPath = statusPath
+        }
+    }
+
+    let configuration: Configuration
+    let ring: Ring
+    let runner: any CaptureRunner
+    let clock: any HostClock
+    let sleeper: any Clock<Duration>
+    let logger: Logger
+    let interrupter = Interrupter()
+    let state: Mutex<RecorderHealth>
+    /// Camera failure waiting to be written as a gap when recording resumes.
+    private let pendingGapReason = Mutex<String?>(nil)
+
+    public init(configuration: Configuration, ring: Ring, runner: any CaptureRunner, clock: any HostClock = SystemClock(),
+                sleeper: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+        self.configuration = configuration
+        self.ring = ring
+        self.runner = runner
+        self.clock = clock
+        self.sleeper = sleeper
+        self.logger = logger
+        var h = RecorderHealth(device: configuration.device, cameraID: configuration.cameraID,
+                               cameraURL: configuration.cameraURL, now: clock.now())
+        h.pid = getpid()
+        state = Mutex(h)
+    }
+
+    /// The health as it is now.
+    public var health: RecorderHealth { state.withLock { $0 } }
+
+    public func run() async throws {
+        let (events, continuation) = AsyncStream.makeStream(of: CaptureEvent.self, bufferingPolicy: .unbounded)
+        let capturePool = NIOThreadPool(numberOfThreads: 1)
+        capturePool.start()
+        defer { capturePool.shutdownGracefully { _ in } }
+        if let latest = try? await ring.latest(camera: configuration.cameraID) {
+            pendingGapReason.withLock { $0 = $0 ?? "the recorder was not running" }
+            lastEnd.withLock { $0 = latest.end }
+        }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.consume(events) }
+                    group.addTask { await self.publishStatus() }
+                    await self.connectLoop(pool: capturePool, continuation: continuation)
+                    continuation.finish()
+                    self.update { $0.state = .stopped }
+                }
+            } onCancel: {
+                self.interrupter.stop()
+            }
+        } onGracefulShutdown: {
+            self.logger.info("recorder: stopping, closing the open segment")
+            self.interrupter.stop()
+        }
+        writeStatus()
+        logger.info("recorder: stopped")
+    }
+
+    private let lastEnd = Mutex<Timestamp?>(nil)
+    private let recordedSinceFailure = Atomic<Bool>(false)
+
+    func update(_ body: (inout RecorderHealth) -> Void) {
+        state.withLock {
+            body(&$0)
+            $0.updatedAt = clock.now()
+        }
+    }
+
+    /// Connect, record until the camera fails, wait, reconnect; until asked to stop.
+    func connectLoop(pool: NIOThreadPool, continuation: AsyncStream<CaptureEvent>.Continuation) async {
+        var backoff = configuration.backoff
+        var lastLogged: String?
+        while !interrupter.isStopped {
+            update { $0.state = $0.reconnects == 0 && $0.segmentsWritten == 0 ? .connecting : .reconnecting }
+            recordedSinceFailure.store(false, ordering: .relaxed)
+            let runner = self.runner
+            let interrupter = self.interrupter
+            var failure: MediaError
+            do {
+                try await pool.runIfActive {
+                    try runner.runSession(stop: interrupter, emit: { continuation.yield($0) })
+                }
+                failure = MediaError(code: .endOfStream, call: "runSession", target: configuration.cameraURL, message: "the camera closed the stream")
+            } catch let error as MediaError {
+                failure = error
+            } catch {
+                failure = MediaError(code: .other, call: "runSession", target: configuration.cameraURL, message: "\(error)")
+            }
+            if interrupter.isStopped || failure.code == .cancelled { break }
+
+            if recordedSinceFailure.load(ordering: .relaxed) { backoff.reset() }
+            let delay: Double
+            if failure.code == .storageFull {
+                // The camera is fine: make room and go on at once.
+                _ = try? await ring.enforceRetention(writingBytes: 0)
+                delay = 0.2
+            } else {
+                delay = failure.isRetryable ? backoff.next(random: Double.random(in: 0..<1)) : max(backoff.next(random: Double.random(in: 0..<1)), 10)
+            }
+            let text = failure.description
+            continuation.yield(.sessionEnded(failure))
+            update {
+                $0.state = .reconnecting
+                $0.reconnects += 1
+                $0.lastError = failure.message
+                $0.lastErrorCode = failure.code.rawValue
+                $0.lastErrorAt = clock.now()
+                $0.openSegment = nil
+            }
+            // One line per kind of failure, not one per retry.
+            if text != lastLogged {
+                logger.error("camera: \(text); retrying in \(Int(delay.rounded(.up))) s")
+                lastLogged = text
+            } else {
+                logger.debug("camera: still failing; retrying in \(delay) s")
+            }
+            do {
+                try await sleeper.sleep(for: .milliseconds(Int64(delay * 1000)))
+            } catch {
+                break  // cancelled
+            }
+        }
+    }
+
+    /// Indexes finished segments, records gaps, keeps the ring within budget.
+    func consume(_ events: AsyncStream<CaptureEvent>) async {
+        for await event in events {
+            switch event {
+            case .connected(let info, let unused):
+                logger.info("camera: connected", metadata: [
+                    "codec": "\(info.videoCodec)", "size": "\(info.width)x\(info.height)", "fps": "\(info.fps)",
+                    "audio": "\(info.audioCodec ?? "none")",
+                ])
+                if let note = info.audioNote { logger.warning("camera: \(note)") }
+                if !unused.isEmpty {
+                    logger.warning("camera: options not used by this camera (check [camera.options] for typos): \(unused.joined(separator: ", "))")
+                }
+                update {
+                    $0.stream = info
+                    $0.unusedCameraOptions = unused
+                }
+            case .segmentStarted(let origin, let path):
+                recordedSinceFailure.store(true, ordering: .relaxed)
+                let previousEnd = lastEnd.withLock { $0 }
+                let reason = pendingGapReason.withLock { r -> String? in defer { r = nil }; return r }
+                if let previousEnd, origin.start.seconds(since: previousEnd) > 1.5 {
+                    do {
+                        try await ring.recordGap(Gap(camera: origin.camera, start: previousEnd, end: origin.start,
+                                                     reason: reason ?? "the camera sent nothing"))
+                        update { $0.gaps += 1 }
+                    } catch {
+                        logger.error("index: cannot record a gap: \(error)")
+                    }
+                }
+                update {
+                    if $0.state != .recording { $0.since = clock.now() }
+                    $0.state = .recording
+                    $0.openSegment = path
+                    $0.clockSynchronized = origin.clockSynchronized
+                }
+            case .segmentFinished(let finished):
+                do {
+                    let segment = try await ring.commit(finished)
+                    lastEnd.withLock { $0 = segment.end }
+                    update {
+                        $0.segmentsWritten += 1
+                        $0.storageError = nil
+                    }
+                } catch {
+                    logger.error("index: cannot index \(finished.path): \(error); recovery indexes it at next start")
+                    update { $0.storageError = "\(error)" }
+                }
+                await keepWithinBudget()
+            case .segmentFailed(let path, let error):
+                logger.error("storage: segment \(path) could not be finished: \(error)")
+                update { $0.storageError = error.message }
+                await keepWithinBudget()
+                if !path.isEmpty, let finding = try? await ring.adoptFailed(path: path) {
+                    logger.notice("storage: \(finding)")
+                }
+            case .sessionEnded(let failure):
+                pendingGapReason.withLock { $0 = $0 ?? failure.message }
+            case .stats(let fps, let kbps, let last, let dropped):
+                update {
+                    $0.fps = fps
+                    $0.bitrateKbps = kbps
+                    $0.lastPacketAt = last
+                    $0.droppedPackets = dropped
+                }
+            }
+        }
+    }
+
+    func keepWithinBudget() async {
+        do {
+            try await ring.enforceRetention()
+        } catch {
+            logger.error("retention: \(error)")
+            update { $0.storageError = "\(error)" }
+        }
+    }
+
+    /// Writes `status.json` every `statusInterval` until cancelled.
+    func publishStatus() async {
+        while !interrupter.isStopped {
+            writeStatus()
+            try? await Task.sleep(for: configuration.statusInterval)
+        }
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }()
+
+    func writeStatus() {
+        guard let path = configuration.statusPath else { return }
+        let h = health
+        guard let data = try? Self.encoder.encode(h) else { return }
+        let tmp = path + ".tmp"
+        // Small, atomic (rename), not fsynced: it describes the moment, not the footage.
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        rename(tmp, path)
+    }
+}

@@ -1,0 +1,162 @@
+import Logging
+import NIOPosix
+
+/// The ring buffer of segment files on the SD card and its index.
+///
+/// # Invariants
+///
+/// The life of a segment, in the order that keeps the index honest across power cuts
+/// (after moonfire-nvr's `design/schema.md`):
+///
+/// 1. **Write.** The recorder creates `segments/<camera>/<YYYY-MM-DD>/<HH>/<start>.mp4`
+///    (directories fsynced when created) and writes ftyp + moov, then one moof+mdat per GOP.
+///    No row exists yet: the file is an *orphan*.
+/// 2. **Make durable.** When the segment is cut, the file is `fdatasync`ed and its directory
+///    `fsync`ed.
+/// 3. **Index.** Only then is its row inserted (`state = 'live'`, size and SHA-256 of the
+///    bytes written). **I1: every live row names a durable file of exactly `bytes` bytes
+///    whose SHA-256 is `sha256`.**
+/// 4. **Delete.** Retention first marks rows `state = 'deleting'` (one statement), then unlinks
+///    the files, then drops the rows. **I2: a file is never unlinked while a live row names it.**
+///
+/// What a power cut can leave, and what `recover()` does with it at start-up (each logged):
+/// - an orphan file (a segment that was being written, or written but not yet indexed):
+///   cut back to its last whole fragment (**I3: every file in the tree starts with a
+///   moov and ends on a whole fragment**), fsynced, hashed and indexed with `recovered = 1`;
+///   an orphan without a single whole fragment is deleted;
+/// - a `deleting` row: its file is unlinked (if still there) and the row dropped;
+/// - a live row whose file is missing: the row is dropped (**I4: no row without a file**);
+/// - a live row whose file has another size: the file is rescanned, cut back to its last
+///   whole fragment and the row updated.
+///
+/// Further invariants `check()` verifies:
+/// - **I5:** live segments of one camera do not overlap in time;
+/// - **I6:** the live segments' bytes stay within the budget (plus one segment of slack);
+/// - **I7:** the database passes SQLite's `integrity_check`.
+///
+/// `reindex()` rebuilds every row from the files alone: the start time, camera, monotonic
+/// clock, boot and clock state are in each file's metadata comment (`SegmentOrigin`).
+public actor Ring {
+    public struct Configuration: Sendable, Equatable {
+        public enum Budget: Sendable, Equatable {
+            case bytes(Int64)
+            case percent(Int)
+        }
+        /// The storage root: `index.sqlite` and `segments/` live here.
+        public var root: String
+        public var budget: Budget
+        /// Bytes the ring always leaves free on the filesystem.
+        public var reserveBytes: Int64
+        public var maxPinnedPercent: Int
+
+        public init(root: String, budget: Budget = .percent(90), reserveBytes: Int64 = 512_000_000, maxPinnedPercent: Int = 50) {
+            self.root = root
+            self.budget = budget
+            self.reserveBytes = reserveBytes
+            self.maxPinnedPercent = maxPinnedPercent
+        }
+
+        public var segmentsRoot: String { root + "/segments" }
+        public var indexPath: String { root + "/index.sqlite" }
+    }
+
+    public nonisolated let configuration: Configuration
+    let index: RingIndex
+    let logger: Logger
+    let pool: NIOThreadPool
+
+    init(configuration: Configuration, index: RingIndex, logger: Logger) {
+        self.configuration = configuration
+        self.index = index
+        self.logger = logger
+        self.pool = NIOThreadPool.singleton
+    }
+
+    /// Opens (creating if needed) the storage root and the index. Does not recover: call
+    /// `recover()` before recording.
+    public static func open(_ configuration: Configuration, logger: Logger) async throws(RingError) -> Ring {
+        let root = configuration.root
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                try FileSystem.makeDirectories(configuration.segmentsRoot)
+            }
+        } catch let error as RingError {
+            throw error
+        } catch {
+            throw RingError(.storage, "cannot prepare the data directory", path: root, underlying: error)
+        }
+        let index = try await RingIndex.open(path: configuration.indexPath, logger: logger)
+        return Ring(configuration: configuration, index: index, logger: logger)
+    }
+
+    public func close() async {
+        await index.close()
+    }
+
+    /// Runs blocking file work on the NIO thread pool, never on the shared concurrency pool.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws(RingError) -> T {
+        do {
+            return try await pool.runIfActive(body)
+        } catch let error as RingError {
+            throw error
+        } catch {
+            throw RingError(.storage, "file operation failed", underlying: error)
+        }
+    }
+
+    func absolute(_ relative: String) -> String { configuration.segmentsRoot + "/" + relative }
+
+    func relative(_ absolute: String) -> String {
+        let prefix = configuration.segmentsRoot + "/"
+        return absolute.hasPrefix(prefix) ? String(absolute.dropFirst(prefix.count)) : absolute
+    }
+
+    /// Where a segment starting at `origin` is written; creates (and fsyncs) its directories.
+    /// Blocking: the recorder calls it from its capture thread.
+    public nonisolated func prepareSegmentPath(for origin: SegmentOrigin) throws(RingError) -> String {
+        let hour = pad(origin.start.civil.hour, 2)
+        let dir = "\(configuration.segmentsRoot)/\(origin.camera)/\(origin.start.day)/\(hour)"
+        try FileSystem.makeDirectories(dir)
+        var path = "\(dir)/\(origin.start.compact).mp4"
+        var n = 1
+        while FileSystem.exists(path) {
+            n += 1
+            path = "\(dir)/\(origin.start.compact)-\(n).mp4"
+        }
+        return path
+    }
+
+    /// Step 3 of a segment's life: the file is durable, now the row says it exists.
+    @discardableResult
+    public func commit(_ finished: FinishedSegment) async throws(RingError) -> Segment {
+        let segment = try await index.insert(relativePath: relative(finished.path), origin: finished.origin,
+                                             end: finished.origin.start + finished.durationSeconds,
+                                             bytes: finished.bytes, sha256: finished.sha256, recovered: false)
+        logger.debug("segment indexed", metadata: ["path": "\(segment.path)", "bytes": "\(segment.bytes)"])
+        return segment
+    }
+
+    public func segments(camera: String? = nil, from: Timestamp? = nil, to: Timestamp? = nil) async throws(RingError) -> [Segment] {
+        try await index.segments(camera: camera, from: from, to: to)
+    }
+
+    public func gaps(camera: String? = nil, from: Timestamp? = nil, to: Timestamp? = nil) async throws(RingError) -> [Gap] {
+        try await index.gaps(camera: camera, from: from, to: to)
+    }
+
+    public func recordGap(_ gap: Gap) async throws(RingError) {
+        try await index.insertGap(gap)
+        logger.notice("gap recorded", metadata: ["from": "\(gap.start)", "to": "\(gap.end)", "reason": "\(gap.reason)"])
+    }
+
+    /// The newest live segment of a camera, if any.
+    public func latest(camera: String) async throws(RingError) -> Segment? {
+        try await index.run("SELECT \(RingIndex.segmentColumns) FROM segment WHERE camera = ? AND state = 'live' ORDER BY start_ms DESC, id DESC LIMIT 1",
+                            [.text(camera)]).first.map(RingIndex.segment(from:))
+    }
+
+    /// Absolute path of a segment's file.
+    public nonisolated func path(of segment: Segment) -> String {
+        configuration.segmentsRoot + "/" + segment.path
+    }
+}

@@ -1,0 +1,219 @@
+import Logging
+import NIOPosix
+import SQLiteNIO
+
+/// The one front door to the index database (`index.sqlite`, WAL). Owns the connection, runs
+/// the migrations when it opens, and exposes named operations; every statement is a single
+/// atomic SQLite statement, so no operation depends on another task not interleaving.
+final class RingIndex: Sendable {
+    let connection: SQLiteConnection
+    let path: String
+
+    /// Shipped migrations are never edited; a change is a new entry at the end.
+    static let migrations: [String] = [
+        // 1: segments and gaps.
+        """
+        CREATE TABLE segment (
+            id INTEGER PRIMARY KEY,
+            camera TEXT NOT NULL CHECK (length(camera) > 0),
+            path TEXT NOT NULL UNIQUE,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL CHECK (end_ms >= start_ms),
+            mono_start_ns INTEGER NOT NULL,
+            boot_id TEXT NOT NULL,
+            clock_synced INTEGER NOT NULL CHECK (clock_synced IN (0, 1)),
+            bytes INTEGER NOT NULL CHECK (bytes > 0),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            codec TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'live' CHECK (state IN ('live', 'deleting')),
+            flagged INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1)),
+            uploaded INTEGER NOT NULL DEFAULT 0 CHECK (uploaded IN (0, 1)),
+            recovered INTEGER NOT NULL DEFAULT 0 CHECK (recovered IN (0, 1))
+        );
+        CREATE INDEX segment_by_time ON segment (camera, start_ms);
+        CREATE TABLE gap (
+            id INTEGER PRIMARY KEY,
+            camera TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL CHECK (end_ms >= start_ms),
+            reason TEXT NOT NULL
+        );
+        CREATE INDEX gap_by_time ON gap (camera, start_ms);
+        """,
+    ]
+
+    private init(connection: SQLiteConnection, path: String) {
+        self.connection = connection
+        self.path = path
+    }
+
+    static func open(path: String, logger: Logger) async throws(RingError) -> RingIndex {
+        let connection: SQLiteConnection
+        do {
+            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        } catch {
+            throw RingError(.index, "cannot open the index", path: path, underlying: error)
+        }
+        let index = RingIndex(connection: connection, path: path)
+        do {
+            _ = try await connection.query("PRAGMA journal_mode = WAL", [])
+            _ = try await connection.query("PRAGMA synchronous = FULL", [])
+            _ = try await connection.query("PRAGMA foreign_keys = ON", [])
+            try await index.migrate(logger: logger)
+        } catch let error as RingError {
+            try? await connection.close()
+            throw error
+        } catch {
+            try? await connection.close()
+            throw RingError(.index, "the index cannot be used (run `junction reindex` to rebuild it from the segment files)", path: path, underlying: error)
+        }
+        return index
+    }
+
+    private func migrate(logger: Logger) async throws {
+        let version = try await connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+        guard version <= Self.migrations.count else {
+            throw RingError(.index, "the index was written by a newer junction (schema \(version)); update this box's software", path: path)
+        }
+        for (n, sql) in Self.migrations.enumerated() where n >= version {
+            logger.info("index: applying migration \(n + 1)")
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            do {
+                for statement in sql.split(separator: ";") where !statement.allSatisfy({ $0.isWhitespace }) {
+                    _ = try await connection.query(String(statement), [])
+                }
+                _ = try await connection.query("PRAGMA user_version = \(n + 1)", [])
+                _ = try await connection.query("COMMIT", [])
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    func close() async {
+        try? await connection.close()
+    }
+
+    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(RingError) -> [SQLiteRow] {
+        do {
+            return try await connection.query(sql, binds)
+        } catch {
+            throw RingError(.index, "index query failed", path: path, underlying: error)
+        }
+    }
+
+    static let segmentColumns = "id, camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, flagged, uploaded, recovered, state"
+
+    static func segment(from row: SQLiteRow) -> Segment {
+        func int(_ c: String) -> Int64 { Int64(row.column(c)?.integer ?? 0) }
+        func text(_ c: String) -> String { row.column(c)?.string ?? "" }
+        return Segment(id: int("id"), camera: text("camera"), path: text("path"),
+                       start: Timestamp(milliseconds: int("start_ms")), end: Timestamp(milliseconds: int("end_ms")),
+                       monotonicStartNanos: int("mono_start_ns"), bootID: text("boot_id"),
+                       clockSynchronized: int("clock_synced") == 1, bytes: int("bytes"), sha256: text("sha256"),
+                       codec: text("codec"), flagged: int("flagged") == 1, uploaded: int("uploaded") == 1,
+                       recovered: int("recovered") == 1)
+    }
+
+    @discardableResult
+    func insert(relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
+                recovered: Bool, flagged: Bool = false, uploaded: Bool = false) async throws(RingError) -> Segment {
+        let rows = try await run("""
+            INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.segmentColumns)
+            """, [.text(origin.camera), .text(relativePath), .integer(Int(origin.start.milliseconds)),
+                  .integer(Int(max(end.milliseconds, origin.start.milliseconds))), .integer(Int(origin.monotonicNanos)),
+                  .text(origin.bootID), .integer(origin.clockSynchronized ? 1 : 0), .integer(Int(bytes)),
+                  .text(sha256), .text(origin.codec), .integer(recovered ? 1 : 0), .integer(flagged ? 1 : 0), .integer(uploaded ? 1 : 0)])
+        guard let row = rows.first else { throw RingError(.index, "insert returned no row", path: relativePath) }
+        return Self.segment(from: row)
+    }
+
+    func segments(camera: String?, from: Timestamp?, to: Timestamp?, includeDeleting: Bool = false) async throws(RingError) -> [Segment] {
+        var sql = "SELECT \(Self.segmentColumns) FROM segment WHERE 1=1"
+        var binds: [SQLiteData] = []
+        if !includeDeleting { sql += " AND state = 'live'" }
+        if let camera { sql += " AND camera = ?"; binds.append(.text(camera)) }
+        if let from { sql += " AND end_ms > ?"; binds.append(.integer(Int(from.milliseconds))) }
+        if let to { sql += " AND start_ms < ?"; binds.append(.integer(Int(to.milliseconds))) }
+        sql += " ORDER BY start_ms, id"
+        return try await run(sql, binds).map(Self.segment(from:))
+    }
+
+    func deleting() async throws(RingError) -> [Segment] {
+        try await run("SELECT \(Self.segmentColumns) FROM segment WHERE state = 'deleting'").map(Self.segment(from:))
+    }
+
+    struct Totals: Sendable { var count: Int64; var bytes: Int64; var pinnedBytes: Int64; var largestRecent: Int64 }
+
+    func totals() async throws(RingError) -> Totals {
+        let row = try await run("""
+            SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b,
+                   COALESCE(SUM(CASE WHEN flagged = 1 AND uploaded = 0 THEN bytes ELSE 0 END), 0) AS p,
+                   (SELECT COALESCE(MAX(bytes), 0) FROM (SELECT bytes FROM segment ORDER BY id DESC LIMIT 30)) AS r
+            FROM segment WHERE state = 'live'
+            """).first
+        func v(_ c: String) -> Int64 { Int64(row?.column(c)?.integer ?? 0) }
+        return Totals(count: v("n"), bytes: v("b"), pinnedBytes: v("p"), largestRecent: v("r"))
+    }
+
+    /// Oldest unpinned live segments, oldest first, up to `limit`.
+    func evictionCandidates(limit: Int) async throws(RingError) -> [Segment] {
+        try await run("""
+            SELECT \(Self.segmentColumns) FROM segment
+            WHERE state = 'live' AND (flagged = 0 OR uploaded = 1)
+            ORDER BY start_ms, id LIMIT ?
+            """, [.integer(limit)]).map(Self.segment(from:))
+    }
+
+    /// Step 1 of deletion: the rows say "deleting" before any file is unlinked.
+    func markDeleting(_ ids: [Int64]) async throws(RingError) {
+        guard !ids.isEmpty else { return }
+        _ = try await run("UPDATE segment SET state = 'deleting' WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
+    }
+
+    /// Step 3 of deletion: the files are gone, drop the rows.
+    func drop(_ ids: [Int64]) async throws(RingError) {
+        guard !ids.isEmpty else { return }
+        _ = try await run("DELETE FROM segment WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
+    }
+
+    func update(id: Int64, end: Timestamp, bytes: Int64, sha256: String) async throws(RingError) {
+        _ = try await run("UPDATE segment SET end_ms = MAX(start_ms, ?), bytes = ?, sha256 = ?, recovered = 1 WHERE id = ?",
+                          [.integer(Int(end.milliseconds)), .integer(Int(bytes)), .text(sha256), .integer(Int(id))])
+    }
+
+    func insertGap(_ gap: Gap) async throws(RingError) {
+        _ = try await run("INSERT INTO gap (camera, start_ms, end_ms, reason) VALUES (?, ?, ?, ?)",
+                          [.text(gap.camera), .integer(Int(gap.start.milliseconds)), .integer(Int(max(gap.end, gap.start).milliseconds)), .text(gap.reason)])
+    }
+
+    func gaps(camera: String?, from: Timestamp?, to: Timestamp?) async throws(RingError) -> [Gap] {
+        var sql = "SELECT camera, start_ms, end_ms, reason FROM gap WHERE 1=1"
+        var binds: [SQLiteData] = []
+        if let camera { sql += " AND camera = ?"; binds.append(.text(camera)) }
+        if let from { sql += " AND end_ms > ?"; binds.append(.integer(Int(from.milliseconds))) }
+        if let to { sql += " AND start_ms < ?"; binds.append(.integer(Int(to.milliseconds))) }
+        sql += " ORDER BY start_ms"
+        return try await run(sql, binds).map { row in
+            Gap(camera: row.column("camera")?.string ?? "",
+                start: Timestamp(milliseconds: Int64(row.column("start_ms")?.integer ?? 0)),
+                end: Timestamp(milliseconds: Int64(row.column("end_ms")?.integer ?? 0)),
+                reason: row.column("reason")?.string ?? "")
+        }
+    }
+
+    /// Gaps older than the oldest segment describe footage the ring no longer has: forget them.
+    func pruneGaps(before: Timestamp) async throws(RingError) {
+        _ = try await run("DELETE FROM gap WHERE end_ms < ?", [.integer(Int(before.milliseconds))])
+    }
+
+    func deleteAllSegments() async throws(RingError) {
+        _ = try await run("DELETE FROM segment")
+    }
+
+    func integrityCheck() async throws(RingError) -> String {
+        try await run("PRAGMA integrity_check").first?.column("integrity_check")?.string ?? "no answer"
+    }
+}

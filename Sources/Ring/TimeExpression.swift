@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Times as a technician types them on the CLI: RFC 3339 ("2026-11-29T14:02:00Z",
+/// "2026-11-29T21:02:00+07:00"), the box's local time today ("14:02", "14:02:30"), a local date
+/// and time ("2026-11-29 14:02"), "now", or relative to now ("-10m", "-2h", "-90s", "-1d").
+public enum TimeExpression {
+    public struct ParseError: Error, CustomStringConvertible, Equatable {
+        public var text: String
+        public var description: String {
+            "'\(text)' is not a time: write 14:02 (today, local time), 2026-11-29 14:02, -10m (ten minutes ago) or 2026-11-29T14:02:00Z"
+        }
+    }
+
+    /// - Parameter utcOffsetSeconds: the local zone's offset; nil asks the system (TZ).
+    public static func parse(_ text: String, now: Timestamp = .now(), utcOffsetSeconds: Int? = nil) throws(ParseError) -> Timestamp {
+        let s = text.trimmingSpaces
+        if s == "now" { return now }
+        if let t = Timestamp(rfc3339: s) { return t }
+        if s.hasPrefix("-") || s.hasPrefix("+"), let unit = s.last, let n = Double(s.dropFirst().dropLast()), n >= 0 {
+            let scale: Double
+            switch unit {
+            case "s": scale = 1
+            case "m": scale = 60
+            case "h": scale = 3600
+            case "d": scale = 86400
+            default: throw ParseError(text: text)
+            }
+            return now + (s.hasPrefix("-") ? -n * scale : n * scale)
+        }
+        let offset = Int64(utcOffsetSeconds ?? localOffset(at: now)) * 1000
+        // "YYYY-MM-DD HH:MM[:SS]" local.
+        if s.count >= 16, s.dropFirst(10).first == " " || s.dropFirst(10).first == "T",
+           let day = Timestamp(rfc3339: String(s.prefix(10)) + "T00:00:00Z"),
+           let clock = clockSeconds(String(s.dropFirst(11))) {
+            return Timestamp(milliseconds: day.milliseconds + Int64(clock) * 1000 - offset)
+        }
+        // "HH:MM[:SS]" local, today.
+        if let clock = clockSeconds(s) {
+            let localNow = now.milliseconds + offset
+            let midnight = localNow - ((localNow % 86_400_000) + 86_400_000) % 86_400_000
+            return Timestamp(milliseconds: midnight + Int64(clock) * 1000 - offset)
+        }
+        throw ParseError(text: text)
+    }
+
+    static func clockSeconds(_ s: String) -> Int? {
+        let parts = s.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
+              let h = Int(parts[0]), let m = Int(parts[1]), h < 24, m < 60 else { return nil }
+        let sec = parts.count == 3 ? Int(parts[2])! : 0
+        guard sec < 60 else { return nil }
+        return h * 3600 + m * 60 + sec
+    }
+
+    /// The local zone's UTC offset at `t` (from TZ / /etc/localtime).
+    public static func localOffset(at t: Timestamp) -> Int {
+        var secs = time_t(t.milliseconds / 1000)
+        var tmv = tm()
+        localtime_r(&secs, &tmv)
+        return Int(tmv.tm_gmtoff)
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first?.isWhitespace == true { s = s.dropFirst() }
+        while s.last?.isWhitespace == true { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A UTC wall-clock instant in milliseconds since 1970, the unit of the index.
+///
+/// Formats and parses RFC 3339 itself (a few lines of civil-calendar arithmetic) so the box
+/// needs no ICU: see README, design notes.
+public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public var milliseconds: Int64
+
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    /// The system's wall clock now.
+    public static func now() -> Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Timestamp(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
+    }
+
+    public static func < (a: Timestamp, b: Timestamp) -> Bool { a.milliseconds < b.milliseconds }
+    public static func + (a: Timestamp, seconds: Double) -> Timestamp {
+        Timestamp(milliseconds: a.milliseconds + Int64((seconds * 1000).rounded()))
+    }
+    public func seconds(since other: Timestamp) -> Double { Double(milliseconds - other.milliseconds) / 1000 }
+
+    public var description: String { rfc3339 }
+
+    /// "2026-11-29T01:47:46.123Z" (milliseconds only when not zero).
+    public var rfc3339: String {
+        let c = civil
+        var s = "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2))"
+        if c.millisecond != 0 { s += "." + pad(c.millisecond, 3) }
+        return s + "Z"
+    }
+
+    /// "2026-11-29"
+    public var day: String { let c = civil; return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))" }
+
+    /// "20261129T014746.123Z": sortable, safe in file names on FAT.
+    public var compact: String {
+        let c = civil
+        return "\(pad(c.year, 4))\(pad(c.month, 2))\(pad(c.day, 2))T\(pad(c.hour, 2))\(pad(c.minute, 2))\(pad(c.second, 2)).\(pad(c.millisecond, 3))Z"
+    }
+
+    public struct Civil: Sendable, Equatable {
+        public var year, month, day, hour, minute, second, millisecond: Int
+    }
+
+    public var civil: Civil {
+        let ms = milliseconds
+        let days = Int(floorDiv(ms, 86_400_000))
+        let rem = Int(ms - Int64(days) * 86_400_000)
+        let (y, m, d) = Self.civilFromDays(days)
+        return Civil(year: y, month: m, day: d, hour: rem / 3_600_000, minute: rem / 60_000 % 60,
+                     second: rem / 1000 % 60, millisecond: rem % 1000)
+    }
+
+    public init(civil c: Civil) {
+        let days = Self.daysFromCivil(c.year, c.month, c.day)
+        milliseconds = Int64(days) * 86_400_000 + Int64(c.hour) * 3_600_000 + Int64(c.minute) * 60_000
+            + Int64(c.second) * 1000 + Int64(c.millisecond)
+    }
+
+    /// Parses RFC 3339: "2026-11-29T14:02:00Z", "2026-11-29T21:02:00+07:00", "2026-11-29 14:02:00.5Z".
+    public init?(rfc3339 text: String) {
+        let chars = Array(text.utf8)
+        var i = 0
+        func number(_ n: Int) -> Int? {
+            guard i + n <= chars.count else { return nil }
+            var v = 0
+            for k in 0..<n {
+                let c = chars[i + k]
+                guard c >= 48 && c <= 57 else { return nil }
+                v = v * 10 + Int(c - 48)
+            }
+            i += n
+            return v
+        }
+        func expect(_ c: UInt8) -> Bool {
+            guard i < chars.count, chars[i] == c else { return false }
+            i += 1
+            return true
+        }
+        guard let y = number(4), expect(45), let mo = number(2), expect(45), let d = number(2) else { return nil }
+        guard i < chars.count, chars[i] == 84 || chars[i] == 116 || chars[i] == 32 else { return nil }
+        i += 1
+        guard let h = number(2), expect(58), let mi = number(2), expect(58), let s = number(2) else { return nil }
+        var ms = 0
+        if i < chars.count, chars[i] == 46 {
+            i += 1
+            var digits = 0
+            while i < chars.count, chars[i] >= 48, chars[i] <= 57 {
+                if digits < 3 { ms = ms * 10 + Int(chars[i] - 48) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            for _ in digits..<3 where digits < 3 { ms *= 10 }
+        }
+        var offsetMinutes = 0
+        guard i < chars.count else { return nil }
+        if chars[i] == 90 || chars[i] == 122 {
+            i += 1
+        } else if chars[i] == 43 || chars[i] == 45 {
+            let sign = chars[i] == 45 ? -1 : 1
+            i += 1
+            guard let oh = number(2), expect(58), let om = number(2) else { return nil }
+            offsetMinutes = sign * (oh * 60 + om)
+        } else {
+            return nil
+        }
+        guard i == chars.count, (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        self.init(civil: Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: min(s, 59), millisecond: ms))
+        milliseconds -= Int64(offsetMinutes) * 60_000
+    }
+
+    // Howard Hinnant's civil-from-days / days-from-civil.
+    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rfc3339)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let s = try c.decode(String.self)
+        guard let t = Timestamp(rfc3339: s) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time: \(s)")
+        }
+        self = t
+    }
+}
+
+private func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+func pad(_ v: Int, _ width: Int) -> String {
+    let s = String(v)
+    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/python3
+"""A synthetic RTSP camera for tests, the demo and benchmarks (loopback only).
+
+FFmpeg cannot serve RTSP to a player, so GStreamer's RTSP server does it (see DESIGN.md, test
+rig): ffmpeg loops a clip into MPEG-TS over UDP on 127.0.0.1, and the server re-serves it as
+H.264 (and AAC with --audio) over RTSP to any number of clients.
+
+  /usr/bin/python3 rtsp_camera.py --clip clip.mp4 --port 8554 [--path /cam] [--user u --password p]
+
+Prints "READY rtsp://127.0.0.1:PORT/PATH" once it listens. Stops on SIGTERM/SIGINT.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--clip", required=True)
+    ap.add_argument("--port", type=int, default=8554)
+    ap.add_argument("--path", default="/cam")
+    ap.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    ap.add_argument("--audio", action="store_true", help="also serve the clip's AAC audio")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    args = ap.parse_args()
+
+    Gst.init(None)
+    udp = free_udp_port()
+    feeder = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", args.clip,
+         "-c", "copy", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"],
+        stdin=subprocess.DEVNULL)
+
+    parse, pay = ("h264parse", "rtph264pay") if args.codec == "h264" else ("h265parse", "rtph265pay")
+    launch = (f"( udpsrc address=127.0.0.1 port={udp} caps=video/mpegts ! tsdemux name=d ignore-pcr=true "
+              f"d. ! queue ! {parse} config-interval=-1 ! {pay} name=pay0 pt=96 ")
+    if args.audio:
+        launch += "d. ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97 "
+    launch += ")"
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
+        auth.add_basic(basic, token)
+        server.set_auth(auth)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_role_from_structure(Gst.Structure.new_from_string(
+            "user,media.factory.access=(boolean)true,media.factory.construct=(boolean)true"))
+        factory.set_permissions(perms)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        feeder.terminate()
+        sys.exit(f"cannot listen on 127.0.0.1:{args.port}")
+
+    loop = GLib.MainLoop()
+
+    def stop(*_):
+        loop.quit()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    GLib.timeout_add(200, lambda: True)  # wake the loop so Python signal handlers run
+    print(f"READY rtsp://127.0.0.1:{args.port}{args.path}", flush=True)
+    try:
+        loop.run()
+    finally:
+        feeder.terminate()
+        try:
+            feeder.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            feeder.kill()
+
+
+if __name__ == "__main__":
+    main()
