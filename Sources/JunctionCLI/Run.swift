@@ -42,7 +42,7 @@ extension JunctionCommand {
             let recorder = RecorderService(
                 configuration: .init(device: config.device.id, cameraID: config.camera.id,
                                      cameraURL: config.camera.redactedURL, statusPath: config.statusPath),
-                ring: ring, runner: capture, clock: clock, logger: logger)
+                ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: recorder)],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -162,7 +162,14 @@ public final class SegmentMuxer {
             lastVideo = micros
             videoPackets += 1
         }
-        let status = av_write_frame(output, pkt)
+        var status = av_write_frame(output, pkt)
+        if status >= 0 {
+            // The muxer keeps the open fragment in memory and writes it whole when it closes;
+            // flushing here sends a finished fragment to the file at once (a no-op otherwise),
+            // so a crash loses at most the open fragment (≤ 2 s).
+            avio_flush(io)
+            if io!.pointee.error < 0 { status = io!.pointee.error }
+        }
         if status < 0 {
             if sink.failure != 0 {
                 try check(-sink.failure, "write", target: path)

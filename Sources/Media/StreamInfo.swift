@@ -12,6 +12,11 @@ public struct StreamInfo: Sendable, Equatable, Codable {
     /// Why audio is not kept, for `status`.
     public var audioNote: String?
 
+    enum CodingKeys: String, CodingKey {
+        case width, height, fps
+        case videoCodec = "video_codec", audioCodec = "audio_codec", audioKept = "audio_kept", audioNote = "audio_note"
+    }
+
     public init(videoCodec: String, width: Int, height: Int, fps: Double,
                 audioCodec: String? = nil, audioKept: Bool = false, audioNote: String? = nil) {
         self.videoCodec = videoCodec

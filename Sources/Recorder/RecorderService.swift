@@ -39,6 +39,7 @@ public final class RecorderService: Service, Sendable {
     let runner: any CaptureRunner
     let clock: any HostClock
     let sleeper: any Clock<Duration>
+    let probe: (any CameraProbe)?
     let logger: Logger
     let interrupter = Interrupter()
     let state: Mutex<RecorderHealth>
@@ -46,12 +47,13 @@ public final class RecorderService: Service, Sendable {
     private let pendingGapReason = Mutex<String?>(nil)
 
     public init(configuration: Configuration, ring: Ring, runner: any CaptureRunner, clock: any HostClock = SystemClock(),
-                sleeper: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+                sleeper: any Clock<Duration> = ContinuousClock(), probe: (any CameraProbe)? = nil, logger: Logger) {
         self.configuration = configuration
         self.ring = ring
         self.runner = runner
         self.clock = clock
         self.sleeper = sleeper
+        self.probe = probe
         self.logger = logger
         var h = RecorderHealth(device: configuration.device, cameraID: configuration.cameraID,
                                cameraURL: configuration.cameraURL, now: clock.now())
@@ -150,10 +152,32 @@ public final class RecorderService: Service, Sendable {
                 logger.debug("camera: still failing; retrying in \(delay) s")
             }
             do {
-                try await sleeper.sleep(for: .milliseconds(Int64(delay * 1000)))
+                try await wait(seconds: delay, after: failure)
             } catch {
                 break  // cancelled
             }
+        }
+    }
+
+    /// Sleeps for the backoff delay; with a probe, wakes early when a camera that could not be
+    /// reached answers again (it came back: record it now, not at the end of a long backoff).
+    func wait(seconds: Double, after failure: MediaError) async throws {
+        guard let probe, [.unavailable, .timedOut, .endOfStream].contains(failure.code), seconds > 1 else {
+            try await sleeper.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            return
+        }
+        var wasDown = !(await probe.isReachable())
+        var remaining = seconds
+        while remaining > 0, !interrupter.isStopped {
+            let slice = min(remaining, 1)
+            try await sleeper.sleep(for: .milliseconds(Int64(slice * 1000)))
+            remaining -= slice
+            let up = await probe.isReachable()
+            if up && wasDown {
+                logger.info("camera: answering again; reconnecting now")
+                return
+            }
+            wasDown = !up
         }
     }
 
@@ -174,6 +198,7 @@ public final class RecorderService: Service, Sendable {
                     $0.stream = info
                     $0.unusedCameraOptions = unused
                 }
+                writeStatus()
             case .segmentStarted(let origin, let path):
                 recordedSinceFailure.store(true, ordering: .relaxed)
                 let previousEnd = lastEnd.withLock { $0 }
@@ -187,12 +212,14 @@ public final class RecorderService: Service, Sendable {
                         logger.error("index: cannot record a gap: \(error)")
                     }
                 }
+                var changed = false
                 update {
-                    if $0.state != .recording { $0.since = clock.now() }
+                    if $0.state != .recording { $0.since = clock.now(); changed = true }
                     $0.state = .recording
                     $0.openSegment = path
                     $0.clockSynchronized = origin.clockSynchronized
                 }
+                if changed { writeStatus() }
             case .segmentFinished(let finished):
                 do {
                     let segment = try await ring.commit(finished)
@@ -215,6 +242,7 @@ public final class RecorderService: Service, Sendable {
                 }
             case .sessionEnded(let failure):
                 pendingGapReason.withLock { $0 = $0 ?? failure.message }
+                writeStatus()
             case .stats(let fps, let kbps, let last, let dropped):
                 update {
                     $0.fps = fps

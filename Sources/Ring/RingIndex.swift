@@ -70,24 +70,30 @@ final class RingIndex: Sendable {
         return index
     }
 
+    /// Applies pending migrations in one IMMEDIATE transaction, reading the version inside it,
+    /// so a CLI command opening the index while the daemon starts cannot apply one twice.
     private func migrate(logger: Logger) async throws {
-        let version = try await connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
-        guard version <= Self.migrations.count else {
-            throw RingError(.index, "the index was written by a newer junction (schema \(version)); update this box's software", path: path)
+        let peek = try await connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+        guard peek < Self.migrations.count else {
+            guard peek == Self.migrations.count else {
+                throw RingError(.index, "the index was written by a newer junction (schema \(peek)); update this box's software", path: path)
+            }
+            return
         }
-        for (n, sql) in Self.migrations.enumerated() where n >= version {
-            logger.info("index: applying migration \(n + 1)")
-            _ = try await connection.query("BEGIN IMMEDIATE", [])
-            do {
+        _ = try await connection.query("BEGIN IMMEDIATE", [])
+        do {
+            let version = try await connection.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+            for (n, sql) in Self.migrations.enumerated() where n >= version {
+                logger.info("index: applying migration \(n + 1)")
                 for statement in sql.split(separator: ";") where !statement.allSatisfy({ $0.isWhitespace }) {
                     _ = try await connection.query(String(statement), [])
                 }
                 _ = try await connection.query("PRAGMA user_version = \(n + 1)", [])
-                _ = try await connection.query("COMMIT", [])
-            } catch {
-                _ = try? await connection.query("ROLLBACK", [])
-                throw error
             }
+            _ = try await connection.query("COMMIT", [])
+        } catch {
+            _ = try? await connection.query("ROLLBACK", [])
+            throw error
         }
     }
 

@@ -10,6 +10,7 @@ H.264 (and AAC with --audio) over RTSP to any number of clients.
 Prints "READY rtsp://127.0.0.1:PORT/PATH" once it listens. Stops on SIGTERM/SIGINT.
 """
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -31,6 +32,11 @@ def free_udp_port():
     return port
 
 
+def die_with_parent():
+    """Runs in the feeder before exec: the kernel kills it when this server dies, however it dies."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clip", required=True)
@@ -47,7 +53,7 @@ def main():
     feeder = subprocess.Popen(
         ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", args.clip,
          "-c", "copy", "-f", "mpegts", f"udp://127.0.0.1:{udp}?pkt_size=1316"],
-        stdin=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     parse, pay = ("h264parse", "rtph264pay") if args.codec == "h264" else ("h265parse", "rtph265pay")
     launch = (f"( udpsrc address=127.0.0.1 port={udp} caps=video/mpegts ! tsdemux name=d ignore-pcr=true "

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# make demo: a synthetic RTSP camera on loopback, the recorder on it for ~30 s, then what a
+# technician sees (status, list, check). Everything it starts is stopped by PID on exit.
+set -euo pipefail
+JUNCTION=${1:?usage: demo.sh path/to/junction}
+HERE=$(cd "$(dirname "$0")" && pwd)
+RUN=${DEMO_DIR:-$(pwd)/demo-run}
+SECONDS_TO_RECORD=${DEMO_SECONDS:-30}
+rm -rf "$RUN"; mkdir -p "$RUN"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Making a 1080p25 test clip (H.264 4 Mbit/s, AAC) with ffmpeg"
+ffmpeg -nostdin -y -loglevel error -f lavfi -i testsrc2=size=1920x1080:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+  -c:v libx264 -preset veryfast -g 50 -keyint_min 50 -sc_threshold 0 -b:v 4M -maxrate 4M -bufsize 4M -pix_fmt yuv420p \
+  -c:a aac -b:a 64k -t 20 "$RUN/clip.mp4"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+step "Starting a synthetic RTSP camera at rtsp://127.0.0.1:$PORT/cam"
+/usr/bin/python3 "$HERE/rtsp_camera.py" --clip "$RUN/clip.mp4" --port "$PORT" --audio > "$RUN/camera.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q READY "$RUN/camera.log" && break; sleep 0.1; done
+grep -q READY "$RUN/camera.log" || { cat "$RUN/camera.log"; exit 1; }
+
+cat > "$RUN/junction.toml" <<TOML
+# The one file an installer edits (see README, "Configuring a box").
+[device]
+id = "demo-0001"
+
+[camera]
+url = "rtsp://127.0.0.1:$PORT/cam"
+transport = "tcp"
+stall_seconds = 5
+
+[storage]
+path = "$RUN/data"
+max_bytes = "1GB"
+reserve_bytes = "100MB"
+segment_seconds = 10
+TOML
+step "junction.toml"
+cat "$RUN/junction.toml"
+
+step "junction run: recording for ${SECONDS_TO_RECORD} s (log in $RUN/junction.log)"
+"$JUNCTION" run --config "$RUN/junction.toml" > "$RUN/junction.log" 2>&1 &
+DAEMON=$!
+pids+=($DAEMON)
+sleep "$SECONDS_TO_RECORD"
+
+step "junction status (while recording)"
+"$JUNCTION" status --config "$RUN/junction.toml" || true
+
+step "Stopping the recorder (SIGTERM closes the open segment)"
+kill -TERM "$DAEMON"; wait "$DAEMON" || true
+sed -e 's/^/  /' "$RUN/junction.log"
+
+step "junction list"
+"$JUNCTION" list --config "$RUN/junction.toml"
+
+step "junction check --deep"
+"$JUNCTION" check --config "$RUN/junction.toml" --deep
+
+first=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["path"])')
+step "ffprobe of the first segment"
+ffprobe -v error -show_entries format=duration:stream=codec_name,codec_tag_string,width,height -of compact "$first"
+
+step "Done. The recordings stay in $RUN/data (make clean removes them)."
