@@ -49,7 +49,12 @@ FT=$!; pids+=($FT)
 sleep 1
 JP=$(pgrep -P "$JT" | head -1); FP=$(pgrep -P "$FT" | head -1)
 echo "recording for $DURATION s (junction pid $JP, ffmpeg pid $FP)..."
-sleep "$DURATION"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sleep 10
+J0=$(ticks "$JP"); F0=$(ticks "$FP")
+sleep $((DURATION - 10))
+J1=$(ticks "$JP"); F1=$(ticks "$FP")
+HZ=$(getconf CLK_TCK)
 sync
 read_io() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
 read_dirty() { awk '/^Private_Dirty/ {print $2}' "/proc/$1/smaps_rollup"; }
@@ -69,6 +74,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo "# junction vs ffmpeg -f segment, $(date -u +%FT%TZ), $(nproc) cores, ${DURATION} s of 1080p25 H.264 4 Mbit/s over RTSP/TCP (loopback)"
   printf '%-28s %14s %14s %8s\n' "metric" "junction" "ffmpeg" "ratio"
   printf '%-28s %14s %14s %8s\n' "CPU seconds (user+sys)" "$JC" "$FC" "$(ratio "$JC" "$FC")"
+  JS=$(awk -v a="$J0" -v b="$J1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  FS=$(awk -v a="$F0" -v b="$F1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+  printf '%-28s %14s %14s %8s\n' "CPU s, steady (10 s..end)" "$JS" "$FS" "$(ratio "$JS" "$FS")"
   printf '%-28s %14s %14s %8s\n' "max RSS (kB)" "$JR" "$FR" "$(ratio "$JR" "$FR")"
   printf '%-28s %14s %14s %8s\n' "Private_Dirty (kB)" "$JD" "$FD" "$(ratio "$JD" "$FD")"
   printf '%-28s %14s %14s\n' "media bytes (segments)" "$JM" "$FM"

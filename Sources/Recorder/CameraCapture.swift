@@ -39,10 +39,9 @@ public struct CameraCapture: CaptureRunner {
         var anchorWall = Timestamp(milliseconds: 0)
         var anchorMicros: Int64 = 0
 
-        // Statistics, published about once a second.
+        // Statistics, published about once a second of camera time (no clock read per packet).
         var statFrames = 0, statBytes = 0, dropped = 0
-        var statStart = clock.monotonicNanos()
-        var lastPacketAt = clock.now()
+        var statStart: Int64?
 
         var openPath = ""
 
@@ -71,14 +70,13 @@ public struct CameraCapture: CaptureRunner {
                 let time = packet.dtsMicroseconds
                 let isVideo = packet.kind == .video
                 let action = cutter.decide(isVideo: isVideo, isKeyframe: packet.isKeyframe, time: time)
-                let now = clock.now()
-                lastPacketAt = now
                 switch action {
                 case .drop:
                     dropped += 1
                     continue
                 case .start, .cut:
                     let t = time!
+                    let now = clock.now()
                     if action == .start {
                         streamOrigin = t
                         anchorWall = now
@@ -115,14 +113,20 @@ public struct CameraCapture: CaptureRunner {
                 statBytes += packet.size
                 try muxer!.write(packet)
 
-                let mono = clock.monotonicNanos()
-                if mono - statStart >= 1_000_000_000 {
-                    let secs = Double(mono - statStart) / 1e9
-                    emit(.stats(fps: Double(statFrames) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,
-                                lastPacketAt: lastPacketAt, droppedPackets: dropped))
-                    statFrames = 0
-                    statBytes = 0
-                    statStart = mono
+                if isVideo, let t = time {
+                    let elapsed = t - (statStart ?? t)
+                    if statStart == nil || elapsed < 0 {
+                        statStart = t
+                        statFrames = 1
+                        statBytes = packet.size
+                    } else if elapsed >= 1_000_000 {
+                        let secs = Double(elapsed) / 1e6
+                        emit(.stats(fps: Double(statFrames - 1) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,
+                                    lastPacketAt: clock.now(), droppedPackets: dropped))
+                        statStart = t
+                        statFrames = 1
+                        statBytes = 0
+                    }
                 }
             }
         } catch {

@@ -222,7 +222,12 @@ public final class RecorderService: Service, Sendable {
                 if changed { writeStatus() }
             case .segmentFinished(let finished):
                 do {
-                    let segment = try await ring.commit(finished)
+                    var segment = try await ring.commit(finished)
+                    if !finished.origin.clockSynchronized && clock.isSynchronized() {
+                        // Begun before the clock synchronised: time it from the monotonic clock.
+                        try await ring.retime(bootID: clock.bootID, now: clock.now(), monotonicNanos: clock.monotonicNanos())
+                        segment = try await ring.latest(camera: segment.camera) ?? segment
+                    }
                     lastEnd.withLock { $0 = segment.end }
                     update {
                         $0.segmentsWritten += 1
@@ -263,9 +268,21 @@ public final class RecorderService: Service, Sendable {
         }
     }
 
-    /// Writes `status.json` every `statusInterval` until cancelled.
+    /// Writes `status.json` every `statusInterval` until cancelled, and watches for the clock
+    /// becoming synchronised (then this boot's segments are re-timed).
     func publishStatus() async {
+        var synced = clock.isSynchronized()
         while !interrupter.isStopped {
+            let now = clock.isSynchronized()
+            if now && !synced {
+                do {
+                    try await ring.retime(bootID: clock.bootID, now: clock.now(), monotonicNanos: clock.monotonicNanos())
+                } catch {
+                    logger.error("index: cannot re-time segments after the clock synchronised: \(error)")
+                }
+            }
+            synced = now
+            update { $0.clockSynchronized = now }
             writeStatus()
             try? await Task.sleep(for: configuration.statusInterval)
         }

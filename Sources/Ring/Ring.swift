@@ -160,3 +160,26 @@ public actor Ring {
         configuration.segmentsRoot + "/" + segment.path
     }
 }
+
+extension Ring {
+    /// The wall clock has just become synchronised (NTP after a boot without RTC, or a step):
+    /// re-times this boot's segments recorded before, from the monotonic clock, which never
+    /// steps. `now` and `monotonicNanos` are read together, after the sync.
+    /// - Returns: how many segments were re-timed.
+    @discardableResult
+    public func retime(bootID: String, now: Timestamp, monotonicNanos: Int64) async throws(RingError) -> Int {
+        // SQLite evaluates every SET expression on the row's old values.
+        let rows = try await index.run("""
+            UPDATE segment
+            SET start_ms = ?1 - (?2 - mono_start_ns) / 1000000,
+                end_ms = ?1 - (?2 - mono_start_ns) / 1000000 + (end_ms - start_ms),
+                clock_synced = 1
+            WHERE boot_id = ?3 AND clock_synced = 0 AND mono_start_ns <= ?2
+            RETURNING id
+            """, [.integer(Int(now.milliseconds)), .integer(Int(monotonicNanos)), .text(bootID)])
+        if !rows.isEmpty {
+            logger.notice("clock synchronised: re-timed \(rows.count) segments of this boot from the monotonic clock")
+        }
+        return rows.count
+    }
+}

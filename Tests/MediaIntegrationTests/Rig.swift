@@ -107,6 +107,19 @@ enum Rig {
         return r.stdout
     }
 
+    /// Sends `signal` to a child we started, waits up to `seconds`, then SIGKILLs it.
+    @discardableResult
+    static func terminate(_ p: Process, signal: Int32, within seconds: Double) -> Int32 {
+        if p.isRunning {
+            kill(p.processIdentifier, signal)
+            let deadline = Date().addingTimeInterval(seconds)
+            while p.isRunning && Date() < deadline { usleep(20_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
     /// Waits (bounded) until `condition` holds; returns whether it did.
     static func wait(seconds: Double, every: Double = 0.25, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -164,13 +177,7 @@ final class Camera: @unchecked Sendable {
     func stop() {
         guard let p = process else { return }
         process = nil
-        if p.isRunning {
-            kill(p.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while p.isRunning && Date() < deadline { usleep(20_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        }
-        p.waitUntilExit()
+        Rig.terminate(p, signal: SIGTERM, within: 5)
     }
 
     deinit { stop() }
@@ -192,7 +199,9 @@ final class Daemon: @unchecked Sendable {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Rig.junction)
         p.arguments = ["run", "--config", config]
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+        }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         h.seekToEndOfFile()
         p.standardOutput = h
@@ -207,14 +216,7 @@ final class Daemon: @unchecked Sendable {
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard let p = process else { return -1 }
         process = nil
-        if p.isRunning {
-            kill(p.processIdentifier, signal)
-            let deadline = Date().addingTimeInterval(15)
-            while p.isRunning && Date() < deadline { usleep(20_000) }
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        }
-        p.waitUntilExit()
-        return p.terminationStatus
+        return Rig.terminate(p, signal: signal, within: 15)
     }
 
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }

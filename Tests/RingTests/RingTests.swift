@@ -221,3 +221,24 @@ let t0 = Timestamp(rfc3339: "2026-11-29T10:00:00Z")!
         #expect(!scan.isTorn)
     }
 }
+
+@Suite struct RetimeTests {
+    /// Recorded with a wrong clock (box booted without RTC), then NTP syncs: the boot's
+    /// unsynchronised segments move to the true time, others are left alone.
+    @Test func retimesUnsynchronisedSegmentsOfThisBoot() async throws {
+        let ring = try await openRing(makeRoot())
+        let wrong = Timestamp(rfc3339: "1970-01-01T00:10:00Z")!
+        var o = SegmentOrigin(camera: "cam1", start: wrong, monotonicNanos: 600_000_000_000, bootID: "boot-A", clockSynchronized: false, codec: "h264")
+        let a = try await ring.index.insert(relativePath: "a.mp4", origin: o, end: wrong + 10, bytes: 10, sha256: String(repeating: "0", count: 64), recovered: false)
+        o.bootID = "boot-B"
+        let b = try await ring.index.insert(relativePath: "b.mp4", origin: o, end: wrong + 10, bytes: 10, sha256: String(repeating: "0", count: 64), recovered: false)
+        // Synced at monotonic 700 s, true time 2026-11-29T10:00:00Z: the segment began 100 s before.
+        let n = try await ring.retime(bootID: "boot-A", now: t0, monotonicNanos: 700_000_000_000)
+        #expect(n == 1)
+        let rows = try await ring.segments()
+        let ra = rows.first { $0.id == a.id }!, rb = rows.first { $0.id == b.id }!
+        #expect(ra.start == t0 + -100 && ra.end == t0 + -90 && ra.clockSynchronized)
+        #expect(rb.start == wrong && !rb.clockSynchronized)
+        await ring.close()
+    }
+}
