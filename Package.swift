@@ -34,12 +34,24 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.
+        .target(name: "Wire"),
+        // Upload queue and tus client (state machine + driver).
+        .target(
+            name: "Uplink",
+            dependencies: [
+                "Wire",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The box's configuration file (junction.toml): parsing and validation.
         .target(name: "Config"),
         // The on-disk ring: segment files + SQLite index, retention, recovery.
         .target(
             name: "Ring",
             dependencies: [
+                "Wire",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -66,6 +78,8 @@ let package = Package(
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire"]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),

@@ -49,6 +49,13 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    public struct Upload: Sendable, Equatable {
+        /// Seconds added before and after every flagged range.
+        public var preRollSeconds: Int = 10
+        public var postRollSeconds: Int = 10
+        public init() {}
+    }
+
     public struct Log: Sendable, Equatable {
         public var level: String = "info"
         public init() {}
@@ -57,12 +64,14 @@ public struct JunctionConfiguration: Sendable, Equatable {
     public var device: Device
     public var camera: Camera
     public var storage: Storage = Storage()
+    public var upload: Upload = Upload()
     public var log: Log = Log()
 
-    public init(device: Device, camera: Camera, storage: Storage = Storage(), log: Log = Log()) {
+    public init(device: Device, camera: Camera, storage: Storage = Storage(), upload: Upload = Upload(), log: Log = Log()) {
         self.device = device
         self.camera = camera
         self.storage = storage
+        self.upload = upload
         self.log = log
     }
 }
@@ -126,6 +135,8 @@ private struct Reader {
         "storage.reserve_bytes": "space always left free, e.g. \"512MB\"",
         "storage.segment_seconds": "target segment length in seconds (2–120)",
         "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
+        "upload.pre_roll_seconds": "seconds added before every flagged range (0–600)",
+        "upload.post_roll_seconds": "seconds added after every flagged range (0–600)",
         "log.level": "trace, debug, info, notice, warning or error",
     ]
 
@@ -178,7 +189,7 @@ private struct Reader {
             let section = key.split(separator: ".").first.map(String.init) ?? key
             let siblings = Self.known.keys.filter { $0.hasPrefix(section + ".") }.sorted()
             let hint = siblings.isEmpty
-                ? "known sections: [device], [camera], [camera.options], [storage], [log]"
+                ? "known sections: [device], [camera], [camera.options], [storage], [upload], [log]"
                 : "known keys here: " + siblings.joined(separator: ", ")
             throw fail(key, line: v.line, "unknown key (\(hint))")
         }
@@ -246,6 +257,10 @@ private struct Reader {
         if let s = try int("storage.segment_seconds", in: 2...120) { storage.segmentSeconds = s }
         if let p = try int("storage.max_pinned_percent", in: 1...90) { storage.maxPinnedPercent = p }
 
+        var upload = JunctionConfiguration.Upload()
+        if let p = try int("upload.pre_roll_seconds", in: 0...600) { upload.preRollSeconds = p }
+        if let p = try int("upload.post_roll_seconds", in: 0...600) { upload.postRollSeconds = p }
+
         var log = JunctionConfiguration.Log()
         if let (level, line) = try string("log.level") {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -254,7 +269,7 @@ private struct Reader {
             }
             log.level = level.lowercased()
         }
-        return JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, log: log)
+        return JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, upload: upload, log: log)
     }
 
     func checkName(_ name: String, key: String, line: Int) throws(ConfigError) {

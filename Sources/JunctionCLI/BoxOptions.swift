@@ -27,6 +27,15 @@ struct BoxOptions: ParsableArguments {
     }
 }
 
+extension Logger {
+    /// For technician commands: the output is the answer; only warnings and errors are logged.
+    static var cli: Logger {
+        var l = Logger(label: "junction")
+        l.logLevel = .warning
+        return l
+    }
+}
+
 /// An error for a person: printed as it is, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
@@ -47,7 +56,7 @@ extension JunctionConfiguration {
     var statusPath: String { storage.path + "/status.json" }
 
     /// Opens the ring for a CLI command, with an error that says what to do.
-    func openRing(logger: Logger = Logger(label: "junction")) async throws -> Ring {
+    func openRing(logger: Logger = .cli) async throws -> Ring {
         do {
             return try await Ring.open(ringConfiguration, logger: logger)
         } catch {

@@ -40,7 +40,7 @@ extension JunctionCommand {
             let ringConfig = config.ringConfiguration
             let failure: RingError
             do {
-                return try await Ring.open(ringConfig, logger: .init(label: "junction"))
+                return try await Ring.open(ringConfig, logger: .cli)
             } catch {
                 failure = error
             }

@@ -1,5 +1,6 @@
 import Logging
 import NIOPosix
+@_exported import Wire
 
 /// The ring buffer of segment files on the SD card and its index.
 ///
@@ -114,7 +115,7 @@ public actor Ring {
     /// Where a segment starting at `origin` is written; creates (and fsyncs) its directories.
     /// Blocking: the recorder calls it from its capture thread.
     public nonisolated func prepareSegmentPath(for origin: SegmentOrigin) throws(RingError) -> String {
-        let hour = pad(origin.start.civil.hour, 2)
+        let hour = origin.start.hour
         let dir = "\(configuration.segmentsRoot)/\(origin.camera)/\(origin.start.day)/\(hour)"
         try FileSystem.makeDirectories(dir)
         var path = "\(dir)/\(origin.start.compact).mp4"
@@ -133,6 +134,7 @@ public actor Ring {
                                              end: finished.origin.start + finished.durationSeconds,
                                              bytes: finished.bytes, sha256: finished.sha256, recovered: false)
         logger.debug("segment indexed", metadata: ["path": "\(segment.path)", "bytes": "\(segment.bytes)"])
+        try await closeFinishedFlags(camera: segment.camera, recordedUntil: segment.end)
         return segment
     }
 

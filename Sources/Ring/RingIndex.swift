@@ -40,6 +40,23 @@ final class RingIndex: Sendable {
         );
         CREATE INDEX gap_by_time ON gap (camera, start_ms);
         """,
+        // 2: flags (what must leave the box). pin_from/pin_to include pre- and post-roll.
+        """
+        CREATE TABLE flag (
+            id INTEGER PRIMARY KEY,
+            camera TEXT NOT NULL,
+            from_ms INTEGER NOT NULL,
+            to_ms INTEGER NOT NULL CHECK (to_ms > from_ms),
+            pin_from_ms INTEGER NOT NULL CHECK (pin_from_ms <= from_ms),
+            pin_to_ms INTEGER NOT NULL CHECK (pin_to_ms >= to_ms),
+            reason TEXT,
+            source TEXT NOT NULL CHECK (source IN ('cli', 'request', 'motion')),
+            request_id TEXT,
+            created_ms INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed', 'released'))
+        );
+        CREATE INDEX flag_by_state ON flag (state, camera)
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {
@@ -127,7 +144,10 @@ final class RingIndex: Sendable {
                 recovered: Bool, flagged: Bool = false, uploaded: Bool = false) async throws(RingError) -> Segment {
         let rows = try await run("""
             INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING \(Self.segmentColumns)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+                    ?12 OR EXISTS (SELECT 1 FROM flag WHERE state != 'released' AND camera = ?1 AND pin_to_ms > ?3 AND pin_from_ms < ?4),
+                    ?13)
+            RETURNING \(Self.segmentColumns)
             """, [.text(origin.camera), .text(relativePath), .integer(Int(origin.start.milliseconds)),
                   .integer(Int(max(end.milliseconds, origin.start.milliseconds))), .integer(Int(origin.monotonicNanos)),
                   .text(origin.bootID), .integer(origin.clockSynchronized ? 1 : 0), .integer(Int(bytes)),

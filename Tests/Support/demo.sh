@@ -53,6 +53,10 @@ sleep "$SECONDS_TO_RECORD"
 step "junction status (while recording)"
 "$JUNCTION" status --config "$RUN/junction.toml" || true
 
+step "junction flag --from -25s --to -15s --reason \"demo: a flagged incident\""
+"$JUNCTION" flag --config "$RUN/junction.toml" --from -25s --to -15s --reason "demo: a flagged incident"
+"$JUNCTION" flags --config "$RUN/junction.toml"
+
 step "Stopping the recorder (SIGTERM closes the open segment)"
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
 sed -e 's/^/  /' "$RUN/junction.log"

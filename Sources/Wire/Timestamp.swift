@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// A UTC wall-clock instant in milliseconds since 1970, the unit of the index.
+/// A UTC wall-clock instant in milliseconds since 1970: the unit of the index and of every time
+/// box and server exchange.
 ///
 /// Formats and parses RFC 3339 itself (a few lines of civil-calendar arithmetic) so the box
 /// needs no ICU: see README, design notes.
@@ -33,6 +34,12 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         if c.millisecond != 0 { s += "." + pad(c.millisecond, 3) }
         return s + "Z"
     }
+
+    /// Whole seconds since 1970 now.
+    public static func nowSeconds() -> Int64 { now().milliseconds / 1000 }
+
+    /// "14" (UTC hour, two digits).
+    public var hour: String { pad(civil.hour, 2) }
 
     /// "2026-11-29"
     public var day: String { let c = civil; return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))" }
@@ -161,4 +168,28 @@ private func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
 func pad(_ v: Int, _ width: Int) -> String {
     let s = String(v)
     return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}
+
+/// HTTP dates (RFC 9110 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT"), as in `Upload-Expires`.
+public enum HTTPDate {
+    static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
+
+    /// Seconds since 1970, or nil when the text is not an IMF-fixdate.
+    public static func parse(_ text: String) -> Double? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let year = Int(parts[3]),
+              let month = months.firstIndex(of: String(parts[2])) else { return nil }
+        let hms = parts[4].split(separator: ":").compactMap { Int($0) }
+        guard hms.count == 3 else { return nil }
+        let t = Timestamp(civil: .init(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1], second: hms[2], millisecond: 0))
+        return Double(t.milliseconds) / 1000
+    }
+
+    public static func format(_ t: Timestamp) -> String {
+        let c = t.civil
+        let days = Int((t.milliseconds - ((t.milliseconds % 86_400_000) + 86_400_000) % 86_400_000) / 86_400_000)
+        let wd = weekdays[((days % 7) + 7) % 7]
+        return "\(wd), \(pad(c.day, 2)) \(months[c.month - 1]) \(c.year) \(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2)) GMT"
+    }
 }

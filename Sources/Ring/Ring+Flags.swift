@@ -1,0 +1,166 @@
+/// Flags: footage that must leave the box. Flagging pins every segment overlapping the range
+/// (plus pre- and post-roll) against eviction; a range still being recorded stays `open` and pins
+/// each new segment as it is indexed, until its end has been recorded (`closed`). A pin is
+/// released only when the segment is uploaded (acknowledged whole by the server) or the flag is
+/// withdrawn. Pinned bytes are capped at `maxPinnedPercent` of the ring's budget.
+extension Ring {
+    public struct Flag: Sendable, Codable, Equatable {
+        public enum Source: String, Sendable, Codable { case cli, request, motion }
+        public enum State: String, Sendable, Codable {
+            /// Its end has not been recorded yet: new segments in range are pinned as they come.
+            case open
+            /// All of it that exists is recorded and pinned.
+            case closed
+            /// Withdrawn (`junction unflag`): its pins are released.
+            case released
+        }
+        public var id: Int64
+        public var camera: String
+        public var from: Timestamp
+        public var to: Timestamp
+        public var pinFrom: Timestamp
+        public var pinTo: Timestamp
+        public var reason: String?
+        public var source: Source
+        public var requestID: String?
+        public var createdAt: Timestamp
+        public var state: State
+        /// Segments in range, their bytes, and how many of them are uploaded.
+        public var segments: Int = 0
+        public var bytes: Int64 = 0
+        public var uploadedSegments: Int = 0
+
+        enum CodingKeys: String, CodingKey {
+            case id, camera, from, to, reason, source, state, segments, bytes
+            case pinFrom = "pin_from", pinTo = "pin_to", requestID = "request_id", createdAt = "created_at"
+            case uploadedSegments = "uploaded_segments"
+        }
+    }
+
+    public struct FlagRequest: Sendable {
+        public var camera: String
+        public var from: Timestamp
+        public var to: Timestamp
+        public var reason: String?
+        public var source: Flag.Source
+        public var requestID: String?
+        public var preRollSeconds: Double
+        public var postRollSeconds: Double
+
+        public init(camera: String, from: Timestamp, to: Timestamp, reason: String? = nil, source: Flag.Source = .cli,
+                    requestID: String? = nil, preRollSeconds: Double = 0, postRollSeconds: Double = 0) {
+            self.camera = camera
+            self.from = from
+            self.to = to
+            self.reason = reason
+            self.source = source
+            self.requestID = requestID
+            self.preRollSeconds = preRollSeconds
+            self.postRollSeconds = postRollSeconds
+        }
+    }
+
+    /// Flags a range: pins what is recorded of it now, and what is recorded of it later.
+    /// Refused with `.invalidArgument` (and a message that says what to do) when the range is
+    /// empty, lies wholly before the oldest footage, or would take pinned bytes past the cap.
+    public func flag(_ request: FlagRequest, now: Timestamp = .now()) async throws(RingError) -> Flag {
+        guard request.to > request.from else {
+            throw RingError(.invalidArgument, "the range is empty: --to must be after --from")
+        }
+        let pinFrom = request.from + -request.preRollSeconds
+        let pinTo = request.to + request.postRollSeconds
+        let all = try await index.segments(camera: request.camera, from: nil, to: nil)
+        if let oldest = all.first, pinTo <= oldest.start {
+            throw RingError(.invalidArgument, "nothing left of this range: the ring's oldest footage starts at \(oldest.start) (older footage was overwritten)")
+        }
+        if all.isEmpty && pinTo <= now {
+            throw RingError(.invalidArgument, "nothing recorded in this range: the ring is empty")
+        }
+        let inRange = all.filter { $0.end > pinFrom && $0.start < pinTo }
+        let newBytes = inRange.filter { !$0.flagged && !$0.uploaded }.reduce(Int64(0)) { $0 + $1.bytes }
+        // What is still to be recorded of an open range, at the recent data rate.
+        var futureBytes: Int64 = 0
+        if pinTo > now, let last = all.last, last.durationSeconds > 0 {
+            let rate = Double(last.bytes) / last.durationSeconds
+            futureBytes = Int64(rate * pinTo.seconds(since: max(now, pinFrom)))
+        }
+        let u = try await usage()
+        if u.pinnedBytes + newBytes + futureBytes > u.pinnedCapBytes {
+            throw RingError(.invalidArgument, """
+                flag refused: it would pin \(format(newBytes + futureBytes)) more, and \(format(u.pinnedBytes)) of the \
+                \(format(u.pinnedCapBytes)) cap (\(configuration.maxPinnedPercent) % of the ring) is already pinned \
+                waiting for upload. Flag a shorter range, withdraw an old flag (junction flags, junction unflag ID), \
+                or export to USB (junction export) and unflag.
+                """)
+        }
+        // Open while its end can still be recorded; a past end never will be beyond what is here.
+        let state: Flag.State = pinTo > now ? .open : .closed
+        let rows = try await index.run("""
+            INSERT INTO flag (camera, from_ms, to_ms, pin_from_ms, pin_to_ms, reason, source, request_id, created_ms, state)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+            """, [.text(request.camera), .integer(Int(request.from.milliseconds)), .integer(Int(request.to.milliseconds)),
+                  .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds)),
+                  request.reason.map { .text($0) } ?? .null, .text(request.source.rawValue),
+                  request.requestID.map { .text($0) } ?? .null, .integer(Int(now.milliseconds)), .text(state.rawValue)])
+        guard let id = rows.first?.column("id")?.integer else { throw RingError(.index, "flag insert returned no id") }
+        _ = try await index.run("""
+            UPDATE segment SET flagged = 1
+            WHERE camera = ? AND state = 'live' AND end_ms > ? AND start_ms < ?
+            """, [.text(request.camera), .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds))])
+        logger.notice("flagged", metadata: ["id": "\(id)", "from": "\(request.from)", "to": "\(request.to)", "source": "\(request.source.rawValue)"])
+        return try await flags(includeReleased: true).first { $0.id == Int64(id) }!
+    }
+
+    /// Flags with what they pin, newest first.
+    public func flags(includeReleased: Bool = false) async throws(RingError) -> [Flag] {
+        let rows = try await index.run("""
+            SELECT f.id, f.camera, f.from_ms, f.to_ms, f.pin_from_ms, f.pin_to_ms, f.reason, f.source, f.request_id,
+                   f.created_ms, f.state,
+                   (SELECT COUNT(*) FROM segment s WHERE s.state = 'live' AND s.camera = f.camera AND s.end_ms > f.pin_from_ms AND s.start_ms < f.pin_to_ms) AS n,
+                   (SELECT COALESCE(SUM(bytes), 0) FROM segment s WHERE s.state = 'live' AND s.camera = f.camera AND s.end_ms > f.pin_from_ms AND s.start_ms < f.pin_to_ms) AS b,
+                   (SELECT COUNT(*) FROM segment s WHERE s.state = 'live' AND s.uploaded = 1 AND s.camera = f.camera AND s.end_ms > f.pin_from_ms AND s.start_ms < f.pin_to_ms) AS u
+            FROM flag f \(includeReleased ? "" : "WHERE f.state != 'released'") ORDER BY f.id DESC
+            """)
+        return rows.map { r in
+            func ms(_ c: String) -> Timestamp { Timestamp(milliseconds: Int64(r.column(c)?.integer ?? 0)) }
+            return Flag(id: Int64(r.column("id")?.integer ?? 0), camera: r.column("camera")?.string ?? "",
+                        from: ms("from_ms"), to: ms("to_ms"), pinFrom: ms("pin_from_ms"), pinTo: ms("pin_to_ms"),
+                        reason: r.column("reason")?.string, source: Flag.Source(rawValue: r.column("source")?.string ?? "") ?? .cli,
+                        requestID: r.column("request_id")?.string, createdAt: ms("created_ms"),
+                        state: Flag.State(rawValue: r.column("state")?.string ?? "") ?? .closed,
+                        segments: Int(r.column("n")?.integer ?? 0), bytes: Int64(r.column("b")?.integer ?? 0),
+                        uploadedSegments: Int(r.column("u")?.integer ?? 0))
+        }
+    }
+
+    /// Withdraws a flag: segments no other flag covers are no longer pinned (uploads already
+    /// made stay made).
+    public func unflag(id: Int64) async throws(RingError) -> Flag {
+        guard let flag = try await flags(includeReleased: true).first(where: { $0.id == id }) else {
+            throw RingError(.invalidArgument, "there is no flag \(id): junction flags lists them")
+        }
+        guard flag.state != .released else { return flag }
+        _ = try await index.run("UPDATE flag SET state = 'released' WHERE id = ?", [.integer(Int(id))])
+        _ = try await index.run("""
+            UPDATE segment SET flagged = EXISTS (
+                SELECT 1 FROM flag f WHERE f.state != 'released' AND f.camera = segment.camera
+                AND segment.end_ms > f.pin_from_ms AND segment.start_ms < f.pin_to_ms)
+            WHERE flagged = 1 AND camera = ?
+            """, [.text(flag.camera)])
+        logger.notice("flag withdrawn", metadata: ["id": "\(id)"])
+        var released = flag
+        released.state = .released
+        return released
+    }
+
+    /// Open flags whose end is now recorded become closed (called after each commit).
+    func closeFinishedFlags(camera: String, recordedUntil end: Timestamp) async throws(RingError) {
+        _ = try await index.run("UPDATE flag SET state = 'closed' WHERE state = 'open' AND camera = ? AND pin_to_ms <= ?",
+                                [.text(camera), .integer(Int(end.milliseconds))])
+    }
+
+    private func format(_ bytes: Int64) -> String {
+        let mb = Double(bytes) / 1e6
+        return mb >= 1000 ? "\(String(format1: mb / 1000)) GB" : "\(String(format1: mb)) MB"
+    }
+}

@@ -1,0 +1,157 @@
+import Crypto
+import Wire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One HTTP exchange of the tus protocol. The uplink's real transport is an HTTP client; tests
+/// use an in-memory server.
+public struct TusRequest: Sendable, Equatable {
+    public var method: String
+    public var url: String
+    public var headers: [String: String]
+    public var body: [UInt8]
+
+    public init(method: String, url: String, headers: [String: String], body: [UInt8] = []) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+public struct TusResponse: Sendable, Equatable {
+    public var status: Int
+    public var headers: [String: String]
+
+    public init(status: Int, headers: [String: String] = [:]) {
+        self.status = status
+        self.headers = headers
+    }
+}
+
+public protocol TusTransport: Sendable {
+    /// Performs one request; throws when no answer came (refused, reset, timeout, TLS).
+    func perform(_ request: TusRequest) async throws -> TusResponse
+}
+
+/// Drives a `TusUploadStateMachine` with a transport: the I/O half of the tus client.
+public struct TusClient: Sendable {
+    public let transport: any TusTransport
+    /// The creation endpoint, e.g. "https://commune.example/files/".
+    public let collectionURL: String
+    /// Sent as `Authorization: Bearer …` (never logged).
+    public let token: String?
+
+    public init(transport: any TusTransport, collectionURL: String, token: String?) {
+        self.transport = transport
+        self.collectionURL = collectionURL
+        self.token = token
+    }
+
+    public enum Result: Sendable, Equatable {
+        case uploaded(url: String, resentBytes: Int64)
+        case failed(reason: String)
+    }
+
+    /// Uploads until done, a permanent failure, or cancellation.
+    /// - Parameters:
+    ///   - read: returns `length` bytes of the file from `offset` (off the shared pool).
+    ///   - save: called with the progress after every step, to keep it across reboots.
+    ///   - sleep: waits between retries (injected so tests do not wait).
+    public func upload(length: Int64, metadata: UploadMetadata, progress: TusUploadStateMachine.Progress,
+                       checksum: TusUploadStateMachine.ChecksumAlgorithm?,
+                       configuration: TusUploadStateMachine.Configuration = .init(),
+                       read: @Sendable (Int64, Int) async throws -> [UInt8],
+                       save: @Sendable (TusUploadStateMachine.Progress) async -> Void,
+                       sleep: @Sendable (Double) async throws -> Void) async throws -> Result {
+        var machine = TusUploadStateMachine(length: length, metadata: metadata, progress: progress,
+                                            checksum: checksum, configuration: configuration)
+        while true {
+            try Task.checkCancellation()
+            let action = machine.next()
+            switch action {
+            case .done(let url):
+                return .uploaded(url: url, resentBytes: machine.resentBytes)
+            case .failed(let reason):
+                return .failed(reason: reason)
+            case .wait(let seconds):
+                try await sleep(seconds)
+                continue
+            case .create, .head, .patch:
+                break
+            }
+            let request = try await makeRequest(for: action, read: read)
+            let started = ContinuousClock.now
+            let outcome: TusUploadStateMachine.Outcome
+            do {
+                let response = try await transport.perform(request)
+                outcome = .response(status: response.status, headers: response.headers, seconds: seconds(since: started))
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                outcome = .transportError(String(describing: error), seconds: seconds(since: started))
+            }
+            machine.handle(action, outcome, random: Double.random(in: 0..<1))
+            if case .response(201, let headers, _) = outcome, case .create = action,
+               let location = headers.first(where: { $0.key.lowercased() == "location" })?.value {
+                // Keep the absolute URL so a reboot resumes against the same upload.
+                machine.resolveLocation(Self.resolve(location, against: collectionURL))
+                _ = location
+            }
+            await save(machine.progress)
+        }
+    }
+
+    func makeRequest(for action: TusUploadStateMachine.Action,
+                     read: @Sendable (Int64, Int) async throws -> [UInt8]) async throws -> TusRequest {
+        var headers = [Tus.Header.resumable: Tus.version]
+        if let token { headers["Authorization"] = "Bearer \(token)" }
+        switch action {
+        case .create(let length, let metadata):
+            headers[Tus.Header.uploadLength] = String(length)
+            headers[Tus.Header.uploadMetadata] = metadata
+            return TusRequest(method: "POST", url: collectionURL, headers: headers)
+        case .head(let url):
+            return TusRequest(method: "HEAD", url: url, headers: headers)
+        case .patch(let url, let offset, let length, let checksum):
+            let body = try await read(offset, length)
+            headers[Tus.Header.uploadOffset] = String(offset)
+            headers[Tus.Header.contentType] = Tus.Header.offsetOctetStream
+            switch checksum {
+            case .sha256: headers[Tus.Header.uploadChecksum] = "sha256 " + Data(SHA256.hash(data: body)).base64EncodedString()
+            case .sha1: headers[Tus.Header.uploadChecksum] = "sha1 " + Data(Insecure.SHA1.hash(data: body)).base64EncodedString()
+            case nil: break
+            }
+            return TusRequest(method: "PATCH", url: url, headers: headers, body: body)
+        default:
+            preconditionFailure("no request for \(action)")
+        }
+    }
+
+    /// Resolves a `Location` header ("/files/abc" or a full URL) against the collection URL.
+    public static func resolve(_ location: String, against base: String) -> String {
+        if location.contains("://") { return location }
+        guard let schemeEnd = base.firstRange(of: "://") else { return location }
+        let afterScheme = base[schemeEnd.upperBound...]
+        let hostEnd = afterScheme.firstIndex(of: "/") ?? afterScheme.endIndex
+        let origin = String(base[..<hostEnd])
+        if location.hasPrefix("/") { return origin + location }
+        let dir = base.hasSuffix("/") ? base : String(base[...(base.lastIndex(of: "/") ?? base.startIndex)])
+        return dir + location
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
+
+extension TusUploadStateMachine {
+    /// Replaces the Location just received with its absolute form.
+    mutating func resolveLocation(_ absolute: String) {
+        if progress.url != nil { progressURL = absolute }
+    }
+}
