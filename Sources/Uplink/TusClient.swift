@@ -87,7 +87,11 @@ public struct TusClient: Sendable {
             let started = ContinuousClock.now
             let outcome: TusUploadStateMachine.Outcome
             do {
-                let response = try await transport.perform(request)
+                var response = try await transport.perform(request)
+                if let key = response.headers.keys.first(where: { $0.lowercased() == "location" }) {
+                    // Keep the absolute URL so a reboot resumes against the same upload.
+                    response.headers[key] = Self.resolve(response.headers[key]!, against: collectionURL)
+                }
                 outcome = .response(status: response.status, headers: response.headers, seconds: seconds(since: started))
             } catch is CancellationError {
                 throw CancellationError()
@@ -95,12 +99,6 @@ public struct TusClient: Sendable {
                 outcome = .transportError(String(describing: error), seconds: seconds(since: started))
             }
             machine.handle(action, outcome, random: Double.random(in: 0..<1))
-            if case .response(201, let headers, _) = outcome, case .create = action,
-               let location = headers.first(where: { $0.key.lowercased() == "location" })?.value {
-                // Keep the absolute URL so a reboot resumes against the same upload.
-                machine.resolveLocation(Self.resolve(location, against: collectionURL))
-                _ = location
-            }
             await save(machine.progress)
         }
     }
@@ -146,12 +144,5 @@ public struct TusClient: Sendable {
     private func seconds(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock.now - start
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-}
-
-extension TusUploadStateMachine {
-    /// Replaces the Location just received with its absolute form.
-    mutating func resolveLocation(_ absolute: String) {
-        if progress.url != nil { progressURL = absolute }
     }
 }

@@ -67,11 +67,6 @@ public struct TusUploadStateMachine: Sendable {
     public let length: Int64
     public let metadata: String
     public private(set) var progress: Progress
-    /// Set by the driver to the absolute form of the upload URL.
-    var progressURL: String? {
-        get { progress.url }
-        set { progress.url = newValue }
-    }
     public private(set) var chunk: Int
     /// Bytes sent more than once (for the bench's "re-sent" figure).
     public private(set) var resentBytes: Int64 = 0
