@@ -5,7 +5,7 @@ SWIFT ?= swift
 DEBS := pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
         gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-        gstreamer1.0-libav time util-linux procps
+        gstreamer1.0-libav time util-linux procps systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release test demo bench clean

@@ -5,6 +5,11 @@ import Media
 import Recorder
 import Ring
 import ServiceLifecycle
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension JunctionCommand {
     struct Run: AsyncParsableCommand {
@@ -39,9 +44,12 @@ extension JunctionCommand {
             let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
                                                              segmentSeconds: config.storage.segmentSeconds),
                                         ring: ring, clock: clock)
+            var recorderConfig = RecorderService.Configuration(device: config.device.id, cameraID: config.camera.id,
+                                                               cameraURL: config.camera.redactedURL, statusPath: config.statusPath)
+            recorderConfig.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            recorderConfig.stallSeconds = Double(config.camera.stallSeconds) + 2
             let recorder = RecorderService(
-                configuration: .init(device: config.device.id, cameraID: config.camera.id,
-                                     cameraURL: config.camera.redactedURL, statusPath: config.statusPath),
+                configuration: recorderConfig,
                 ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)
             let group = ServiceGroup(configuration: .init(
                 services: [.init(service: recorder)],

@@ -25,6 +25,10 @@ public final class RecorderService: Service, Sendable {
         public var statusPath: String?
         public var statusInterval: Duration = .seconds(2)
         public var backoff = Backoff()
+        /// systemd's notification socket, when run by systemd.
+        public var notifier: SystemdNotifier?
+        /// No packet for this long: the watchdog is not fed.
+        public var stallSeconds: Double = 5
 
         public init(device: String, cameraID: String, cameraURL: String, statusPath: String?) {
             self.device = device
@@ -74,6 +78,7 @@ public final class RecorderService: Service, Sendable {
             lastEnd.withLock { $0 = latest.end }
         }
         await withGracefulShutdownHandler {
+            defer { configuration.notifier?.send("STOPPING=1") }
             await withTaskCancellationHandler {
                 await withDiscardingTaskGroup { group in
                     group.addTask { await self.consume(events) }
@@ -284,8 +289,34 @@ public final class RecorderService: Service, Sendable {
             synced = now
             update { $0.clockSynchronized = now }
             writeStatus()
+            notifySystemd()
             try? await Task.sleep(for: configuration.statusInterval)
         }
+    }
+
+    private let readySent = Atomic<Bool>(false)
+
+    /// READY=1 once recording has started; WATCHDOG=1 only while packets flow and the ring
+    /// takes writes; STATUS= in words for `systemctl status`.
+    func notifySystemd() {
+        guard let notifier = configuration.notifier else { return }
+        let h = health
+        let flowing = h.state == .recording && h.storageError == nil
+            && h.lastPacketAt.map { clock.now().seconds(since: $0) <= configuration.stallSeconds } == true
+        if h.state == .recording && !readySent.exchange(true, ordering: .relaxed) {
+            notifier.send("READY=1")
+        }
+        if flowing && notifier.watchdogSeconds != nil {
+            notifier.send("WATCHDOG=1")
+        }
+        let words: String
+        switch h.state {
+        case .recording: words = "recording \(h.stream.map { "\($0.videoCodec) \($0.width)x\($0.height)" } ?? ""), \(h.segmentsWritten) segments"
+        case .reconnecting, .connecting: words = "not recording: \(h.lastError ?? "connecting to the camera")"
+        case .starting: words = "starting"
+        case .stopped: words = "stopped"
+        }
+        notifier.send("STATUS=" + words)
     }
 
     private static let encoder: JSONEncoder = {
