@@ -40,7 +40,8 @@ let package = Package(
         .target(
             name: "Uplink",
             dependencies: [
-                "Wire",
+                "Wire", "Ring",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -79,7 +80,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),

@@ -57,6 +57,17 @@ final class RingIndex: Sendable {
         );
         CREATE INDEX flag_by_state ON flag (state, camera)
         """,
+        // 3: upload progress of pinned segments, so a reboot resumes instead of restarting.
+        """
+        CREATE TABLE upload (
+            segment_id INTEGER PRIMARY KEY REFERENCES segment (id) ON DELETE CASCADE,
+            url TEXT,
+            offset_bytes INTEGER NOT NULL DEFAULT 0 CHECK (offset_bytes >= 0),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            updated_ms INTEGER NOT NULL
+        )
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

@@ -45,7 +45,11 @@ struct SystemdTests {
         var messages: [String] = []
         var buf = [UInt8](repeating: 0, count: 4096)
         let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && !(messages.contains("READY=1") && messages.contains("WATCHDOG=1")) {
+        // READY, WATCHDOG and STATUS of a round arrive in that order: wait for all three.
+        func complete() -> Bool {
+            messages.contains("READY=1") && messages.contains("WATCHDOG=1") && messages.contains { $0.hasPrefix("STATUS=recording") }
+        }
+        while Date() < deadline && !complete() {
             let n = recv(fd, &buf, buf.count, 0)
             if n > 0 { messages.append(String(decoding: buf[0..<n], as: UTF8.self)) }
         }

@@ -1,0 +1,68 @@
+/// The ring's side of uploading: which pinned segments still have to leave the box, how far each
+/// upload got (kept across reboots), and releasing a pin once the server has the whole file.
+extension Ring {
+    /// Where an upload stands, as the uplink last saved it.
+    public struct UploadState: Sendable, Equatable {
+        public var url: String?
+        public var offset: Int64
+        public var attempts: Int
+        public var lastError: String?
+
+        public init(url: String? = nil, offset: Int64 = 0, attempts: Int = 0, lastError: String? = nil) {
+            self.url = url
+            self.offset = offset
+            self.attempts = attempts
+            self.lastError = lastError
+        }
+    }
+
+    /// A pinned segment waiting to be uploaded, with why it was flagged.
+    public struct QueuedUpload: Sendable, Equatable {
+        public var segment: Segment
+        public var flagID: Int64
+        public var reason: String?
+        public var requestID: String?
+        public var state: UploadState
+    }
+
+    /// Flagged segments not yet uploaded: flags in the order they were made (requests in
+    /// arrival order), oldest segment first within each.
+    public func uploadQueue(limit: Int = 100) async throws(RingError) -> [QueuedUpload] {
+        let rows = try await index.run("""
+            SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
+                   f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
+                   u.url AS up_url, COALESCE(u.offset_bytes, 0) AS up_offset, COALESCE(u.attempts, 0) AS up_attempts,
+                   u.last_error AS up_error
+            FROM segment s
+            JOIN flag f ON f.id = (SELECT MIN(g.id) FROM flag g WHERE g.state != 'released' AND g.camera = s.camera
+                                   AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)
+            LEFT JOIN upload u ON u.segment_id = s.id
+            WHERE s.state = 'live' AND s.flagged = 1 AND s.uploaded = 0
+            ORDER BY f.id, s.start_ms
+            LIMIT ?
+            """, [.integer(limit)])
+        return rows.map { r in
+            QueuedUpload(segment: RingIndex.segment(from: r), flagID: Int64(r.column("flag_id")?.integer ?? 0),
+                         reason: r.column("flag_reason")?.string, requestID: r.column("flag_request")?.string,
+                         state: UploadState(url: r.column("up_url")?.string, offset: Int64(r.column("up_offset")?.integer ?? 0),
+                                            attempts: Int(r.column("up_attempts")?.integer ?? 0), lastError: r.column("up_error")?.string))
+        }
+    }
+
+    /// Keeps an upload's progress (URL, offset, attempts, last error) for after a reboot.
+    public func saveUpload(segmentID: Int64, _ state: UploadState, now: Timestamp = .now()) async throws(RingError) {
+        _ = try await index.run("""
+            INSERT INTO upload (segment_id, url, offset_bytes, attempts, last_error, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (segment_id) DO UPDATE SET url = excluded.url, offset_bytes = excluded.offset_bytes,
+                attempts = excluded.attempts, last_error = excluded.last_error, updated_ms = excluded.updated_ms
+            """, [.integer(Int(segmentID)), state.url.map { .text($0) } ?? .null, .integer(Int(state.offset)),
+                  .integer(state.attempts), state.lastError.map { .text($0) } ?? .null, .integer(Int(now.milliseconds))])
+    }
+
+    /// The server has acknowledged every byte: the pin is released (the segment may now be
+    /// evicted like any other) and the progress row dropped.
+    public func markUploaded(segmentID: Int64) async throws(RingError) {
+        _ = try await index.run("UPDATE segment SET uploaded = 1 WHERE id = ?", [.integer(Int(segmentID))])
+        _ = try await index.run("DELETE FROM upload WHERE segment_id = ?", [.integer(Int(segmentID))])
+    }
+}

@@ -1,0 +1,106 @@
+import Logging
+import NIOPosix
+import Ring
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends every pinned, not yet uploaded segment to the tus server, one at a time in queue order,
+/// keeping each upload's progress in the index (a reboot resumes, never restarts) and releasing
+/// the pin only when the server has the whole file.
+public struct UploadQueue: Sendable {
+    public let ring: Ring
+    public let client: TusClient
+    public let device: String
+    public let checksum: TusUploadStateMachine.ChecksumAlgorithm?
+    public let configuration: TusUploadStateMachine.Configuration
+    let logger: Logger
+
+    public init(ring: Ring, client: TusClient, device: String, checksum: TusUploadStateMachine.ChecksumAlgorithm?,
+                configuration: TusUploadStateMachine.Configuration = .init(), logger: Logger) {
+        self.ring = ring
+        self.client = client
+        self.device = device
+        self.checksum = checksum
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public struct Report: Sendable, Equatable {
+        public var uploaded: [Int64] = []
+        public var failed: [Int64: String] = [:]
+        public var resentBytes: Int64 = 0
+    }
+
+    /// The `Upload-Metadata` of a segment (a contract: see `UploadMetadata`).
+    public func metadata(for item: Ring.QueuedUpload) -> UploadMetadata {
+        var m = UploadMetadata([
+            ("device", device), ("camera", item.segment.camera),
+            ("start", item.segment.start.rfc3339), ("end", item.segment.end.rfc3339),
+            ("sha256", item.segment.sha256),
+            ("filename", String(item.segment.path.split(separator: "/").last ?? "")),
+        ])
+        if let r = item.requestID { m["request"] = r }
+        if let r = item.reason { m["reason"] = r }
+        return m
+    }
+
+    /// Uploads what is queued now; returns when the queue is empty, or a failure that waiting
+    /// cannot fix stops one file (the others still go). Cancellation stops it between steps;
+    /// progress is saved after every step.
+    public func drain(sleep: @escaping @Sendable (Double) async throws -> Void) async throws -> Report {
+        var report = Report()
+        var skip: Set<Int64> = []
+        while true {
+            let queue = try await ring.uploadQueue().filter { !skip.contains($0.segment.id) }
+            guard let item = queue.first else { return report }
+            let path = ring.path(of: item.segment)
+            let segmentID = item.segment.id
+            let ring = self.ring
+            let result = try await client.upload(
+                length: item.segment.bytes, metadata: metadata(for: item),
+                progress: .init(url: item.state.url, offset: item.state.offset, attempts: item.state.attempts, lastError: item.state.lastError),
+                checksum: checksum, configuration: configuration,
+                read: { offset, length in try await Self.read(path: path, offset: offset, length: length) },
+                save: { p in
+                    try? await ring.saveUpload(segmentID: segmentID, .init(url: p.url, offset: p.offset, attempts: p.attempts, lastError: p.lastError))
+                },
+                sleep: sleep)
+            switch result {
+            case .uploaded(let url, let resent):
+                try await ring.markUploaded(segmentID: segmentID)
+                report.uploaded.append(segmentID)
+                report.resentBytes += resent
+                logger.info("uplink: uploaded", metadata: ["segment": "\(item.segment.path)", "url": "\(url)"])
+            case .failed(let reason):
+                report.failed[segmentID] = reason
+                skip.insert(segmentID)
+                logger.error("uplink: \(item.segment.path): \(reason)")
+            }
+        }
+    }
+
+    /// `pread` on the NIO thread pool (never on the shared concurrency pool).
+    static func read(path: String, offset: Int64, length: Int) async throws -> [UInt8] {
+        try await NIOThreadPool.singleton.runIfActive {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw UplinkError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var buf = [UInt8](repeating: 0, count: length)
+            var done = 0
+            while done < length {
+                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(offset) + off_t(done)) }
+                if n < 0 { if errno == EINTR { continue }; throw UplinkError("cannot read \(path): \(String(cString: strerror(errno)))") }
+                if n == 0 { throw UplinkError("\(path) is shorter than its index says: junction check") }
+                done += n
+            }
+            return buf
+        }
+    }
+}
+
+public struct UplinkError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ text: String) { description = text }
+}
