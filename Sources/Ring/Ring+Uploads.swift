@@ -1,8 +1,9 @@
 /// The ring's side of uploading: which pinned segments still have to leave the box, how far each
 /// upload got (kept across reboots), and releasing a pin once the server has the whole file.
 extension Ring {
-    /// Where an upload stands, as the uplink last saved it.
-    public struct UploadState: Sendable, Equatable {
+    /// Where an upload stands (tus URL, server offset, failures in a row, last error), as the
+    /// uplink last saved it.
+    public struct UploadState: Sendable, Equatable, Codable {
         public var url: String?
         public var offset: Int64
         public var attempts: Int

@@ -1,3 +1,4 @@
+import Ring
 import Wire
 
 /// One file's tus 1.0.0 upload as a state machine that returns actions and takes responses, with
@@ -24,20 +25,8 @@ public struct TusUploadStateMachine: Sendable {
         public init() {}
     }
 
-    /// What survives a reboot.
-    public struct Progress: Sendable, Equatable, Codable {
-        public var url: String?
-        public var offset: Int64
-        public var attempts: Int
-        public var lastError: String?
-
-        public init(url: String? = nil, offset: Int64 = 0, attempts: Int = 0, lastError: String? = nil) {
-            self.url = url
-            self.offset = offset
-            self.attempts = attempts
-            self.lastError = lastError
-        }
-    }
+    /// What survives a reboot: the ring keeps it in the index.
+    public typealias Progress = Ring.UploadState
 
     public enum Action: Sendable, Equatable {
         /// POST to the collection URL with Upload-Length and Upload-Metadata.

@@ -60,12 +60,10 @@ public struct UploadQueue: Sendable {
             let ring = self.ring
             let result = try await client.upload(
                 length: item.segment.bytes, metadata: metadata(for: item),
-                progress: .init(url: item.state.url, offset: item.state.offset, attempts: item.state.attempts, lastError: item.state.lastError),
+                progress: item.state,
                 checksum: checksum, configuration: configuration,
                 read: { offset, length in try await Self.read(path: path, offset: offset, length: length) },
-                save: { p in
-                    try? await ring.saveUpload(segmentID: segmentID, .init(url: p.url, offset: p.offset, attempts: p.attempts, lastError: p.lastError))
-                },
+                save: { progress in try? await ring.saveUpload(segmentID: segmentID, progress) },
                 sleep: sleep)
             switch result {
             case .uploaded(let url, let resent):
