@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "junction", targets: ["JunctionCLI"]),
+        .executable(name: "commune", targets: ["CommuneCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -16,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // The only place FFmpeg's headers are seen. Only `Media` imports it.
@@ -42,6 +46,8 @@ let package = Package(
             dependencies: [
                 "Wire", "Ring",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,16 +77,42 @@ let package = Package(
         .executableTarget(
             name: "JunctionCLI",
             dependencies: [
-                "Recorder", "Ring", "Config",
+                "Recorder", "Ring", "Config", "Uplink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The commune server library: tus endpoint, storage, catalog, device registry.
+        .target(
+            name: "Commune",
+            dependencies: [
+                "Wire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "CommuneCLI",
+            dependencies: [
+                "Commune",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
+        .testTarget(name: "CommuneTests", dependencies: [
+            "Commune", "Uplink", "Ring", "Wire",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),

@@ -49,6 +49,15 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// The commune server. Absent: footage is flagged and pinned but not uploaded.
+    public struct Server: Sendable, Equatable {
+        public var url: String
+        public var token: String
+        /// The tus creation endpoint (default: url + "/files/").
+        public var tusURL: String
+        public var allowInsecureHTTP: Bool = false
+    }
+
     public struct Upload: Sendable, Equatable {
         /// Seconds added before and after every flagged range.
         public var preRollSeconds: Int = 10
@@ -65,6 +74,7 @@ public struct JunctionConfiguration: Sendable, Equatable {
     public var camera: Camera
     public var storage: Storage = Storage()
     public var upload: Upload = Upload()
+    public var server: Server?
     public var log: Log = Log()
 
     public init(device: Device, camera: Camera, storage: Storage = Storage(), upload: Upload = Upload(), log: Log = Log()) {
@@ -135,6 +145,10 @@ private struct Reader {
         "storage.reserve_bytes": "space always left free, e.g. \"512MB\"",
         "storage.segment_seconds": "target segment length in seconds (2–120)",
         "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
+        "server.url": "the commune server, e.g. \"https://commune.example.vn\"",
+        "server.token": "this box's token (commune devices add ID prints it)",
+        "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
+        "server.allow_insecure_http": "true to allow an http:// server (trusted networks only)",
         "upload.pre_roll_seconds": "seconds added before every flagged range (0–600)",
         "upload.post_roll_seconds": "seconds added after every flagged range (0–600)",
         "log.level": "trace, debug, info, notice, warning or error",
@@ -189,7 +203,7 @@ private struct Reader {
             let section = key.split(separator: ".").first.map(String.init) ?? key
             let siblings = Self.known.keys.filter { $0.hasPrefix(section + ".") }.sorted()
             let hint = siblings.isEmpty
-                ? "known sections: [device], [camera], [camera.options], [storage], [upload], [log]"
+                ? "known sections: [device], [camera], [camera.options], [storage], [server], [upload], [log]"
                 : "known keys here: " + siblings.joined(separator: ", ")
             throw fail(key, line: v.line, "unknown key (\(hint))")
         }
@@ -261,6 +275,29 @@ private struct Reader {
         if let p = try int("upload.pre_roll_seconds", in: 0...600) { upload.preRollSeconds = p }
         if let p = try int("upload.post_roll_seconds", in: 0...600) { upload.postRollSeconds = p }
 
+        var server: JunctionConfiguration.Server?
+        if let (url, urlLine) = try string("server.url") {
+            guard let (token, _) = try string("server.token"), !token.isEmpty else {
+                throw fail("server.token", line: doc.tables["server"] ?? urlLine, "missing: the token `commune devices add \(id)` printed for this box")
+            }
+            var allowHTTP = false
+            if let v = value("server.allow_insecure_http") {
+                guard case .bool(let b) = v.kind else { throw fail("server.allow_insecure_http", line: v.line, "expected true or false") }
+                allowHTTP = b
+            }
+            let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+                throw fail("server.url", line: urlLine, "\"\(url)\" is not a web address: write it like \"https://commune.example.vn\"")
+            }
+            if url.hasPrefix("http://") && !allowHTTP {
+                throw fail("server.url", line: urlLine, "is plain http://: footage would travel unencrypted. Use https://, or set server.allow_insecure_http = true on a trusted network")
+            }
+            let tus = try string("server.tus_url")?.0 ?? trimmed + "/files/"
+            server = .init(url: trimmed, token: token, tusURL: tus, allowInsecureHTTP: allowHTTP)
+        } else if let v = doc["server.token"] {
+            throw fail("server.url", line: v.line, "server.token is set but server.url is missing")
+        }
+
         var log = JunctionConfiguration.Log()
         if let (level, line) = try string("log.level") {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -269,7 +306,9 @@ private struct Reader {
             }
             log.level = level.lowercased()
         }
-        return JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, upload: upload, log: log)
+        var config = JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, upload: upload, log: log)
+        config.server = server
+        return config
     }
 
     func checkName(_ name: String, key: String, line: Int) throws(ConfigError) {

@@ -9,12 +9,13 @@ extension JunctionCommand {
             commandName: "flag",
             abstract: "Flag a time range: pin its footage on the card for upload to the commune.",
             discussion: """
-                Times: 14:02 (today, local), 2026-11-29 14:02 (local), -10m, now, +5m, or RFC 3339.
+                Times: 14:02 (today, local), 2026-11-29 14:02 (local), now, or RFC 3339; relative
+                times with =: --from=-10m, --to=+5m.
                 upload.pre_roll_seconds and upload.post_roll_seconds are added around the range.
                 A range that reaches into the future stays open and pins footage as it is recorded.
                 Examples:
                   junction flag --from 14:02 --to 14:09 --reason "accident QL37B"
-                  junction flag --from -10m --to now
+                  junction flag --from=-10m --to now
                 """)
 
         @OptionGroup var options: BoxOptions

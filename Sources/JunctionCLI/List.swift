@@ -7,10 +7,10 @@ extension JunctionCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the recorded segments (and gaps) in a time range.",
             discussion: """
-                Times: 14:02 (today, local), 2026-11-29 14:02 (local), -10m, -2h, or RFC 3339.
+                Times: 14:02 (today, local), 2026-11-29 14:02 (local), RFC 3339, or relative with =: --from=-2h.
                 Examples:
                   junction list --from 14:00 --to 14:10
-                  junction list --from -1h --json
+                  junction list --from=-1h --json
                 """)
 
         @OptionGroup var options: BoxOptions

@@ -4,6 +4,7 @@ import Logging
 import Media
 import Recorder
 import Ring
+import Uplink
 import ServiceLifecycle
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -51,8 +52,20 @@ extension JunctionCommand {
             let recorder = RecorderService(
                 configuration: recorderConfig,
                 ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: recorder)]
+            if let server = config.server {
+                let queueLogger = logger
+                let device = config.device.id
+                let transport = HTTPTransport()
+                services.append(.init(service: UploaderService(transport: transport, tusURL: server.tusURL, logger: logger) { checksum in
+                    UploadQueue(ring: ring, client: TusClient(transport: transport, collectionURL: server.tusURL, token: server.token),
+                                device: device, checksum: checksum, logger: queueLogger)
+                }))
+            } else {
+                logger.notice("no [server] in the config: flagged footage stays pinned on the card")
+            }
             let group = ServiceGroup(configuration: .init(
-                services: [.init(service: recorder)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
             try await group.run()

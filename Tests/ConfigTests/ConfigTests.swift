@@ -149,4 +149,21 @@ import Testing
         #expect(doc["t.q k.g"]?.kind == .integer(-3))
         #expect(doc["t.q k.g"]?.line == 9)
     }
+
+    @Test func serverSection() throws {
+        let c = try JunctionConfiguration.parse(minimal + "\n[server]\nurl = \"https://commune.example.vn/\"\ntoken = \"abc\"\n")
+        #expect(c.server == .init(url: "https://commune.example.vn", token: "abc", tusURL: "https://commune.example.vn/files/", allowInsecureHTTP: false))
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[server]\nurl = \"http://10.0.0.1:8080\"\ntoken = \"abc\"\n")
+        } throws: { error in
+            let e = error as! ConfigError
+            return e.key == "server.url" && e.message.contains("allow_insecure_http")
+        }
+        let plain = try JunctionConfiguration.parse(minimal + "\n[server]\nurl = \"http://10.0.0.1:8080\"\ntoken = \"abc\"\nallow_insecure_http = true\n")
+        #expect(plain.server?.tusURL == "http://10.0.0.1:8080/files/")
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[server]\nurl = \"https://c.vn\"\n")
+        } throws: { error in (error as! ConfigError).key == "server.token" }
+        #expect(try JunctionConfiguration.parse(minimal).server == nil)
+    }
 }

@@ -244,6 +244,7 @@ func writeConfig(dir: String, cameraURL: String, segmentSeconds: Int = 10, extra
 }
 
 struct ListedSegment: Decodable {
+    var id: Int64
     var path: String
     var start: String
     var end: String

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: a synthetic RTSP camera on loopback, the recorder on it for ~30 s, then what a
-# technician sees (status, list, check). Everything it starts is stopped by PID on exit.
+# make demo: a synthetic RTSP camera and a commune server on loopback, the recorder on the
+# camera for ~30 s, a flag, the upload arriving verified at the commune, then what a technician
+# sees (status, list, check). Everything it starts is stopped by PID on exit.
 set -euo pipefail
 JUNCTION=${1:?usage: demo.sh path/to/junction}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +26,13 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q READY "$RUN/camera.log" && break; sleep 0.1; done
 grep -q READY "$RUN/camera.log" || { cat "$RUN/camera.log"; exit 1; }
 
+COMMUNE="$(dirname "$JUNCTION")/commune"
+CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+step "Starting a local commune server at http://127.0.0.1:$CPORT and registering the box"
+TOKEN=$("$COMMUNE" devices add demo-0001 --data "$RUN/commune" | tail -1)
+"$COMMUNE" serve --data "$RUN/commune" --listen "127.0.0.1:$CPORT" --insecure-http > "$RUN/commune.log" 2>&1 &
+pids+=($!)
+
 cat > "$RUN/junction.toml" <<TOML
 # The one file an installer edits (see README, "Configuring a box").
 [device]
@@ -40,6 +48,11 @@ path = "$RUN/data"
 max_bytes = "1GB"
 reserve_bytes = "100MB"
 segment_seconds = 10
+
+[server]
+url = "http://127.0.0.1:$CPORT"
+token = "$TOKEN"
+allow_insecure_http = true     # loopback demo only: a real box uses https://
 TOML
 step "junction.toml"
 cat "$RUN/junction.toml"
@@ -53,9 +66,24 @@ sleep "$SECONDS_TO_RECORD"
 step "junction status (while recording)"
 "$JUNCTION" status --config "$RUN/junction.toml" || true
 
-step "junction flag --from -25s --to -15s --reason \"demo: a flagged incident\""
-"$JUNCTION" flag --config "$RUN/junction.toml" --from -25s --to -15s --reason "demo: a flagged incident"
+step "junction flag --from=-25s --to=-15s --reason \"demo: a flagged incident\""
+"$JUNCTION" flag --config "$RUN/junction.toml" --from=-25s --to=-15s --reason "demo: a flagged incident"
 "$JUNCTION" flags --config "$RUN/junction.toml"
+
+step "Waiting for the flagged footage to reach the commune server"
+for _ in $(seq 1 60); do
+  [ "$("$COMMUNE" clips --data "$RUN/commune" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" -ge 1 ] && break
+  sleep 0.5
+done
+"$JUNCTION" flags --config "$RUN/junction.toml"
+step "commune clips (what arrived, verified against the box's sha256)"
+"$COMMUNE" clips --data "$RUN/commune"
+"$COMMUNE" clips --data "$RUN/commune" --json | python3 -c '
+import json, sys, hashlib
+for c in json.load(sys.stdin):
+    h = hashlib.sha256(open(c["path"], "rb").read()).hexdigest()
+    print(("✔" if h == c["sha256"] else "✘"), c["path"], "sha256", h[:16] + "…", "matches" if h == c["sha256"] else "DIFFERS")
+'
 
 step "Stopping the recorder (SIGTERM closes the open segment)"
 kill -TERM "$DAEMON"; wait "$DAEMON" || true

@@ -1,0 +1,166 @@
+import Crypto
+import Logging
+import SQLiteNIO
+import Wire
+
+/// The commune server's one front door to its SQLite catalog: devices (token hashes only),
+/// uploads in progress, and the clips that arrived whole and verified.
+public actor Catalog {
+    let connection: SQLiteConnection
+
+    static let migrations: [String] = [
+        """
+        CREATE TABLE device (
+            id TEXT PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_ms INTEGER NOT NULL,
+            last_seen_ms INTEGER
+        );
+        CREATE TABLE upload (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL REFERENCES device (id),
+            length INTEGER NOT NULL CHECK (length >= 0),
+            offset_bytes INTEGER NOT NULL DEFAULT 0,
+            metadata TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL
+        );
+        CREATE TABLE clip (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL UNIQUE,
+            request_id TEXT,
+            reason TEXT,
+            received_ms INTEGER NOT NULL
+        )
+        """,
+    ]
+
+    public static func open(path: String, logger: Logger) async throws -> Catalog {
+        let c = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        _ = try await c.query("PRAGMA journal_mode = WAL", [])
+        _ = try await c.query("PRAGMA foreign_keys = ON", [])
+        _ = try await c.query("BEGIN IMMEDIATE", [])
+        let version = try await c.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+        for (n, sql) in migrations.enumerated() where n >= version {
+            for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                _ = try await c.query(String(statement), [])
+            }
+            _ = try await c.query("PRAGMA user_version = \(n + 1)", [])
+        }
+        _ = try await c.query("COMMIT", [])
+        return Catalog(connection: c)
+    }
+
+    init(connection: SQLiteConnection) { self.connection = connection }
+
+    public func close() async { try? await connection.close() }
+
+    static func hash(_ token: String) -> String {
+        hex(SHA256.hash(data: Array(token.utf8)))
+    }
+
+    /// Registers a device and returns its token (shown once; only its hash is kept).
+    public func addDevice(id: String, now: Timestamp = .now()) async throws -> String {
+        var rng = SystemRandomNumberGenerator()
+        let token = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        _ = try await connection.query("INSERT INTO device (id, token_sha256, created_ms) VALUES (?, ?, ?)",
+                                       [.text(id), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
+        return token
+    }
+
+    public struct Device: Sendable, Codable, Equatable {
+        public var id: String
+        public var lastSeen: Timestamp?
+        enum CodingKeys: String, CodingKey { case id, lastSeen = "last_seen" }
+    }
+
+    public func devices() async throws -> [Device] {
+        try await connection.query("SELECT id, last_seen_ms FROM device ORDER BY id", []).map {
+            Device(id: $0.column("id")?.string ?? "", lastSeen: $0.column("last_seen_ms")?.integer.map { Timestamp(milliseconds: Int64($0)) })
+        }
+    }
+
+    /// The device a bearer token belongs to, if any (and marks it seen).
+    public func device(token: String, now: Timestamp = .now()) async throws -> String? {
+        let rows = try await connection.query("UPDATE device SET last_seen_ms = ? WHERE token_sha256 = ? RETURNING id",
+                                              [.integer(Int(now.milliseconds)), .text(Self.hash(token))])
+        return rows.first?.column("id")?.string
+    }
+
+    public struct Upload: Sendable, Equatable {
+        public var id: String
+        public var device: String
+        public var length: Int64
+        public var offset: Int64
+        public var metadata: String
+        public var expires: Timestamp
+    }
+
+    public func createUpload(_ u: Upload, now: Timestamp = .now()) async throws {
+        _ = try await connection.query("INSERT INTO upload (id, device, length, offset_bytes, metadata, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       [.text(u.id), .text(u.device), .integer(Int(u.length)), .integer(Int(u.offset)), .text(u.metadata),
+                                        .integer(Int(now.milliseconds)), .integer(Int(u.expires.milliseconds))])
+    }
+
+    public func upload(id: String) async throws -> Upload? {
+        try await connection.query("SELECT id, device, length, offset_bytes, metadata, expires_ms FROM upload WHERE id = ?", [.text(id)]).first.map {
+            Upload(id: $0.column("id")?.string ?? "", device: $0.column("device")?.string ?? "",
+                   length: Int64($0.column("length")?.integer ?? 0), offset: Int64($0.column("offset_bytes")?.integer ?? 0),
+                   metadata: $0.column("metadata")?.string ?? "", expires: Timestamp(milliseconds: Int64($0.column("expires_ms")?.integer ?? 0)))
+        }
+    }
+
+    public func setOffset(id: String, _ offset: Int64) async throws {
+        _ = try await connection.query("UPDATE upload SET offset_bytes = ? WHERE id = ?", [.integer(Int(offset)), .text(id)])
+    }
+
+    public func deleteUpload(id: String) async throws {
+        _ = try await connection.query("DELETE FROM upload WHERE id = ?", [.text(id)])
+    }
+
+    public struct Clip: Sendable, Codable, Equatable {
+        public var path: String
+        public var device: String
+        public var camera: String
+        public var start: Timestamp
+        public var end: Timestamp
+        public var bytes: Int64
+        public var sha256: String
+        public var request: String?
+        public var reason: String?
+        public var receivedAt: Timestamp
+        enum CodingKeys: String, CodingKey {
+            case path, device, camera, start, end, bytes, sha256, request, reason
+            case receivedAt = "received_at"
+        }
+    }
+
+    public func addClip(_ c: Clip) async throws {
+        _ = try await connection.query("""
+            INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.text(c.device), .text(c.camera), .integer(Int(c.start.milliseconds)), .integer(Int(c.end.milliseconds)),
+                  .integer(Int(c.bytes)), .text(c.sha256), .text(c.path), c.request.map { .text($0) } ?? .null,
+                  c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds))])
+    }
+
+    public func clips(device: String? = nil) async throws -> [Clip] {
+        var sql = "SELECT * FROM clip"
+        var binds: [SQLiteData] = []
+        if let device { sql += " WHERE device = ?"; binds.append(.text(device)) }
+        sql += " ORDER BY device, camera, start_ms"
+        return try await connection.query(sql, binds).map { r in
+            func ms(_ k: String) -> Timestamp { Timestamp(milliseconds: Int64(r.column(k)?.integer ?? 0)) }
+            return Clip(path: r.column("path")?.string ?? "", device: r.column("device")?.string ?? "", camera: r.column("camera")?.string ?? "",
+                        start: ms("start_ms"), end: ms("end_ms"), bytes: Int64(r.column("bytes")?.integer ?? 0),
+                        sha256: r.column("sha256")?.string ?? "", request: r.column("request_id")?.string,
+                        reason: r.column("reason")?.string, receivedAt: ms("received_ms"))
+        }
+    }
+}

@@ -1,0 +1,302 @@
+import Crypto
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Wire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The commune's tus 1.0.0 endpoint at `/files/`: creation, creation-with-upload, checksum
+/// (sha1, sha256), termination and expiration. Every request needs a device token; a device
+/// only sees its own uploads. A finished upload is verified against the whole-file sha256 in
+/// its metadata before it becomes a clip; a mismatch discards it (410: the box uploads again).
+public struct TusEndpoint: Sendable {
+    public struct Configuration: Sendable {
+        public var data: String
+        public var maxUploadBytes: Int64 = 2 << 30
+        public var maxChunkBytes = 16 << 20
+        public var expirySeconds: Double = 24 * 3600
+        public init(data: String) { self.data = data }
+    }
+
+    let configuration: Configuration
+    let catalog: Catalog
+    let logger: Logger
+
+    public init(configuration: Configuration, catalog: Catalog, logger: Logger) {
+        self.configuration = configuration
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    static func name(_ s: String) -> HTTPField.Name { HTTPField.Name(s)! }
+    static let checksumMismatch = HTTPResponse.Status(code: 460, reasonPhrase: "Checksum Mismatch")
+
+    public func register(on router: Router<BasicRequestContext>) {
+        router.on("files", method: .options) { _, _ in self.options() }
+        router.post("files") { request, _ in try await self.create(request) }
+        router.head("files/:id") { request, context in try await self.head(request, id: context.parameters.get("id") ?? "") }
+        router.patch("files/:id") { request, context in try await self.patch(request, id: context.parameters.get("id") ?? "") }
+        router.delete("files/:id") { request, context in try await self.terminate(request, id: context.parameters.get("id") ?? "") }
+    }
+
+    func tusHeaders(_ extra: [(String, String)] = []) -> HTTPFields {
+        var h = HTTPFields()
+        h[Self.name(Tus.Header.resumable)] = Tus.version
+        h[.cacheControl] = "no-store"
+        for (k, v) in extra { h[Self.name(k)] = v }
+        return h
+    }
+
+    func reply(_ status: HTTPResponse.Status, _ text: String? = nil, headers: [(String, String)] = []) -> Response {
+        var h = tusHeaders(headers)
+        guard let text else { return Response(status: status, headers: h) }
+        h[.contentType] = "text/plain; charset=utf-8"
+        return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+
+    func options() -> Response {
+        reply(.noContent, headers: [
+            (Tus.Header.version, Tus.version),
+            (Tus.Header.extension, "creation,creation-with-upload,checksum,termination,expiration"),
+            (Tus.Header.checksumAlgorithm, "sha256,sha1"),
+            (Tus.Header.maxSize, String(configuration.maxUploadBytes)),
+        ])
+    }
+
+    /// The device behind the bearer token, or nil.
+    func device(_ request: Request) async throws -> String? {
+        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else { return nil }
+        return try await catalog.device(token: String(auth.dropFirst(7)))
+    }
+
+    static func safeName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 128 && !s.hasPrefix(".") && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+    }
+
+    func create(_ request: Request) async throws -> Response {
+        guard let device = try await device(request) else { return reply(.unauthorized, "a device token is needed (Authorization: Bearer …)") }
+        guard let length = request.headers[Self.name(Tus.Header.uploadLength)].flatMap({ Int64($0) }), length >= 0 else {
+            return reply(.badRequest, "Upload-Length is missing or not a number")
+        }
+        guard length <= configuration.maxUploadBytes else { return reply(.contentTooLarge, "uploads are limited to \(configuration.maxUploadBytes) bytes") }
+        let metadata: UploadMetadata
+        do {
+            metadata = try UploadMetadata(decoding: request.headers[Self.name(Tus.Header.uploadMetadata)] ?? "")
+        } catch {
+            return reply(.badRequest, "\(error)")
+        }
+        if let problem = Self.validate(metadata, device: device) { return reply(problem.0, problem.1) }
+        var rng = SystemRandomNumberGenerator()
+        let id = hex((0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let expires = Timestamp.now() + configuration.expirySeconds
+        let path = partPath(id)
+        try await blocking { try Self.createFile(path) }
+        try await catalog.createUpload(.init(id: id, device: device, length: length, offset: 0, metadata: metadata.encoded, expires: expires))
+        logger.info("tus: upload created", metadata: ["id": "\(id)", "device": "\(device)", "file": "\(metadata["filename"] ?? "")"])
+        var headers = [(Tus.Header.location, "/files/\(id)"), (Tus.Header.uploadExpires, HTTPDate.format(expires))]
+        // creation-with-upload: a first chunk in the POST body.
+        if request.headers[.contentType] == Tus.Header.offsetOctetStream {
+            let response = try await append(request, id: id, device: device)
+            if response.status != .noContent { return response }
+            headers.append((Tus.Header.uploadOffset, response.headers[Self.name(Tus.Header.uploadOffset)] ?? "0"))
+        }
+        return reply(.created, headers: headers)
+    }
+
+    /// Returns a status and message when metadata is not acceptable.
+    static func validate(_ m: UploadMetadata, device: String) -> (HTTPResponse.Status, String)? {
+        for key in ["device", "camera", "start", "end", "sha256", "filename"] where m[key] == nil {
+            return (.badRequest, "Upload-Metadata needs '\(key)'")
+        }
+        guard m["device"] == device else { return (.forbidden, "this token belongs to device \(device), not \(m["device"]!)") }
+        guard safeName(m["camera"]!), safeName(m["filename"]!) else {
+            return (.badRequest, "camera and filename must be plain names (letters, digits, - _ .): no paths")
+        }
+        guard let start = Timestamp(rfc3339: m["start"]!), let end = Timestamp(rfc3339: m["end"]!), end >= start else {
+            return (.badRequest, "start and end must be RFC 3339 times, end not before start")
+        }
+        let sha = m["sha256"]!
+        guard sha.count == 64, sha.allSatisfy(\.isHexDigit) else { return (.badRequest, "sha256 must be 64 hex digits") }
+        return nil
+    }
+
+    func owned(_ request: Request, id: String) async throws -> (String, Catalog.Upload)? {
+        guard let device = try await device(request) else { return nil }
+        guard let upload = try await catalog.upload(id: id), upload.device == device else { return nil }
+        return (device, upload)
+    }
+
+    func head(_ request: Request, id: String) async throws -> Response {
+        guard try await device(request) != nil else { return reply(.unauthorized, "a device token is needed") }
+        guard let (_, upload) = try await owned(request, id: id) else { return reply(.notFound) }
+        if upload.expires < Timestamp.now() { return try await expire(upload) }
+        return reply(.ok, headers: [(Tus.Header.uploadOffset, String(upload.offset)), (Tus.Header.uploadLength, String(upload.length)),
+                                    (Tus.Header.uploadExpires, HTTPDate.format(upload.expires))])
+    }
+
+    func patch(_ request: Request, id: String) async throws -> Response {
+        guard let device = try await device(request) else { return reply(.unauthorized, "a device token is needed") }
+        guard request.headers[.contentType] == Tus.Header.offsetOctetStream else {
+            return reply(.unsupportedMediaType, "PATCH bodies must be \(Tus.Header.offsetOctetStream)")
+        }
+        return try await append(request, id: id, device: device)
+    }
+
+    func append(_ request: Request, id: String, device: String) async throws -> Response {
+        guard let upload = try await catalog.upload(id: id), upload.device == device else { return reply(.notFound) }
+        if upload.expires < Timestamp.now() { return try await expire(upload) }
+        if request.method == .patch {
+            guard let offset = request.headers[Self.name(Tus.Header.uploadOffset)].flatMap({ Int64($0) }) else {
+                return reply(.badRequest, "Upload-Offset is missing")
+            }
+            guard offset == upload.offset else {
+                return reply(.conflict, "offset \(offset) does not match the server's \(upload.offset)")
+            }
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: configuration.maxChunkBytes)
+        let bytes = Array(body.readableBytesView)
+        guard upload.offset + Int64(bytes.count) <= upload.length else {
+            return reply(.badRequest, "the chunk goes past Upload-Length")
+        }
+        if let header = request.headers[Self.name(Tus.Header.uploadChecksum)] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2 else { return reply(.badRequest, "Upload-Checksum is 'algorithm base64'") }
+            let digest: String
+            switch parts[0] {
+            case "sha256": digest = Data(SHA256.hash(data: bytes)).base64EncodedString()
+            case "sha1": digest = Data(Insecure.SHA1.hash(data: bytes)).base64EncodedString()
+            default: return reply(.badRequest, "checksum algorithm \(parts[0]) is not supported (sha256, sha1)")
+            }
+            guard digest == parts[1] else { return reply(Self.checksumMismatch, "the chunk's checksum does not match: send it again") }
+        }
+        let path = partPath(id)
+        try await blocking { try Self.append(bytes, to: path) }
+        let newOffset = upload.offset + Int64(bytes.count)
+        try await catalog.setOffset(id: id, newOffset)
+        if newOffset == upload.length {
+            if let failure = try await finish(upload, path: path) { return failure }
+        }
+        return reply(.noContent, headers: [(Tus.Header.uploadOffset, String(newOffset))])
+    }
+
+    /// Verifies the whole file and files it as a clip; a response when it must be refused.
+    func finish(_ upload: Catalog.Upload, path: String) async throws -> Response? {
+        let metadata = try UploadMetadata(decoding: upload.metadata)
+        let sha = try await blocking { try Self.sha256(path) }
+        guard sha == metadata["sha256"] else {
+            try await blocking { unlink(path) }
+            try await catalog.deleteUpload(id: upload.id)
+            logger.error("tus: whole-file sha256 mismatch; upload discarded", metadata: ["id": "\(upload.id)", "device": "\(upload.device)"])
+            return reply(.gone, "the file's sha256 does not match its metadata: it was discarded; upload it again")
+        }
+        let start = Timestamp(rfc3339: metadata["start"]!)!
+        let dir = "\(configuration.data)/\(upload.device)/\(metadata["camera"]!)/\(start.day)"
+        let final = try await blocking { () throws -> String in
+            try Self.makeDirectories(dir)
+            var final = "\(dir)/\(start.compact).mp4"
+            var n = 1
+            while access(final, F_OK) == 0 {  // never overwrite a clip
+                n += 1
+                final = "\(dir)/\(start.compact)-\(n).mp4"
+            }
+            guard rename(path, final) == 0 else { throw CommuneError("cannot file the clip: \(String(cString: strerror(errno)))") }
+            let fd = open(dir, O_RDONLY | O_DIRECTORY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            return final
+        }
+        try await catalog.addClip(.init(path: final, device: upload.device, camera: metadata["camera"]!, start: start,
+                                        end: Timestamp(rfc3339: metadata["end"]!)!, bytes: upload.length, sha256: sha,
+                                        request: metadata["request"], reason: metadata["reason"], receivedAt: .now()))
+        try await catalog.deleteUpload(id: upload.id)
+        logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
+        return nil
+    }
+
+    func terminate(_ request: Request, id: String) async throws -> Response {
+        guard try await device(request) != nil else { return reply(.unauthorized, "a device token is needed") }
+        guard let (_, upload) = try await owned(request, id: id) else { return reply(.notFound) }
+        try await blocking { unlink(self.partPath(upload.id)) }
+        try await catalog.deleteUpload(id: upload.id)
+        return reply(.noContent)
+    }
+
+    func expire(_ upload: Catalog.Upload) async throws -> Response {
+        try await blocking { unlink(self.partPath(upload.id)) }
+        try await catalog.deleteUpload(id: upload.id)
+        return reply(.gone, "the upload expired; create it again")
+    }
+
+    func partPath(_ id: String) -> String { "\(configuration.data)/.uploads/\(id).part" }
+
+    // MARK: blocking file work, on the NIO thread pool
+
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
+    static func makeDirectories(_ path: String) throws {
+        var built = ""
+        for part in path.split(separator: "/") {
+            built += "/" + part
+            if mkdir(built, 0o755) != 0 && errno != EEXIST { throw CommuneError("cannot create \(built): \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    static func createFile(_ path: String) throws {
+        try makeDirectories(String(path[..<path.lastIndex(of: "/")!]))
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CommuneError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+    }
+
+    static func append(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { throw CommuneError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 { if errno == EINTR { continue }; throw CommuneError("cannot write \(path): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        guard fdatasync(fd) == 0 else { throw CommuneError("cannot sync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommuneError("cannot read \(path)") }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw CommuneError("cannot read \(path)") }
+            if n == 0 { break }
+            buf.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        return hex(Array(hasher.finalize()))
+    }
+}
+
+public struct CommuneError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ s: String) { description = s }
+}
+
+/// Lower-case hex of bytes.
+func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+    let digits = Array("0123456789abcdef")
+    var s = ""
+    for b in bytes { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
+    return s
+}

@@ -1,0 +1,154 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Testing
+import Wire
+@testable import Commune
+@testable import Ring
+@testable import Uplink
+
+/// The commune server on a loopback port, and the box's real uplink (async-http-client) talking
+/// to it.
+struct RunningServer {
+    let url: String
+    let data: String
+    let catalog: Catalog
+    let task: Task<Void, any Error>
+
+    static func start() async throws -> RunningServer {
+        let data = NSTemporaryDirectory() + "commune-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
+        let router = Router()
+        TusEndpoint(configuration: .init(data: data), catalog: catalog, logger: Logger(label: "t")).register(on: router)
+        let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
+                              logger: Logger(label: "t"))
+        let task = Task { try await app.runService() }
+        var port = 0
+        for await p in portStream { port = p; break }
+        return RunningServer(url: "http://127.0.0.1:\(port)", data: data, catalog: catalog, task: task)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+        await catalog.close()
+    }
+}
+
+func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined() }
+
+@Suite struct CommuneServerTests {
+    let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
+
+    @Test func flaggedFootageArrivesVerifiedAndPinsAreReleased() async throws {
+        let server = try await RunningServer.start()
+        let token = try await server.catalog.addDevice(id: "thaithuy-0042")
+        let root = NSTemporaryDirectory() + "box-" + UUID().uuidString
+        let ring = try await Ring.open(.init(root: root, budget: .bytes(1 << 30), reserveBytes: 0), logger: Logger(label: "t"))
+        var contents: [[UInt8]] = []
+        for i in 0..<4 {
+            let o = SegmentOrigin(camera: "cam1", start: t0 + Double(i * 10), monotonicNanos: 0, bootID: "b", clockSynchronized: true, codec: "h264")
+            let path = try ring.prepareSegmentPath(for: o)
+            let bytes = (0..<700_000).map { _ in UInt8.random(in: 0...255) }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            try await ring.commit(FinishedSegment(path: path, origin: o, bytes: Int64(bytes.count), sha256: sha256Hex(bytes), durationSeconds: 10))
+            contents.append(bytes)
+        }
+        _ = try await ring.flag(.init(camera: "cam1", from: t0 + 15, to: t0 + 25, reason: "accident QL37B"), now: t0 + 60)
+        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: token),
+                                device: "thaithuy-0042", checksum: .sha256, logger: Logger(label: "t"))
+        let report = try await queue.drain(sleep: { _ in })
+        #expect(report.uploaded.count == 2 && report.failed.isEmpty, "\(report)")
+
+        let clips = try await server.catalog.clips()
+        #expect(clips.count == 2)
+        for (clip, n) in zip(clips, [1, 2]) {
+            #expect(clip.device == "thaithuy-0042" && clip.camera == "cam1" && clip.reason == "accident QL37B")
+            #expect(clip.start == t0 + Double(n * 10))
+            #expect(clip.path.hasPrefix(server.data + "/thaithuy-0042/cam1/2026-11-29/"))
+            let stored = try [UInt8](Data(contentsOf: URL(fileURLWithPath: clip.path)))
+            #expect(stored == contents[n] && clip.sha256 == sha256Hex(contents[n]), "byte-identical")
+        }
+        #expect(try await ring.usage().pinnedBytes == 0)
+        #expect(try await ring.segments().filter(\.uploaded).count == 2, "unflagged segments never leave the box")
+        await ring.close()
+        await server.stop()
+    }
+
+    func send(_ server: RunningServer, _ method: String, _ path: String, token: String?, headers: [String: String] = [:], body: [UInt8] = []) async throws -> TusResponse {
+        var h = headers
+        h["Tus-Resumable"] = "1.0.0"
+        if let token { h["Authorization"] = "Bearer \(token)" }
+        return try await HTTPTransport().perform(TusRequest(method: method, url: server.url + path, headers: h, body: body))
+    }
+
+    func metadata(device: String = "box-a", camera: String = "cam1", filename: String = "a.mp4", sha: String) -> String {
+        UploadMetadata([("device", device), ("camera", camera), ("start", "2026-11-29T14:00:00Z"), ("end", "2026-11-29T14:00:10Z"),
+                        ("sha256", sha), ("filename", filename)]).encoded
+    }
+
+    @Test func refusesWhatItMust() async throws {
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let b = try await server.catalog.addDevice(id: "box-b")
+        let body: [UInt8] = Array("hello commune".utf8)
+        let sha = sha256Hex(body)
+        let create = ["Upload-Length": String(body.count), "Upload-Metadata": metadata(sha: sha)]
+
+        #expect(try await send(server, "POST", "/files/", token: nil, headers: create).status == 401)
+        #expect(try await send(server, "POST", "/files/", token: "not-a-token", headers: create).status == 401)
+        #expect(try await send(server, "POST", "/files/", token: b, headers: create).status == 403, "metadata names another device")
+        let traversal = ["Upload-Length": "3", "Upload-Metadata": metadata(camera: "../../etc", sha: sha)]
+        #expect(try await send(server, "POST", "/files/", token: a, headers: traversal).status == 400)
+        let traversal2 = ["Upload-Length": "3", "Upload-Metadata": metadata(filename: "../x.mp4", sha: sha)]
+        #expect(try await send(server, "POST", "/files/", token: a, headers: traversal2).status == 400)
+
+        let created = try await send(server, "POST", "/files/", token: a, headers: create)
+        #expect(created.status == 201)
+        let location = try #require(created.headers.first { $0.key.lowercased() == "location" }?.value)
+        // Another device cannot see or write this upload.
+        #expect(try await send(server, "HEAD", location, token: b).status == 404)
+        let patch = ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"]
+        #expect(try await send(server, "PATCH", location, token: b, headers: patch, body: body).status == 404)
+        // A damaged chunk is refused with 460.
+        var bad = patch
+        bad["Upload-Checksum"] = "sha256 " + Data(SHA256.hash(data: Array("other".utf8))).base64EncodedString()
+        #expect(try await send(server, "PATCH", location, token: a, headers: bad, body: body).status == 460)
+        // A wrong offset is a conflict.
+        var wrong = patch
+        wrong["Upload-Offset"] = "5"
+        #expect(try await send(server, "PATCH", location, token: a, headers: wrong, body: body).status == 409)
+        #expect(try await send(server, "PATCH", location, token: a, headers: patch, body: body).status == 204)
+        #expect(try await server.catalog.clips().count == 1)
+        await server.stop()
+    }
+
+    @Test func wholeFileMismatchIsDiscarded() async throws {
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let body: [UInt8] = Array("hello commune".utf8)
+        let created = try await send(server, "POST", "/files/", token: a,
+                                     headers: ["Upload-Length": String(body.count), "Upload-Metadata": metadata(sha: String(repeating: "0", count: 64))])
+        let location = try #require(created.headers.first { $0.key.lowercased() == "location" }?.value)
+        let r = try await send(server, "PATCH", location, token: a, headers: ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"], body: body)
+        #expect(r.status == 410)
+        #expect(try await server.catalog.clips().isEmpty)
+        #expect(try await send(server, "HEAD", location, token: a).status == 404)
+        await server.stop()
+    }
+
+    @Test func advertisesTusExtensions() async throws {
+        let server = try await RunningServer.start()
+        let r = try await send(server, "OPTIONS", "/files/", token: nil)
+        #expect(r.status == 204)
+        let ext = r.headers.first { $0.key.lowercased() == "tus-extension" }?.value ?? ""
+        #expect(ext.contains("creation") && ext.contains("checksum") && ext.contains("termination") && ext.contains("expiration"))
+        #expect(TusUploadStateMachine.checksum(advertised: r.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value) == .sha256)
+        await server.stop()
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Testing
+
+/// Box → commune on loopback with the real binaries: a flagged range arrives byte-identical,
+/// its pins are released, unflagged footage never leaves the box.
+@Suite(.timeLimit(.minutes(3)))
+struct UploadTests {
+    static var commune: String { URL(fileURLWithPath: Rig.junction).deletingLastPathComponent().appendingPathComponent("commune").path }
+
+    @Test func flaggedRangeReachesTheCommune() throws {
+        let data = Rig.tempDir("commune")
+        let add = try Rig.run(Self.commune, ["devices", "add", "it-box", "--data", data, "--json"])
+        let token = try #require((try JSONSerialization.jsonObject(with: Data(add.stdout.utf8)) as? [String: String])?["token"], "\(add.stderr)")
+        let port = Rig.freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: Self.commune)
+        server.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:\(port)", "--insecure-http"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { Rig.terminate(server, signal: SIGTERM, within: 5) }
+
+        let camera = Camera(clip: try Rig.clip())
+        try camera.start()
+        defer { camera.stop() }
+        let dir = Rig.tempDir("upload")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2, extra: """
+            [server]
+            url = "http://127.0.0.1:\(port)"
+            token = "\(token)"
+            allow_insecure_http = true
+            [upload]
+            pre_roll_seconds = 0
+            post_roll_seconds = 0
+            """)
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= 4 }, "\(daemon.output)")
+        let segments = try listSegments(config)
+        let from = segments[1].start, to = segments[2].end
+        let flag = try Rig.junction(["flag", "--config", config, "--from", from, "--to", to, "--reason", "it test"])
+        #expect(flag.status == 0, "\(flag.stdout)\(flag.stderr)")
+        let flagged = try listSegments(config).filter(\.flagged)
+        #expect(flagged.count >= 2)
+
+        var clips: [[String: Any]] = []
+        _ = Rig.wait(seconds: 30, every: 0.5) {
+            let r = try? Rig.run(Self.commune, ["clips", "--data", data, "--json"])
+            clips = (r.flatMap { try? JSONSerialization.jsonObject(with: Data($0.stdout.utf8)) as? [[String: Any]] }) ?? []
+            return clips.count >= flagged.count
+        }
+        #expect(clips.count == flagged.count, "every flagged segment arrives, nothing else: \(daemon.output.suffix(1500))")
+        for s in flagged {
+            let clip = clips.first { ($0["sha256"] as? String) == s.sha256 }
+            #expect(clip != nil, "\(s.path) arrived")
+            if let path = clip?["path"] as? String {
+                let sha = try Rig.run("/usr/bin/sha256sum", [path]).stdout.prefix(64)
+                #expect(String(sha) == s.sha256, "byte-identical")
+                #expect(clip?["device"] as? String == "it-box" && clip?["camera"] as? String == "cam1")
+            }
+        }
+        #expect(Rig.wait(seconds: 10) { ((try? listSegments(config)) ?? []).filter(\.flagged).allSatisfy(\.uploaded) })
+        let status = try statusJSON(config)
+        #expect((status["usage"] as? [String: Any])?["pinned_bytes"] as? Int == 0, "pins released")
+    }
+}
