@@ -79,8 +79,8 @@ extension Ring {
         }
         if evicted.segments > 0 {
             logger.info("retention: evicted oldest segments", metadata: ["segments": "\(evicted.segments)", "bytes": "\(evicted.bytes)"])
-            if let oldest = try await index.segments(camera: nil, from: nil, to: nil).first {
-                try await index.pruneGaps(before: oldest.start)
+            if let oldest = try await index.oldestStart() {
+                try await index.pruneGaps(before: oldest)
             }
         }
         return evicted

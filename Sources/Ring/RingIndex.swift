@@ -241,6 +241,12 @@ final class RingIndex: Sendable {
         }
     }
 
+    /// Start of the oldest live segment (one indexed lookup, not a scan of the ring).
+    func oldestStart() async throws(RingError) -> Timestamp? {
+        try await run("SELECT MIN(start_ms) AS s FROM segment WHERE state = 'live'").first?
+            .column("s")?.integer.map { Timestamp(milliseconds: Int64($0)) }
+    }
+
     /// Gaps older than the oldest segment describe footage the ring no longer has: forget them.
     func pruneGaps(before: Timestamp) async throws(RingError) {
         _ = try await run("DELETE FROM gap WHERE end_ms < ?", [.integer(Int(before.milliseconds))])
