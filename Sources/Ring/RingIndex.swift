@@ -68,6 +68,15 @@ final class RingIndex: Sendable {
             updated_ms INTEGER NOT NULL
         )
         """,
+        // 4: how far back the ring has overwritten footage, per camera, so a footage request can
+        // tell "evicted" from "never recorded".
+        """
+        CREATE TABLE evicted (
+            camera TEXT PRIMARY KEY,
+            from_ms INTEGER NOT NULL,
+            through_ms INTEGER NOT NULL
+        )
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {
@@ -210,9 +219,15 @@ final class RingIndex: Sendable {
         _ = try await run("UPDATE segment SET state = 'deleting' WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
     }
 
-    /// Step 3 of deletion: the files are gone, drop the rows.
+    /// Step 3 of deletion: the files are gone, drop the rows (remembering how far back each
+    /// camera's footage is now overwritten).
     func drop(_ ids: [Int64]) async throws(RingError) {
         guard !ids.isEmpty else { return }
+        _ = try await run("""
+            INSERT INTO evicted (camera, from_ms, through_ms)
+            SELECT camera, MIN(start_ms), MAX(end_ms) FROM segment WHERE id IN (\(ids.map(String.init).joined(separator: ","))) GROUP BY camera
+            ON CONFLICT (camera) DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms), through_ms = MAX(through_ms, excluded.through_ms)
+            """)
         _ = try await run("DELETE FROM segment WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
     }
 
@@ -245,6 +260,13 @@ final class RingIndex: Sendable {
     func oldestStart() async throws(RingError) -> Timestamp? {
         try await run("SELECT MIN(start_ms) AS s FROM segment WHERE state = 'live'").first?
             .column("s")?.integer.map { Timestamp(milliseconds: Int64($0)) }
+    }
+
+    /// The span of `camera`'s footage the ring has overwritten (oldest start, newest end), if any.
+    func evicted(camera: String) async throws(RingError) -> (from: Timestamp, through: Timestamp)? {
+        guard let row = try await run("SELECT from_ms, through_ms FROM evicted WHERE camera = ?", [.text(camera)]).first,
+              let a = row.column("from_ms")?.integer, let b = row.column("through_ms")?.integer else { return nil }
+        return (Timestamp(milliseconds: Int64(a)), Timestamp(milliseconds: Int64(b)))
     }
 
     /// Gaps older than the oldest segment describe footage the ring no longer has: forget them.

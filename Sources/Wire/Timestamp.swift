@@ -23,6 +23,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public static func + (a: Timestamp, seconds: Double) -> Timestamp {
         Timestamp(milliseconds: a.milliseconds + Int64((seconds * 1000).rounded()))
     }
+    public static func - (a: Timestamp, seconds: Double) -> Timestamp { a + -seconds }
     public func seconds(since other: Timestamp) -> Double { Double(milliseconds - other.milliseconds) / 1000 }
 
     public var description: String { rfc3339 }

@@ -1,0 +1,178 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The box ↔ commune control channel. The box dials out (carrier NAT): every
+/// `server.heartbeat_seconds` it posts its health and what it has done about each open footage
+/// request to `POST /api/v1/heartbeat`; the answer carries the requests still open for it.
+/// JSON, snake_case keys, RFC 3339 UTC times. Contract: add keys freely, never rename.
+public enum Heartbeat {
+    public static let path = "/api/v1/heartbeat"
+
+    /// What the box posts.
+    public struct Report: Sendable, Codable, Equatable {
+        public var device: String
+        public var health: Health
+        /// Coverage of every request the last answer carried.
+        public var requests: [RequestReport]
+
+        public init(device: String, health: Health, requests: [RequestReport] = []) {
+            self.device = device
+            self.health = health
+            self.requests = requests
+        }
+    }
+
+    /// The box's health, as `commune devices` shows it.
+    public struct Health: Sendable, Codable, Equatable {
+        /// "recording", "waiting_for_camera", "starting", "storage_error", ... (RecorderHealth.State).
+        public var recording: String
+        public var lastError: String?
+        public var oldest: Timestamp?
+        public var newest: Timestamp?
+        public var ringBytes: Int64
+        public var budgetBytes: Int64
+        public var freeBytes: Int64
+        public var pinnedBytes: Int64
+        public var pinnedCapBytes: Int64
+        public var queuedSegments: Int
+        public var clockSynchronized: Bool
+        public var version: String
+        public var sentAt: Timestamp
+
+        public init(recording: String, lastError: String? = nil, oldest: Timestamp? = nil, newest: Timestamp? = nil,
+                    ringBytes: Int64 = 0, budgetBytes: Int64 = 0, freeBytes: Int64 = 0, pinnedBytes: Int64 = 0,
+                    pinnedCapBytes: Int64 = 0, queuedSegments: Int = 0, clockSynchronized: Bool = false,
+                    version: String, sentAt: Timestamp) {
+            self.recording = recording
+            self.lastError = lastError
+            self.oldest = oldest
+            self.newest = newest
+            self.ringBytes = ringBytes
+            self.budgetBytes = budgetBytes
+            self.freeBytes = freeBytes
+            self.pinnedBytes = pinnedBytes
+            self.pinnedCapBytes = pinnedCapBytes
+            self.queuedSegments = queuedSegments
+            self.clockSynchronized = clockSynchronized
+            self.version = version
+            self.sentAt = sentAt
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case recording, oldest, newest, version
+            case lastError = "last_error", ringBytes = "ring_bytes", budgetBytes = "budget_bytes", freeBytes = "free_bytes"
+            case pinnedBytes = "pinned_bytes", pinnedCapBytes = "pinned_cap_bytes", queuedSegments = "queued_segments"
+            case clockSynchronized = "clock_synchronized", sentAt = "sent_at"
+        }
+    }
+
+    /// The box's answer to one request: what it has of the range, or why it refused it.
+    public struct RequestReport: Sendable, Codable, Equatable {
+        public var id: String
+        public var coverage: [CoverageSpan]
+        /// Set when the box could not take the request (e.g. the pin cap): the operator reads it.
+        public var error: String?
+
+        public init(id: String, coverage: [CoverageSpan], error: String? = nil) {
+            self.id = id
+            self.coverage = coverage
+            self.error = error
+        }
+    }
+
+    /// What the server answers.
+    public struct Reply: Sendable, Codable, Equatable {
+        public var requests: [FootageRequest]
+        public init(requests: [FootageRequest]) { self.requests = requests }
+    }
+}
+
+/// An operator's request for a device's footage over a time range.
+public struct FootageRequest: Sendable, Codable, Equatable {
+    public var id: String
+    /// Nil: the box's (only) camera.
+    public var camera: String?
+    public var from: Timestamp
+    public var to: Timestamp
+    public var reason: String?
+
+    public init(id: String, camera: String? = nil, from: Timestamp, to: Timestamp, reason: String? = nil) {
+        self.id = id
+        self.camera = camera
+        self.from = from
+        self.to = to
+        self.reason = reason
+    }
+}
+
+/// One stretch of a requested range and what became of it.
+public struct CoverageSpan: Sendable, Codable, Equatable {
+    public enum Status: String, Sendable, Codable, CaseIterable {
+        /// The commune has it, verified.
+        case uploaded
+        /// Recorded (or still being recorded) and on its way.
+        case pending
+        /// The box was not recording then (camera down, power off, before it was installed).
+        case notRecorded = "not_recorded"
+        /// Recorded, but overwritten by the ring before it was requested.
+        case evicted
+    }
+
+    public var from: Timestamp
+    public var to: Timestamp
+    public var status: Status
+
+    public init(from: Timestamp, to: Timestamp, status: Status) {
+        self.from = from
+        self.to = to
+        self.status = status
+    }
+}
+
+public enum Coverage {
+    /// Paints a range: it starts as `base`; each span in `layers` (later ones on top) sets the
+    /// status of what it overlaps. Returns ordered, non-overlapping spans covering exactly
+    /// `from..<to`, neighbours with the same status merged.
+    public static func paint(from: Timestamp, to: Timestamp, base: CoverageSpan.Status,
+                             layers: [CoverageSpan]) -> [CoverageSpan] {
+        guard to > from else { return [] }
+        let visible = layers.filter { $0.to > from && $0.from < to && $0.to > $0.from }
+        var cuts = Set([from.milliseconds, to.milliseconds])
+        for l in visible {
+            cuts.insert(max(l.from, from).milliseconds)
+            cuts.insert(min(l.to, to).milliseconds)
+        }
+        let points = cuts.sorted()
+        var out: [CoverageSpan] = []
+        for (a, b) in zip(points, points.dropFirst()) {
+            let status = visible.last { $0.from.milliseconds <= a && $0.to.milliseconds >= b }?.status ?? base
+            if let last = out.last, last.status == status, last.to.milliseconds == a {
+                out[out.count - 1].to = Timestamp(milliseconds: b)
+            } else {
+                out.append(CoverageSpan(from: Timestamp(milliseconds: a), to: Timestamp(milliseconds: b), status: status))
+            }
+        }
+        return out
+    }
+
+    /// True when nothing in the coverage is still on its way.
+    public static func isSettled(_ spans: [CoverageSpan]) -> Bool {
+        !spans.isEmpty && !spans.contains { $0.status == .pending }
+    }
+}
+
+extension Heartbeat {
+    /// JSON as the wire carries it (sorted keys so logs and tests are stable).
+    public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try e.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}
