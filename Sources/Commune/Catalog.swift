@@ -39,6 +39,29 @@ public actor Catalog {
             received_ms INTEGER NOT NULL
         )
         """,
+        // 2: footage requests, device health from heartbeats, operator tokens.
+        """
+        CREATE TABLE request (
+            id TEXT PRIMARY KEY,
+            device TEXT NOT NULL REFERENCES device (id),
+            camera TEXT,
+            from_ms INTEGER NOT NULL,
+            to_ms INTEGER NOT NULL CHECK (to_ms > from_ms),
+            reason TEXT,
+            state TEXT NOT NULL CHECK (state IN ('waiting', 'accepted', 'complete', 'refused')),
+            coverage TEXT,
+            error TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE INDEX request_by_device ON request (device, state);
+        ALTER TABLE device ADD COLUMN health TEXT;
+        CREATE TABLE operator (
+            name TEXT PRIMARY KEY,
+            token_sha256 TEXT NOT NULL UNIQUE,
+            created_ms INTEGER NOT NULL
+        )
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -61,14 +84,18 @@ public actor Catalog {
 
     public func close() async { try? await connection.close() }
 
+    static func newToken() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    }
+
     static func hash(_ token: String) -> String {
         hex(SHA256.hash(data: Array(token.utf8)))
     }
 
     /// Registers a device and returns its token (shown once; only its hash is kept).
     public func addDevice(id: String, now: Timestamp = .now()) async throws -> String {
-        var rng = SystemRandomNumberGenerator()
-        let token = hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        let token = Self.newToken()
         _ = try await connection.query("INSERT INTO device (id, token_sha256, created_ms) VALUES (?, ?, ?)",
                                        [.text(id), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
         return token
@@ -77,13 +104,34 @@ public actor Catalog {
     public struct Device: Sendable, Codable, Equatable {
         public var id: String
         public var lastSeen: Timestamp?
-        enum CodingKeys: String, CodingKey { case id, lastSeen = "last_seen" }
+        /// What the box said in its last heartbeat.
+        public var health: Heartbeat.Health?
+        enum CodingKeys: String, CodingKey { case id, health, lastSeen = "last_seen" }
     }
 
     public func devices() async throws -> [Device] {
-        try await connection.query("SELECT id, last_seen_ms FROM device ORDER BY id", []).map {
-            Device(id: $0.column("id")?.string ?? "", lastSeen: $0.column("last_seen_ms")?.integer.map { Timestamp(milliseconds: Int64($0)) })
+        try await connection.query("SELECT id, last_seen_ms, health FROM device ORDER BY id", []).map {
+            Device(id: $0.column("id")?.string ?? "", lastSeen: $0.column("last_seen_ms")?.integer.map { Timestamp(milliseconds: Int64($0)) },
+                   health: $0.column("health")?.string.flatMap { try? Heartbeat.decode(Heartbeat.Health.self, from: Array($0.utf8)) })
         }
+    }
+
+    public func setHealth(device: String, _ health: Heartbeat.Health) async throws {
+        _ = try await connection.query("UPDATE device SET health = ? WHERE id = ?",
+                                       [.text(String(decoding: try Heartbeat.encode(health), as: UTF8.self)), .text(device)])
+    }
+
+    /// Registers an operator (who may use the operator API) and returns its token, shown once.
+    public func addOperator(name: String, now: Timestamp = .now()) async throws -> String {
+        let token = Self.newToken()
+        _ = try await connection.query("INSERT INTO operator (name, token_sha256, created_ms) VALUES (?, ?, ?)",
+                                       [.text(name), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
+        return token
+    }
+
+    /// The operator a bearer token belongs to, if any.
+    public func `operator`(token: String) async throws -> String? {
+        try await connection.query("SELECT name FROM operator WHERE token_sha256 = ?", [.text(Self.hash(token))]).first?.column("name")?.string
     }
 
     /// The device a bearer token belongs to, if any (and marks it seen).

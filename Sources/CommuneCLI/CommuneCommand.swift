@@ -1,7 +1,10 @@
 import ArgumentParser
 import Commune
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import Logging
+import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -19,9 +22,11 @@ struct CommuneCommand: AsyncParsableCommand {
             Examples:
               commune devices add thaithuy-0042 --data /srv/commune
               commune serve --data /srv/commune --listen 127.0.0.1:8080 --insecure-http
+              commune request --data /srv/commune --device thaithuy-0042 --from "2026-11-29 14:02" --to "2026-11-29 14:09" --reason "accident QL37B"
+              commune requests --data /srv/commune
               commune clips --data /srv/commune --json
             """,
-        subcommands: [Serve.self, Devices.self, Clips.self])
+        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Clips.self, Operators.self])
 }
 
 struct DataOptions: ParsableArguments {
@@ -34,6 +39,19 @@ struct DataOptions: ParsableArguments {
         logger.logLevel = .warning
         return try await Catalog.open(path: data + "/catalog.sqlite", logger: logger)
     }
+
+    /// Opens the catalog, runs `body`, and closes it whatever happens.
+    func withCatalog<T>(_ body: (Catalog) async throws -> T) async throws -> T {
+        let catalog = try await catalog()
+        do {
+            let result = try await body(catalog)
+            await catalog.close()
+            return result
+        } catch {
+            await catalog.close()
+            throw error
+        }
+    }
 }
 
 extension CommuneCommand {
@@ -42,11 +60,20 @@ extension CommuneCommand {
 
         @OptionGroup var options: DataOptions
         @Option(help: "Address and port to listen on.") var listen = "127.0.0.1:8080"
+        @Option(help: ArgumentHelp("The server's TLS certificate chain (PEM).", valueName: "pem")) var cert: String?
+        @Option(help: ArgumentHelp("The certificate's private key (PEM).", valueName: "pem")) var key: String?
         @Flag(help: "Serve plain HTTP (only on a trusted network or behind a TLS proxy).") var insecureHTTP = false
 
         func validate() throws {
-            guard insecureHTTP else {
-                throw ValidationError("HTTPS with a configured certificate is not built in yet: put the server behind a TLS proxy and pass --insecure-http")
+            switch (cert, key, insecureHTTP) {
+            case (nil, nil, false):
+                throw ValidationError("give the server a certificate (--cert chain.pem --key key.pem), or pass --insecure-http to serve plain HTTP on a trusted network or behind a TLS proxy")
+            case (.some, nil, _), (nil, .some, _):
+                throw ValidationError("--cert and --key go together")
+            case (.some, .some, true):
+                throw ValidationError("--insecure-http and --cert exclude each other")
+            default:
+                break
             }
             guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else {
                 throw ValidationError("--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080")
@@ -59,10 +86,24 @@ extension CommuneCommand {
             let logger = Logger(label: "commune")
             let router = Router()
             TusEndpoint(configuration: .init(data: options.data), catalog: catalog, logger: logger).register(on: router)
-            let app = Application(router: router,
-                                  configuration: .init(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "commune"),
-                                  logger: logger)
-            try await app.runService()
+            ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
+            let configuration = ApplicationConfiguration(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "commune")
+            if let cert, let key {
+                let tls: TLSConfiguration
+                do {
+                    tls = TLSConfiguration.makeServerConfiguration(
+                        certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                        privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+                } catch {
+                    throw ValidationError("cannot use \(cert) / \(key) as a PEM certificate and key: \(error)")
+                }
+                let app = Application(router: router, server: try .tls(.http1(), tlsConfiguration: tls),
+                                      configuration: configuration, logger: logger)
+                try await app.runService()
+            } else {
+                let app = Application(router: router, configuration: configuration, logger: logger)
+                try await app.runService()
+            }
             await catalog.close()
         }
     }
@@ -78,12 +119,25 @@ extension CommuneCommand {
                 let devices = try await catalog.devices()
                 await catalog.close()
                 if json {
-                    let e = JSONEncoder()
-                    e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    print(String(decoding: try e.encode(devices), as: UTF8.self))
+                    print(try jsonText(devices))
+                } else if devices.isEmpty {
+                    print("No devices yet: commune devices add ID")
                 } else {
-                    for d in devices { print("\(d.id)\t\(d.lastSeen?.rfc3339 ?? "never seen")") }
+                    for d in devices { print(Self.line(d)) }
                 }
+            }
+
+            static func line(_ d: Catalog.Device) -> String {
+                var s = "\(d.id)  last seen \(d.lastSeen?.rfc3339 ?? "never")"
+                if let h = d.health {
+                    s += "  \(h.recording)"
+                    if let o = h.oldest, let n = h.newest { s += "  ring \(o.rfc3339) → \(n.rfc3339)" }
+                    s += "  free \(h.freeBytes / 1_000_000) MB  pinned \(h.pinnedBytes / 1_000_000) MB  queue \(h.queuedSegments)"
+                    s += h.clockSynchronized ? "  clock synced" : "  CLOCK NOT SYNCED"
+                    s += "  v\(h.version)"
+                    if let e = h.lastError { s += "  last error: \(e)" }
+                }
+                return s
             }
         }
 
@@ -93,15 +147,11 @@ extension CommuneCommand {
             @Argument(help: "The device id, as in the box's device.id.") var id: String
             @Flag(help: "Print {\"id\":..,\"token\":..}.") var json = false
             func run() async throws {
-                let catalog = try await options.catalog()
-                let token: String
-                do {
-                    token = try await catalog.addDevice(id: id)
-                } catch {
-                    await catalog.close()
-                    throw ValidationError("device \(id) is already registered (commune devices lists them)")
+                let token = try await options.withCatalog { catalog in
+                    do { return try await catalog.addDevice(id: id) } catch {
+                        throw ValidationError("device \(id) is already registered (commune devices lists them)")
+                    }
                 }
-                await catalog.close()
                 if json {
                     print("{\"id\":\"\(id)\",\"token\":\"\(token)\"}")
                 } else {
@@ -112,19 +162,111 @@ extension CommuneCommand {
         }
     }
 
+    struct RequestFootage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "request",
+            abstract: "Ask a box for a time range; it uploads what it has at its next heartbeat.",
+            discussion: """
+                Times: RFC 3339 (2026-11-29T14:02:00+07:00), local "2026-11-29 14:02", "14:02" today, or -10m.
+                Example:
+                  commune request --data /srv/commune --device thaithuy-0042 --from "2026-11-29 14:02" --to "2026-11-29 14:09" --reason "accident QL37B"
+                """)
+        @OptionGroup var options: DataOptions
+        @Option(help: "The device to ask.") var device: String
+        @Option(help: "Start of the range.") var from: String
+        @Option(help: "End of the range.") var to: String
+        @Option(help: "Only this camera of the device (default: its camera).") var camera: String?
+        @Option(help: "Why (kept with the clips).") var reason: String?
+        @Flag(help: "Print the request as JSON.") var json = false
+
+        func run() async throws {
+            let now = Timestamp.now()
+            let start: Timestamp, end: Timestamp
+            do {
+                start = try TimeExpression.parse(from, now: now)
+                end = try TimeExpression.parse(to, now: now)
+            } catch {
+                throw ValidationError(error.description)
+            }
+            let made = try await options.withCatalog { catalog in
+                do {
+                    return try await catalog.addRequest(device: device, camera: camera, from: start, to: end, reason: reason, now: now)
+                } catch let e as Catalog.RequestError {
+                    throw ValidationError(e.description)
+                }
+            }
+            if json {
+                print(try jsonText(made))
+            } else {
+                print("Request \(made.id) for \(device): \(start.rfc3339) → \(end.rfc3339). The box picks it up at its next heartbeat; follow it with: commune requests --data \(options.data)")
+            }
+        }
+    }
+
+    struct Requests: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Footage requests, their state and what each box has of them.")
+        @OptionGroup var options: DataOptions
+        @Option(help: "Only this device.") var device: String?
+        @Flag(help: "Print JSON: an array of {id, device, from, to, state, coverage: [{from, to, status}], ...}.") var json = false
+
+        func run() async throws {
+            let catalog = try await options.catalog()
+            let requests = try await catalog.requests(device: device)
+            await catalog.close()
+            if json { print(try jsonText(requests)); return }
+            if requests.isEmpty { print("No requests yet: commune request --device ID --from T --to T"); return }
+            for r in requests {
+                print("\(r.id)  \(r.device)  \(r.from.rfc3339) → \(r.to.rfc3339)  \(r.state.rawValue)\(r.reason.map { "  \"\($0)\"" } ?? "")")
+                if let e = r.error { print("    refused by the box: \(e)") }
+                for c in r.coverage {
+                    print("    \(c.from.rfc3339) → \(c.to.rfc3339)  \(c.status.rawValue.replacingOccurrences(of: "_", with: " "))")
+                }
+            }
+        }
+    }
+
+    struct Operators: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Operator tokens for the JSON API (/api/v1/requests, /api/v1/clips).",
+                                                        subcommands: [Add.self])
+        struct Add: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create an operator; prints its token once.")
+            @OptionGroup var options: DataOptions
+            @Argument(help: "The operator's name.") var name: String
+            func run() async throws {
+                let token = try await options.withCatalog { catalog in
+                    do { return try await catalog.addOperator(name: name) } catch {
+                        throw ValidationError("operator \(name) already exists")
+                    }
+                }
+                print("Operator \(name) created. Send it as Authorization: Bearer TOKEN; it is not shown again:")
+                print(token)
+            }
+        }
+    }
+
     struct Clips: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the clips that arrived whole and verified.")
         @OptionGroup var options: DataOptions
         @Option(help: "Only this device.") var device: String?
+        @Option(help: "Only clips ending after this time.") var from: String?
+        @Option(help: "Only clips starting before this time.") var to: String?
         @Flag(help: "Print JSON: an array of {path, device, camera, start, end, bytes, sha256, ...}.") var json = false
         func run() async throws {
             let catalog = try await options.catalog()
-            let clips = try await catalog.clips(device: device)
+            let now = Timestamp.now()
+            let start: Timestamp?, end: Timestamp?
+            do {
+                start = try from.map { try TimeExpression.parse($0, now: now) }
+                end = try to.map { try TimeExpression.parse($0, now: now) }
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            let clips = try await catalog.clips(device: device).filter { c in
+                (start.map { c.end > $0 } ?? true) && (end.map { c.start < $0 } ?? true)
+            }
             await catalog.close()
             if json {
-                let e = JSONEncoder()
-                e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                print(String(decoding: try e.encode(clips), as: UTF8.self))
+                print(try jsonText(clips))
             } else if clips.isEmpty {
                 print("No clips yet.")
             } else {
@@ -132,4 +274,10 @@ extension CommuneCommand {
             }
         }
     }
+}
+
+func jsonText<T: Encodable>(_ value: T) throws -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try e.encode(value), as: UTF8.self)
 }

@@ -3,6 +3,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Everything `junction.toml` says. Keys and their meaning are a contract (README, "Configuring
 /// a box"): new keys may be added, none renamed.
@@ -56,12 +59,27 @@ public struct JunctionConfiguration: Sendable, Equatable {
         /// The tus creation endpoint (default: url + "/files/").
         public var tusURL: String
         public var allowInsecureHTTP: Bool = false
+        /// Seconds between heartbeats (health, footage requests).
+        public var heartbeatSeconds: Int = 60
+        /// PEM file of the certificate authorities to trust instead of the system's (a commune
+        /// with its own CA).
+        public var caFile: String?
     }
 
     public struct Upload: Sendable, Equatable {
+        public enum Order: String, Sendable, Equatable {
+            /// Within each flag, the oldest segment first (the start of an incident arrives first).
+            case oldestFirst = "oldest_first"
+            /// Within each flag, the newest segment first.
+            case newestFirst = "newest_first"
+        }
         /// Seconds added before and after every flagged range.
         public var preRollSeconds: Int = 10
         public var postRollSeconds: Int = 10
+        /// Upload rate cap in kilobits per second; 0 means none.
+        public var maxKbps: Int = 0
+        /// Flags (and requests) go in the order they were made; this orders segments within one.
+        public var order: Order = .oldestFirst
         public init() {}
     }
 
@@ -149,6 +167,10 @@ private struct Reader {
         "server.token": "this box's token (commune devices add ID prints it)",
         "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
         "server.allow_insecure_http": "true to allow an http:// server (trusted networks only)",
+        "server.heartbeat_seconds": "seconds between heartbeats to the commune (5–3600)",
+        "server.ca_file": "a PEM file of certificate authorities to trust for the commune's HTTPS",
+        "upload.max_kbps": "upload rate cap in kilobits per second, 0 for none",
+        "upload.order": "\"oldest_first\" or \"newest_first\" within each flag",
         "upload.pre_roll_seconds": "seconds added before every flagged range (0–600)",
         "upload.post_roll_seconds": "seconds added after every flagged range (0–600)",
         "log.level": "trace, debug, info, notice, warning or error",
@@ -274,6 +296,13 @@ private struct Reader {
         var upload = JunctionConfiguration.Upload()
         if let p = try int("upload.pre_roll_seconds", in: 0...600) { upload.preRollSeconds = p }
         if let p = try int("upload.post_roll_seconds", in: 0...600) { upload.postRollSeconds = p }
+        if let k = try int("upload.max_kbps", in: 0...1_000_000) { upload.maxKbps = k }
+        if let (o, line) = try string("upload.order") {
+            guard let order = JunctionConfiguration.Upload.Order(rawValue: o) else {
+                throw fail("upload.order", line: line, "\"\(o)\" is not an order: write \"oldest_first\" or \"newest_first\"")
+            }
+            upload.order = order
+        }
 
         var server: JunctionConfiguration.Server?
         if let (url, urlLine) = try string("server.url") {
@@ -294,6 +323,12 @@ private struct Reader {
             }
             let tus = try string("server.tus_url")?.0 ?? trimmed + "/files/"
             server = .init(url: trimmed, token: token, tusURL: tus, allowInsecureHTTP: allowHTTP)
+            if let h = try int("server.heartbeat_seconds", in: 5...3600) { server?.heartbeatSeconds = h }
+            if let (ca, line) = try string("server.ca_file") {
+                guard ca.hasPrefix("/") else { throw fail("server.ca_file", line: line, "\"\(ca)\" must be an absolute path to a PEM file") }
+                guard access(ca, R_OK) == 0 else { throw fail("server.ca_file", line: line, "\(ca) cannot be read: copy the commune's CA certificate (PEM) there") }
+                server?.caFile = ca
+            }
         } else if let v = doc["server.token"] {
             throw fail("server.url", line: v.line, "server.token is set but server.url is missing")
         }

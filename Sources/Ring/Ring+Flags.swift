@@ -86,7 +86,7 @@ extension Ring {
         }
         let u = try await usage()
         if u.pinnedBytes + newBytes + futureBytes > u.pinnedCapBytes {
-            throw RingError(.invalidArgument, """
+            throw RingError(.pinCapReached, """
                 flag refused: it would pin \(format(newBytes + futureBytes)) more, and \(format(u.pinnedBytes)) of the \
                 \(format(u.pinnedCapBytes)) cap (\(configuration.maxPinnedPercent) % of the ring) is already pinned \
                 waiting for upload. Flag a shorter range, withdraw an old flag (junction flags, junction unflag ID), \

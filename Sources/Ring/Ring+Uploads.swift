@@ -27,8 +27,8 @@ extension Ring {
     }
 
     /// Flagged segments not yet uploaded: flags in the order they were made (requests in
-    /// arrival order), oldest segment first within each.
-    public func uploadQueue(limit: Int = 100) async throws(RingError) -> [QueuedUpload] {
+    /// arrival order), oldest segment first within each (or newest first).
+    public func uploadQueue(limit: Int = 100, newestFirst: Bool = false) async throws(RingError) -> [QueuedUpload] {
         let rows = try await index.run("""
             SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
                    f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
@@ -39,7 +39,7 @@ extension Ring {
                                    AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)
             LEFT JOIN upload u ON u.segment_id = s.id
             WHERE s.state = 'live' AND s.flagged = 1 AND s.uploaded = 0
-            ORDER BY f.id, s.start_ms
+            ORDER BY f.id, s.start_ms \(newestFirst ? "DESC" : "ASC")
             LIMIT ?
             """, [.integer(limit)])
         return rows.map { r in
@@ -48,6 +48,11 @@ extension Ring {
                          state: UploadState(url: r.column("up_url")?.string, offset: Int64(r.column("up_offset")?.integer ?? 0),
                                             attempts: Int(r.column("up_attempts")?.integer ?? 0), lastError: r.column("up_error")?.string))
         }
+    }
+
+    /// True when a pinned segment waits for upload (one cheap indexed lookup, polled often).
+    public func hasPendingUploads() async throws(RingError) -> Bool {
+        try await index.run("SELECT 1 AS x FROM segment WHERE flagged = 1 AND uploaded = 0 AND state = 'live' LIMIT 1").first != nil
     }
 
     /// Keeps an upload's progress (URL, offset, attempts, last error) for after a reboot.

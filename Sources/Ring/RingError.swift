@@ -7,8 +7,10 @@ public struct RingError: Error, Sendable, CustomStringConvertible {
         case index
         /// A segment file is not what its row says (size, hash).
         case dataLoss
-        /// A request the ring cannot honour (bad range, cap reached).
+        /// A request the ring cannot honour (bad range, nothing left of it).
         case invalidArgument
+        /// A flag would take pinned bytes past `storage.max_pinned_percent`.
+        case pinCapReached
     }
 
     public var code: Code

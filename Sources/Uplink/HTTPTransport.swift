@@ -1,30 +1,73 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// The real `TusTransport`: async-http-client. HTTPS by default; http:// only when the config
-/// allows it explicitly (the caller checks `server.allow_insecure_http`).
+/// allows it explicitly (the caller checks `server.allow_insecure_http`). With a rate limiter,
+/// bodies go out in paced slices (`upload.max_kbps`).
 public struct HTTPTransport: TusTransport {
-    let client: HTTPClient
+    public let client: HTTPClient
     let timeoutSeconds: Int64
+    let limiter: RateLimiter?
 
-    public init(client: HTTPClient = .shared, timeoutSeconds: Int64 = 60) {
+    public init(client: HTTPClient = .shared, timeoutSeconds: Int64 = 60, limiter: RateLimiter? = nil) {
         self.client = client
         self.timeoutSeconds = timeoutSeconds
+        self.limiter = limiter
+    }
+
+    /// A client that trusts the CAs in `caFile` (PEM) instead of the system's, when given.
+    public static func makeClient(caFile: String?) throws -> HTTPClient {
+        guard let caFile else { return .shared }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        } catch {
+            throw UplinkError("server.ca_file \(caFile) is not a PEM certificate file: \(error)")
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout.connect = .seconds(15)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     public func perform(_ request: TusRequest) async throws -> TusResponse {
         var r = HTTPClientRequest(url: request.url)
         r.method = HTTPMethod(rawValue: request.method)
         for (name, value) in request.headers { r.headers.replaceOrAdd(name: name, value: value) }
-        if !request.body.isEmpty || request.method == "PATCH" || request.method == "POST" {
+        if let limiter, !request.body.isEmpty {
+            r.body = .stream(PacedBody(bytes: request.body, limiter: limiter, slice: await limiter.slice),
+                             length: .known(Int64(request.body.count)))
+        } else if !request.body.isEmpty || request.method == "PATCH" || request.method == "POST" {
             r.body = .bytes(ByteBuffer(bytes: request.body))
         }
         let response = try await client.execute(r, timeout: .seconds(timeoutSeconds))
         var headers: [String: String] = [:]
         for field in response.headers { headers[field.name] = field.value }
-        // Drain (bounded) so the connection can be reused.
-        _ = try? await response.body.collect(upTo: 1 << 20)
-        return TusResponse(status: Int(response.status.code), headers: headers)
+        // Read (bounded) so the connection can be reused.
+        let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
+        return TusResponse(status: Int(response.status.code), headers: headers, body: body)
     }
+}
+
+/// A body handed to the HTTP client slice by slice, each slice paid for in the bucket first.
+struct PacedBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let bytes: [UInt8]
+    let limiter: RateLimiter
+    let slice: Int
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let body: PacedBody
+        var offset = 0
+        mutating func next() async throws -> ByteBuffer? {
+            guard offset < body.bytes.count else { return nil }
+            let n = Swift.min(body.slice, body.bytes.count - offset)
+            try await body.limiter.take(n)
+            defer { offset += n }
+            return ByteBuffer(bytes: body.bytes[offset..<offset + n])
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
 }

@@ -25,10 +25,13 @@ public struct TusRequest: Sendable, Equatable {
 public struct TusResponse: Sendable, Equatable {
     public var status: Int
     public var headers: [String: String]
+    /// The body, up to a megabyte (tus answers have none; the heartbeat's is JSON).
+    public var body: [UInt8]
 
-    public init(status: Int, headers: [String: String] = [:]) {
+    public init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
+        self.body = body
     }
 }
 

@@ -15,10 +15,13 @@ public struct UploadQueue: Sendable {
     public let device: String
     public let checksum: TusUploadStateMachine.ChecksumAlgorithm?
     public let configuration: TusUploadStateMachine.Configuration
+    /// Within each flag, the newest segment first (`upload.order = "newest_first"`).
+    public var newestFirst = false
     let logger: Logger
 
     public init(ring: Ring, client: TusClient, device: String, checksum: TusUploadStateMachine.ChecksumAlgorithm?,
-                configuration: TusUploadStateMachine.Configuration = .init(), logger: Logger) {
+                configuration: TusUploadStateMachine.Configuration = .init(), newestFirst: Bool = false, logger: Logger) {
+        self.newestFirst = newestFirst
         self.ring = ring
         self.client = client
         self.device = device
@@ -53,7 +56,7 @@ public struct UploadQueue: Sendable {
         var report = Report()
         var skip: Set<Int64> = []
         while true {
-            let queue = try await ring.uploadQueue().filter { !skip.contains($0.segment.id) }
+            let queue = try await ring.uploadQueue(newestFirst: newestFirst).filter { !skip.contains($0.segment.id) }
             guard let item = queue.first else { return report }
             let path = ring.path(of: item.segment)
             let segmentID = item.segment.id

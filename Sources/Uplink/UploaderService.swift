@@ -3,22 +3,28 @@ import Ring
 import ServiceLifecycle
 import Wire
 
-/// The box's upload service: whenever pinned footage is waiting and the server answers, it
-/// drains the upload queue. It asks the server (OPTIONS) which checksum it takes before each
-/// round, which doubles as the link probe: while the link is down it probes every
-/// `probeInterval`, so uploading resumes within seconds of the link coming back.
+/// The box's upload service. It watches the index (locally, every `idleInterval`: no traffic
+/// while nothing is flagged) and, as soon as pinned footage waits, asks the server (OPTIONS)
+/// which checksum it takes and drains the upload queue. The OPTIONS doubles as the link probe:
+/// while the link is down it probes every `probeInterval`, so uploading resumes within seconds
+/// of the link coming back.
 public struct UploaderService: Service {
     public let queue: @Sendable (TusUploadStateMachine.ChecksumAlgorithm?) -> UploadQueue
     public let transport: any TusTransport
     public let tusURL: String
+    public let ring: Ring
     public let probeInterval: Duration
+    public let idleInterval: Duration
     let logger: Logger
 
-    public init(transport: any TusTransport, tusURL: String, probeInterval: Duration = .seconds(2), logger: Logger,
+    public init(transport: any TusTransport, tusURL: String, ring: Ring, probeInterval: Duration = .seconds(2),
+                idleInterval: Duration = .milliseconds(250), logger: Logger,
                 queue: @escaping @Sendable (TusUploadStateMachine.ChecksumAlgorithm?) -> UploadQueue) {
         self.transport = transport
         self.tusURL = tusURL
+        self.ring = ring
         self.probeInterval = probeInterval
+        self.idleInterval = idleInterval
         self.logger = logger
         self.queue = queue
     }
@@ -27,6 +33,10 @@ public struct UploaderService: Service {
         await cancelWhenGracefulShutdown {
             var linkWasDown = false
             while !Task.isCancelled {
+                if (try? await ring.hasPendingUploads()) != true {
+                    try? await Task.sleep(for: idleInterval)
+                    continue
+                }
                 do {
                     let options = try await transport.perform(TusRequest(method: "OPTIONS", url: tusURL, headers: [Tus.Header.resumable: Tus.version]))
                     if linkWasDown { logger.notice("uplink: server answering again") }

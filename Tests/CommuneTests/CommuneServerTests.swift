@@ -23,6 +23,7 @@ struct RunningServer {
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
         let router = Router()
         TusEndpoint(configuration: .init(data: data), catalog: catalog, logger: Logger(label: "t")).register(on: router)
+        ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },

@@ -166,4 +166,31 @@ import Testing
         } throws: { error in (error as! ConfigError).key == "server.token" }
         #expect(try JunctionConfiguration.parse(minimal).server == nil)
     }
+
+    @Test func uplinkTuning() throws {
+        let c = try JunctionConfiguration.parse(minimal + """
+
+            [server]
+            url = "https://c.vn"
+            token = "abc"
+            heartbeat_seconds = 15
+            [upload]
+            max_kbps = 512
+            order = "newest_first"
+            """)
+        #expect(c.server?.heartbeatSeconds == 15 && c.upload.maxKbps == 512 && c.upload.order == .newestFirst)
+        #expect(try JunctionConfiguration.parse(minimal).upload.order == .oldestFirst)
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[upload]\norder = \"random\"\n")
+        } throws: { error in
+            let e = error as! ConfigError
+            return e.key == "upload.order" && e.message.contains("oldest_first")
+        }
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[server]\nurl = \"https://c.vn\"\ntoken = \"a\"\nca_file = \"/nonexistent/ca.pem\"\n")
+        } throws: { error in
+            let e = error as! ConfigError
+            return e.key == "server.ca_file" && e.message.contains("cannot be read")
+        }
+    }
 }

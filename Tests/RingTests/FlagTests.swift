@@ -48,7 +48,7 @@ import Testing
             try await ring.flag(.init(camera: "cam1", from: t0 + 8, to: t0 + 16), now: t0 + 30)
         } throws: { error in
             let e = error as! RingError
-            return e.code == .invalidArgument && e.message.contains("flag refused") && e.message.contains("junction unflag")
+            return e.code == .pinCapReached && e.message.contains("flag refused") && e.message.contains("junction unflag")
         }
         #expect(try await ring.flags().count == 1, "a refused flag leaves nothing behind")
         await ring.close()

@@ -1,0 +1,116 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Wire
+
+/// The commune's JSON API. Boxes: `POST /api/v1/heartbeat` (device token). Operators (operator
+/// token, `commune operators add`): `GET/POST /api/v1/requests`, `GET /api/v1/clips`,
+/// `GET /api/v1/devices`.
+public struct ControlEndpoint: Sendable {
+    let catalog: Catalog
+    let logger: Logger
+    /// Bodies beyond this are refused (413): a heartbeat is a few kilobytes.
+    public var maxBodyBytes = 1 << 20
+
+    public init(catalog: Catalog, logger: Logger) {
+        self.catalog = catalog
+        self.logger = logger
+    }
+
+    public func register(on router: Router<BasicRequestContext>) {
+        router.post("api/v1/heartbeat") { request, _ in try await self.heartbeat(request) }
+        router.get("api/v1/requests") { request, _ in
+            try await self.asOperator(request) { try await json(.ok, self.catalog.requests(device: request.uri.queryParameters["device"].map(String.init))) }
+        }
+        router.post("api/v1/requests") { request, _ in try await self.asOperator(request) { try await self.newRequest(request) } }
+        router.get("api/v1/clips") { request, _ in
+            try await self.asOperator(request) { try await json(.ok, self.catalog.clips(device: request.uri.queryParameters["device"].map(String.init))) }
+        }
+        router.get("api/v1/devices") { request, _ in try await self.asOperator(request) { try await json(.ok, self.catalog.devices()) } }
+    }
+
+    static func bearer(_ request: Request) -> String? {
+        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") else { return nil }
+        return String(auth.dropFirst(7))
+    }
+
+    func heartbeat(_ request: Request) async throws -> Response {
+        guard let token = Self.bearer(request), let device = try await catalog.device(token: token) else {
+            return text(.unauthorized, "a device token is needed (Authorization: Bearer …)")
+        }
+        let report: Heartbeat.Report
+        switch try await decode(Heartbeat.Report.self, request) {
+        case .success(let r): report = r
+        case .failure(let e): return e.response
+        }
+        guard report.device == device else { return text(.forbidden, "this token belongs to device \(device), not \(report.device)") }
+        try await catalog.setHealth(device: device, report.health)
+        for r in report.requests { try await catalog.report(device: device, r) }
+        let open = try await catalog.requests(device: device, openOnly: true)
+        return try json(.ok, Heartbeat.Reply(requests: open.map(\.footageRequest)))
+    }
+
+    struct NewRequest: Decodable {
+        var device: String
+        var camera: String?
+        var from: Timestamp
+        var to: Timestamp
+        var reason: String?
+    }
+
+    func newRequest(_ request: Request) async throws -> Response {
+        switch try await decode(NewRequest.self, request) {
+        case .failure(let e): return e.response
+        case .success(let n):
+            do {
+                let made = try await catalog.addRequest(device: n.device, camera: n.camera, from: n.from, to: n.to, reason: n.reason)
+                logger.notice("footage requested", metadata: ["id": "\(made.id)", "device": "\(made.device)"])
+                return try json(.created, made)
+            } catch let e as Catalog.RequestError {
+                return text(.badRequest, e.description)
+            }
+        }
+    }
+
+    func asOperator(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
+        guard let token = Self.bearer(request), try await catalog.operator(token: token) != nil else {
+            return text(.unauthorized, "an operator token is needed (commune operators add NAME)")
+        }
+        return try await body()
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> Result<T, ResponseError> {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maxBodyBytes)
+        } catch {
+            return .failure(ResponseError(text(.contentTooLarge, "the body is over \(maxBodyBytes) bytes")))
+        }
+        do {
+            return .success(try Heartbeat.decode(T.self, from: Array(body.readableBytesView)))
+        } catch {
+            return .failure(ResponseError(text(.badRequest, "the body is not the JSON expected: \(error)")))
+        }
+    }
+
+    struct ResponseError: Error { let response: Response; init(_ r: Response) { response = r } }
+}
+
+extension Result where Failure == ControlEndpoint.ResponseError {
+    static func failure(_ r: Response) -> Self { .failure(ControlEndpoint.ResponseError(r)) }
+}
+
+func json<T: Encodable>(_ status: HTTPResponse.Status, _ value: T) throws -> Response {
+    var h = HTTPFields()
+    h[.contentType] = "application/json"
+    h[.cacheControl] = "no-store"
+    return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(bytes: try Heartbeat.encode(value))))
+}
+
+func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
+    var h = HTTPFields()
+    h[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: h, body: ResponseBody(byteBuffer: ByteBuffer(string: message + "\n")))
+}

@@ -1,0 +1,164 @@
+import Logging
+import Ring
+import ServiceLifecycle
+import Wire
+
+/// The box's side of the control channel. Every `interval` it posts its health and the coverage
+/// of each open footage request to the commune (`POST /api/v1/heartbeat`); each new request in
+/// the answer becomes a flag at once, and its coverage goes back in an immediate second
+/// heartbeat. While the server cannot be reached it retries every `retryInterval`, so the first
+/// heartbeat after the link returns goes out within seconds. A server without the endpoint (a
+/// plain tus server) is noted once: uploads still work, requests just never arrive.
+public struct HeartbeatService: Service {
+    public struct Configuration: Sendable {
+        public var url: String
+        public var token: String?
+        public var device: String
+        /// The camera a request without one means.
+        public var camera: String
+        public var interval: Duration = .seconds(60)
+        public var retryInterval: Duration = .seconds(2)
+
+        public init(url: String, token: String?, device: String, camera: String) {
+            self.url = url
+            self.token = token
+            self.device = device
+            self.camera = camera
+        }
+    }
+
+    let configuration: Configuration
+    let transport: any TusTransport
+    let ring: Ring
+    /// The recorder's state now: what to call it, its last error, whether it is recording.
+    let recorder: @Sendable () -> (state: String, lastError: String?, recording: Bool, clockSynchronized: Bool)
+    let version: String
+    let logger: Logger
+
+    public init(configuration: Configuration, transport: any TusTransport, ring: Ring, version: String, logger: Logger,
+                recorder: @escaping @Sendable () -> (state: String, lastError: String?, recording: Bool, clockSynchronized: Bool)) {
+        self.configuration = configuration
+        self.transport = transport
+        self.ring = ring
+        self.version = version
+        self.logger = logger
+        self.recorder = recorder
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        /// The server answered; `newRequests` of its requests were not known before.
+        case answered(newRequests: Int)
+        /// The server has no heartbeat endpoint, or refused the token: try again later.
+        case refused(String)
+        /// No answer: the link or the server is down.
+        case unreachable(String)
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var known: [FootageRequest] = []
+            var lastProblem: String?
+            while !Task.isCancelled {
+                let outcome = await beat(&known)
+                var pause = configuration.interval
+                switch outcome {
+                case .answered(let fresh):
+                    if lastProblem != nil { logger.notice("heartbeat: the commune answers again") }
+                    lastProblem = nil
+                    // New requests were just flagged: report their coverage right away.
+                    if fresh > 0 { pause = .milliseconds(200) }
+                case .refused(let why):
+                    if lastProblem != why { logger.warning("heartbeat: \(why)") }
+                    lastProblem = why
+                case .unreachable(let why):
+                    if lastProblem == nil { logger.warning("heartbeat: the commune cannot be reached (\(why)); retrying every \(configuration.retryInterval)") }
+                    lastProblem = lastProblem ?? why
+                    pause = configuration.retryInterval
+                }
+                try? await Task.sleep(for: pause)
+            }
+        }
+    }
+
+    /// One heartbeat: report, read the answer, flag new requests. `known` is the request list of
+    /// the last answer (their coverage goes in this report).
+    public func beat(_ known: inout [FootageRequest], now: Timestamp = .now()) async -> Outcome {
+        let report: Heartbeat.Report
+        do {
+            report = try await makeReport(known, now: now)
+        } catch {
+            return .refused("cannot read the ring to report: \(error)")
+        }
+        var headers = ["Content-Type": "application/json"]
+        if let token = configuration.token { headers["Authorization"] = "Bearer \(token)" }
+        let response: TusResponse
+        do {
+            response = try await transport.perform(TusRequest(method: "POST", url: configuration.url, headers: headers,
+                                                              body: try Heartbeat.encode(report)))
+        } catch {
+            return .unreachable(String(describing: error))
+        }
+        switch response.status {
+        case 200:
+            break
+        case 401, 403:
+            return .refused("the commune refused the token (HTTP \(response.status)): check server.token against `commune devices`")
+        case 404, 405:
+            return .refused("\(configuration.url) has no heartbeat endpoint (not a commune server?): uploads still work, footage requests will not arrive")
+        default:
+            return .refused("the commune answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
+        }
+        guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: response.body) else {
+            return .refused("the commune's answer is not the JSON expected")
+        }
+        let before = Set(known.map(\.id))
+        known = reply.requests
+        var fresh = 0
+        for request in reply.requests {
+            let isNew = !before.contains(request.id)
+            await take(request, now: now, firstSight: isNew)
+            if isNew { fresh += 1 }
+        }
+        return .answered(newRequests: fresh)
+    }
+
+    /// Flags a request that has no flag yet (one refused at the pin cap is tried again at each
+    /// heartbeat). A range the ring no longer has, or never had, is not an error: the coverage
+    /// says so.
+    func take(_ request: FootageRequest, now: Timestamp, firstSight: Bool) async {
+        do {
+            if try await ring.flag(requestID: request.id) != nil { return }
+            _ = try await ring.flag(.init(camera: request.camera ?? configuration.camera, from: request.from, to: request.to,
+                                          reason: request.reason, source: .request, requestID: request.id), now: now)
+            logger.notice("footage request taken", metadata: ["request": "\(request.id)", "from": "\(request.from)", "to": "\(request.to)"])
+        } catch where error.code == .invalidArgument {
+            if firstSight { logger.notice("footage request: \(error.message)", metadata: ["request": "\(request.id)"]) }
+        } catch {
+            if firstSight { logger.error("footage request not taken: \(error)", metadata: ["request": "\(request.id)"]) }
+        }
+    }
+
+    func makeReport(_ known: [FootageRequest], now: Timestamp) async throws -> Heartbeat.Report {
+        let r = recorder()
+        let usage = try await ring.usage()
+        let queued = try await ring.uploadQueue(limit: 10_000).count
+        let camera = configuration.camera
+        let segments = try await ring.segments(camera: camera)
+        let health = Heartbeat.Health(recording: r.state, lastError: r.lastError, oldest: segments.first?.start, newest: segments.last?.end,
+                                      ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
+                                      pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
+                                      clockSynchronized: r.clockSynchronized, version: version, sentAt: now)
+        var reports: [Heartbeat.RequestReport] = []
+        for request in known {
+            let coverage = try await ring.coverage(camera: request.camera ?? camera, from: request.from, to: request.to,
+                                                   recording: r.recording, now: now)
+            var refusal: String?
+            if try await ring.flag(requestID: request.id) == nil, coverage.contains(where: { $0.status == .pending }) {
+                // Pending parts but no flag: the flag was refused (pin cap); say so to the operator.
+                refusal = "the box could not pin this range: its pinned footage is at the cap (storage.max_pinned_percent); it is retried at each heartbeat"
+            }
+            reports.append(.init(id: request.id, coverage: coverage, error: refusal))
+        }
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports)
+    }
+}
