@@ -5,7 +5,11 @@ SWIFT ?= swift
 DEBS := pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
         gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
-        gstreamer1.0-libav time util-linux procps systemd
+        gstreamer1.0-libav time util-linux procps systemd \
+        iptables ethtool iproute2 openssl curl
+# Peers for the uplink's interop tests and benchmark: tus implementations that are not ours.
+PYDEPS := tuspy tuspyserver uvicorn
+PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release test demo bench clean
@@ -17,6 +21,8 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "deps: all present"; fi
+	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PYDEPS); }
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is needed (https://www.swift.org/install/linux/)"; exit 1; }
 
 build: deps

@@ -30,6 +30,7 @@ public struct TusEndpoint: Sendable {
     let configuration: Configuration
     let catalog: Catalog
     let logger: Logger
+    let locks = UploadLocks()
 
     public init(configuration: Configuration, catalog: Catalog, logger: Logger) {
         self.configuration = configuration
@@ -151,7 +152,16 @@ public struct TusEndpoint: Sendable {
         return try await append(request, id: id, device: device)
     }
 
+    /// Appends a body to an upload as it streams in. A body cut off mid-way (the link dropped)
+    /// keeps what arrived: the box resumes from there (HEAD) instead of sending the chunk again.
+    /// That holds with `Upload-Checksum` too: TCP/TLS carried those bytes intact, and the
+    /// whole-file sha256 checked on completion is the final word. A body that arrives whole but
+    /// does not match its checksum is dropped (460). One writer per upload: a new PATCH stops
+    /// one still hanging on a dead connection, then checks the offset again (409 if it moved).
     func append(_ request: Request, id: String, device: String) async throws -> Response {
+        guard try await catalog.upload(id: id)?.device == device else { return reply(.notFound) }
+        let lease = await locks.acquire(id)
+        defer { Task { await locks.release(id, lease) } }
         guard let upload = try await catalog.upload(id: id), upload.device == device else { return reply(.notFound) }
         if upload.expires < Timestamp.now() { return try await expire(upload) }
         if request.method == .patch {
@@ -162,26 +172,56 @@ public struct TusEndpoint: Sendable {
                 return reply(.conflict, "offset \(offset) does not match the server's \(upload.offset)")
             }
         }
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxChunkBytes)
-        let bytes = Array(body.readableBytesView)
-        guard upload.offset + Int64(bytes.count) <= upload.length else {
-            return reply(.badRequest, "the chunk goes past Upload-Length")
-        }
+        var checksum: (algorithm: Substring, expected: Substring)?
         if let header = request.headers[Self.name(Tus.Header.uploadChecksum)] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2 else { return reply(.badRequest, "Upload-Checksum is 'algorithm base64'") }
-            let digest: String
-            switch parts[0] {
-            case "sha256": digest = Data(SHA256.hash(data: bytes)).base64EncodedString()
-            case "sha1": digest = Data(Insecure.SHA1.hash(data: bytes)).base64EncodedString()
-            default: return reply(.badRequest, "checksum algorithm \(parts[0]) is not supported (sha256, sha1)")
+            guard parts[0] == "sha256" || parts[0] == "sha1" else {
+                return reply(.badRequest, "checksum algorithm \(parts[0]) is not supported (sha256, sha1)")
             }
-            guard digest == parts[1] else { return reply(Self.checksumMismatch, "the chunk's checksum does not match: send it again") }
+            checksum = (parts[0], parts[1])
+        }
+        let room = min(Int64(configuration.maxChunkBytes), upload.length - upload.offset)
+        if let declared = request.headers[.contentLength].flatMap({ Int64($0) }), declared > room {
+            return reply(.contentTooLarge, "the chunk goes past Upload-Length or the \(configuration.maxChunkBytes)-byte chunk limit")
         }
         let path = partPath(id)
-        try await blocking { try Self.append(bytes, to: path) }
-        let newOffset = upload.offset + Int64(bytes.count)
+        let writer = try await blocking { try ChunkWriter(path: path, offset: upload.offset) }
+        // Read in a task of our own so a newer PATCH can stop this one even while it waits on a dead link.
+        let body = request.body
+        let limit = room
+        let reading = Task { () throws -> (Int64, String?, String?) in
+            var sha256 = SHA256(), sha1 = Insecure.SHA1(), written: Int64 = 0
+            for try await buffer in body {
+                try Task.checkCancellation()
+                guard written + Int64(buffer.readableBytes) <= limit else { throw CommuneError("the chunk goes past Upload-Length") }
+                let bytes = Array(buffer.readableBytesView)
+                try await NIOThreadPool.singleton.runIfActive { try writer.write(bytes) }
+                sha256.update(data: bytes)
+                sha1.update(data: bytes)
+                written += Int64(bytes.count)
+            }
+            return (written, Data(sha256.finalize()).base64EncodedString(), Data(sha1.finalize()).base64EncodedString())
+        }
+        await locks.setStopper(id, lease) { reading.cancel() }
+        let outcome = await reading.result
+        let written = writer.written
+        switch outcome {
+        case .success(let (_, sha256, sha1)):
+            if let checksum, (checksum.algorithm == "sha256" ? sha256 : sha1) != String(checksum.expected) {
+                try await blocking { try writer.finish(keep: false) }
+                return reply(Self.checksumMismatch, "the chunk's checksum does not match: send it again")
+            }
+            try await blocking { try writer.finish(keep: true) }
+        case .failure(let error):
+            // Cut off (or stopped by a newer PATCH): keep what arrived, so the box resumes from it.
+            try await blocking { try writer.finish(keep: true) }
+            try await catalog.setOffset(id: id, upload.offset + written)
+            if error is CommuneError { return reply(.badRequest, "\(error)") }
+            logger.notice("tus: body cut off; kept what arrived", metadata: ["id": "\(id)", "bytes": "\(written)"])
+            return reply(.badRequest, "the body was cut off after \(written) bytes; resume from Upload-Offset")
+        }
+        let newOffset = upload.offset + written
         try await catalog.setOffset(id: id, newOffset)
         if newOffset == upload.length {
             if let failure = try await finish(upload, path: path) { return failure }
@@ -194,7 +234,7 @@ public struct TusEndpoint: Sendable {
         let metadata = try UploadMetadata(decoding: upload.metadata)
         let sha = try await blocking { try Self.sha256(path) }
         guard sha == metadata["sha256"] else {
-            try await blocking { unlink(path) }
+            _ = try await blocking { unlink(path) }
             try await catalog.deleteUpload(id: upload.id)
             logger.error("tus: whole-file sha256 mismatch; upload discarded", metadata: ["id": "\(upload.id)", "device": "\(upload.device)"])
             return reply(.gone, "the file's sha256 does not match its metadata: it was discarded; upload it again")
@@ -225,13 +265,13 @@ public struct TusEndpoint: Sendable {
     func terminate(_ request: Request, id: String) async throws -> Response {
         guard try await device(request) != nil else { return reply(.unauthorized, "a device token is needed") }
         guard let (_, upload) = try await owned(request, id: id) else { return reply(.notFound) }
-        try await blocking { unlink(self.partPath(upload.id)) }
+        _ = try await blocking { unlink(self.partPath(upload.id)) }
         try await catalog.deleteUpload(id: upload.id)
         return reply(.noContent)
     }
 
     func expire(_ upload: Catalog.Upload) async throws -> Response {
-        try await blocking { unlink(self.partPath(upload.id)) }
+        _ = try await blocking { unlink(self.partPath(upload.id)) }
         try await catalog.deleteUpload(id: upload.id)
         return reply(.gone, "the upload expired; create it again")
     }
@@ -259,19 +299,6 @@ public struct TusEndpoint: Sendable {
         close(fd)
     }
 
-    static func append(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw CommuneError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            if n < 0 { if errno == EINTR { continue }; throw CommuneError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            done += n
-        }
-        guard fdatasync(fd) == 0 else { throw CommuneError("cannot sync \(path): \(String(cString: strerror(errno)))") }
-    }
-
     static func sha256(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CommuneError("cannot read \(path)") }
@@ -285,6 +312,67 @@ public struct TusEndpoint: Sendable {
             buf.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
         return hex(Array(hasher.finalize()))
+    }
+}
+
+/// Writes one PATCH body at the upload's offset, and on `finish` either syncs it or cuts the
+/// file back to where it was.
+final class ChunkWriter: @unchecked Sendable {
+    let fd: Int32
+    let start: Int64
+    private(set) var written: Int64 = 0   // touched by one reading task at a time
+
+    init(path: String, offset: Int64) throws {
+        fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommuneError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        start = offset
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(start + written) + off_t(done)) }
+            if n < 0 { if errno == EINTR { continue }; throw CommuneError("cannot write an upload: \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        written += Int64(bytes.count)
+    }
+
+    func finish(keep: Bool) throws {
+        defer { close(fd) }
+        if !keep {
+            written = 0
+            guard ftruncate(fd, off_t(start)) == 0 else { throw CommuneError("cannot cut an upload back: \(String(cString: strerror(errno)))") }
+        } else {
+            guard ftruncate(fd, off_t(start + written)) == 0 else { throw CommuneError("cannot trim an upload: \(String(cString: strerror(errno)))") }
+        }
+        guard fdatasync(fd) == 0 else { throw CommuneError("cannot sync an upload: \(String(cString: strerror(errno)))") }
+    }
+}
+
+/// One writer per upload. A newcomer stops the current holder (whose body may hang on a dead
+/// connection for minutes) and waits for it to let go.
+actor UploadLocks {
+    private var holders: [String: (lease: Int, stop: (@Sendable () -> Void)?)] = [:]
+    private var next = 0
+
+    func acquire(_ id: String) async -> Int {
+        for _ in 0..<1000 {  // bounded: a stopped holder lets go within milliseconds
+            guard let holder = holders[id] else { break }
+            holder.stop?()
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        next += 1
+        holders[id] = (next, nil)
+        return next
+    }
+
+    func setStopper(_ id: String, _ lease: Int, _ stop: @escaping @Sendable () -> Void) {
+        if holders[id]?.lease == lease { holders[id]?.stop = stop }
+    }
+
+    func release(_ id: String, _ lease: Int) {
+        if holders[id]?.lease == lease { holders[id] = nil }
     }
 }
 

@@ -8,26 +8,33 @@ import NIOSSL
 /// bodies go out in paced slices (`upload.max_kbps`).
 public struct HTTPTransport: TusTransport {
     public let client: HTTPClient
-    let timeoutSeconds: Int64
+    /// Every exchange gets this long, plus the time its body needs at `slowestBytesPerSecond`:
+    /// a request stuck on a dead link fails in seconds, not minutes, and the probe takes over.
+    let baseTimeoutSeconds: Double
+    let slowestBytesPerSecond: Double
     let limiter: RateLimiter?
 
-    public init(client: HTTPClient = .shared, timeoutSeconds: Int64 = 60, limiter: RateLimiter? = nil) {
+    public init(client: HTTPClient = .shared, baseTimeoutSeconds: Double = 15, slowestBytesPerSecond: Double = 16_000,
+                limiter: RateLimiter? = nil) {
         self.client = client
-        self.timeoutSeconds = timeoutSeconds
+        self.baseTimeoutSeconds = baseTimeoutSeconds
+        self.slowestBytesPerSecond = slowestBytesPerSecond
         self.limiter = limiter
     }
 
-    /// A client that trusts the CAs in `caFile` (PEM) instead of the system's, when given.
+    /// The uplink's client: a 10 s connect timeout, and the CAs in `caFile` (PEM) trusted
+    /// instead of the system's when given.
     public static func makeClient(caFile: String?) throws -> HTTPClient {
-        guard let caFile else { return .shared }
         var tls = TLSConfiguration.makeClientConfiguration()
-        do {
-            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
-        } catch {
-            throw UplinkError("server.ca_file \(caFile) is not a PEM certificate file: \(error)")
+        if let caFile {
+            do {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            } catch {
+                throw UplinkError("server.ca_file \(caFile) is not a PEM certificate file: \(error)")
+            }
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout.connect = .seconds(15)
+        configuration.timeout.connect = .seconds(10)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -41,7 +48,10 @@ public struct HTTPTransport: TusTransport {
         } else if !request.body.isEmpty || request.method == "PATCH" || request.method == "POST" {
             r.body = .bytes(ByteBuffer(bytes: request.body))
         }
-        let response = try await client.execute(r, timeout: .seconds(timeoutSeconds))
+        var rate = slowestBytesPerSecond
+        if let limiter { rate = min(rate, limiter.bytesPerSecond / 2) }
+        let seconds = baseTimeoutSeconds + Double(request.body.count) / rate
+        let response = try await client.execute(r, timeout: .milliseconds(Int64(seconds * 1000)))
         var headers: [String: String] = [:]
         for field in response.headers { headers[field.name] = field.value }
         // Read (bounded) so the connection can be reused.

@@ -152,4 +152,53 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         #expect(TusUploadStateMachine.checksum(advertised: r.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value) == .sha256)
         await server.stop()
     }
+
+    /// A PATCH whose connection hangs mid-body (a dead 4G link) is stopped by the box's next
+    /// PATCH and keeps what arrived; the newcomer learns the new offset (409, then HEAD) and
+    /// sends only the rest. Nothing that arrived is sent twice.
+    @Test func cutOffBodyKeepsWhatArrivedAndANewerPatchTakesOver() async throws {
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let body = (0..<1_000_000).map { _ in UInt8.random(in: 0...255) }
+        let created = try await send(server, "POST", "/files/", token: a,
+                                     headers: ["Upload-Length": String(body.count), "Upload-Metadata": metadata(sha: sha256Hex(body))])
+        let location = try #require(created.headers.first { $0.key.lowercased() == "location" }?.value)
+        let port = UInt16(server.url.split(separator: ":").last!)!
+
+        // The first PATCH: its head and 300 000 bytes, then the link goes dead (the socket stays open).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        try #require(connected == 0)
+        let head = "PATCH \(location) HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\nAuthorization: Bearer \(a)\r\n" +
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n" +
+            "Upload-Checksum: sha256 \(Data(SHA256.hash(data: body)).base64EncodedString())\r\nContent-Length: \(body.count)\r\n\r\n"
+        let first = Array(head.utf8) + body[0..<300_000]
+        var sent = 0
+        while sent < first.count {
+            let n = first.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, first.count - sent, 0) }
+            try #require(n > 0)
+            sent += n
+        }
+        try await Task.sleep(for: .milliseconds(300))   // the server has written what came
+
+        // The box (restarted) sends from the offset it knew: the hanging PATCH is stopped and kept.
+        let patch = ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"]
+        let again = try await send(server, "PATCH", location, token: a, headers: patch, body: body)
+        #expect(again.status == 409, "the offset moved under it")
+        let offset = try await send(server, "HEAD", location, token: a).headers.first { $0.key.lowercased() == "upload-offset" }?.value
+        #expect(offset == "300000", "what arrived before the link died is kept")
+        let rest = Array(body[300_000...])
+        var resume = patch
+        resume["Upload-Offset"] = "300000"
+        resume["Upload-Checksum"] = "sha256 " + Data(SHA256.hash(data: rest)).base64EncodedString()
+        #expect(try await send(server, "PATCH", location, token: a, headers: resume, body: rest).status == 204)
+        let clip = try #require(try await server.catalog.clips().first)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: clip.path))) == body, "byte-identical")
+        await server.stop()
+    }
 }

@@ -183,22 +183,33 @@ final class Camera: @unchecked Sendable {
     deinit { stop() }
 }
 
-/// `junction run` as a child process.
-final class Daemon: @unchecked Sendable {
-    let config: String
+/// A program the test runs in the background, its output in a log file, optionally inside a
+/// network namespace the test made (`ip netns exec` execs it, so the PID is the program's).
+final class Background: @unchecked Sendable {
+    let executable: String
+    let arguments: [String]
     let log: String
+    var netns: String?
     private var process: Process?
     var pid: Int32 { process?.processIdentifier ?? 0 }
+    var isRunning: Bool { process?.isRunning ?? false }
 
-    init(config: String) {
-        self.config = config
-        self.log = config + ".log"
+    init(_ executable: String, _ arguments: [String], log: String, netns: String? = nil) {
+        self.executable = executable
+        self.arguments = arguments
+        self.log = log
+        self.netns = netns
     }
 
     func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Rig.junction)
-        p.arguments = ["run", "--config", config]
+        if let netns {
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            p.arguments = ["netns", "exec", netns, executable] + arguments
+        } else {
+            p.executableURL = URL(fileURLWithPath: executable)
+            p.arguments = arguments
+        }
         if !FileManager.default.fileExists(atPath: log) {
             _ = FileManager.default.createFile(atPath: log, contents: nil)
         }
@@ -211,7 +222,7 @@ final class Daemon: @unchecked Sendable {
         process = p
     }
 
-    /// SIGTERM and wait: the open segment is closed cleanly.
+    /// Sends `signal`, waits (bounded), SIGKILLs if it must.
     @discardableResult
     func stop(signal: Int32 = SIGTERM) -> Int32 {
         guard let p = process else { return -1 }
@@ -222,6 +233,27 @@ final class Daemon: @unchecked Sendable {
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
 
     deinit { stop(signal: SIGKILL) }
+}
+
+/// `junction run` as a child process.
+final class Daemon: @unchecked Sendable {
+    let config: String
+    let background: Background
+    var log: String { background.log }
+    var pid: Int32 { background.pid }
+
+    init(config: String, netns: String? = nil) {
+        self.config = config
+        background = Background(Rig.junction, ["run", "--config", config], log: config + ".log", netns: netns)
+    }
+
+    func start() throws { try background.start() }
+
+    /// SIGTERM and wait: the open segment is closed cleanly.
+    @discardableResult
+    func stop(signal: Int32 = SIGTERM) -> Int32 { background.stop(signal: signal) }
+
+    var output: String { background.output }
 }
 
 /// Writes a junction.toml for a test.
