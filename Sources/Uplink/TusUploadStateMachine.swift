@@ -19,6 +19,9 @@ public struct TusUploadStateMachine: Sendable {
         public var targetChunkSeconds = 4.0
         public var backoffInitial = 1.0
         public var backoffMaximum = 60.0
+        /// No answer at all (link down) is retried at least this often: the retry (a HEAD) is
+        /// itself the cheap probe, so uploading resumes within seconds of the link returning.
+        public var networkRetryMaximum = 2.0
         /// Give up (and say so) after this many failures in a row without progress.
         public var maximumAttemptsWithoutProgress = 50
 
@@ -113,7 +116,7 @@ public struct TusUploadStateMachine: Sendable {
     public mutating func handle(_ action: Action, _ outcome: Outcome, random: Double = 0.5) {
         switch outcome {
         case .transportError(let text, _):
-            fail("network: \(text)", random: random, shrink: action.isPatch)
+            fail("network: \(text)", random: random, shrink: action.isPatch, cap: configuration.networkRetryMaximum)
         case .response(let status, let rawHeaders, let seconds):
             let headers = Dictionary(rawHeaders.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
             handle(action, status: status, headers: headers, seconds: seconds, random: random)
@@ -192,14 +195,14 @@ public struct TusUploadStateMachine: Sendable {
     }
 
     /// A failure: back off (capped, jittered), then HEAD before sending more.
-    private mutating func fail(_ text: String, random: Double, shrink: Bool) {
+    private mutating func fail(_ text: String, random: Double, shrink: Bool, cap: Double? = nil) {
         progress.lastError = text
         progress.attempts += 1
         if progress.attempts > configuration.maximumAttemptsWithoutProgress {
             finished = .failed(reason: "gave up after \(progress.attempts - 1) failures in a row; last: \(text)")
             return
         }
-        let step = min(configuration.backoffMaximum, configuration.backoffInitial * Double(1 << min(backoffStep, 16)))
+        let step = min(cap ?? configuration.backoffMaximum, configuration.backoffInitial * Double(1 << min(backoffStep, 16)))
         backoffStep += 1
         pendingWait = step * (0.5 + 0.5 * random)
         if progress.url != nil { needsHead = true }

@@ -32,25 +32,39 @@ public struct UploaderService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var linkWasDown = false
+            var known: (algorithm: TusUploadStateMachine.ChecksumAlgorithm?, at: ContinuousClock.Instant)?
             while !Task.isCancelled {
                 if (try? await ring.hasPendingUploads()) != true {
                     try? await Task.sleep(for: idleInterval)
                     continue
                 }
                 do {
-                    let options = try await transport.perform(TusRequest(method: "OPTIONS", url: tusURL, headers: [Tus.Header.resumable: Tus.version]))
+                    // The server's checksum choice, asked again only after a minute or a failure:
+                    // a flag on a live link goes out without an extra round trip.
+                    let algorithm: TusUploadStateMachine.ChecksumAlgorithm?
+                    if let known, !linkWasDown, ContinuousClock.now - known.at < .seconds(60) {
+                        algorithm = known.algorithm
+                    } else {
+                        let options = try await transport.perform(TusRequest(method: "OPTIONS", url: tusURL, headers: [Tus.Header.resumable: Tus.version]))
+                        algorithm = TusUploadStateMachine.checksum(advertised: options.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value)
+                    }
                     if linkWasDown { logger.notice("uplink: server answering again") }
                     linkWasDown = false
-                    let algorithm = TusUploadStateMachine.checksum(advertised: options.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value)
                     let report = try await queue(algorithm).drain(sleep: { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) })
                     if !report.uploaded.isEmpty {
                         logger.info("uplink: \(report.uploaded.count) segments uploaded")
                     }
+                    if report.failed.isEmpty {
+                        known = (algorithm, ContinuousClock.now)
+                        continue
+                    }
+                    known = nil
                 } catch is CancellationError {
                     return
                 } catch {
                     if !linkWasDown { logger.warning("uplink: server not reachable (\(error)); retrying every \(probeInterval)") }
                     linkWasDown = true
+                    known = nil
                 }
                 try? await Task.sleep(for: probeInterval)
             }

@@ -9,7 +9,7 @@ import Wire
 /// the bytes, as a real server does when the connection drops), answers 409/460/404/410/5xx,
 /// and lies about offsets.
 final class InMemoryTusServer: TusTransport, @unchecked Sendable {
-    enum Fault: Sendable { case dropMidChunk, status(Int), lieOffset, forget }
+    enum Fault: Sendable { case dropMidChunk, status(Int), lieOffset, forget, noAnswer }
     private let lock = NSLock()
     private var uploads: [String: (length: Int64, data: [UInt8], metadata: String)] = [:]
     private var faults: [Int: Fault]  // request number → fault
@@ -28,6 +28,8 @@ final class InMemoryTusServer: TusTransport, @unchecked Sendable {
             let fault = faults[counter]
             let path = request.url.replacingOccurrences(of: "http://box.test", with: "")
             switch (request.method, fault) {
+            case (_, .noAnswer?):
+                throw URLError(.notConnectedToInternet)
             case (_, .status(let s)?):
                 if s == 404 || s == 410 { uploads[path] = nil }
                 return TusResponse(status: s)
@@ -117,6 +119,18 @@ final class InMemoryTusServer: TusTransport, @unchecked Sendable {
         // A drop keeps the bytes the server got: the client resumes from the server's offset,
         // re-sending at most the rest of one chunk per fault.
         #expect(resent <= 512 << 10, "re-sent \(resent) bytes")
+    }
+
+    /// A long outage (no answer at all, 30 times in a row) is retried every couple of seconds,
+    /// never after a long backoff: the link's return is noticed at once. 5xx still backs off.
+    @Test func linkDownIsProbedOftenNotBackedOffLong() async throws {
+        var faults: [Int: InMemoryTusServer.Fault] = [:]
+        for n in 3...32 { faults[n] = .noAnswer }
+        let server = InMemoryTusServer(faults: faults)
+        let (result, waits, _) = try await run(server)
+        guard case .uploaded(let url, _) = result else { Issue.record("\(result)"); return }
+        #expect(server.data(of: url) == file)
+        #expect(waits.count == 30 && waits.allSatisfy { $0 <= 2 }, "\(waits)")
     }
 
     @Test func goneUploadIsCreatedAgain() async throws {
