@@ -12,7 +12,7 @@ PYDEPS := tuspy tuspyserver uvicorn
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench clean
+.PHONY: deps build release test demo bench bench-uplink clean
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -42,6 +42,12 @@ demo: build
 bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 	bash Benchmarks/recorder.sh "$$($(SWIFT) build -c release --show-bin-path)/junction"
+	$(MAKE) bench-uplink
+
+# The uplink against tuspy on a bad link (a network namespace; needs root). SIZE_MB=50 by default.
+bench-uplink: deps
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+	$(PYTHON) Benchmarks/uplink.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
 
 clean:
 	rm -rf .build demo-run
