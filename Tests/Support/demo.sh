@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: a synthetic RTSP camera and a commune server on loopback, the recorder on the
-# camera for ~30 s, a flag, the upload arriving verified at the commune, then what a technician
-# sees (status, list, check). Everything it starts is stopped by PID on exit.
+# camera for ~30 s, a flag, the upload arriving verified at the commune, an operator's footage
+# request answered over the heartbeat, then what a technician sees (status, list, check). Everything it starts is stopped by PID on exit.
 set -euo pipefail
 JUNCTION=${1:?usage: demo.sh path/to/junction}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +53,7 @@ segment_seconds = 10
 url = "http://127.0.0.1:$CPORT"
 token = "$TOKEN"
 allow_insecure_http = true     # loopback demo only: a real box uses https://
+heartbeat_seconds = 5          # the default is 60; short here so the request below is picked up fast
 TOML
 step "junction.toml"
 cat "$RUN/junction.toml"
@@ -84,6 +85,18 @@ for c in json.load(sys.stdin):
     h = hashlib.sha256(open(c["path"], "rb").read()).hexdigest()
     print(("✔" if h == c["sha256"] else "✘"), c["path"], "sha256", h[:16] + "…", "matches" if h == c["sha256"] else "DIFFERS")
 '
+
+step "commune request: an operator asks the box for its newest finished segment (picked up at its next heartbeat)"
+FROM=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["start"])')
+TO=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["end"])')
+"$COMMUNE" request --data "$RUN/commune" --device demo-0001 --from "$FROM" --to "$TO" --reason "demo: police request"
+for _ in $(seq 1 60); do
+  "$COMMUNE" requests --data "$RUN/commune" --json | python3 -c 'import json,sys; sys.exit(0 if all(r["state"]=="complete" for r in json.load(sys.stdin)) else 1)' && break
+  sleep 0.5
+done
+step "commune requests (state and coverage of each request)"
+"$COMMUNE" requests --data "$RUN/commune"
+"$COMMUNE" devices --data "$RUN/commune"
 
 step "Stopping the recorder (SIGTERM closes the open segment)"
 kill -TERM "$DAEMON"; wait "$DAEMON" || true
