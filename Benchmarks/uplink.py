@@ -143,6 +143,9 @@ def main():
     if os.geteuid() != 0:
         sys.exit("uplink bench: needs root (it makes a network namespace)")
     os.makedirs(WORK)
+    # SIGTERM (and SIGINT, even when started in the background) ends the run through `finally`.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit("uplink bench: stopped"))
     run("ip", "netns", "add", NS)
     try:
         bench()

@@ -9,14 +9,16 @@ import Wire
 /// Rules (issue 3): resume by HEAD after any failure; 409 → re-read the offset; 460 → resend
 /// the chunk; 404/410/expired → create again; 5xx and transport errors → capped exponential
 /// backoff with jitter, then HEAD; other 4xx → stop and say why. The chunk size adapts to the
-/// link between `minimumChunk` and `maximumChunk`.
+/// link between `minimumChunk` and `maximumChunk`, aiming at `targetChunkSeconds` per chunk (a
+/// round trip idles the link between chunks, so they should be long), and halves after a cut-off
+/// PATCH only when the server kept none of it (servers that keep partial bodies lose nothing).
 public struct TusUploadStateMachine: Sendable {
     public struct Configuration: Sendable, Equatable {
         public var minimumChunk = 64 << 10
         public var maximumChunk = 4 << 20
         public var initialChunk = 256 << 10
-        /// A chunk that takes longer than this shrinks the next one; much faster grows it.
-        public var targetChunkSeconds = 4.0
+        /// Chunks under half this grow, over twice this shrink.
+        public var targetChunkSeconds = 8.0
         public var backoffInitial = 1.0
         public var backoffMaximum = 60.0
         /// No answer at all (link down) is retried at least this often: the retry (a HEAD) is
@@ -66,6 +68,9 @@ public struct TusUploadStateMachine: Sendable {
     private var needsHead: Bool
     private var pendingWait: Double?
     private var backoffStep = 0
+    private var lastAction: Action?
+    /// The offset of a PATCH that was cut off, until a HEAD says how much of it the server kept.
+    private var cutOffAt: Int64?
     private var checksum: ChecksumAlgorithm?
     private var finished: Action?
 
@@ -114,6 +119,7 @@ public struct TusUploadStateMachine: Sendable {
 
     /// Feeds back what happened when `action` was performed. `random` in 0..<1 jitters backoff.
     public mutating func handle(_ action: Action, _ outcome: Outcome, random: Double = 0.5) {
+        lastAction = action
         switch outcome {
         case .transportError(let text, _):
             fail("network: \(text)", random: random, shrink: action.isPatch, cap: configuration.networkRetryMaximum)
@@ -146,6 +152,11 @@ public struct TusUploadStateMachine: Sendable {
                 startOver("the upload expired on the server")
                 return
             }
+            if let cut = cutOffAt, offset <= cut {
+                // The server kept nothing of the cut-off chunk: smaller chunks lose less next time.
+                chunk = max(configuration.minimumChunk, chunk / 2)
+            }
+            cutOffAt = nil
             progress.offset = offset
             needsHead = false
         case (.patch(_, let offset, let n, _), 204):
@@ -206,15 +217,15 @@ public struct TusUploadStateMachine: Sendable {
         backoffStep += 1
         pendingWait = step * (0.5 + 0.5 * random)
         if progress.url != nil { needsHead = true }
-        if shrink { chunk = max(configuration.minimumChunk, chunk / 2) }
+        if shrink, case .patch(_, let offset, _, _) = lastAction { cutOffAt = offset }
     }
 
     /// Grows the chunk on a fast link, shrinks it on a slow one.
     private mutating func adapt(seconds: Double, bytes: Int) {
         guard bytes >= chunk / 2 else { return }  // a short last chunk says nothing
-        if seconds < configuration.targetChunkSeconds / 4 {
+        if seconds < configuration.targetChunkSeconds / 2 {
             chunk = min(configuration.maximumChunk, chunk * 2)
-        } else if seconds > configuration.targetChunkSeconds {
+        } else if seconds > configuration.targetChunkSeconds * 2 {
             chunk = max(configuration.minimumChunk, chunk / 2)
         }
     }

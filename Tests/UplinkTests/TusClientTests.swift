@@ -9,7 +9,7 @@ import Wire
 /// the bytes, as a real server does when the connection drops), answers 409/460/404/410/5xx,
 /// and lies about offsets.
 final class InMemoryTusServer: TusTransport, @unchecked Sendable {
-    enum Fault: Sendable { case dropMidChunk, status(Int), lieOffset, forget, noAnswer }
+    enum Fault: Sendable { case dropMidChunk, dropMidChunkKeepNothing, status(Int), lieOffset, forget, noAnswer }
     private let lock = NSLock()
     private var uploads: [String: (length: Int64, data: [UInt8], metadata: String)] = [:]
     private var faults: [Int: Fault]  // request number → fault
@@ -48,6 +48,7 @@ final class InMemoryTusServer: TusTransport, @unchecked Sendable {
                     let expected = "sha256 " + Data(SHA256.hash(data: request.body)).base64EncodedString()
                     guard c == expected else { return TusResponse(status: 460) }
                 }
+                if case .dropMidChunkKeepNothing? = fault { throw URLError(.networkConnectionLost) }
                 if case .dropMidChunk? = fault {
                     u.data += request.body.prefix(request.body.count / 2)
                     uploads[path] = u
@@ -131,6 +132,21 @@ final class InMemoryTusServer: TusTransport, @unchecked Sendable {
         guard case .uploaded(let url, _) = result else { Issue.record("\(result)"); return }
         #expect(server.data(of: url) == file)
         #expect(waits.count == 30 && waits.allSatisfy { $0 <= 2 }, "\(waits)")
+    }
+
+    /// A cut-off chunk halves the next only when the server kept none of it: against a server
+    /// that keeps partial bodies (like the commune) a flap costs nothing, so chunks stay long.
+    @Test func chunkShrinksOnlyWhenACutOffChunkIsLost() async throws {
+        func patchSizes(_ fault: InMemoryTusServer.Fault) async throws -> [Int] {
+            let server = InMemoryTusServer(faults: [4: fault])
+            _ = try await run(server)
+            return server.requests.filter { $0.method == "PATCH" }.map(\.body.count)
+        }
+        let kept = try await patchSizes(.dropMidChunk)
+        let lost = try await patchSizes(.dropMidChunkKeepNothing)
+        // Request 4 is the third PATCH (POST, PATCH, PATCH, PATCH…); look at the one after the HEAD.
+        #expect(kept[3] >= kept[2], "kept: \(kept)")
+        #expect(lost[3] == lost[2] / 2, "lost: \(lost)")
     }
 
     @Test func goneUploadIsCreatedAgain() async throws {
