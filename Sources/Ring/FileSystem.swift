@@ -5,7 +5,7 @@ import Glibc
 
 /// The few blocking file operations the ring needs, over Glibc. Callers run them off the
 /// shared concurrency pool (on a `NIOThreadPool`).
-enum FileSystem {
+public enum FileSystem {
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     /// mkdir -p; fsyncs each parent whose entries changed so a new directory survives a power cut.
@@ -61,7 +61,7 @@ enum FileSystem {
     }
 
     /// SHA-256 of a file's bytes, hex.
-    static func sha256(_ path: String) throws(RingError) -> String {
+    public static func sha256(_ path: String) throws(RingError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RingError(.storage, "cannot read: \(errnoText())", path: path) }
         defer { close(fd) }
@@ -109,12 +109,13 @@ enum FileSystem {
         return (files.sorted(), dirs.sorted())
     }
 
-    struct Space: Sendable, Equatable {
-        var total: Int64
-        var available: Int64
+    public struct Space: Sendable, Equatable {
+        public var total: Int64
+        public var available: Int64
     }
 
-    static func space(_ path: String) -> Space? {
+    /// Size and free space of the filesystem holding `path`.
+    public static func space(_ path: String) -> Space? {
         var s = statvfs()
         guard statvfs(path, &s) == 0 else { return nil }
         return Space(total: Int64(s.f_blocks) * Int64(s.f_frsize), available: Int64(s.f_bavail) * Int64(s.f_frsize))

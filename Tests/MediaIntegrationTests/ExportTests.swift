@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// `junction export` on a ring recorded from a real RTSP camera that went away for a while: one
+/// MP4 whose timeline ffprobe confirms, a manifest whose hashes match, a clear refusal when a
+/// source segment is corrupted, and parts when the target needs them.
+@Suite(.timeLimit(.minutes(3)))
+struct ExportTests {
+    @Test func rangeSpanningAGapBecomesOnePlayableMP4() throws {
+        let camera = Camera(clip: try Rig.clip())
+        try camera.start()
+        let dir = Rig.tempDir("export")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2)
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= 3 }, "\(daemon.output)")
+        camera.stop()                                   // the camera goes away for ~6 s
+        _ = Rig.wait(seconds: 6) { false }
+        try camera.start()
+        let before = try listSegments(config).count
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= before + 3 }, "\(daemon.output)")
+        daemon.stop()
+
+        let segments = try listSegments(config)
+        let out = Rig.tempDir("usb")
+        let export = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end, "-o", out + "/incident.mp4"])
+        #expect(export.status == 0, "\(export.stdout)\(export.stderr)")
+        #expect(export.stdout.contains("Not in the export"), "the gap is named: \(export.stdout)")
+        let mp4 = out + "/incident.mp4"
+
+        // One file, every video packet in order, its length the span including the gap.
+        let span = parseTime(segments.last!.end) - parseTime(segments.first!.start)
+        let duration = Double(try Rig.ffprobe(["-show_entries", "format=duration", "-of", "csv=p=0", mp4]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(abs(duration - span) < 1.0, "duration \(duration) vs span \(span)")
+        let dts = try Rig.ffprobe(["-select_streams", "v", "-show_entries", "packet=dts_time", "-of", "csv=p=0", mp4])
+            .split(separator: "\n").compactMap { Double($0) }
+        #expect(dts.count > 100 && zip(dts, dts.dropFirst()).allSatisfy { $0 < $1 }, "video DTS strictly increasing")
+        let jump = zip(dts, dts.dropFirst()).map { $1 - $0 }.max() ?? 0
+        #expect(jump > 3, "the gap is a jump in the timeline (\(jump) s), not hidden")
+
+        // The manifest lists every source with its hash, and the hashes are the files'.
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/incident.manifest.json"))) as? [String: Any] ?? [:]
+        let sources = manifest["segments"] as? [[String: Any]] ?? []
+        #expect(sources.count == segments.count)
+        #expect(Set(sources.compactMap { $0["sha256"] as? String }) == Set(segments.map(\.sha256)))
+        let part = (manifest["parts"] as? [[String: Any]])?.first
+        #expect(part?["sha256"] as? String == String(try Rig.run("/usr/bin/sha256sum", [mp4]).stdout.prefix(64)))
+        #expect((manifest["gaps"] as? [[String: Any]])?.isEmpty == false)
+
+        // Split into parts when asked (FAT sticks do it on their own at 4 GiB).
+        let parts = Rig.tempDir("usb-parts")
+        let split = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end,
+                                      "-o", parts, "--split-size", "1MB"])
+        #expect(split.status == 0, "\(split.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: parts).filter { $0.hasSuffix(".mp4") }
+        #expect(files.count >= 2 && files.allSatisfy { $0.contains("-part") }, "\(files)")
+        for f in files { _ = try Rig.ffprobe(["-show_entries", "format=duration", parts + "/" + f]) }
+
+        // A corrupted source: refused, nothing written; --skip-corrupt leaves it out and says so.
+        let victim = segments[1].path
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: victim))
+        try handle.seek(toOffset: UInt64(segments[1].bytes / 2))
+        try handle.write(contentsOf: Data([0xde, 0xad, 0xbe, 0xef]))
+        try handle.close()
+        let refused = Rig.tempDir("usb-refused")
+        let bad = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end, "-o", refused])
+        #expect(bad.status != 0 && bad.stderr.contains("corrupted") && bad.stderr.contains("--skip-corrupt"), "\(bad.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: refused).isEmpty, "nothing handed over")
+        let skipped = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end,
+                                        "-o", refused, "--skip-corrupt"])
+        #expect(skipped.status == 0 && skipped.stdout.contains("Left out, corrupted: 1"), "\(skipped.stdout)\(skipped.stderr)")
+
+        // Bad input: a range the ring does not hold, --to before --from, a target that is not there.
+        let none = try Rig.junction(["export", "--config", config, "--from", "2001-01-01T00:00:00Z", "--to", "2001-01-01T00:10:00Z", "-o", out])
+        #expect(none.status != 0 && none.stderr.contains("nothing recorded") && none.stderr.contains("the ring holds"), "\(none.stderr)")
+        let swapped = try Rig.junction(["export", "--config", config, "--from", segments.last!.end, "--to", segments.first!.start, "-o", out])
+        #expect(swapped.status != 0 && swapped.stderr.contains("swap"), "\(swapped.stderr)")
+        let missing = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end,
+                                        "-o", "/nonexistent-usb/x.mp4"])
+        #expect(missing.status != 0 && missing.stderr.contains("mounted"), "\(missing.stderr)")
+    }
+}
