@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import Media
 import Logging
 import Recorder
 import Ring
@@ -54,6 +55,16 @@ extension JunctionConfiguration {
     }
 
     var statusPath: String { storage.path + "/status.json" }
+
+    /// How the recorder (and snapshot, doctor) open the camera.
+    var cameraInputOptions: CameraInput.Options {
+        var input = CameraInput.Options(url: camera.url, displayURL: camera.redactedURL)
+        input.transport = camera.transport == .udp ? .udp : .tcp
+        input.connectTimeoutSeconds = Double(camera.connectTimeoutSeconds)
+        input.stallSeconds = Double(camera.stallSeconds)
+        input.extra = camera.options
+        return input
+    }
 
     /// Opens the ring for a CLI command, with an error that says what to do.
     func openRing(logger: Logger = .cli) async throws -> Ring {

@@ -36,6 +36,7 @@ extension JunctionCommand {
 
         func run() async throws {
             let config = try options.load()
+            Media.Snapshot.quietFFmpegLogs()
             let now = Timestamp.now()
             let start: Timestamp, end: Timestamp
             do {

@@ -36,11 +36,7 @@ extension JunctionCommand {
             if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
             try await ring.enforceRetention()
 
-            var input = CameraInput.Options(url: config.camera.url, displayURL: config.camera.redactedURL)
-            input.transport = config.camera.transport == .udp ? .udp : .tcp
-            input.connectTimeoutSeconds = Double(config.camera.connectTimeoutSeconds)
-            input.stallSeconds = Double(config.camera.stallSeconds)
-            input.extra = config.camera.options
+            let input = config.cameraInputOptions
             let clock = SystemClock()
             let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
                                                              segmentSeconds: config.storage.segmentSeconds),

@@ -26,7 +26,7 @@ public final class CameraInput {
 
     private var context: UnsafeMutablePointer<AVFormatContext>?
     private let interrupter: Interrupter
-    private let options: Options
+    let options: Options
     /// Input stream index → what the recorder does with it.
     private var kinds: [Packet.Kind]
     let videoIndex: Int32

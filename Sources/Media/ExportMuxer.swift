@@ -31,7 +31,6 @@ public final class ExportMuxer {
     /// Creates `path`, with streams shaped like those of `template` (a segment file).
     public init(path: String, template: String) throws(MediaError) {
         self.path = path
-        av_log_set_level(AV_LOG_ERROR)  // the CLI speaks for itself; FFmpeg's notes are noise here
         let input = try SegmentReader(path: template)
         format = input.format
         var ctx: UnsafeMutablePointer<AVFormatContext>? = nil

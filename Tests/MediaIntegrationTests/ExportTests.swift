@@ -80,4 +80,33 @@ struct ExportTests {
                                         "-o", "/nonexistent-usb/x.mp4"])
         #expect(missing.status != 0 && missing.stderr.contains("mounted"), "\(missing.stderr)")
     }
+
+    /// `junction snapshot`: a decodable JPEG of the right size from the live camera (while the
+    /// recorder records) and from the ring at a time; a clear answer when the camera is down.
+    @Test func snapshotLiveAndFromTheRing() throws {
+        let camera = Camera(clip: try Rig.clip(size: "1280x720"))
+        try camera.start()
+        let dir = Rig.tempDir("snapshot")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2)
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= 2 }, "\(daemon.output)")
+
+        for (name, extra) in [("live", [String]()), ("ring", ["--at", try listSegments(config)[1].start])] {
+            let jpg = dir + "/\(name).jpg"
+            let r = try Rig.junction(["snapshot", "--config", config, "-o", jpg] + extra)
+            #expect(r.status == 0 && r.stdout.contains("1280×720"), "\(name): \(r.stdout)\(r.stderr)")
+            let probe = try Rig.ffprobe(["-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", jpg])
+            #expect(probe.contains("mjpeg,1280,720"), "\(name): \(probe)")
+            // Decodable, not just a header.
+            let decode = try Rig.run("/usr/bin/ffmpeg", ["-v", "error", "-i", jpg, "-f", "null", "-"])
+            #expect(decode.status == 0 && decode.stderr.isEmpty, "\(name): \(decode.stderr)")
+        }
+        camera.stop()
+        let down = try Rig.junction(["snapshot", "--config", config, "-o", dir + "/down.jpg"])
+        #expect(down.status != 0 && down.stderr.contains("--at="), "offers a picture from the ring: \(down.stderr)")
+        let never = try Rig.junction(["snapshot", "--config", config, "--at", "2001-01-01T00:00:00Z"])
+        #expect(never.status != 0 && never.stderr.contains("nothing recorded at"), "\(never.stderr)")
+    }
 }
