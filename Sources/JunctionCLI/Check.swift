@@ -28,7 +28,7 @@ extension JunctionCommand {
             let ring = try await config.openRing()
             let daemon = DaemonState.read(config)
             let open = daemon.running ? daemon.health?.openSegment : nil
-            let findings = try await ring.check(deep: deep, skipping: open)
+            let findings = try await ring.check(deep: deep, skipping: open, recorderRunning: daemon.running)
             let usage = try await ring.usage()
             await ring.close()
             if json {

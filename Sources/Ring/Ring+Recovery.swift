@@ -131,7 +131,9 @@ extension Ring {
     /// - Parameters:
     ///   - deep: also re-hash every file (reads the whole ring).
     ///   - open: the segment the daemon is writing right now (not an orphan).
-    public func check(deep: Bool, skipping open: String? = nil) async throws(RingError) -> [Finding] {
+    /// - Parameter recorderRunning: the recorder is writing: files newer than the newest indexed
+    ///   one (the open segment, or one finished while this check ran) are not strays.
+    public func check(deep: Bool, skipping open: String? = nil, recorderRunning: Bool = false) async throws(RingError) -> [Finding] {
         var findings: [Finding] = []
         let integrity = try await index.integrityCheck()
         if integrity != "ok" {
@@ -167,7 +169,8 @@ extension Ring {
             last[row.camera] = row
         }
         let indexedPaths = Set(rows.map(\.path) + deleting.map(\.path))
-        for file in files where !indexedPaths.contains(file) && root + "/" + file != open {
+        let newest = rows.map(\.path).max() ?? ""
+        for file in files where !indexedPaths.contains(file) && root + "/" + file != open && !(recorderRunning && file > newest) {
             findings.append(Finding(kind: .strayFile, path: file, detail: "file not in the index (recovery at next start indexes or removes it)"))
         }
         let u = try await usage()

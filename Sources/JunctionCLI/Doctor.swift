@@ -1,0 +1,299 @@
+import ArgumentParser
+import Config
+import Media
+import Recorder
+import Ring
+import Uplink
+import Wire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension JunctionCommand {
+    struct Doctor: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check everything a box needs, one line each, with what to do about each problem.",
+            discussion: """
+                ✔ fine, ⚠ works but needs attention, ✘ broken (exit status 1). Takes about 10 s: it opens
+                the camera, writes a short test file on the card and asks the commune server.
+                Examples:
+                  junction doctor
+                  junction doctor --json
+                """)
+
+        @OptionGroup var options: BoxOptions
+        @Flag(help: "Print the checks as JSON.") var json = false
+
+        struct Check: Encodable {
+            enum Level: String, Encodable { case ok, warning, failure }
+            var name: String
+            var level: Level
+            var detail: String
+            var advice: String?
+            var mark: String { switch level { case .ok: "✔"; case .warning: "⚠"; case .failure: "✘" } }
+        }
+
+        func run() async throws {
+            var checks: [Check] = []
+            let config: JunctionConfiguration
+            do {
+                config = try options.load()
+                checks.append(.init(name: "config", level: .ok, detail: "\(options.config) is valid (device \(config.device.id))"))
+            } catch {
+                checks.append(.init(name: "config", level: .failure, detail: "\(error)",
+                                    advice: "fix the line named above in \(options.config), then run junction doctor again"))
+                try finish(checks)
+                return
+            }
+            Media.Snapshot.quietFFmpegLogs()
+            let daemon = DaemonState.read(config)
+            checks.append(recorder(daemon))
+            checks.append(camera(config, daemon: daemon))
+            let (storage, writeRate) = storage(config)
+            checks += storage
+            checks.append(await ring(config, daemon: daemon))
+            checks.append(speed(writeRate, daemon: daemon))
+            checks.append(clock())
+            checks += await server(config)
+            checks.append(systemd())
+            try finish(checks)
+        }
+
+        func finish(_ checks: [Check]) throws {
+            if json {
+                print(try Output.json(checks))
+            } else {
+                for c in checks {
+                    print("\(c.mark) \(c.name): \(c.detail)")
+                    if let a = c.advice, c.level != .ok { print("    → \(a)") }
+                }
+                let bad = checks.filter { $0.level == .failure }.count, warn = checks.filter { $0.level == .warning }.count
+                print(bad == 0 && warn == 0 ? "All good." : "\(bad) problem(s), \(warn) warning(s).")
+            }
+            if checks.contains(where: { $0.level == .failure }) { throw ExitCode(1) }
+        }
+
+        func recorder(_ daemon: DaemonState) -> Check {
+            guard daemon.running, let h = daemon.health else {
+                return .init(name: "recorder", level: .failure, detail: daemon.note ?? "not running",
+                             advice: "systemctl start junction (journalctl -u junction says why it stopped)")
+            }
+            if h.state == .recording {
+                return .init(name: "recorder", level: .ok, detail: "recording since \(Output.local(h.since)), \(h.segmentsWritten) segments this run")
+            }
+            return .init(name: "recorder", level: .failure, detail: "running but not recording (\(h.state.rawValue))\(h.lastError.map { ": \($0)" } ?? "")",
+                         advice: h.lastErrorCode.map(Status.advice(forCode:)) ?? "see journalctl -u junction")
+        }
+
+        /// Opens the camera (a second connection beside the recorder's) and reads ~3 s of it.
+        func camera(_ config: JunctionConfiguration, daemon: DaemonState) -> Check {
+            let input: CameraInput
+            do {
+                input = try CameraInput(options: config.cameraInputOptions, interrupter: Interrupter())
+            } catch {
+                let level: Check.Level = .failure
+                let what = error.code == .unauthenticated ? "the camera refused the user name or password" : error.message
+                return .init(name: "camera", level: level, detail: "\(config.camera.redactedURL): \(what)",
+                             advice: Status.advice(forCode: error.code.rawValue))
+            }
+            let info = input.info
+            let packet = Packet()
+            var bytes = 0
+            let start = ContinuousClock.now
+            while ContinuousClock.now - start < .seconds(3) {
+                guard (try? input.read(into: packet)) != nil else { break }
+                if packet.kind == .video { bytes += packet.size }
+            }
+            let elapsed = ContinuousClock.now - start
+            let kbps = Double(bytes) * 8 / 1000 / max(0.5, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            lastCameraKbps = kbps
+            let shape = "\(info.videoCodec) \(info.width)×\(info.height) \(Int(info.fps.rounded())) fps, about \(Int(kbps)) kbit/s"
+            var problems: [String] = []
+            if info.width < 640 { problems.append("the picture is small (\(info.width)×\(info.height)): plates and faces will not be readable; use the camera's main stream") }
+            if kbps > 0 && kbps < 300 { problems.append("the bitrate is very low: raise it to 2–4 Mbit/s in the camera's web page") }
+            if kbps > 16_000 { problems.append("the bitrate is very high: the card fills fast; 2–6 Mbit/s is plenty") }
+            if info.fps > 0 && info.fps < 10 { problems.append("under 10 frames per second: moving cars are missed; set 15–25 fps") }
+            if problems.isEmpty { return .init(name: "camera", level: .ok, detail: "\(config.camera.redactedURL): \(shape)") }
+            return .init(name: "camera", level: .warning, detail: "\(config.camera.redactedURL): \(shape)", advice: problems.joined(separator: "; "))
+        }
+
+        /// The data path: there, writable, enough room; and how fast the card writes.
+        func storage(_ config: JunctionConfiguration) -> ([Check], Double?) {
+            let path = config.storage.path
+            let probe = path + "/.doctor-write-test"
+            let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                let why = String(cString: strerror(errno))
+                return ([.init(name: "storage", level: .failure, detail: "cannot write in \(path): \(why)",
+                               advice: "check that the data card is mounted read-write at \(path) (mount | grep \(path)) and owned by the junction user")], nil)
+            }
+            defer { close(fd); unlink(probe) }
+            // A short, bounded write test: 16 MB in 1 MB writes, then fdatasync.
+            let block = [UInt8](repeating: 0x5a, count: 1 << 20)
+            let start = ContinuousClock.now
+            var written = 0
+            for _ in 0..<16 {
+                let n = block.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                written += n
+            }
+            _ = fdatasync(fd)
+            let d = ContinuousClock.now - start
+            let seconds = max(0.001, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+            let rate = Double(written) / seconds
+            var checks: [Check] = []
+            if written < 16 << 20 {
+                checks.append(.init(name: "storage", level: .failure, detail: "the card at \(path) stopped taking data after \(Output.bytes(Int64(written)))",
+                                    advice: "the card is full or failing: junction status shows the ring; replace the card if it keeps happening"))
+                return (checks, nil)
+            }
+            guard let space = FileSystem.space(path) else { return ([.init(name: "storage", level: .failure, detail: "cannot read the size of \(path)")], rate) }
+            let budget: Int64
+            switch config.storage.budget {
+            case .bytes(let b): budget = Int64(b.bytes)
+            case .percent(let p): budget = space.total / 100 * Int64(p)
+            }
+            let detail = "\(path): \(Output.bytes(space.available)) free of \(Output.bytes(space.total)), ring budget \(Output.bytes(budget))"
+            if budget + Int64(config.storage.reserve.bytes) > space.total {
+                checks.append(.init(name: "storage", level: .warning, detail: detail,
+                                    advice: "the budget is larger than the card: lower storage.max_bytes (or use max_percent)"))
+            } else {
+                checks.append(.init(name: "storage", level: .ok, detail: detail))
+            }
+            return (checks, rate)
+        }
+
+        func speed(_ rate: Double?, daemon: DaemonState) -> Check {
+            guard let rate else { return .init(name: "card speed", level: .warning, detail: "not measured (the card could not be written)") }
+            let kbps = lastCameraKbps ?? daemon.health?.bitrateKbps ?? 0
+            let need = kbps * 1000 / 8
+            let detail = "writes \(Output.bytes(Int64(rate)))/s" + (need > 0 ? ", the camera needs \(Output.bytes(Int64(need)))/s" : "")
+            if need > 0 && rate < need * 3 {
+                return .init(name: "card speed", level: rate < need ? .failure : .warning, detail: detail,
+                             advice: "use a faster card (A1/V30 or better, 'high endurance' for cameras)")
+            }
+            return .init(name: "card speed", level: .ok, detail: detail)
+        }
+
+        func ring(_ config: JunctionConfiguration, daemon: DaemonState) async -> Check {
+            do {
+                let ring = try await config.openRing()
+                let findings = try await ring.check(deep: false, skipping: daemon.running ? daemon.health?.openSegment : nil, recorderRunning: daemon.running)
+                let usage = try await ring.usage()
+                await ring.close()
+                if findings.isEmpty { return .init(name: "ring", level: .ok, detail: "\(usage.segments) segments, \(Output.bytes(usage.ringBytes)), index consistent") }
+                return .init(name: "ring", level: .failure, detail: "\(findings.count) problem(s), e.g. \(findings[0].kind.rawValue): \(findings[0].path)",
+                             advice: "systemctl restart junction repairs what can be repaired; junction check lists everything")
+            } catch {
+                return .init(name: "ring", level: .failure, detail: "\(error)", advice: "junction check; junction reindex rebuilds the index from the files")
+            }
+        }
+
+        func clock() -> Check {
+            SystemClock().isSynchronized()
+                ? .init(name: "clock", level: .ok, detail: "synchronised (\(Output.local(.now())))")
+                : .init(name: "clock", level: .warning, detail: "NOT synchronised: footage times come from the box's own clock",
+                        advice: "check the uplink and NTP (timedatectl status); times are corrected when it syncs")
+        }
+
+        /// The commune: reachable, TLS verifies, token accepted.
+        func server(_ config: JunctionConfiguration) async -> [Check] {
+            guard let server = config.server else {
+                return [.init(name: "commune", level: .warning, detail: "no [server] in the config: flagged footage stays on the card",
+                              advice: "add [server] url and token (commune devices add \(config.device.id) prints the token)")]
+            }
+            let transport: HTTPTransport
+            do {
+                transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile), baseTimeoutSeconds: 10)
+            } catch {
+                return [.init(name: "commune", level: .failure, detail: "\(error)", advice: "fix server.ca_file")]
+            }
+            let result = await probe(server, device: config.device.id, transport: transport)
+            try? await transport.client.shutdown()
+            return result
+        }
+
+        func probe(_ server: JunctionConfiguration.Server, device: String, transport: HTTPTransport) async -> [Check] {
+            let options: TusResponse
+            do {
+                options = try await transport.perform(TusRequest(method: "OPTIONS", url: server.tusURL, headers: [Tus.Header.resumable: Tus.version]))
+            } catch {
+                let text = "\(error)"
+                if text.lowercased().contains("certificate") || text.lowercased().contains("handshake") {
+                    return [.init(name: "commune", level: .failure, detail: "\(server.url): the TLS certificate does not verify (\(text))",
+                                  advice: "if the commune uses its own CA, put its certificate in server.ca_file")]
+                }
+                return [.init(name: "commune", level: .failure, detail: "\(server.url) cannot be reached: \(text)",
+                              advice: "check the uplink (4G dongle, Wi-Fi bridge) and server.url; uploads wait and resume on their own")]
+            }
+            guard options.status / 100 == 2 || options.headers.keys.contains(where: { $0.lowercased() == "tus-version" }) else {
+                return [.init(name: "commune", level: .failure, detail: "\(server.tusURL) answers HTTP \(options.status), not tus",
+                              advice: "check server.url / server.tus_url")]
+            }
+            // A HEAD on an upload that cannot exist: 404 with a good token, 401/403 without.
+            let probe = TusClient.resolve("/files/doctor-probe-0", against: server.tusURL)
+            let head = try? await transport.perform(TusRequest(method: "HEAD", url: probe,
+                                                               headers: [Tus.Header.resumable: Tus.version, "Authorization": "Bearer \(server.token)"]))
+            switch head?.status {
+            case 401, 403:
+                return [.init(name: "commune", level: .failure, detail: "\(server.url) refuses this box's token",
+                              advice: "put the token `commune devices add \(device)` printed in server.token")]
+            case 404, 410:
+                return [.init(name: "commune", level: .ok, detail: "\(server.url) reachable\(server.url.hasPrefix("https") ? ", TLS verified" : " (plain HTTP)"), token accepted")]
+            default:
+                return [.init(name: "commune", level: .warning, detail: "\(server.url) reachable; could not tell whether the token is accepted",
+                              advice: "watch junction status for upload errors")]
+            }
+        }
+
+        func systemd() -> Check {
+            guard access("/run/systemd/system", F_OK) == 0,
+                  let active = try? Self.output("/usr/bin/systemctl", ["is-active", "junction"]) else {
+                return .init(name: "systemd", level: .ok, detail: "not running under systemd (a test or a hand-started recorder)")
+            }
+            let watchdog = (try? Self.output("/usr/bin/systemctl", ["show", "junction", "-p", "WatchdogUSec", "--value"])) ?? ""
+            if active != "active" {
+                return .init(name: "systemd", level: .failure, detail: "junction.service is \(active)", advice: "systemctl enable --now junction")
+            }
+            if watchdog.isEmpty || watchdog == "0" || watchdog == "infinity" {
+                return .init(name: "systemd", level: .warning, detail: "junction.service active, watchdog NOT armed",
+                             advice: "install systemd/junction.service as shipped (WatchdogSec=60)")
+            }
+            return .init(name: "systemd", level: .ok, detail: "junction.service active, watchdog armed (\(watchdog))")
+        }
+
+        static func output(_ path: String, _ args: [String]) throws -> String {
+            var pipe: [Int32] = [0, 0]
+            guard Glibc.pipe(&pipe) == 0 else { throw CLIError("pipe") }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
+            posix_spawn_file_actions_addclose(&actions, pipe[0])
+            var pid: pid_t = 0
+            let argv = ([path] + args).map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { throw CLIError("cannot run \(path)") }
+            close(pipe[1])
+            var out = [UInt8]()
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buf.withUnsafeMutableBytes { read(pipe[0], $0.baseAddress, $0.count) }
+                if n <= 0 { break }
+                out += buf[0..<n]
+            }
+            close(pipe[0])
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            return String(decoding: out, as: UTF8.self).trimmingSpaces
+        }
+    }
+}
+
+/// The camera's measured bitrate, shared between the camera and card-speed checks of one run.
+nonisolated(unsafe) private var lastCameraKbps: Double?
