@@ -110,6 +110,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),

@@ -55,6 +55,7 @@ extension JunctionConfiguration {
     }
 
     var statusPath: String { storage.path + "/status.json" }
+    var uplinkStatusPath: String { storage.path + "/uplink.json" }
 
     /// How the recorder (and snapshot, doctor) open the camera.
     var cameraInputOptions: CameraInput.Options {

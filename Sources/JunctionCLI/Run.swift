@@ -55,18 +55,25 @@ extension JunctionCommand {
                 let limiter = config.upload.maxKbps > 0 ? RateLimiter(kbps: config.upload.maxKbps) : nil
                 let transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile), limiter: limiter)
                 let newestFirst = config.upload.order == .newestFirst
-                services.append(.init(service: UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { checksum in
-                    UploadQueue(ring: ring, client: TusClient(transport: transport, collectionURL: server.tusURL, token: server.token),
-                                device: device, checksum: checksum, newestFirst: newestFirst, logger: queueLogger)
-                }))
+                let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath)
+                var uploader = UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { checksum in
+                    var queue = UploadQueue(ring: ring, client: TusClient(transport: transport, collectionURL: server.tusURL, token: server.token),
+                                            device: device, checksum: checksum, newestFirst: newestFirst, logger: queueLogger)
+                    queue.monitor = monitor
+                    return queue
+                }
+                uploader.monitor = monitor
+                services.append(.init(service: uploader))
                 var heartbeat = HeartbeatService.Configuration(url: server.url + Heartbeat.path, token: server.token,
                                                                device: device, camera: config.camera.id)
                 heartbeat.interval = .seconds(server.heartbeatSeconds)
-                services.append(.init(service: HeartbeatService(configuration: heartbeat, transport: HTTPTransport(client: transport.client),
-                                                                ring: ring, version: JunctionVersion.current, logger: logger) {
+                var heartbeatService = HeartbeatService(configuration: heartbeat, transport: HTTPTransport(client: transport.client),
+                                                        ring: ring, version: JunctionVersion.current, logger: logger) {
                     let h = recorder.health
                     return (h.state.rawValue, h.lastError, h.state == .recording, h.clockSynchronized)
-                }))
+                }
+                heartbeatService.monitor = monitor
+                services.append(.init(service: heartbeatService))
             } else {
                 logger.notice("no [server] in the config: flagged footage stays pinned on the card")
             }

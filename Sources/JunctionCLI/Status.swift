@@ -2,6 +2,15 @@ import ArgumentParser
 import Config
 import Recorder
 import Ring
+import Uplink
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension JunctionCommand {
     struct Status: AsyncParsableCommand {
@@ -11,11 +20,21 @@ extension JunctionCommand {
                 Exit status 0 when recording, 1 when not (the first line says why).
                 Example:
                   junction status
+                  junction status --hours 6        # the timeline of the last 6 hours
+                  junction status --watch          # refresh every 2 s (Ctrl-C to stop)
                   junction status --json | jq .recording
+                Timeline: # recorded, - not recorded (gap), F flagged (waiting to upload), U uploaded,
+                blank: before the ring's oldest footage.
                 """)
 
         @OptionGroup var options: BoxOptions
         @Flag(help: "Print JSON for scripts.") var json = false
+        @Option(help: "Hours of timeline to draw (1–168).") var hours = 24
+        @Flag(help: "Refresh the screen every 2 s until interrupted.") var watch = false
+
+        func validate() throws {
+            guard (1...168).contains(hours) else { throw ValidationError("--hours must be 1 to 168") }
+        }
 
         struct Report: Encodable {
             var device: String
@@ -27,21 +46,106 @@ extension JunctionCommand {
             var oldest: Timestamp?
             var newest: Timestamp?
             var gapsLast24h: [Gap]
+            var uplink: UplinkHealth?
+            var queue: Queue
+            var timeline: Timeline
+
+            struct Queue: Encodable {
+                var segments: Int
+                var bytes: Int64
+                var oldestWaiting: Timestamp?
+                enum CodingKeys: String, CodingKey { case segments, bytes, oldestWaiting = "oldest_waiting" }
+            }
 
             enum CodingKeys: String, CodingKey {
-                case device, recording, problem, advice, health, usage, oldest, newest
+                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline
                 case gapsLast24h = "gaps_last_24h"
+            }
+        }
+
+        /// The last hours as cells, each the strongest mark of what it holds.
+        struct Timeline: Encodable {
+            enum Mark: String, Encodable { case none, gap, recorded, uploaded, flagged }
+            var from: Timestamp
+            var to: Timestamp
+            var cellSeconds: Double
+            var cells: [Mark]
+            enum CodingKeys: String, CodingKey { case from, to, cells, cellSeconds = "cell_seconds" }
+
+            init(from: Timestamp, to: Timestamp, width: Int, segments: [Segment], gaps: [Gap]) {
+                self.from = from
+                self.to = to
+                let cellSeconds = to.seconds(since: from) / Double(width)
+                self.cellSeconds = cellSeconds
+                var cells = [Mark](repeating: .none, count: width)
+                func paint(_ a: Timestamp, _ b: Timestamp, _ mark: Mark) {
+                    let i = Int((a.seconds(since: from) / cellSeconds).rounded(.down))
+                    let j = Int((b.seconds(since: from) / cellSeconds).rounded(.up))
+                    for k in max(0, i)..<min(width, max(j, i + 1)) where k >= 0 {
+                        if Self.rank(mark) > Self.rank(cells[k]) { cells[k] = mark }
+                    }
+                }
+                for g in gaps where g.end > from { paint(g.start, g.end, .gap) }
+                for s in segments where s.end > from {
+                    paint(s.start, s.end, s.flagged && !s.uploaded ? .flagged : s.uploaded ? .uploaded : .recorded)
+                }
+                self.cells = cells
+            }
+
+            static func rank(_ m: Mark) -> Int {
+                switch m { case .none: 0; case .gap: 1; case .recorded: 2; case .uploaded: 3; case .flagged: 4 }
+            }
+
+            /// One line of marks (coloured blocks on a colour terminal), and a line of local hours.
+            func render(colour: Bool) -> [String] {
+                let line = cells.map { m -> String in
+                    if colour {
+                        switch m {
+                        case .none: return " "
+                        case .gap: return "\u{1B}[31m-\u{1B}[0m"
+                        case .recorded: return "\u{1B}[32m█\u{1B}[0m"
+                        case .uploaded: return "\u{1B}[34mU\u{1B}[0m"
+                        case .flagged: return "\u{1B}[33mF\u{1B}[0m"
+                        }
+                    }
+                    switch m { case .none: return " "; case .gap: return "-"; case .recorded: return "#"; case .uploaded: return "U"; case .flagged: return "F" }
+                }.joined()
+                var labels = [Character](repeating: " ", count: cells.count + 6)
+                let step = max(1, cells.count / 4)
+                for k in stride(from: 0, through: cells.count, by: step) {
+                    let t = from + Double(k) * cellSeconds
+                    let text = Array(String(Output.local(t).dropFirst(11).prefix(5)))
+                    for (n, c) in text.enumerated() where k + n < labels.count { labels[k + n] = c }
+                }
+                return ["|" + line + "|", " " + String(labels).trimmingSpaces]
             }
         }
 
         func run() async throws {
             let config = try options.load()
+            guard watch else {
+                let (report, text) = try await snapshot(config)
+                print(json ? try Output.json(report) : text)
+                if !report.recording { throw ExitCode(1) }
+                return
+            }
+            for _ in 0..<1_000_000 {  // until Ctrl-C (bounded all the same)
+                let (report, text) = try await snapshot(config)
+                print(json ? try Output.json(report) : "\u{1B}[H\u{1B}[2J" + text + "\n\n(refreshing every 2 s; Ctrl-C to stop)")
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
+
+        func snapshot(_ config: JunctionConfiguration) async throws -> (Report, String) {
             let ring = try await config.openRing()
             let now = Timestamp.now()
             let daemon = DaemonState.read(config, now: now)
             let usage = try await ring.usage()
             let all = try await ring.segments(camera: config.camera.id)
             let gaps = try await ring.gaps(camera: config.camera.id, from: now + -86400, to: nil)
+            let windowStart = now + -Double(hours) * 3600
+            let windowGaps = hours > 24 ? try await ring.gaps(camera: config.camera.id, from: windowStart, to: nil) : gaps
+            let queued = try await ring.uploadQueue(limit: 100_000)
             await ring.close()
 
             var problem: String? = daemon.note
@@ -51,15 +155,20 @@ extension JunctionCommand {
                 advice = h.lastErrorCode.map(Self.advice(forCode:))
             }
             let recording = daemon.running && daemon.health?.state == .recording
+            let uplink = config.server == nil ? nil : FileManager.default.contents(atPath: config.uplinkStatusPath)
+                .flatMap { try? JSONDecoder().decode(UplinkHealth.self, from: $0) }
+            let width = 48
             let report = Report(device: config.device.id, recording: recording, problem: recording ? nil : problem,
                                 advice: recording ? nil : advice, health: daemon.health, usage: usage,
-                                oldest: all.first?.start, newest: all.last?.end, gapsLast24h: gaps)
-            if json {
-                print(try Output.json(report))
-            } else {
-                print(Self.render(report, now: now))
-            }
-            if !recording { throw ExitCode(1) }
+                                oldest: all.first?.start, newest: all.last?.end, gapsLast24h: gaps,
+                                uplink: daemon.running ? uplink : nil,
+                                queue: .init(segments: queued.count, bytes: queued.reduce(0) { $0 + $1.segment.bytes },
+                                             oldestWaiting: queued.map(\.segment.start).min()),
+                                timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
+                                                   gaps: windowGaps))
+            let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+                && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+            return (report, Self.render(report, now: now, hasServer: config.server != nil, colour: colour, hours: hours))
         }
 
         static func advice(forCode code: String) -> String {
@@ -74,7 +183,7 @@ extension JunctionCommand {
             }
         }
 
-        static func render(_ r: Report, now: Timestamp) -> String {
+        static func render(_ r: Report, now: Timestamp, hasServer: Bool = false, colour: Bool = false, hours: Int = 24) -> String {
             var lines: [String] = []
             if r.recording, let h = r.health {
                 lines.append("Junction \(r.device): RECORDING since \(Output.local(h.since)) (\(Output.duration(now.seconds(since: h.since))))")
@@ -114,6 +223,34 @@ extension JunctionCommand {
             }
             lines.append("         \(Output.bytes(u.ringBytes)) of \(Output.bytes(u.budgetBytes)) budget, \(Output.bytes(u.freeBytes)) free (reserve \(Output.bytes(u.reserveBytes)))")
             lines.append("Pinned   \(Output.bytes(u.pinnedBytes)) of \(Output.bytes(u.pinnedCapBytes)) cap")
+            let t = r.timeline.render(colour: colour)
+            lines.append("Last \(hours) h " + t[0])
+            lines.append(String(repeating: " ", count: "Last \(hours) h ".count) + t[1])
+            lines.append("         # recorded  - not recorded  F flagged, waiting  U uploaded")
+            if !hasServer {
+                lines.append("Uplink   none configured ([server] in junction.toml): flagged footage stays on the card")
+            } else if let up = r.uplink {
+                var head = "Uplink   \(up.server): "
+                switch up.connected {
+                case true?: head += "connected"
+                case false?: head += "NOT connected"
+                case nil: head += "not contacted yet"
+                }
+                if let hb = up.lastHeartbeat { head += ", last heartbeat \(Output.duration(max(0, now.seconds(since: hb)))) ago" }
+                lines.append(head)
+                if let c = up.current {
+                    let pct = c.bytes > 0 ? Int(Double(c.offset) * 100 / Double(c.bytes)) : 0
+                    lines.append("         sending \(c.segment): \(pct) % of \(Output.bytes(c.bytes)) at \(Output.bytes(Int64(c.bytesPerSecond)))/s")
+                }
+                if let e = up.lastError, up.connected != true { lines.append("         last error: \(e)") }
+            } else {
+                lines.append("Uplink   \(r.recording ? "starting" : "not running (the recorder is stopped)")")
+            }
+            if r.queue.segments > 0 {
+                lines.append("Queue    \(r.queue.segments) segments, \(Output.bytes(r.queue.bytes)) waiting to upload\(r.queue.oldestWaiting.map { ", oldest from \(Output.local($0))" } ?? "")")
+            } else if hasServer {
+                lines.append("Queue    empty: everything flagged has reached the commune")
+            }
             if r.gapsLast24h.isEmpty {
                 lines.append("Gaps     none in the last 24 h")
             } else {

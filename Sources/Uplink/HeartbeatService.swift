@@ -33,6 +33,7 @@ public struct HeartbeatService: Service {
     /// The recorder's state now: what to call it, its last error, whether it is recording.
     let recorder: @Sendable () -> (state: String, lastError: String?, recording: Bool, clockSynchronized: Bool)
     let version: String
+    public var monitor: UplinkMonitor?
     let logger: Logger
 
     public init(configuration: Configuration, transport: any TusTransport, ring: Ring, version: String, logger: Logger,
@@ -63,6 +64,7 @@ public struct HeartbeatService: Service {
                 var pause = configuration.interval
                 switch outcome {
                 case .answered(let fresh):
+                    monitor?.update { $0.lastHeartbeat = .now(); $0.lastContact = .now(); $0.connected = true }
                     if lastProblem != nil { logger.notice("heartbeat: the commune answers again") }
                     lastProblem = nil
                     // New requests were just flagged: report their coverage right away.

@@ -17,6 +17,8 @@ public struct UploadQueue: Sendable {
     public let configuration: TusUploadStateMachine.Configuration
     /// Within each flag, the newest segment first (`upload.order = "newest_first"`).
     public var newestFirst = false
+    /// Told about each step, for `junction status`.
+    public var monitor: UplinkMonitor?
     let logger: Logger
 
     public init(ring: Ring, client: TusClient, device: String, checksum: TusUploadStateMachine.ChecksumAlgorithm?,
@@ -61,18 +63,26 @@ public struct UploadQueue: Sendable {
             let path = ring.path(of: item.segment)
             let segmentID = item.segment.id
             let ring = self.ring
+            let monitor = self.monitor
+            let name = item.segment.path, total = item.segment.bytes
+            monitor?.progress(segment: name, offset: item.state.offset, bytes: total)
             let result = try await client.upload(
                 length: item.segment.bytes, metadata: metadata(for: item),
                 progress: item.state,
                 checksum: checksum, configuration: configuration,
                 read: { offset, length in try await Self.read(path: path, offset: offset, length: length) },
-                save: { progress in try? await ring.saveUpload(segmentID: segmentID, progress) },
+                save: { progress in
+                    try? await ring.saveUpload(segmentID: segmentID, progress)
+                    if let e = progress.lastError { monitor?.update { $0.lastError = e } }
+                    monitor?.progress(segment: name, offset: progress.offset, bytes: total)
+                },
                 sleep: sleep)
             switch result {
             case .uploaded(let url, let resent):
                 try await ring.markUploaded(segmentID: segmentID)
                 report.uploaded.append(segmentID)
                 report.resentBytes += resent
+                monitor?.update(force: true) { $0.uploadedThisRun += 1; $0.current = nil; $0.lastError = nil }
                 logger.info("uplink: uploaded", metadata: ["segment": "\(item.segment.path)", "url": "\(url)"])
             case .failed(let reason):
                 report.failed[segmentID] = reason

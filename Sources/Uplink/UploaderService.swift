@@ -15,6 +15,7 @@ public struct UploaderService: Service {
     public let ring: Ring
     public let probeInterval: Duration
     public let idleInterval: Duration
+    public var monitor: UplinkMonitor?
     let logger: Logger
 
     public init(transport: any TusTransport, tusURL: String, ring: Ring, probeInterval: Duration = .seconds(2),
@@ -49,6 +50,7 @@ public struct UploaderService: Service {
                         algorithm = TusUploadStateMachine.checksum(advertised: options.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value)
                     }
                     if linkWasDown { logger.notice("uplink: server answering again") }
+                    monitor?.update { $0.connected = true; $0.lastContact = .now() }
                     linkWasDown = false
                     let report = try await queue(algorithm).drain(sleep: { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) })
                     if !report.uploaded.isEmpty {
@@ -63,6 +65,7 @@ public struct UploaderService: Service {
                     return
                 } catch {
                     if !linkWasDown { logger.warning("uplink: server not reachable (\(error)); retrying every \(probeInterval)") }
+                    monitor?.update(force: !linkWasDown) { $0.connected = false; $0.lastError = "server not reachable: \(error)" }
                     linkWasDown = true
                     known = nil
                 }

@@ -1,0 +1,92 @@
+import Synchronization
+import Wire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the uplink is doing, for `junction status`: written by the daemon as `uplink.json` beside
+/// `status.json` (at most once a second, atomically, not fsynced).
+public struct UplinkHealth: Codable, Sendable, Equatable {
+    public struct Current: Codable, Sendable, Equatable {
+        public var segment: String
+        public var offset: Int64
+        public var bytes: Int64
+        public var bytesPerSecond: Double
+        enum CodingKeys: String, CodingKey { case segment, offset, bytes, bytesPerSecond = "bytes_per_second" }
+    }
+    public var server: String
+    /// nil until the first exchange.
+    public var connected: Bool?
+    public var lastContact: Timestamp?
+    public var lastHeartbeat: Timestamp?
+    public var lastError: String?
+    public var current: Current?
+    public var uploadedThisRun: Int = 0
+    public var updatedAt: Timestamp = .now()
+
+    public init(server: String) { self.server = server }
+
+    enum CodingKeys: String, CodingKey {
+        case server, connected, current
+        case lastContact = "last_contact", lastHeartbeat = "last_heartbeat", lastError = "last_error"
+        case uploadedThisRun = "uploaded_this_run", updatedAt = "updated_at"
+    }
+}
+
+public final class UplinkMonitor: Sendable {
+    private let state: Mutex<(health: UplinkHealth, lastWrite: ContinuousClock.Instant?, rateMark: (offset: Int64, at: ContinuousClock.Instant)?)>
+    let path: String?
+
+    public init(server: String, path: String?) {
+        state = Mutex((UplinkHealth(server: server), nil, nil))
+        self.path = path
+    }
+
+    public var health: UplinkHealth { state.withLock { $0.health } }
+
+    public func update(force: Bool = false, _ change: (inout UplinkHealth) -> Void) {
+        let snapshot: UplinkHealth? = state.withLock { s in
+            change(&s.health)
+            s.health.updatedAt = .now()
+            let now = ContinuousClock.now
+            guard force || s.lastWrite.map({ now - $0 >= .seconds(1) }) ?? true else { return nil }
+            s.lastWrite = now
+            return s.health
+        }
+        if let snapshot { write(snapshot) }
+    }
+
+    /// An upload moved on: keeps the current file, offset and a smoothed rate.
+    public func progress(segment: String, offset: Int64, bytes: Int64) {
+        let rate: Double = state.withLock { s in
+            let now = ContinuousClock.now
+            var rate = s.health.current?.segment == segment ? s.health.current?.bytesPerSecond ?? 0 : 0
+            if let mark = s.rateMark, offset > mark.offset {
+                let d = now - mark.at
+                let seconds = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+                if seconds > 0 { rate = rate == 0 ? Double(offset - mark.offset) / seconds : 0.7 * rate + 0.3 * Double(offset - mark.offset) / seconds }
+            }
+            s.rateMark = (offset, now)
+            return rate
+        }
+        update { $0.current = .init(segment: segment, offset: offset, bytes: bytes, bytesPerSecond: rate); $0.connected = true; $0.lastContact = .now() }
+    }
+
+    private func write(_ health: UplinkHealth) {
+        guard let path else { return }
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? e.encode(health) else { return }
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        _ = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        rename(tmp, path)
+    }
+}
