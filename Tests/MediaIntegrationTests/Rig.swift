@@ -41,10 +41,11 @@ enum Rig {
 
     /// Runs a command to completion (bounded by `timeout` seconds).
     @discardableResult
-    static func run(_ path: String, _ args: [String], timeout: Double = 120) throws -> Result {
+    static func run(_ path: String, _ args: [String], timeout: Double = 120, environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: path)
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
