@@ -64,12 +64,14 @@ public struct TusClient: Sendable {
     ///   - read: returns `length` bytes of the file from `offset` (off the shared pool).
     ///   - save: called with the progress after every step, to keep it across reboots.
     ///   - sleep: waits between retries (injected so tests do not wait).
+    ///   - chunkLearned: told the chunk size the link settled on, so the next file starts there.
     public func upload(length: Int64, metadata: UploadMetadata, progress: TusUploadStateMachine.Progress,
                        checksum: TusUploadStateMachine.ChecksumAlgorithm?,
                        configuration: TusUploadStateMachine.Configuration = .init(),
                        read: @Sendable (Int64, Int) async throws -> [UInt8],
                        save: @Sendable (TusUploadStateMachine.Progress) async -> Void,
-                       sleep: @Sendable (Double) async throws -> Void) async throws -> Result {
+                       sleep: @Sendable (Double) async throws -> Void,
+                       chunkLearned: (@Sendable (Int) -> Void)? = nil) async throws -> Result {
         var machine = TusUploadStateMachine(length: length, metadata: metadata, progress: progress,
                                             checksum: checksum, configuration: configuration)
         while true {
@@ -102,6 +104,7 @@ public struct TusClient: Sendable {
                 outcome = .transportError(String(describing: error), seconds: seconds(since: started))
             }
             machine.handle(action, outcome, random: Double.random(in: 0..<1))
+            chunkLearned?(machine.chunk)
             await save(machine.progress)
         }
     }

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import NIOPosix
 import Ring
 import Wire
@@ -57,6 +58,9 @@ public struct UploadQueue: Sendable {
     public func drain(sleep: @escaping @Sendable (Double) async throws -> Void) async throws -> Report {
         var report = Report()
         var skip: Set<Int64> = []
+        // The chunk size the link settled on carries over to the next file (one upload per
+        // segment: starting each at the initial size would idle a slow link for round trips).
+        let learned = Mutex<Int?>(nil)
         while true {
             let queue = try await ring.uploadQueue(newestFirst: newestFirst).filter { !skip.contains($0.segment.id) }
             guard let item = queue.first else { return report }
@@ -69,14 +73,19 @@ public struct UploadQueue: Sendable {
             let result = try await client.upload(
                 length: item.segment.bytes, metadata: metadata(for: item),
                 progress: item.state,
-                checksum: checksum, configuration: configuration,
+                checksum: checksum, configuration: learned.withLock { l in
+                    var c = configuration
+                    if let l { c.initialChunk = l }
+                    return c
+                },
                 read: { offset, length in try await Self.read(path: path, offset: offset, length: length) },
                 save: { progress in
                     try? await ring.saveUpload(segmentID: segmentID, progress)
                     if let e = progress.lastError { monitor?.update { $0.lastError = e } }
                     monitor?.progress(segment: name, offset: progress.offset, bytes: total)
                 },
-                sleep: sleep)
+                sleep: sleep,
+                chunkLearned: { size in learned.withLock { $0 = size } })
             switch result {
             case .uploaded(let url, let resent):
                 try await ring.markUploaded(segmentID: segmentID)

@@ -184,7 +184,12 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
             try #require(n > 0)
             sent += n
         }
-        try await Task.sleep(for: .milliseconds(300))   // the server has written what came
+        // Wait (bounded) until the server has written what came.
+        let part = server.data + "/.uploads/" + location.split(separator: "/").last! + ".part"
+        for _ in 0..<200 {
+            if ((try? FileManager.default.attributesOfItem(atPath: part))?[.size] as? Int ?? 0) >= 300_000 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
 
         // The box (restarted) sends from the offset it knew: the hanging PATCH is stopped and kept.
         let patch = ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"]
