@@ -18,7 +18,7 @@ public struct TusUploadStateMachine: Sendable {
         public var maximumChunk = 4 << 20
         public var initialChunk = 256 << 10
         /// Chunks under half this grow, over twice this shrink.
-        public var targetChunkSeconds = 8.0
+        public var targetChunkSeconds = 12.0
         public var backoffInitial = 1.0
         public var backoffMaximum = 60.0
         /// No answer at all (link down) is retried at least this often: the retry (a HEAD) is
