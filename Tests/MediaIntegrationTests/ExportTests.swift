@@ -79,6 +79,17 @@ struct ExportTests {
         let missing = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end,
                                         "-o", "/nonexistent-usb/x.mp4"])
         #expect(missing.status != 0 && missing.stderr.contains("mounted"), "\(missing.stderr)")
+
+        // A stick mounted read-only, and one too small: refused before anything is written.
+        for (options, expected) in [("ro,size=4m", "cannot write to"), ("size=1m", "free; the export needs")] {
+            let mount = Rig.tempDir("usb-mount")
+            let m = try Rig.run("/usr/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", mount])
+            try #require(m.status == 0, "mounting a tmpfs needs root: \(m.stderr)")
+            defer { _ = try? Rig.run("/usr/bin/umount", [mount]) }
+            let r = try Rig.junction(["export", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end, "-o", mount])
+            #expect(r.status != 0 && r.stderr.contains(expected) && r.stderr.contains("Nothing was written"), "\(options): \(r.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: mount).isEmpty)
+        }
     }
 
     /// `junction snapshot`: a decodable JPEG of the right size from the live camera (while the
