@@ -56,9 +56,12 @@ extension JunctionCommand {
                 let transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile), limiter: limiter)
                 let newestFirst = config.upload.order == .newestFirst
                 let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath)
-                var uploader = UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { checksum in
+                var uploader = UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { server_ in
+                    var tus = TusUploadStateMachine.Configuration()
+                    tus.creationWithUpload = server_.creationWithUpload
                     var queue = UploadQueue(ring: ring, client: TusClient(transport: transport, collectionURL: server.tusURL, token: server.token),
-                                            device: device, checksum: checksum, newestFirst: newestFirst, logger: queueLogger)
+                                            device: device, checksum: server_.checksum, configuration: tus, newestFirst: newestFirst,
+                                            logger: queueLogger)
                     queue.monitor = monitor
                     return queue
                 }

@@ -114,24 +114,32 @@ public struct TusClient: Sendable {
         var headers = [Tus.Header.resumable: Tus.version]
         if let token { headers["Authorization"] = "Bearer \(token)" }
         switch action {
-        case .create(let length, let metadata):
+        case .create(let length, let metadata, let first, let checksum):
             headers[Tus.Header.uploadLength] = String(length)
             headers[Tus.Header.uploadMetadata] = metadata
-            return TusRequest(method: "POST", url: collectionURL, headers: headers)
+            guard first > 0 else { return TusRequest(method: "POST", url: collectionURL, headers: headers) }
+            let body = try await read(0, first)
+            headers[Tus.Header.contentType] = Tus.Header.offsetOctetStream
+            if let checksum { headers[Tus.Header.uploadChecksum] = Self.checksumHeader(checksum, body) }
+            return TusRequest(method: "POST", url: collectionURL, headers: headers, body: body)
         case .head(let url):
             return TusRequest(method: "HEAD", url: url, headers: headers)
         case .patch(let url, let offset, let length, let checksum):
             let body = try await read(offset, length)
             headers[Tus.Header.uploadOffset] = String(offset)
             headers[Tus.Header.contentType] = Tus.Header.offsetOctetStream
-            switch checksum {
-            case .sha256: headers[Tus.Header.uploadChecksum] = "sha256 " + Data(SHA256.hash(data: body)).base64EncodedString()
-            case .sha1: headers[Tus.Header.uploadChecksum] = "sha1 " + Data(Insecure.SHA1.hash(data: body)).base64EncodedString()
-            case nil: break
-            }
+            if let checksum { headers[Tus.Header.uploadChecksum] = Self.checksumHeader(checksum, body) }
             return TusRequest(method: "PATCH", url: url, headers: headers, body: body)
         default:
             preconditionFailure("no request for \(action)")
+        }
+    }
+
+    /// `Upload-Checksum`: the algorithm and the base64 digest of the body.
+    static func checksumHeader(_ algorithm: TusUploadStateMachine.ChecksumAlgorithm, _ body: [UInt8]) -> String {
+        switch algorithm {
+        case .sha256: "sha256 " + Data(SHA256.hash(data: body)).base64EncodedString()
+        case .sha1: "sha1 " + Data(Insecure.SHA1.hash(data: body)).base64EncodedString()
         }
     }
 

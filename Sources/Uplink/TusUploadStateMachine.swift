@@ -24,6 +24,12 @@ public struct TusUploadStateMachine: Sendable {
         /// No answer at all (link down) is retried at least this often: the retry (a HEAD) is
         /// itself the cheap probe, so uploading resumes within seconds of the link returning.
         public var networkRetryMaximum = 2.0
+        /// The server has creation-with-upload: the first chunk rides in the POST (one round trip
+        /// less per file, and footage starts moving at once).
+        public var creationWithUpload = false
+        /// At most this much rides in the POST: if the link drops mid-POST the answer (with the
+        /// upload's URL) is lost and the box must create the upload again, so those bytes go twice.
+        public var creationChunkLimit = 64 << 10
         /// Give up (and say so) after this many failures in a row without progress.
         public var maximumAttemptsWithoutProgress = 50
 
@@ -34,8 +40,9 @@ public struct TusUploadStateMachine: Sendable {
     public typealias Progress = Ring.UploadState
 
     public enum Action: Sendable, Equatable {
-        /// POST to the collection URL with Upload-Length and Upload-Metadata.
-        case create(length: Int64, metadata: String)
+        /// POST to the collection URL with Upload-Length and Upload-Metadata, and the file's first
+        /// `firstChunk` bytes in the body when the server has creation-with-upload (0: none).
+        case create(length: Int64, metadata: String, firstChunk: Int, checksum: ChecksumAlgorithm?)
         /// HEAD the upload URL to learn the server's offset.
         case head(url: String)
         /// PATCH `length` bytes of the file from `offset`, with a checksum when the server takes one.
@@ -106,7 +113,8 @@ public struct TusUploadStateMachine: Sendable {
             return .wait(seconds: w)
         }
         guard let url = progress.url else {
-            return .create(length: length, metadata: metadata)
+            let first = configuration.creationWithUpload ? Int(min(Int64(min(chunk, configuration.creationChunkLimit)), length)) : 0
+            return .create(length: length, metadata: metadata, firstChunk: first, checksum: first > 0 ? checksum : nil)
         }
         if needsHead { return .head(url: url) }
         if progress.offset >= length {
@@ -140,6 +148,15 @@ public struct TusUploadStateMachine: Sendable {
             progress.url = location
             progress.offset = 0
             needsHead = false
+            if case .create(_, _, let first, _) = action, first > 0 {
+                // creation-with-upload: the server says how much of the body it took.
+                if let taken = offsetHeader, taken >= 0, taken <= Int64(first) {
+                    progress.offset = taken
+                    highestSent = max(highestSent, taken)
+                } else {
+                    needsHead = true
+                }
+            }
             madeProgress()
         case (.head, 200), (.head, 204):
             guard let offset = offsetHeader, offset >= 0, offset <= length else {

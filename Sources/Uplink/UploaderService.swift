@@ -9,7 +9,25 @@ import Wire
 /// while the link is down it probes every `probeInterval`, so uploading resumes within seconds
 /// of the link coming back.
 public struct UploaderService: Service {
-    public let queue: @Sendable (TusUploadStateMachine.ChecksumAlgorithm?) -> UploadQueue
+    /// What the server said it can do (OPTIONS).
+    public struct Capabilities: Sendable, Equatable {
+        public var checksum: TusUploadStateMachine.ChecksumAlgorithm?
+        public var creationWithUpload: Bool
+
+        public init(checksum: TusUploadStateMachine.ChecksumAlgorithm?, creationWithUpload: Bool) {
+            self.checksum = checksum
+            self.creationWithUpload = creationWithUpload
+        }
+
+        init(_ options: TusResponse) {
+            func header(_ name: String) -> String? { options.headers.first { $0.key.lowercased() == name }?.value }
+            checksum = TusUploadStateMachine.checksum(advertised: header("tus-checksum-algorithm"))
+            creationWithUpload = (header("tus-extension") ?? "").split(separator: ",")
+                .contains { $0.filter { !$0.isWhitespace } == "creation-with-upload" }
+        }
+    }
+
+    public let queue: @Sendable (Capabilities) -> UploadQueue
     public let transport: any TusTransport
     public let tusURL: String
     public let ring: Ring
@@ -20,7 +38,7 @@ public struct UploaderService: Service {
 
     public init(transport: any TusTransport, tusURL: String, ring: Ring, probeInterval: Duration = .seconds(2),
                 idleInterval: Duration = .milliseconds(250), logger: Logger,
-                queue: @escaping @Sendable (TusUploadStateMachine.ChecksumAlgorithm?) -> UploadQueue) {
+                queue: @escaping @Sendable (Capabilities) -> UploadQueue) {
         self.transport = transport
         self.tusURL = tusURL
         self.ring = ring
@@ -33,7 +51,7 @@ public struct UploaderService: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var linkWasDown = false
-            var known: (algorithm: TusUploadStateMachine.ChecksumAlgorithm?, at: ContinuousClock.Instant)?
+            var known: (capabilities: Capabilities, at: ContinuousClock.Instant)?
             while !Task.isCancelled {
                 if (try? await ring.hasPendingUploads()) != true {
                     try? await Task.sleep(for: idleInterval)
@@ -42,22 +60,22 @@ public struct UploaderService: Service {
                 do {
                     // The server's checksum choice, asked again only after a minute or a failure:
                     // a flag on a live link goes out without an extra round trip.
-                    let algorithm: TusUploadStateMachine.ChecksumAlgorithm?
+                    let capabilities: Capabilities
                     if let known, !linkWasDown, ContinuousClock.now - known.at < .seconds(60) {
-                        algorithm = known.algorithm
+                        capabilities = known.capabilities
                     } else {
-                        let options = try await transport.perform(TusRequest(method: "OPTIONS", url: tusURL, headers: [Tus.Header.resumable: Tus.version]))
-                        algorithm = TusUploadStateMachine.checksum(advertised: options.headers.first { $0.key.lowercased() == "tus-checksum-algorithm" }?.value)
+                        capabilities = Capabilities(try await transport.perform(TusRequest(method: "OPTIONS", url: tusURL,
+                                                                                        headers: [Tus.Header.resumable: Tus.version])))
                     }
                     if linkWasDown { logger.notice("uplink: server answering again") }
                     monitor?.update { $0.connected = true; $0.lastContact = .now() }
                     linkWasDown = false
-                    let report = try await queue(algorithm).drain(sleep: { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) })
+                    let report = try await queue(capabilities).drain(sleep: { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) })
                     if !report.uploaded.isEmpty {
                         logger.info("uplink: \(report.uploaded.count) segments uploaded")
                     }
                     if report.failed.isEmpty {
-                        known = (algorithm, ContinuousClock.now)
+                        known = (capabilities, ContinuousClock.now)
                         continue
                     }
                     known = nil

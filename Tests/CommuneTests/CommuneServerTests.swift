@@ -206,4 +206,38 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: clip.path))) == body, "byte-identical")
         await server.stop()
     }
+
+    /// creation-with-upload: the first chunk rides in the POST, the commune takes it (and its
+    /// checksum) and answers with the offset; the rest goes by PATCH. One round trip less per file.
+    @Test func firstChunkRidesInThePost() async throws {
+        final class Recorder: TusTransport, @unchecked Sendable {
+            let inner = HTTPTransport()
+            let lock = NSLock()
+            var log: [(String, Int, TusResponse)] = []
+            func perform(_ request: TusRequest) async throws -> TusResponse {
+                let r = try await inner.perform(request)
+                lock.withLock { log.append((request.method, request.body.count, r)) }
+                return r
+            }
+        }
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let file = (0..<700_000).map { _ in UInt8.random(in: 0...255) }
+        let recorder = Recorder()
+        var config = TusUploadStateMachine.Configuration()
+        config.creationWithUpload = true
+        let client = TusClient(transport: recorder, collectionURL: server.url + "/files/", token: a)
+        let metadata = try UploadMetadata(decoding: metadata(sha: sha256Hex(file)))
+        let result = try await client.upload(length: Int64(file.count), metadata: metadata, progress: .init(), checksum: .sha256,
+                                             configuration: config,
+                                             read: { o, n in Array(file[Int(o)..<Int(o) + n]) }, save: { _ in }, sleep: { _ in })
+        guard case .uploaded = result else { Issue.record("\(result)"); return }
+        let post = try #require(recorder.log.first)
+        #expect(post.0 == "POST" && post.1 == config.creationChunkLimit && post.2.status == 201)
+        #expect(post.2.headers.first { $0.key.lowercased() == "upload-offset" }?.value == String(config.creationChunkLimit))
+        #expect(!recorder.log.contains { $0.0 == "HEAD" }, "no extra round trip")
+        let clip = try #require(try await server.catalog.clips().first)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: clip.path))) == file)
+        await server.stop()
+    }
 }

@@ -243,6 +243,7 @@ struct UplinkFaultTests {
         let resumes = link["resume_after_flap_s"] as? [Double] ?? []
         print("bad link: \(payload) B in \(Int(seconds)) s, sent \(sent) B (\(String(format: "%.2f", Double(sent - payload) * 100 / Double(payload))) % beyond payload), flaps \(link["flaps"] ?? 0), resumed after each flap in \(resumes) s")
         #expect(resumes.allSatisfy { $0 <= 10 }, "uploading resumes within seconds of the link returning, not after a long backoff: \(resumes)")
+        #expect(Double(sent - payload) < 0.02 * Double(payload), "flaps cost almost nothing: the commune keeps what arrived")
     }
 
     /// tus peers that are not ours: tuspy (PyPI) uploads to the commune; the box uploads to

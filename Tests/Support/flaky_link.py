@@ -10,7 +10,8 @@ it with iptables inside a network namespace they create.
 
 It writes --stats (JSON) every second and on exit: bytes forwarded each way, connections, and for
 each flap how long after the link came back the first client byte was forwarded again, and the
-wall-clock times at which PATCH requests started (for flag -> first byte).
+wall-clock times at which upload requests (PATCH, or POST /files carrying a first chunk) started,
+for flag -> first byte.
 
 usage: flaky_link.py --listen PORT --target PORT [--rate-kbps N] [--delay-ms N]
                      [--flap-every S --flap-seconds S] [--stats FILE] [--duration S]
@@ -49,7 +50,7 @@ class Link:
         self.flap_epoch = 0
         self.conns = set()
         self.stats = {"bytes_up": 0, "bytes_down": 0, "connections": 0, "flaps": 0, "resume_after_flap_s": [],
-                      "patch_at": []}
+                      "upload_request_at": []}
 
     async def pump(self, reader, writer, bucket, key, epoch, upstream):
         """Reads, pays the bucket, and forwards each chunk once its delay has passed."""
@@ -72,8 +73,8 @@ class Link:
                 writer.write(data)
                 await writer.drain()
                 self.stats[key] += len(data)
-                if upstream and data.startswith(b"PATCH ") and len(self.stats["patch_at"]) < 1000:
-                    self.stats["patch_at"].append(time.time())
+                if upstream and (data.startswith(b"PATCH ") or data.startswith(b"POST /files")) and len(self.stats["upload_request_at"]) < 1000:
+                    self.stats["upload_request_at"].append(time.time())
                 if upstream and self.came_back_at is not None:
                     self.stats["resume_after_flap_s"].append(round(time.monotonic() - self.came_back_at, 3))
                     self.came_back_at = None
