@@ -54,6 +54,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The daemon's local control socket: the CLI's writes go through the running recorder.
+        .target(
+            name: "Control",
+            dependencies: [
+                "Ring", "Wire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The box's configuration file (junction.toml): parsing and validation.
         .target(name: "Config"),
         // The on-disk ring: segment files + SQLite index, retention, recovery.
@@ -79,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "JunctionCLI",
             dependencies: [
-                "Recorder", "Ring", "Config", "Uplink",
+                "Recorder", "Ring", "Config", "Uplink", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -56,6 +56,8 @@ extension JunctionConfiguration {
 
     var statusPath: String { storage.path + "/status.json" }
     var uplinkStatusPath: String { storage.path + "/uplink.json" }
+    /// The running recorder's control socket (flag and unflag go through it).
+    var controlSocketPath: String { storage.path + "/control.sock" }
 
     /// How the recorder (and snapshot, doctor) open the camera.
     var cameraInputOptions: CameraInput.Options {

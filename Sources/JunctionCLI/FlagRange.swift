@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import Control
 import Ring
 
 extension JunctionCommand {
@@ -38,14 +39,25 @@ extension JunctionCommand {
                 camera: config.camera.id, from: try TimeExpression.parse(from, now: now), to: try TimeExpression.parse(to, now: now),
                 reason: reason, source: .cli, preRollSeconds: Double(config.upload.preRollSeconds),
                 postRollSeconds: Double(config.upload.postRollSeconds))
-            let ring = try await config.openRing()
             let flag: Ring.Flag
-            do {
-                flag = try await ring.flag(request, now: now)
-            } catch {
+            // Through the running recorder when there is one; on the index itself otherwise.
+            if let answer = try Control.send(.init(op: .flag, camera: request.camera, from: request.from, to: request.to,
+                                                   reason: request.reason, preRollSeconds: request.preRollSeconds,
+                                                   postRollSeconds: request.postRollSeconds),
+                                             socket: config.controlSocketPath) {
+                guard let f = answer.flag else { throw CLIError(answer.error ?? "the recorder refused the flag") }
+                flag = f
+            } else {
+                let ring = try await config.openRing()
+                do {
+                    flag = try await ring.flag(request, now: now)
+                } catch {
+                    await ring.close()
+                    throw CLIError(error.message)
+                }
                 await ring.close()
-                throw CLIError(error.message)
             }
+            let ring = try await config.openRing()
             let usage = try await ring.usage()
             await ring.close()
             if json {
@@ -97,15 +109,21 @@ extension JunctionCommand {
 
         func run() async throws {
             let config = try options.load()
-            let ring = try await config.openRing()
-            do {
-                let f = try await ring.unflag(id: id)
+            let f: Ring.Flag
+            if let answer = try Control.send(.init(op: .unflag, id: id), socket: config.controlSocketPath) {
+                guard let flag = answer.flag else { throw CLIError(answer.error ?? "the recorder refused") }
+                f = flag
+            } else {
+                let ring = try await config.openRing()
+                do {
+                    f = try await ring.unflag(id: id)
+                } catch {
+                    await ring.close()
+                    throw CLIError(error.message)
+                }
                 await ring.close()
-                print("✔ Flag \(f.id) withdrawn; footage no other flag covers can be overwritten again.")
-            } catch {
-                await ring.close()
-                throw CLIError(error.message)
             }
+            print("✔ Flag \(f.id) withdrawn; footage no other flag covers can be overwritten again.")
         }
     }
 }

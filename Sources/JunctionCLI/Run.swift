@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import Control
 import Logging
 import Media
 import Recorder
@@ -48,12 +49,17 @@ extension JunctionCommand {
             let recorder = RecorderService(
                 configuration: recorderConfig,
                 ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)
-            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: recorder)]
+            var uplinkTransport: HTTPTransport?
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: recorder),
+                .init(service: ControlService(path: config.controlSocketPath, ring: ring, logger: logger)),
+            ]
             if let server = config.server {
                 let queueLogger = logger
                 let device = config.device.id
                 let limiter = config.upload.maxKbps > 0 ? RateLimiter(kbps: config.upload.maxKbps) : nil
                 let transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile), limiter: limiter)
+                uplinkTransport = transport
                 let newestFirst = config.upload.order == .newestFirst
                 let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath)
                 var uploader = UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { server_ in
@@ -84,7 +90,14 @@ extension JunctionCommand {
                 services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-            try await group.run()
+            do {
+                try await group.run()
+            } catch {
+                try? await uplinkTransport?.client.shutdown()
+                await ring.close()
+                throw error
+            }
+            try? await uplinkTransport?.client.shutdown()
             await ring.close()
         }
     }

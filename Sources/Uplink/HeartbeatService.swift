@@ -61,6 +61,7 @@ public struct HeartbeatService: Service {
             var lastProblem: String?
             while !Task.isCancelled {
                 let outcome = await beat(&known)
+                if Task.isCancelled { return }
                 var pause = configuration.interval
                 switch outcome {
                 case .answered(let fresh):

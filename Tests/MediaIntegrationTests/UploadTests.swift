@@ -41,6 +41,10 @@ struct UploadTests {
         let from = segments[1].start, to = segments[2].end
         let flag = try Rig.junction(["flag", "--config", config, "--from", from, "--to", to, "--reason", "it test"])
         #expect(flag.status == 0, "\(flag.stdout)\(flag.stderr)")
+        // The flag went through the running recorder's control socket (root and its group only).
+        #expect(daemon.output.contains("[Ring] flagged"), "the daemon made the flag: \(daemon.output.suffix(800))")
+        let mode = (try FileManager.default.attributesOfItem(atPath: dir + "/data/control.sock")[.posixPermissions] as? Int) ?? 0
+        #expect(mode == 0o660, "control socket mode \(String(mode, radix: 8))")
         let flagged = try listSegments(config).filter(\.flagged)
         #expect(flagged.count >= 2)
 
@@ -63,5 +67,7 @@ struct UploadTests {
         #expect(Rig.wait(seconds: 10) { ((try? listSegments(config)) ?? []).filter(\.flagged).allSatisfy(\.uploaded) })
         let status = try statusJSON(config)
         #expect((status["usage"] as? [String: Any])?["pinned_bytes"] as? Int == 0, "pins released")
+        #expect(daemon.stop() == 0, "a clean exit on SIGTERM (systemd counts anything else as a failure): \(daemon.output.suffix(800))")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/data/control.sock"), "the socket is removed on exit")
     }
 }
