@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "CommuneCLI",
             dependencies: [
-                "Commune", "Wire",
+                "Commune", "Wire", "Config",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -164,6 +164,14 @@ public actor Catalog {
         }
     }
 
+    /// Bytes of a device's clips plus the full length of its uploads in progress.
+    public func bytesHeld(device: String) async throws -> Int64 {
+        let rows = try await connection.query("""
+            SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1) AS b
+            """, [.text(device)])
+        return Int64(rows.first?.column("b")?.integer ?? 0)
+    }
+
     public func setOffset(id: String, _ offset: Int64) async throws {
         _ = try await connection.query("UPDATE upload SET offset_bytes = ? WHERE id = ?", [.integer(Int(offset)), .text(id)])
     }

@@ -24,6 +24,8 @@ public struct TusEndpoint: Sendable {
         public var maxUploadBytes: Int64 = 2 << 30
         public var maxChunkBytes = 16 << 20
         public var expirySeconds: Double = 24 * 3600
+        /// All of one device's clips and uploads in progress together; nil: no limit.
+        public var deviceQuotaBytes: Int64?
         public init(data: String) { self.data = data }
     }
 
@@ -96,6 +98,13 @@ public struct TusEndpoint: Sendable {
             return reply(.badRequest, "\(error)")
         }
         if let problem = Self.validate(metadata, device: device) { return reply(problem.0, problem.1) }
+        if let quota = configuration.deviceQuotaBytes {
+            let used = try await catalog.bytesHeld(device: device)
+            guard used + length <= quota else {
+                logger.warning("tus: device over its quota", metadata: ["device": "\(device)", "used": "\(used)", "quota": "\(quota)"])
+                return reply(HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"), "device \(device) holds \(used) bytes of its \(quota)-byte quota: the operator must free space or raise limits.device_quota_bytes")
+            }
+        }
         var rng = SystemRandomNumberGenerator()
         let id = hex((0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })
         let expires = Timestamp.now() + configuration.expirySeconds

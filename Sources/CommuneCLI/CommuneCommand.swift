@@ -33,6 +33,9 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The server's data directory (clips and catalog).", valueName: "dir"))
     var data: String
 
+    init() {}
+    init(data: String) { self.data = data }
+
     func catalog() async throws -> Catalog {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         var logger = Logger(label: "commune")
@@ -56,16 +59,34 @@ struct DataOptions: ParsableArguments {
 
 extension CommuneCommand {
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Receive uploads (tus 1.0.0 at /files/).")
+        static let configuration = CommandConfiguration(
+            abstract: "Receive uploads (tus 1.0.0 at /files/) and heartbeats (/api/v1/heartbeat).",
+            discussion: """
+                Settings come from --config commune.toml ([server] data, listen, cert, key, insecure_http;
+                [limits] max_upload_bytes, device_quota_bytes); flags win over the file.
+                Examples:
+                  commune serve --config /etc/commune/commune.toml
+                  commune serve --data /srv/commune --listen 0.0.0.0:8443 --cert chain.pem --key key.pem
+                  commune serve --data /srv/commune --listen 127.0.0.1:8080 --insecure-http
+                """)
 
-        @OptionGroup var options: DataOptions
-        @Option(help: "Address and port to listen on.") var listen = "127.0.0.1:8080"
+        @Option(help: ArgumentHelp("commune.toml to read.", valueName: "file")) var config: String?
+        @Option(help: ArgumentHelp("The server's data directory (clips and catalog).", valueName: "dir")) var data: String?
+        @Option(help: "Address and port to listen on (default 127.0.0.1:8080).") var listen: String?
         @Option(help: ArgumentHelp("The server's TLS certificate chain (PEM).", valueName: "pem")) var cert: String?
         @Option(help: ArgumentHelp("The certificate's private key (PEM).", valueName: "pem")) var key: String?
         @Flag(help: "Serve plain HTTP (only on a trusted network or behind a TLS proxy).") var insecureHTTP = false
 
-        func validate() throws {
-            switch (cert, key, insecureHTTP) {
+        func run() async throws {
+            var file = CommuneConfiguration()
+            if let config {
+                do { file = try CommuneConfiguration.load(path: config) } catch { throw ValidationError("\(error)") }
+            }
+            guard let data = data ?? file.data else { throw ValidationError("say where the data goes: --data DIR or [server] data in --config") }
+            let listen = listen ?? file.listen ?? "127.0.0.1:8080"
+            let cert = cert ?? file.cert, key = key ?? file.key
+            let insecure = insecureHTTP || (file.insecureHTTP ?? false)
+            switch (cert, key, insecure) {
             case (nil, nil, false):
                 throw ValidationError("give the server a certificate (--cert chain.pem --key key.pem), or pass --insecure-http to serve plain HTTP on a trusted network or behind a TLS proxy")
             case (.some, nil, _), (nil, .some, _):
@@ -75,19 +96,18 @@ extension CommuneCommand {
             default:
                 break
             }
-            guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else {
-                throw ValidationError("--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080")
-            }
-        }
-
-        func run() async throws {
-            let catalog = try await options.catalog()
             let parts = listen.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080") }
+
+            let catalog = try await DataOptions(data: data).catalog()
             let logger = Logger(label: "commune")
             let router = Router()
-            TusEndpoint(configuration: .init(data: options.data), catalog: catalog, logger: logger).register(on: router)
+            var tus = TusEndpoint.Configuration(data: data)
+            if let m = file.maxUploadBytes { tus.maxUploadBytes = m }
+            tus.deviceQuotaBytes = file.deviceQuotaBytes
+            TusEndpoint(configuration: tus, catalog: catalog, logger: logger).register(on: router)
             ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
-            let configuration = ApplicationConfiguration(address: .hostname(String(parts[0]), port: Int(parts[1])!), serverName: "commune")
+            let configuration = ApplicationConfiguration(address: .hostname(String(parts[0]), port: port), serverName: "commune")
             if let cert, let key {
                 let tls: TLSConfiguration
                 do {

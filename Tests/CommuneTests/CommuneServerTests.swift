@@ -17,12 +17,14 @@ struct RunningServer {
     let catalog: Catalog
     let task: Task<Void, any Error>
 
-    static func start() async throws -> RunningServer {
+    static func start(deviceQuotaBytes: Int64? = nil) async throws -> RunningServer {
         let data = NSTemporaryDirectory() + "commune-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
         let router = Router()
-        TusEndpoint(configuration: .init(data: data), catalog: catalog, logger: Logger(label: "t")).register(on: router)
+        var tus = TusEndpoint.Configuration(data: data)
+        tus.deviceQuotaBytes = deviceQuotaBytes
+        TusEndpoint(configuration: tus, catalog: catalog, logger: Logger(label: "t")).register(on: router)
         ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -238,6 +240,22 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         #expect(!recorder.log.contains { $0.0 == "HEAD" }, "no extra round trip")
         let clip = try #require(try await server.catalog.clips().first)
         #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: clip.path))) == file)
+        await server.stop()
+    }
+
+    /// A device over its storage quota gets 507 with what to do; the box retries later (5xx).
+    @Test func deviceQuotaIsEnforced() async throws {
+        let server = try await RunningServer.start(deviceQuotaBytes: 1000)
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let body = [UInt8](repeating: 7, count: 600)
+        let create = ["Upload-Length": "600", "Upload-Metadata": metadata(sha: sha256Hex(body))]
+        #expect(try await send(server, "POST", "/files/", token: a, headers: create).status == 201)
+        let over = try await send(server, "POST", "/files/", token: a, headers: create)
+        #expect(over.status == 507 && String(decoding: over.body, as: UTF8.self).contains("device_quota_bytes"))
+        var machine = TusUploadStateMachine(length: 600, metadata: try UploadMetadata(decoding: metadata(sha: sha256Hex(body))))
+        let action = machine.next()
+        machine.handle(action, .response(status: 507, headers: [:], seconds: 0.1))
+        guard case .wait = machine.next() else { Issue.record("the box should wait and retry, not give up"); return }
         await server.stop()
     }
 }

@@ -70,4 +70,30 @@ struct UploadTests {
         #expect(daemon.stop() == 0, "a clean exit on SIGTERM (systemd counts anything else as a failure): \(daemon.output.suffix(800))")
         #expect(!FileManager.default.fileExists(atPath: dir + "/data/control.sock"), "the socket is removed on exit")
     }
+
+    /// `commune serve --config commune.toml`: the file's settings are used; a wrong key is named
+    /// with its line.
+    @Test func communeReadsItsConfigFile() throws {
+        let data = Rig.tempDir("commune-conf")
+        let port = Rig.freePort()
+        try """
+            [server]
+            data = "\(data)"
+            listen = "127.0.0.1:\(port)"
+            insecure_http = true
+            [limits]
+            max_upload_bytes = "1GB"
+            """.write(toFile: data + "/commune.toml", atomically: true, encoding: .utf8)
+        let server = Background(Self.commune, ["serve", "--config", data + "/commune.toml"], log: data + "/serve.log")
+        try server.start()
+        defer { server.stop() }
+        var options = ""
+        #expect(Rig.wait(seconds: 15) {
+            options = (try? Rig.run("/usr/bin/curl", ["-s", "-i", "-X", "OPTIONS", "http://127.0.0.1:\(port)/files/"]))?.stdout ?? ""
+            return options.lowercased().contains("tus-max-size: 1000000000")
+        }, "\(options) \(server.output)")
+        try "[server]\ndata = \"\(data)\"\nlisten_on = \"x\"\n".write(toFile: data + "/bad.toml", atomically: true, encoding: .utf8)
+        let bad = try Rig.run(Self.commune, ["serve", "--config", data + "/bad.toml"])
+        #expect(bad.status != 0 && bad.stderr.contains("bad.toml:3") && bad.stderr.contains("listen_on"), "\(bad.stderr)")
+    }
 }

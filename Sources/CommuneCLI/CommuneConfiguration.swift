@@ -1,0 +1,70 @@
+import Config
+
+/// `commune.toml`: what `commune serve --config` reads. Flags given on the command line win.
+///
+///     [server]
+///     data = "/var/lib/commune"
+///     listen = "0.0.0.0:8443"
+///     cert = "/etc/commune/chain.pem"
+///     key = "/etc/commune/key.pem"
+///     # insecure_http = true          # plain HTTP (behind a TLS proxy, or a trusted network)
+///     [limits]
+///     max_upload_bytes = "2GB"        # one file (one segment)
+///     device_quota_bytes = "200GB"    # all of one device's clips
+struct CommuneConfiguration {
+    var data: String?
+    var listen: String?
+    var cert: String?
+    var key: String?
+    var insecureHTTP: Bool?
+    var maxUploadBytes: Int64?
+    var deviceQuotaBytes: Int64?
+
+    static let known: Set<String> = ["server.data", "server.listen", "server.cert", "server.key", "server.insecure_http",
+                                     "limits.max_upload_bytes", "limits.device_quota_bytes"]
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func load(path: String) throws -> CommuneConfiguration {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw Failure(description: "cannot read \(path)")
+        }
+        let doc: TOMLDocument
+        do {
+            doc = try TOMLDocument(parsing: text)
+        } catch {
+            throw Failure(description: "\(path):\(error.line): \(error.message)")
+        }
+        var c = CommuneConfiguration()
+        for (key, value) in doc.entries where !known.contains(key) {
+            throw Failure(description: "\(path):\(value.line): unknown key \(key) (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        func string(_ key: String) throws -> String? {
+            guard let v = doc[key] else { return nil }
+            guard case .string(let s) = v.kind else { throw Failure(description: "\(path):\(v.line): \(key) must be a string in quotes") }
+            return s
+        }
+        func size(_ key: String) throws -> Int64? {
+            guard let v = doc[key] else { return nil }
+            switch v.kind {
+            case .integer(let i) where i > 0: return Int64(i)
+            case .string(let s): if let b = ByteSize(parsing: s) { return Int64(b.bytes) }
+            default: break
+            }
+            throw Failure(description: "\(path):\(v.line): \(key) must be a size like \"2GB\"")
+        }
+        c.data = try string("server.data")
+        c.listen = try string("server.listen")
+        c.cert = try string("server.cert")
+        c.key = try string("server.key")
+        if let v = doc["server.insecure_http"] {
+            guard case .bool(let b) = v.kind else { throw Failure(description: "\(path):\(v.line): server.insecure_http must be true or false") }
+            c.insecureHTTP = b
+        }
+        c.maxUploadBytes = try size("limits.max_upload_bytes")
+        c.deviceQuotaBytes = try size("limits.device_quota_bytes")
+        return c
+    }
+}
