@@ -31,10 +31,12 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 
-# One build of everything, then the runner's own summary (XCTest, then Swift Testing).
+# One build of everything, then the runner's own summary (XCTest, then Swift Testing). Tests run
+# one at a time: the integration tests block while cameras and daemons run, and on 2 cores
+# running them side by side starves the concurrency pool (and every test's time limit).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --no-parallel
 
 demo: build
 	bash Tests/Support/demo.sh "$$($(SWIFT) build --show-bin-path)/junction"
