@@ -243,6 +243,8 @@ def bench():
         first = [t for t in after if t >= t_flag]
         if first:
             latencies.append(round(min(first) - t_flag, 3))
+        # The next flag only once this one is uploaded: a busy link would answer for it.
+        wait(180, lambda: all(x["uploaded"] for x in segments(config) if x["flagged"]), every=1)
     stop(daemon)
     stop(proxy_l)
     results["flag_to_first_patch_s"] = latencies
