@@ -4,15 +4,16 @@ import Testing
 /// The unit file and the daemon's side of the systemd contract (Type=notify, watchdog).
 @Suite(.timeLimit(.minutes(3)))
 struct SystemdTests {
-    @Test(arguments: ["junction", "commune"]) func unitVerifies(_ name: String) throws {
+    @Test(arguments: ["junction", "commune", "junction-firstboot"]) func unitVerifies(_ name: String) throws {
         let dir = Rig.tempDir("unit")
-        let binary = URL(fileURLWithPath: Rig.junction).deletingLastPathComponent().appendingPathComponent(name).path
+        let program = name == "commune" ? "commune" : "junction"
+        let binary = URL(fileURLWithPath: Rig.junction).deletingLastPathComponent().appendingPathComponent(program).path
         let unit = try String(contentsOfFile: Rig.repoRoot + "/systemd/\(name).service", encoding: .utf8)
-            .replacingOccurrences(of: "/usr/bin/\(name)", with: binary)
+            .replacingOccurrences(of: "/usr/bin/\(program)", with: binary)
         try unit.write(toFile: dir + "/\(name).service", atomically: true, encoding: .utf8)
         let r = try Rig.run("/usr/bin/systemd-analyze", ["verify", dir + "/\(name).service"])
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
-        #expect(unit.contains("CapabilityBoundingSet=\n") && unit.contains("ProtectSystem=strict"))
+        if name != "junction-firstboot" { #expect(unit.contains("CapabilityBoundingSet=\n") && unit.contains("ProtectSystem=strict")) }
         if name == "junction" { #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=")) }
     }
 
@@ -59,5 +60,35 @@ struct SystemdTests {
         #expect(messages.contains("WATCHDOG=1"))
         #expect(messages.contains { $0.hasPrefix("STATUS=recording h264 1280x720") }, "\(messages)")
         #expect(messages.firstIndex(of: "READY=1")! < messages.firstIndex(of: "WATCHDOG=1")!)
+    }
+
+    /// `junction firstboot`: a typo in the installer's file ends in junction-status.txt on the
+    /// FAT partition naming the line and what to do, the previous settings kept; a good file is
+    /// installed and the status file says so.
+    @Test func firstbootTakesTheInstallersFileOrSaysWhy() throws {
+        let dir = Rig.tempDir("firstboot")
+        let boot = dir + "/boot"
+        try FileManager.default.createDirectory(atPath: boot, withIntermediateDirectories: true)
+        let etc = dir + "/etc/junction.toml"
+        try "[device]\nid = \"box-1\"\n[camera]\nurl = \"rtsp://10.0.0.5/x\"\nstall_secs = 3\n".write(toFile: boot + "/junction.toml", atomically: true, encoding: .utf8)
+        let bad = try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", etc])
+        #expect(bad.status == 1)
+        var status = try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8)
+        #expect(status.contains("PROBLEM") && status.contains("line 5") && status.contains("stall_secs") && status.contains("text editor"), "\(status)")
+        #expect(!FileManager.default.fileExists(atPath: etc), "a bad file is not installed")
+
+        try "[device]\nid = \"box-1\"\n[camera]\nurl = \"rtsp://10.0.0.5/x\"\n[storage]\npath = \"\(dir)/data\"\n".write(toFile: boot + "/junction.toml", atomically: true, encoding: .utf8)
+        let good = try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", etc])
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        status = try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8)
+        #expect(status.contains("OK") && status.contains("box-1"), "\(status)")
+        #expect(try String(contentsOfFile: etc, encoding: .utf8).contains("box-1"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/data"))
+
+        // A later bad edit keeps the working settings.
+        try "[device]\nid = \"\"\n".write(toFile: boot + "/junction.toml", atomically: true, encoding: .utf8)
+        #expect(try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", etc]).status == 1)
+        #expect(try String(contentsOfFile: etc, encoding: .utf8).contains("box-1"))
+        #expect(try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8).contains("keeps recording with its previous ones"))
     }
 }
