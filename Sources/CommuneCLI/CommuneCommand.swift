@@ -31,12 +31,33 @@ struct CommuneCommand: AsyncParsableCommand {
 
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The server's data directory (clips and catalog).", valueName: "dir"))
-    var data: String
+    var data: String?
+    @Option(help: ArgumentHelp("commune.toml, whose [server] data is used when --data is not given.", valueName: "file"))
+    var config: String?
 
     init() {}
     init(data: String) { self.data = data }
 
+    func validate() throws {
+        _ = try directory()
+    }
+
+    /// The data directory: --data, else [server] data of --config.
+    func directory() throws -> String {
+        if let data { return data }
+        if let config {
+            do {
+                if let d = try CommuneConfiguration.load(path: config).data { return d }
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            throw ValidationError("\(config) has no [server] data: pass --data DIR")
+        }
+        throw ValidationError("say where the server's data is: --data DIR, or --config commune.toml")
+    }
+
     func catalog() async throws -> Catalog {
+        let data = try directory()
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         var logger = Logger(label: "commune")
         logger.logLevel = .warning
@@ -218,7 +239,7 @@ extension CommuneCommand {
             if json {
                 print(try jsonText(made))
             } else {
-                print("Request \(made.id) for \(device): \(start.rfc3339) → \(end.rfc3339). The box picks it up at its next heartbeat; follow it with: commune requests --data \(options.data)")
+                print("Request \(made.id) for \(device): \(start.rfc3339) → \(end.rfc3339). The box picks it up at its next heartbeat; follow it with: commune requests --data \((try? options.directory()) ?? "DIR")")
             }
         }
     }

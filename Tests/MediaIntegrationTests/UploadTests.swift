@@ -92,6 +92,9 @@ struct UploadTests {
             options = (try? Rig.run("/usr/bin/curl", ["-s", "-i", "-X", "OPTIONS", "http://127.0.0.1:\(port)/files/"]))?.stdout ?? ""
             return options.lowercased().contains("tus-max-size: 1000000000")
         }, "\(options) \(server.output)")
+        // Operator commands find the data through the same file.
+        let clips = try Rig.run(Self.commune, ["clips", "--config", data + "/commune.toml", "--json"])
+        #expect(clips.status == 0 && clips.stdout.hasPrefix("["), "\(clips.stderr)")
         try "[server]\ndata = \"\(data)\"\nlisten_on = \"x\"\n".write(toFile: data + "/bad.toml", atomically: true, encoding: .utf8)
         let bad = try Rig.run(Self.commune, ["serve", "--config", data + "/bad.toml"])
         #expect(bad.status != 0 && bad.stderr.contains("bad.toml:3") && bad.stderr.contains("listen_on"), "\(bad.stderr)")
