@@ -21,10 +21,15 @@ ffmpeg -nostdin -y -loglevel error -f lavfi -i testsrc2=size=1920x1080:rate=25 -
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 step "Starting a synthetic RTSP camera at rtsp://127.0.0.1:$PORT/cam"
-/usr/bin/python3 "$HERE/rtsp_camera.py" --clip "$RUN/clip.mp4" --port "$PORT" --audio > "$RUN/camera.log" 2>&1 &
+/usr/bin/python3 "$HERE/rtsp_camera.py" --clip "$RUN/clip.mp4" --port "$PORT" > "$RUN/camera.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q READY "$RUN/camera.log" && break; sleep 0.1; done
 grep -q READY "$RUN/camera.log" || { cat "$RUN/camera.log"; exit 1; }
+# Like an installer checking the camera before the box: its stream must answer (bounded).
+sleep 1
+for _ in 1 2 3; do
+  timeout 10 ffprobe -v error -rtsp_transport tcp -i "rtsp://127.0.0.1:$PORT/cam" -show_entries stream=codec_name -of csv=p=0 >/dev/null 2>&1 && break
+done
 
 COMMUNE="$(dirname "$JUNCTION")/commune"
 CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -54,6 +59,10 @@ url = "http://127.0.0.1:$CPORT"
 token = "$TOKEN"
 allow_insecure_http = true     # loopback demo only: a real box uses https://
 heartbeat_seconds = 5          # the default is 60; short here so the request below is picked up fast
+
+[upload]
+pre_roll_seconds = 2           # the default is 10 s each side; short here so the request below asks for footage not yet sent
+post_roll_seconds = 2
 TOML
 step "junction.toml"
 cat "$RUN/junction.toml"
@@ -86,9 +95,10 @@ for c in json.load(sys.stdin):
     print(("✔" if h == c["sha256"] else "✘"), c["path"], "sha256", h[:16] + "…", "matches" if h == c["sha256"] else "DIFFERS")
 '
 
-step "commune request: an operator asks the box for its newest finished segment (picked up at its next heartbeat)"
-FROM=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["start"])')
-TO=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["end"])')
+step "commune request: an operator asks the box for footage nobody flagged (picked up at its next heartbeat)"
+PICK='import json,sys; s=json.load(sys.stdin); u=[x for x in s if not x["flagged"]] or s; print(u[-1][sys.argv[1]])'
+FROM=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c "$PICK" start)
+TO=$("$JUNCTION" list --config "$RUN/junction.toml" --json | python3 -c "$PICK" end)
 "$COMMUNE" request --data "$RUN/commune" --device demo-0001 --from "$FROM" --to "$TO" --reason "demo: police request"
 for _ in $(seq 1 60); do
   "$COMMUNE" requests --data "$RUN/commune" --json | python3 -c 'import json,sys; sys.exit(0 if all(r["state"]=="complete" for r in json.load(sys.stdin)) else 1)' && break
