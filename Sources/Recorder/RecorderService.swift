@@ -119,8 +119,13 @@ public final class RecorderService: Service, Sendable {
             let interrupter = self.interrupter
             var failure: MediaError
             do {
-                try await pool.runIfActive {
-                    try runner.runSession(stop: interrupter, emit: { continuation.yield($0) })
+                try await pool.runIfActive { [self] in
+                    try runner.runSession(stop: interrupter, emit: { event in
+                        // Marked here, in the session, not when the event is consumed later: a
+                        // session that recorded resets the backoff, and only that session.
+                        if case .segmentStarted = event { self.recordedSinceFailure.store(true, ordering: .relaxed) }
+                        continuation.yield(event)
+                    })
                 }
                 failure = MediaError(code: .endOfStream, call: "runSession", target: configuration.cameraURL, message: "the camera closed the stream")
             } catch let error as MediaError {
@@ -205,7 +210,6 @@ public final class RecorderService: Service, Sendable {
                 }
                 writeStatus()
             case .segmentStarted(let origin, let path):
-                recordedSinceFailure.store(true, ordering: .relaxed)
                 let previousEnd = lastEnd.withLock { $0 }
                 let reason = pendingGapReason.withLock { r -> String? in defer { r = nil }; return r }
                 if let previousEnd, origin.start.seconds(since: previousEnd) > 1.5 {
