@@ -21,8 +21,7 @@ extension Ring {
             layers.append(CoverageSpan(from: evicted.from, to: evicted.through, status: .evicted))
         }
         let segments = try await index.segments(camera: camera, from: from, to: to)
-        let newestEnd = try await index.run("SELECT MAX(end_ms) AS e FROM segment WHERE camera = ? AND state = 'live'", [.text(camera)])
-            .first?.column("e")?.integer.map { Timestamp(milliseconds: Int64($0)) }
+        let newestEnd = try await index.span(camera: camera)?.newest
         // Still to come: after the newest segment while recording, after now otherwise.
         let tailFrom = recording ? (newestEnd ?? now) : now
         if to > tailFrom { layers.append(CoverageSpan(from: max(tailFrom, from), to: to, status: .pending)) }

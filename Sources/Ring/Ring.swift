@@ -142,6 +142,11 @@ public actor Ring {
         try await index.segments(camera: camera, from: from, to: to)
     }
 
+    /// Oldest start and newest end of a camera's footage, without loading the segments.
+    public func span(camera: String) async throws(RingError) -> (oldest: Timestamp, newest: Timestamp)? {
+        try await index.span(camera: camera)
+    }
+
     public func gaps(camera: String? = nil, from: Timestamp? = nil, to: Timestamp? = nil) async throws(RingError) -> [Gap] {
         try await index.gaps(camera: camera, from: from, to: to)
     }

@@ -77,6 +77,11 @@ final class RingIndex: Sendable {
             through_ms INTEGER NOT NULL
         )
         """,
+        // 5: the uploader asks "is anything waiting?" four times a second for months: answer it
+        // from a partial index of the few pinned, not yet uploaded rows, not a scan of the ring.
+        """
+        CREATE INDEX segment_waiting ON segment (id) WHERE flagged = 1 AND uploaded = 0 AND state = 'live'
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {
@@ -254,6 +259,14 @@ final class RingIndex: Sendable {
                 end: Timestamp(milliseconds: Int64(row.column("end_ms")?.integer ?? 0)),
                 reason: row.column("reason")?.string ?? "")
         }
+    }
+
+    /// Start of the oldest and end of the newest live segment of a camera (indexed lookups).
+    func span(camera: String) async throws(RingError) -> (oldest: Timestamp, newest: Timestamp)? {
+        let row = try await run("SELECT MIN(start_ms) AS s, MAX(end_ms) AS e FROM segment WHERE camera = ? AND state = 'live'",
+                                [.text(camera)]).first
+        guard let s = row?.column("s")?.integer, let e = row?.column("e")?.integer else { return nil }
+        return (Timestamp(milliseconds: Int64(s)), Timestamp(milliseconds: Int64(e)))
     }
 
     /// Start of the oldest live segment (one indexed lookup, not a scan of the ring).

@@ -146,8 +146,8 @@ public struct HeartbeatService: Service {
         let usage = try await ring.usage()
         let queued = try await ring.uploadQueue(limit: 10_000).count
         let camera = configuration.camera
-        let segments = try await ring.segments(camera: camera)
-        let health = Heartbeat.Health(recording: r.state, lastError: r.lastError, oldest: segments.first?.start, newest: segments.last?.end,
+        let span = try await ring.span(camera: camera)
+        let health = Heartbeat.Health(recording: r.state, lastError: r.lastError, oldest: span?.oldest, newest: span?.newest,
                                       ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
                                       pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
                                       clockSynchronized: r.clockSynchronized, version: version, sentAt: now)
