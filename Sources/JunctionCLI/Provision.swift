@@ -1,6 +1,7 @@
 import ArgumentParser
 import Config
 import Media
+import Ring
 import Uplink
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -110,18 +111,12 @@ extension JunctionCommand {
             "\"" + s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
         }
 
-        /// Atomic: a power cut leaves the old file or the new one, never half of one.
+        /// Atomic and synced: a power cut leaves the old file or the new one, never half of one.
         static func write(_ text: String, to path: String) throws {
-            let tmp = path + ".tmp"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-            guard fd >= 0 else { throw CLIError("cannot write \(path): \(String(cString: strerror(errno))) (run as root, or pass --config)") }
-            let bytes = Array(text.utf8)
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            fsync(fd)
-            close(fd)
-            guard n == bytes.count, rename(tmp, path) == 0 else {
-                unlink(tmp)
-                throw CLIError("cannot write \(path): \(String(cString: strerror(errno)))")
+            do {
+                try FileSystem.writeAtomically(Array(text.utf8), to: path, mode: 0o640, durable: true)
+            } catch {
+                throw CLIError("\(error) (run as root, or pass --config)")
             }
         }
     }

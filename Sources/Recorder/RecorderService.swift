@@ -333,12 +333,7 @@ public final class RecorderService: Service, Sendable {
         guard let path = configuration.statusPath else { return }
         let h = health
         guard let data = try? Self.encoder.encode(h) else { return }
-        let tmp = path + ".tmp"
         // Small, atomic (rename), not fsynced: it describes the moment, not the footage.
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        _ = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        rename(tmp, path)
+        try? FileSystem.writeAtomically(data, to: path)
     }
 }

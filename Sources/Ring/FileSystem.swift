@@ -8,6 +8,31 @@ import Glibc
 public enum FileSystem {
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
+    /// Replaces `path` with `bytes` through a temporary file and a rename, so a reader (or a
+    /// power cut) sees the old file or the new one, never half of one. `durable` also fsyncs the
+    /// data before the rename (settings); status files that describe the moment skip it.
+    public static func writeAtomically(_ bytes: some Collection<UInt8>, to path: String, mode: mode_t = 0o644,
+                                       durable: Bool = false) throws(RingError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw RingError(.storage, "cannot write: \(errnoText())", path: path) }
+        let data = Array(bytes)
+        var done = 0
+        while done < data.count {
+            let n = data.withUnsafeBytes { write(fd, $0.baseAddress! + done, data.count - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            done += n
+        }
+        if durable { fsync(fd) }
+        close(fd)
+        guard done == data.count, rename(tmp, path) == 0 else {
+            let why = errnoText()
+            unlink(tmp)
+            throw RingError(.storage, "cannot write: \(why)", path: path)
+        }
+    }
+
     /// mkdir -p; fsyncs each parent whose entries changed so a new directory survives a power cut.
     static func makeDirectories(_ path: String) throws(RingError) {
         var built = ""

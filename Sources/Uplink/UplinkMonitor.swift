@@ -1,12 +1,10 @@
+import Ring
 import Synchronization
 import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
-#endif
-#if canImport(Glibc)
-import Glibc
 #endif
 
 /// What the uplink is doing, for `junction status`: written by the daemon as `uplink.json` beside
@@ -82,11 +80,6 @@ public final class UplinkMonitor: Sendable {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? e.encode(health) else { return }
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        _ = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        rename(tmp, path)
+        try? FileSystem.writeAtomically(data, to: path)
     }
 }
