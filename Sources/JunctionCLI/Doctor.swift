@@ -53,11 +53,12 @@ extension JunctionCommand {
             Media.Snapshot.quietFFmpegLogs()
             let daemon = DaemonState.read(config)
             checks.append(recorder(daemon))
-            checks.append(camera(config, daemon: daemon))
+            let (cameraCheck, cameraKbps) = camera(config, daemon: daemon)
+            checks.append(cameraCheck)
             let (storage, writeRate) = storage(config)
             checks += storage
             checks.append(await ring(config, daemon: daemon))
-            checks.append(speed(writeRate, daemon: daemon))
+            checks.append(speed(writeRate, cameraKbps: cameraKbps ?? daemon.health?.bitrateKbps ?? 0))
             checks.append(clock())
             checks += await server(config)
             checks.append(systemd())
@@ -90,16 +91,17 @@ extension JunctionCommand {
                          advice: h.lastErrorCode.map(Status.advice(forCode:)) ?? "see journalctl -u junction")
         }
 
-        /// Opens the camera (a second connection beside the recorder's) and reads ~3 s of it.
-        func camera(_ config: JunctionConfiguration, daemon: DaemonState) -> Check {
+        /// Opens the camera (a second connection beside the recorder's) and reads ~3 s of it;
+        /// returns the check and the measured bitrate (nil when the camera could not be read).
+        func camera(_ config: JunctionConfiguration, daemon: DaemonState) -> (Check, Double?) {
             let input: CameraInput
             do {
                 input = try CameraInput(options: config.cameraInputOptions, interrupter: Interrupter())
             } catch {
                 let level: Check.Level = .failure
                 let what = error.code == .unauthenticated ? "the camera refused the user name or password" : error.message
-                return .init(name: "camera", level: level, detail: "\(config.camera.redactedURL): \(what)",
-                             advice: Status.advice(forCode: error.code.rawValue))
+                return (.init(name: "camera", level: level, detail: "\(config.camera.redactedURL): \(what)",
+                              advice: Status.advice(forCode: error.code.rawValue)), nil)
             }
             let info = input.info
             let packet = Packet()
@@ -111,15 +113,14 @@ extension JunctionCommand {
             }
             let elapsed = ContinuousClock.now - start
             let kbps = Double(bytes) * 8 / 1000 / max(0.5, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            lastCameraKbps = kbps
             let shape = "\(info.videoCodec) \(info.width)×\(info.height) \(Int(info.fps.rounded())) fps, about \(Int(kbps)) kbit/s"
             var problems: [String] = []
             if info.width < 640 { problems.append("the picture is small (\(info.width)×\(info.height)): plates and faces will not be readable; use the camera's main stream") }
             if kbps > 0 && kbps < 300 { problems.append("the bitrate is very low: raise it to 2–4 Mbit/s in the camera's web page") }
             if kbps > 16_000 { problems.append("the bitrate is very high: the card fills fast; 2–6 Mbit/s is plenty") }
             if info.fps > 0 && info.fps < 10 { problems.append("under 10 frames per second: moving cars are missed; set 15–25 fps") }
-            if problems.isEmpty { return .init(name: "camera", level: .ok, detail: "\(config.camera.redactedURL): \(shape)") }
-            return .init(name: "camera", level: .warning, detail: "\(config.camera.redactedURL): \(shape)", advice: problems.joined(separator: "; "))
+            if problems.isEmpty { return (.init(name: "camera", level: .ok, detail: "\(config.camera.redactedURL): \(shape)"), kbps) }
+            return (.init(name: "camera", level: .warning, detail: "\(config.camera.redactedURL): \(shape)", advice: problems.joined(separator: "; ")), kbps)
         }
 
         /// The data path: there, writable, enough room; and how fast the card writes.
@@ -168,9 +169,8 @@ extension JunctionCommand {
             return (checks, rate)
         }
 
-        func speed(_ rate: Double?, daemon: DaemonState) -> Check {
+        func speed(_ rate: Double?, cameraKbps kbps: Double) -> Check {
             guard let rate else { return .init(name: "card speed", level: .warning, detail: "not measured (the card could not be written)") }
-            let kbps = lastCameraKbps ?? daemon.health?.bitrateKbps ?? 0
             let need = kbps * 1000 / 8
             let detail = "writes \(Output.bytes(Int64(rate)))/s" + (need > 0 ? ", the camera needs \(Output.bytes(Int64(need)))/s" : "")
             if need > 0 && rate < need * 3 {
@@ -294,6 +294,3 @@ extension JunctionCommand {
         }
     }
 }
-
-/// The camera's measured bitrate, shared between the camera and card-speed checks of one run.
-nonisolated(unsafe) private var lastCameraKbps: Double?
