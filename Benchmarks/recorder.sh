@@ -23,7 +23,7 @@ ffmpeg -nostdin -y -loglevel error -f lavfi -i "testsrc2=size=1920x1080:rate=25,
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 /usr/bin/python3 "$ROOT/Tests/Support/rtsp_camera.py" --clip "$WORK/clip.mp4" --port "$PORT" > "$WORK/camera.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do grep -q READY "$WORK/camera.log" && break; sleep 0.1; done
+for _ in $(seq 1 450); do grep -q READY "$WORK/camera.log" && break; sleep 0.1; done
 URL="rtsp://127.0.0.1:$PORT/cam"
 
 mkdir -p "$WORK/junction" "$WORK/ffmpeg"

@@ -161,10 +161,10 @@ final class Camera: @unchecked Sendable {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         process = p
-        // READY is printed once the server listens.
+        // READY is printed once the camera has played its own stream (up to 4 tries of 10 s).
         let handle = out.fileHandleForReading
         var seen = Data()
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(45)
         while Date() < deadline {
             let chunk = handle.availableData
             if chunk.isEmpty { break }

@@ -7,7 +7,9 @@ H.264 (and AAC with --audio) over RTSP to any number of clients.
 
   /usr/bin/python3 rtsp_camera.py --clip clip.mp4 --port 8554 [--path /cam] [--user u --password p]
 
-Prints "READY rtsp://127.0.0.1:PORT/PATH" once it listens. Stops on SIGTERM/SIGINT.
+Prints "READY rtsp://127.0.0.1:PORT/PATH" once a client can play it: the script plays it once
+itself first (GStreamer's shared media, built for a client that arrives while the feeder is still
+starting, sometimes never prerolls; that client then waits forever). Stops on SIGTERM/SIGINT.
 """
 import argparse
 import ctypes
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import gi
 
@@ -92,7 +95,38 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     GLib.timeout_add(200, lambda: True)  # wake the loop so Python signal handlers run
-    print(f"READY rtsp://127.0.0.1:{args.port}{args.path}", flush=True)
+    url = f"rtsp://127.0.0.1:{args.port}{args.path}"
+    userinfo = f"{args.user}:{args.password or ''}@" if args.user else ""
+    self_check = {"attempt": 0}
+
+    def check_once():
+        """Plays the stream in ffprobe off the main loop's thread; READY only once that works."""
+        def run():
+            self_check["attempt"] += 1
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-timeout", "4000000",
+                 "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                 url.replace("rtsp://", "rtsp://" + userinfo)],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+            return probe.returncode == 0 and probe.stdout.strip() != ""
+        try:
+            ok = run()
+        except subprocess.TimeoutExpired:
+            ok = False
+        if ok:
+            GLib.idle_add(lambda: print(f"READY {url}", flush=True) and False)
+        elif self_check["attempt"] < 4:
+            print(f"camera: self-check {self_check['attempt']} did not play; trying again", file=sys.stderr, flush=True)
+            GLib.timeout_add(500, lambda: start_check() and False)
+        else:
+            print(f"camera: {url} does not play after 4 tries", file=sys.stderr, flush=True)
+            GLib.idle_add(loop.quit)
+
+    def start_check():
+        threading.Thread(target=check_once, daemon=True).start()
+        return False
+
+    GLib.idle_add(start_check)
     try:
         loop.run()
     finally:
