@@ -49,7 +49,8 @@ public struct TOMLDocument: Sendable {
     public init(parsing text: String) throws(TOMLSyntaxError) {
         var table = ""
         var lineNumber = 0
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)[...]
+        // "\r\n" is one Character in Swift, so a split on "\n" alone would see a Windows file as one line.
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })[...]
         while let raw = lines.popFirst() {
             lineNumber += 1
             var line = Substring(raw)

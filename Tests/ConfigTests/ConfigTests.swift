@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Config
 
@@ -192,5 +193,47 @@ import Testing
             let e = error as! ConfigError
             return e.key == "server.ca_file" && e.message.contains("cannot be read")
         }
+    }
+
+    /// The installer edits junction.toml on a laptop: Windows editors save "\r\n" line ends.
+    @Test func windowsLineEndingsParseWithRightLineNumbers() throws {
+        let crlf = minimal.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n[storage]\r\nsegment_seconds = 1\r\n"
+        #expect(throws: ConfigError.self) { try JunctionConfiguration.parse(crlf) }
+        do { _ = try JunctionConfiguration.parse(crlf) } catch {
+            #expect(error.line == 6 && error.key == "storage.segment_seconds", "\(error)")
+        }
+        let c = try JunctionConfiguration.parse(minimal.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n")
+        #expect(c.device.id == "thaithuy-0042" && c.camera.url.hasSuffix("/101"))
+    }
+
+    /// The image's junction.toml (every key commented): as shipped it names what to fill in;
+    /// filled in, in Windows line ends, every commented key uncommented still parses.
+    @Test func imageTemplateNamesWhatToChangeAndEveryKeyIsKnown() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("image/junction.toml").path
+        let template = try String(contentsOfFile: path, encoding: .utf8)
+        do { _ = try JunctionConfiguration.parse(template); Issue.record("the blank template parsed") } catch {
+            #expect(error.key == "device.id" || error.key == "camera.url", "\(error)")
+        }
+        let filled = template
+            .replacingOccurrences(of: "id = \"\"", with: "id = \"thaithuy-0042\"")
+            .replacingOccurrences(of: "url = \"\"", with: "url = \"rtsp://admin:pw@192.168.1.64:554/Streaming/Channels/101\"")
+        let c = try JunctionConfiguration.parse(filled.replacingOccurrences(of: "\n", with: "\r\n"))
+        #expect(c.device.id == "thaithuy-0042" && c.storage.path == "/var/lib/junction")
+        // Uncomment every "# key = value" line (but for the one of each exclusive pair).
+        var lines: [String] = []
+        for line in filled.split(separator: "\n", omittingEmptySubsequences: false) {
+            var l = String(line)
+            if l.hasPrefix("# [") { l.removeFirst(2) }
+            else if l.hasPrefix("# "), let eq = l.range(of: " = "),
+                    l[l.index(l.startIndex, offsetBy: 2)..<eq.lowerBound].allSatisfy({ $0.isLowercase || $0 == "_" }),
+                    !l.hasPrefix("# max_bytes"), !l.hasPrefix("# tus_url"), !l.hasPrefix("# ca_file") { l.removeFirst(2) }
+            lines.append(l)
+        }
+        let all = lines.joined(separator: "\n")
+        #expect(all.contains("\nheartbeat_seconds = 60") && all.contains("\n[server]"))
+        let full = try JunctionConfiguration.parse(all)
+        #expect(full.storage.budget == .percent(90))
+        #expect(full.server?.url == "https://commune.example.vn")
     }
 }
