@@ -12,7 +12,7 @@ PYDEPS := tuspy tuspyserver uvicorn
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench bench-uplink clean
+.PHONY: deps build release test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
 
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -50,6 +50,39 @@ bench: deps
 bench-uplink: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 	$(PYTHON) Benchmarks/uplink.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
+
+# The SD-card image (image/build.sh; needs root). ARCH=amd64 uses this machine's release build;
+# ARCH=arm64 needs JUNCTION_BIN=/path/to/an/arm64/junction (README: "Installing a box").
+ARCH ?= amd64
+IMAGE_OUT ?= $(CURDIR)/.build/image
+IMAGE_DEBS := mmdebstrap dosfstools mtools fdisk e2fsprogs zstd qemu-system-x86 qemu-system-arm \
+        qemu-user-static binfmt-support ovmf qemu-efi-aarch64 arch-test socat
+image-deps: deps
+	@missing=$$(for p in $(IMAGE_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "Installing: $$missing"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "image-deps: all present"; fi
+
+image: image-deps
+	@if [ "$(ARCH)" = amd64 ] && [ -z "$(JUNCTION_BIN)" ]; then $(MAKE) --no-print-directory release; fi
+	$(SUDO) bash image/build.sh --arch $(ARCH) --out $(IMAGE_OUT) \
+	  --bin "$(if $(JUNCTION_BIN),$(JUNCTION_BIN),$(if $(filter amd64,$(ARCH)),$$($(SWIFT) build -c release --show-bin-path)/junction,))"
+
+# Builds the amd64 image, boots it in QEMU twice (a power cut between) and checks it records.
+# About 10-15 minutes on 2 cores; not part of `make test`.
+image-test: image-deps
+	$(MAKE) --no-print-directory image ARCH=amd64
+	$(SUDO) $(PYTHON) image/test.py --image "$$(ls -t $(IMAGE_OUT)/junction-*-amd64.img | head -1)" \
+	  --commune "$$($(SWIFT) build -c release --show-bin-path)/commune"
+
+# The arm64 image with a stand-in binary (image/standin.c): partitions, Raspberry Pi boot files,
+# units, and a boot to multi-user under qemu-system-aarch64 -M virt. No recording check.
+image-test-arm64: image-deps
+	mkdir -p $(IMAGE_OUT)
+	"$$(dirname "$$(readlink -f "$$(command -v $(SWIFT))")")/clang" --target=aarch64-linux-gnu -nostdlib -static \
+	  -ffreestanding -fuse-ld=lld -O2 -o $(IMAGE_OUT)/junction-standin-arm64 image/standin.c
+	$(MAKE) --no-print-directory image ARCH=arm64 JUNCTION_BIN=$(IMAGE_OUT)/junction-standin-arm64
+	$(SUDO) $(PYTHON) image/test.py --arch arm64 --image "$$(ls -t $(IMAGE_OUT)/junction-*-arm64.img | head -1)"
 
 clean:
 	rm -rf .build demo-run

@@ -33,14 +33,17 @@ extension JunctionCommand {
             let status = statusFile ?? (String(from[..<(from.lastIndex(of: "/") ?? from.startIndex)]) + "/junction-status.txt")
             let now = Output.local(.now())
             guard access(from, R_OK) == 0 else {
-                let kept = access(config, R_OK) == 0 ? "The box keeps using its current settings." : "The box cannot record until it has one."
+                // Without a file the box keeps what it has (a technician may have used `junction
+                // provision`); only a box with no settings at all is a failure.
+                let configured = access(config, R_OK) == 0
                 report(status, """
                     Junction box — \(now)
-                    PROBLEM: there is no junction.toml on the JUNCTION partition. \(kept)
-                    What to do: put the junction.toml you were given on this partition, then put the card back and power on.
+                    \(configured ? "NOTE" : "PROBLEM"): there is no junction.toml on the JUNCTION partition. \(configured ? "The box keeps using its current settings." : "The box cannot record until it has one.")
+                    What to do: \(configured ? "nothing, unless you want to change the settings: then" : "") put the junction.toml you were given on this partition, then put the card back and power on.
                     """)
-                print("firstboot: no \(from)")
-                throw ExitCode(1)
+                print("firstboot: no \(from)\(configured ? "; keeping \(config)" : "")")
+                if !configured { throw ExitCode(1) }
+                return
             }
             let parsed: JunctionConfiguration
             do {

@@ -4,17 +4,28 @@ import Testing
 /// The unit file and the daemon's side of the systemd contract (Type=notify, watchdog).
 @Suite(.timeLimit(.minutes(3)))
 struct SystemdTests {
-    @Test(arguments: ["junction", "commune", "junction-firstboot"]) func unitVerifies(_ name: String) throws {
+    @Test(arguments: ["junction.service", "commune.service", "junction-firstboot.service", "junction-growdata.service",
+                      "junction-report.service", "junction-report.timer"])
+    func unitVerifies(_ name: String) throws {
         let dir = Rig.tempDir("unit")
-        let program = name == "commune" ? "commune" : "junction"
-        let binary = URL(fileURLWithPath: Rig.junction).deletingLastPathComponent().appendingPathComponent(program).path
-        let unit = try String(contentsOfFile: Rig.repoRoot + "/systemd/\(name).service", encoding: .utf8)
-            .replacingOccurrences(of: "/usr/bin/\(program)", with: binary)
-        try unit.write(toFile: dir + "/\(name).service", atomically: true, encoding: .utf8)
-        let r = try Rig.run("/usr/bin/systemd-analyze", ["verify", dir + "/\(name).service"])
+        let bin = URL(fileURLWithPath: Rig.junction).deletingLastPathComponent().path
+        // The units as installed, with the programs where this build and the image's scripts are.
+        func installed(_ unit: String) throws -> String {
+            try String(contentsOfFile: Rig.repoRoot + "/systemd/\(unit)", encoding: .utf8)
+                .replacingOccurrences(of: "/usr/bin/junction", with: bin + "/junction")
+                .replacingOccurrences(of: "/usr/bin/commune", with: bin + "/commune")
+                .replacingOccurrences(of: "/usr/lib/junction/", with: Rig.repoRoot + "/image/")
+        }
+        let unit = try installed(name)
+        try unit.write(toFile: dir + "/\(name)", atomically: true, encoding: .utf8)
+        if name.hasSuffix(".timer") {
+            let service = name.replacingOccurrences(of: ".timer", with: ".service")
+            try installed(service).write(toFile: dir + "/\(service)", atomically: true, encoding: .utf8)
+        }
+        let r = try Rig.run("/usr/bin/systemd-analyze", ["verify", dir + "/\(name)"])
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
-        if name != "junction-firstboot" { #expect(unit.contains("CapabilityBoundingSet=\n") && unit.contains("ProtectSystem=strict")) }
-        if name == "junction" { #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=")) }
+        if name == "junction.service" || name == "commune.service" { #expect(unit.contains("CapabilityBoundingSet=\n") && unit.contains("ProtectSystem=strict")) }
+        if name == "junction.service" { #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=")) }
     }
 
     /// `junction run` under a notification socket, as systemd starts it: READY=1 once recording,
@@ -90,5 +101,14 @@ struct SystemdTests {
         #expect(try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", etc]).status == 1)
         #expect(try String(contentsOfFile: etc, encoding: .utf8).contains("box-1"))
         #expect(try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8).contains("keeps recording with its previous ones"))
+
+        // No file on the card: a configured box keeps its settings (and boots clean); a new one says what is missing.
+        try FileManager.default.removeItem(atPath: boot + "/junction.toml")
+        let none = try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", etc])
+        #expect(none.status == 0, "\(none.stdout)")
+        #expect(try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8).contains("keeps using its current settings"))
+        let fresh = try Rig.junction(["firstboot", "--from", boot + "/junction.toml", "--config", dir + "/none/junction.toml"])
+        #expect(fresh.status == 1)
+        #expect(try String(contentsOfFile: boot + "/junction-status.txt", encoding: .utf8).contains("PROBLEM: there is no junction.toml"))
     }
 }

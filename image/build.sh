@@ -1,0 +1,237 @@
+#!/bin/bash
+# Builds a flashable SD-card image of a Junction box (driven by `make image`).
+#
+#   image/build.sh --arch amd64|arm64 --bin PATH/TO/junction --out DIR [--version V]
+#
+# The card, in order:
+#   1  FAT32 "JUNCTION" (256 MiB, MBR type 0x0c: every laptop mounts it): junction.toml for the
+#      installer, README.txt, junction-status.txt written back by the box; and what boots: an EFI
+#      loader (systemd-boot) with the kernel and initramfs, and on arm64 also the Raspberry Pi 4
+#      firmware, config.txt and cmdline.txt. Mounted at /boot/firmware.
+#   2  ext4 root "junction-root": Debian bookworm minbase (mmdebstrap), systemd, the FFmpeg runtime
+#      libraries, systemd-networkd/resolved/timesyncd, the junction binary and its units.
+#   3  ext4 data "junction-data" at /var/lib/junction (noatime,lazytime): the ring. It is small in
+#      the image and grows to fill the card on first boot (junction-growdata.service: growpart,
+#      then resize2fs while mounted).
+# No loop devices: each filesystem is made in its own file (mkfs.vfat -C + mcopy, mkfs.ext4 -d),
+# the partition table is written with sfdisk on the image file, and the parts are put in place with
+# dd conv=notrunc. Needs root (mmdebstrap keeps file ownership) and, for arm64 on another machine,
+# qemu-user-static with binfmt_misc.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(dirname "$HERE")"
+ARCH="" BIN="" OUT="" VERSION="" REUSE=0 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --arch) ARCH="$2"; shift 2 ;;
+    --bin) BIN="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --version) VERSION="$2"; shift 2 ;;
+    # For developers: keep the work folder's rootfs from an earlier run made with KEEP_WORK=1 (mmdebstrap
+    # takes ~4 min for amd64 and ~15 for arm64 under emulation); every later step runs again.
+    --reuse-rootfs) REUSE=1; shift ;;
+    *) echo "image/build.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "image: $*" >&2; exit 1; }
+step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
+
+case "$ARCH" in
+  amd64) ELF_MACHINE=62; EFI_NAME=BOOTX64.EFI; EFI_SRC=systemd-bootx64.efi; CONSOLE="console=tty0 console=ttyS0,115200" ;;
+  arm64) ELF_MACHINE=183; EFI_NAME=BOOTAA64.EFI; EFI_SRC=systemd-bootaa64.efi; CONSOLE="console=tty0 console=ttyAMA0,115200" ;;
+  *) die "ARCH must be amd64 or arm64 (got '${ARCH}')" ;;
+esac
+[ "$(id -u)" = 0 ] || die "building an image needs root (mmdebstrap must keep file owners): run it with sudo"
+[ -n "$OUT" ] || die "--out DIR is missing"
+mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
+
+# The binary must be a real junction for this architecture: an image that cannot record is worse
+# than no image.
+if [ -z "$BIN" ] || [ ! -f "$BIN" ]; then
+  if [ "$ARCH" = arm64 ]; then
+    cat >&2 <<'EOF'
+image: an arm64 image needs an arm64 junction binary, and this machine cannot build one
+(there is no aarch64 Swift SDK here). Build it elsewhere, then pass it in:
+
+  On an arm64 Debian 12 machine (a Raspberry Pi 4 with 4 GB or more, or a cloud arm64 VM):
+    sudo apt-get install libavformat-dev libavcodec-dev libavutil-dev libswscale-dev pkg-config
+    # install Swift 6.x for aarch64 from https://www.swift.org/install/linux/
+    swift build -c release --static-swift-stdlib -Xlinker -s --product junction
+    # the binary is .build/release/junction
+
+  Then here:
+    make image ARCH=arm64 JUNCTION_BIN=/path/to/that/junction
+
+(The Swift Static Linux SDK cross-compiles from x86_64 too, but it links musl, and the box's
+FFmpeg libraries are Debian's glibc builds: build on arm64 Debian 12 so the libraries match.)
+EOF
+    exit 1
+  fi
+  die "no junction binary at '${BIN}': run 'make release' first, or pass JUNCTION_BIN=..."
+fi
+machine=$(od -An -t u2 -j 18 -N 2 "$BIN" 2>/dev/null | tr -d ' ')
+[ "$(head -c 4 "$BIN" | od -An -c | tr -d ' ')" = '177ELF' ] && [ "$machine" = "$ELF_MACHINE" ] \
+  || die "$BIN is not an $ARCH Linux executable (ELF machine ${machine:-none}, expected $ELF_MACHINE): the box could not run it"
+VERSION="${VERSION:-$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)}"
+
+for tool in mmdebstrap mkfs.vfat mcopy mmd mkfs.ext4 sfdisk zstd; do
+  command -v "$tool" >/dev/null || die "$tool is missing: run 'make image-deps'"
+done
+if [ "$ARCH" != "$(dpkg --print-architecture)" ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || die "binfmt_misc has no qemu-aarch64: install qemu-user-static and binfmt-support ('make image-deps')"
+fi
+
+NAME="junction-${VERSION}-${ARCH}"
+WORK="$OUT/$NAME.work"
+ROOT="$WORK/rootfs"
+if [ "$REUSE" = 1 ] && [ -f "$ROOT/var/tmp/junction-build/rootfs-done" ]; then
+  find "$WORK" -mindepth 1 -maxdepth 1 ! -name rootfs -exec rm -rf {} +
+else
+  REUSE=0; rm -rf "$WORK"; mkdir -p "$WORK"
+fi
+trap 'echo "image: failed after ${SECONDS}s; the work folder is $WORK" >&2' ERR
+
+# Partition identities: the MBR disk id gives every PARTUUID (DISKID-01, -02, -03).
+DISKID=$(od -An -t x4 -N 4 /dev/urandom | tr -d ' ')
+FAT_MIB=256 DATA_MIB=512 FIRST_MIB=4
+
+if [ "$REUSE" = 1 ]; then step "Reusing the rootfs of an earlier run ($ROOT)"; else
+step "Debian bookworm rootfs for $ARCH (mmdebstrap)"
+KERNEL=linux-image-$ARCH
+PACKAGES=(systemd systemd-sysv systemd-timesyncd systemd-resolved udev kmod dbus
+  "$KERNEL" initramfs-tools zstd e2fsprogs dosfstools fdisk cloud-guest-utils util-linux
+  iproute2 iputils-ping ca-certificates less systemd-boot-efi openssh-server
+  libavformat59 libavcodec59 libavutil57 libswscale6 libstdc++6 zlib1g)
+mmdebstrap --variant=minbase --arch="$ARCH" --components=main,non-free-firmware \
+  --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+  --setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"' \
+  --setup-hook="cp '$HERE/initramfs.conf' \"\$1/etc/initramfs-tools/conf.d/junction.conf\"" \
+  --customize-hook="cp '$HERE/initramfs-modules' \"\$1/etc/initramfs-tools/modules\"" \
+  --customize-hook='chroot "$1" update-initramfs -u -k all' \
+  --customize-hook='cp --remove-destination /etc/resolv.conf "$1/etc/resolv.conf"' \
+  --customize-hook='mkdir -p "$1/var/tmp/junction-build"' \
+  --customize-hook='if [ "$(chroot "$1" dpkg --print-architecture)" = arm64 ]; then chroot "$1" sh -c "cd /var/tmp/junction-build && apt-get download -q raspi-firmware"; fi' \
+  --customize-hook='touch "$1/var/tmp/junction-build/rootfs-done"' \
+  bookworm "$ROOT" "$MIRROR"
+fi
+
+step "Junction: binary, units, user, settings"
+install -D -m 0755 "$BIN" "$ROOT/usr/bin/junction"
+install -D -m 0755 "$HERE/grow-data" "$ROOT/usr/lib/junction/grow-data"
+install -D -m 0755 "$HERE/report-status" "$ROOT/usr/lib/junction/report-status"
+install -D -m 0755 "$HERE/firstboot-system" "$ROOT/usr/lib/junction/firstboot-system"
+# SSH for technicians: keys only (authorized_keys from the JUNCTION partition), and no host keys
+# in the image: each box makes its own on first boot (firstboot-system).
+rm -f "$ROOT"/etc/ssh/ssh_host_*
+printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' > "$ROOT/etc/ssh/sshd_config.d/junction.conf"
+for unit in junction.service junction-firstboot.service junction-growdata.service junction-report.service junction-report.timer; do
+  install -D -m 0644 "$REPO/systemd/$unit" "$ROOT/etc/systemd/system/$unit"
+done
+install -D -m 0644 "$REPO/systemd/journald.conf.d/junction.conf" "$ROOT/etc/systemd/journald.conf.d/junction.conf"
+install -D -m 0644 "$HERE/network/20-wired.network" "$ROOT/etc/systemd/network/20-wired.network"
+install -D -m 0644 "$HERE/junction.toml" "$ROOT/usr/share/junction/junction.toml.example"
+chroot "$ROOT" id junction >/dev/null 2>&1 || chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/junction --no-create-home --shell /usr/sbin/nologin junction
+mkdir -p "$ROOT/var/lib/junction" "$ROOT/boot/firmware" "$ROOT/etc/junction"
+chroot "$ROOT" chown root:junction /etc/junction
+chmod 0750 "$ROOT/etc/junction"
+# Units are enabled with symlinks: systemctl in a foreign chroot is not to be trusted.
+wants="$ROOT/etc/systemd/system/multi-user.target.wants"; mkdir -p "$wants" "$ROOT/etc/systemd/system/timers.target.wants"
+for unit in junction.service junction-firstboot.service junction-growdata.service; do ln -sf "/etc/systemd/system/$unit" "$wants/$unit"; done
+ln -sf /etc/systemd/system/junction-report.timer "$ROOT/etc/systemd/system/timers.target.wants/junction-report.timer"
+# systemd-resolved and -timesyncd enable themselves when installed; networkd does not.
+ln -sf /lib/systemd/system/systemd-networkd.service "$wants/systemd-networkd.service"
+mkdir -p "$ROOT/etc/systemd/system/sockets.target.wants" "$ROOT/etc/systemd/system/network-online.target.wants"
+ln -sf /lib/systemd/system/systemd-networkd.socket "$ROOT/etc/systemd/system/sockets.target.wants/systemd-networkd.socket"
+ln -sf /lib/systemd/system/systemd-networkd-wait-online.service "$ROOT/etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service"
+ln -sf /run/systemd/resolve/stub-resolv.conf "$ROOT/etc/resolv.conf"
+ln -sf /lib/systemd/system/multi-user.target "$ROOT/etc/systemd/system/default.target"
+# Each box gets its own machine-id on first boot; the hostname is set by firstboot from device.id.
+echo junction > "$ROOT/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tjunction\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
+: > "$ROOT/etc/machine-id"; rm -f "$ROOT/var/lib/dbus/machine-id"
+cat > "$ROOT/etc/fstab" <<EOF
+# Junction box. The FAT partition is the one installers edit; the data partition holds the ring.
+PARTUUID=$DISKID-02  /                  ext4  noatime,commit=60,errors=remount-ro  0 1
+PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,x-systemd.device-timeout=30s  0 2
+PARTUUID=$DISKID-03  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail  0 2
+EOF
+echo "$VERSION" > "$ROOT/etc/junction-image-version"
+# Nothing in the image logs in with a password: a technician uses the console as root only after
+# setting one (README: "Installing a box").
+chroot "$ROOT" passwd --lock root >/dev/null
+rm -rf "$ROOT/var/cache/apt/archives/"*.deb "$ROOT/var/lib/apt/lists/"*
+
+step "Boot files on the FAT partition"
+BOOT="$WORK/boot"; mkdir -p "$BOOT/EFI/BOOT" "$BOOT/loader/entries"
+KVER=$(ls "$ROOT/lib/modules" | sort -V | tail -1)
+cp "$ROOT/boot/vmlinuz-$KVER" "$BOOT/vmlinuz"
+cp "$ROOT/boot/initrd.img-$KVER" "$BOOT/initrd.img"
+CMDLINE="root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes $CONSOLE quiet"
+cp "$ROOT/usr/lib/systemd/boot/efi/$EFI_SRC" "$BOOT/EFI/BOOT/$EFI_NAME"
+printf 'timeout 0\ndefault junction.conf\neditor no\n' > "$BOOT/loader/loader.conf"
+printf 'title Junction %s\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' "$VERSION" "$CMDLINE" > "$BOOT/loader/entries/junction.conf"
+if [ "$ARCH" = arm64 ]; then
+  # Raspberry Pi 4 / 400 / CM4: the GPU firmware reads config.txt, loads the kernel and the
+  # device tree, and passes cmdline.txt. (Pi 5 needs a newer kernel than bookworm's 6.1.)
+  dpkg-deb -x "$(ls "$ROOT"/var/tmp/junction-build/raspi-firmware_*.deb)" "$WORK/rpi"
+  cp -r "$WORK/rpi/usr/lib/raspi-firmware/." "$BOOT/"
+  cp "$ROOT/usr/lib/linux-image-$KVER/broadcom/"bcm2711-*.dtb "$BOOT/"
+  cat > "$BOOT/config.txt" <<'EOF'
+# Raspberry Pi 4 boot settings for Junction. Installers do not need to change anything here:
+# the box's settings are in junction.toml.
+arm_64bit=1
+enable_uart=1
+upstream_kernel=1
+kernel=vmlinuz
+initramfs initrd.img followkernel
+cmdline=cmdline.txt
+disable_overscan=1
+gpu_mem=16
+EOF
+  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyS1,115200 quiet" > "$BOOT/cmdline.txt"
+fi
+# The installer's files, with Windows line endings so any editor shows them right.
+sed 's/$/\r/' "$HERE/junction.toml" > "$BOOT/junction.toml"
+sed 's/$/\r/' "$HERE/README.txt" > "$BOOT/README.txt"
+
+step "Filesystems"
+FAT="$WORK/fat.img" ROOTIMG="$WORK/root.img" DATA="$WORK/data.img"
+mkfs.vfat -C -F 32 -n JUNCTION -i "$DISKID" "$FAT" $((FAT_MIB * 1024)) >/dev/null
+(cd "$BOOT" && for d in $(find . -mindepth 1 -type d | sed 's|^\./||' | sort); do mmd -i "$FAT" "::$d"; done
+ for f in $(find . -type f | sed 's|^\./||' | sort); do mcopy -i "$FAT" "$f" "::$f"; done)
+used_kib=$(du -sk "$ROOT" | cut -f1)
+ROOT_MIB=$(( (used_kib * 13 / 10) / 1024 + 200 ))
+# The build's leftovers stay out of the card (kept in the work folder for --reuse-rootfs).
+mv "$ROOT/var/tmp/junction-build" "$WORK/junction-build"
+mkfs.ext4 -q -L junction-root -d "$ROOT" -E root_owner=0:0 "$ROOTIMG" "${ROOT_MIB}M"
+mkdir -p "$WORK/data"
+mkfs.ext4 -q -L junction-data -m 0 -d "$WORK/data" "$DATA" "${DATA_MIB}M"
+
+step "Disk image"
+IMG="$OUT/$NAME.img"
+TOTAL_MIB=$((FIRST_MIB + FAT_MIB + ROOT_MIB + DATA_MIB))
+rm -f "$IMG"; truncate -s "${TOTAL_MIB}M" "$IMG"
+sfdisk --quiet "$IMG" <<EOF
+label: dos
+label-id: 0x$DISKID
+start=${FIRST_MIB}MiB, size=${FAT_MIB}MiB, type=c, bootable
+start=$((FIRST_MIB + FAT_MIB))MiB, size=${ROOT_MIB}MiB, type=83
+start=$((FIRST_MIB + FAT_MIB + ROOT_MIB))MiB, size=${DATA_MIB}MiB, type=83
+EOF
+dd if="$FAT" of="$IMG" bs=1M seek=$FIRST_MIB conv=notrunc,sparse status=none
+dd if="$ROOTIMG" of="$IMG" bs=1M seek=$((FIRST_MIB + FAT_MIB)) conv=notrunc,sparse status=none
+dd if="$DATA" of="$IMG" bs=1M seek=$((FIRST_MIB + FAT_MIB + ROOT_MIB)) conv=notrunc,sparse status=none
+mv "$WORK/junction-build" "$ROOT/var/tmp/junction-build"
+sfdisk --dump "$IMG"
+
+step "Compressing"
+zstd -q -f -T0 -10 "$IMG" -o "$IMG.zst"
+(cd "$OUT" && sha256sum "$NAME.img.zst" > "$NAME.img.zst.sha256")
+[ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
+raw=$(du -m --apparent-size "$IMG" | cut -f1); packed=$(du -m "$IMG.zst" | cut -f1)
+printf '\nimage: %s (%s MiB raw, %s MiB compressed, root %s MiB used) built in %ss\n' "$IMG.zst" "$raw" "$packed" "$((used_kib / 1024))" "$SECONDS"
+echo "image: flash it with: zstd -dc $IMG.zst | sudo dd of=/dev/sdX bs=4M conv=fsync   (or Raspberry Pi Imager / balenaEtcher)"
