@@ -5,10 +5,13 @@
 #include <sys/timex.h>
 
 /// 1 when the kernel considers the wall clock synchronised (adjtimex does not report
-/// TIME_ERROR, i.e. STA_UNSYNC is clear), 0 otherwise.
+/// TIME_ERROR, i.e. STA_UNSYNC is clear), 0 when it does not, -1 when adjtimex cannot be asked
+/// (a seccomp filter such as systemd's ProtectClock= answers EPERM even to a read).
 static inline int csys_clock_synchronized(void) {
     struct timex tx = {0};
-    return adjtimex(&tx) == TIME_ERROR ? 0 : 1;
+    int state = adjtimex(&tx);
+    if (state == -1) return -1;
+    return state == TIME_ERROR ? 0 : 1;
 }
 
 #endif

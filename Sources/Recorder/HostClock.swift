@@ -32,9 +32,15 @@ public struct SystemClock: HostClock {
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
-    /// `adjtimex` reports TIME_ERROR while the clock is unsynchronised (STA_UNSYNC).
+    /// `adjtimex` reports TIME_ERROR while the clock is unsynchronised (STA_UNSYNC). Where it may
+    /// not be asked, systemd-timesyncd's flag file says whether it has synchronised the clock;
+    /// without either, the clock counts as not synchronised (never claim a time we cannot vouch for).
     public func isSynchronized() -> Bool {
-        csys_clock_synchronized() == 1
+        switch csys_clock_synchronized() {
+        case 1: return true
+        case 0: return false
+        default: return access("/run/systemd/timesync/synchronized", F_OK) == 0
+        }
     }
 
     static func readBootID() -> String {
