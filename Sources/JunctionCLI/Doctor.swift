@@ -154,17 +154,20 @@ extension JunctionCommand {
                 return (checks, nil)
             }
             guard let space = FileSystem.space(path) else { return ([.init(name: "storage", level: .failure, detail: "cannot read the size of \(path)")], rate) }
-            let budget: Int64
+            // Retention keeps the reserve free whatever the budget says, so the ring can hold at most
+            // total − reserve. A share of the card beyond that is simply capped; a fixed size beyond it
+            // is a mistake in the settings (the box records less than the installer asked for).
+            let reserve = Int64(config.storage.reserve.bytes)
+            let usable = max(0, space.total - reserve)
+            let detail: (Int64) -> String = { "\(path): \(Output.bytes(space.available)) free of \(Output.bytes(space.total)), ring budget \(Output.bytes($0))" }
             switch config.storage.budget {
-            case .bytes(let b): budget = Int64(b.bytes)
-            case .percent(let p): budget = space.total / 100 * Int64(p)
-            }
-            let detail = "\(path): \(Output.bytes(space.available)) free of \(Output.bytes(space.total)), ring budget \(Output.bytes(budget))"
-            if budget + Int64(config.storage.reserve.bytes) > space.total {
-                checks.append(.init(name: "storage", level: .warning, detail: detail,
-                                    advice: "the budget is larger than the card: lower storage.max_bytes (or use max_percent)"))
-            } else {
-                checks.append(.init(name: "storage", level: .ok, detail: detail))
+            case .bytes(let b) where Int64(b.bytes) > usable:
+                checks.append(.init(name: "storage", level: .warning, detail: detail(Int64(b.bytes)),
+                                    advice: "max_bytes is more than the card can hold beside the \(Output.bytes(reserve)) reserve (\(Output.bytes(usable))): lower storage.max_bytes, or use max_percent"))
+            case .bytes(let b):
+                checks.append(.init(name: "storage", level: .ok, detail: detail(Int64(b.bytes))))
+            case .percent(let p):
+                checks.append(.init(name: "storage", level: .ok, detail: detail(min(space.total / 100 * Int64(p), usable))))
             }
             return (checks, rate)
         }
