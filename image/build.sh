@@ -88,6 +88,12 @@ fi
 NAME="junction-${VERSION}-${ARCH}"
 WORK="$OUT/$NAME.work"
 ROOT="$WORK/rootfs"
+# An interrupted mmdebstrap can leave /proc, /sys and /dev mounted in the old rootfs: never delete
+# through a mount.
+for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do umount -l "$m"; done
+if awk -v w="$WORK/" 'index($2, w) == 1 {found=1} END {exit !found}' /proc/mounts; then
+  die "something is still mounted under $WORK; unmount it first"
+fi
 if [ "$REUSE" = 1 ] && [ -f "$ROOT/var/tmp/junction-build/rootfs-done" ]; then
   find "$WORK" -mindepth 1 -maxdepth 1 ! -name rootfs -exec rm -rf {} +
 else
@@ -156,7 +162,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tjunction\n::1\tlocalhost ip6-localhost 
 cat > "$ROOT/etc/fstab" <<EOF
 # Junction box. The FAT partition is the one installers edit; the data partition holds the ring.
 PARTUUID=$DISKID-02  /                  ext4  noatime,commit=60,errors=remount-ro  0 1
-PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,x-systemd.device-timeout=30s  0 2
+PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,nofail,x-systemd.device-timeout=90s  0 2
 PARTUUID=$DISKID-03  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail  0 2
 EOF
 echo "$VERSION" > "$ROOT/etc/junction-image-version"
