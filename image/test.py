@@ -333,6 +333,14 @@ def test(args, work, console_log, procs):
     with open(toml, "w") as f:
         f.write(config.replace("\n", "\r\n"))
     run(["mcopy", "-o", "-i", fat, toml, "::/junction.toml"])
+    # A technician's SSH key on the card, as README.txt says.
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "technician@image-test", "-f", os.path.join(work, "tech")])
+    with open(os.path.join(work, "tech.pub")) as f:
+        tech_key = f.read().strip()
+    keys = os.path.join(work, "authorized_keys")
+    with open(keys, "w") as f:
+        f.write(tech_key + "\r\n")
+    run(["mcopy", "-o", "-i", fat, keys, "::/authorized_keys"])
 
     netdev = "user,id=n0,restrict=on"
     if args.arch == "amd64":
@@ -399,6 +407,10 @@ def test(args, work, console_log, procs):
     if state != "running":
         raise Failure(f"the system is {state}")
 
+    ssh = con.must("systemctl is-active ssh.service; ls /etc/ssh/ | grep -c '_key$'; cat /root/.ssh/authorized_keys")
+    if not ssh.startswith("active") or tech_key not in ssh:
+        raise Failure(f"SSH is not ready with the box's own host keys and the card's technician key:\n{ssh}")
+    log("ssh: active, host keys made on this box, the technician's key from the card installed")
     status_txt = con.must("cat /boot/firmware/junction-status.txt")
     if "OK: settings taken" not in status_txt:
         raise Failure(f"junction-status.txt does not say OK:\n{status_txt}")
@@ -503,6 +515,14 @@ def test(args, work, console_log, procs):
     procs.append(qemu)
     con.wait_for(r"root@[\w-]+:~#", args.boot_timeout, "a shell after the typo")
     con.must("stty -echo; export SYSTEMD_PAGER= SYSTEMD_COLORS=0 NO_COLOR=1 TERM=dumb")
+    # The shell can come before firstboot has run (the camera being down, boot never "finishes").
+    t = time.monotonic()
+    firstboot = ""
+    while time.monotonic() - t < 180 and firstboot not in ("failed", "active"):
+        firstboot = con.must("systemctl show -p ActiveState --value junction-firstboot.service").strip()
+        time.sleep(3)
+    if firstboot != "failed":
+        raise Failure(f"junction-firstboot is {firstboot!r} after a typo: it must fail, visibly")
     con.must("systemctl is-active junction-growdata.service")
     status_txt = con.must("cat /boot/firmware/junction-status.txt")
     if f"line {typo_line}" not in status_txt or "segment_secs" not in status_txt or "previous ones" not in status_txt:
