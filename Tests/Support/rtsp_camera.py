@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import gi
 
@@ -97,36 +98,28 @@ def main():
     GLib.timeout_add(200, lambda: True)  # wake the loop so Python signal handlers run
     url = f"rtsp://127.0.0.1:{args.port}{args.path}"
     userinfo = f"{args.user}:{args.password or ''}@" if args.user else ""
-    self_check = {"attempt": 0}
 
-    def check_once():
-        """Plays the stream in ffprobe off the main loop's thread; READY only once that works."""
-        def run():
-            self_check["attempt"] += 1
-            probe = subprocess.run(
-                ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-timeout", "4000000",
-                 "-show_entries", "stream=codec_name", "-of", "csv=p=0",
-                 url.replace("rtsp://", "rtsp://" + userinfo)],
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
-            return probe.returncode == 0 and probe.stdout.strip() != ""
-        try:
-            ok = run()
-        except subprocess.TimeoutExpired:
-            ok = False
-        if ok:
-            GLib.idle_add(lambda: print(f"READY {url}", flush=True) and False)
-        elif self_check["attempt"] < 4:
-            print(f"camera: self-check {self_check['attempt']} did not play; trying again", file=sys.stderr, flush=True)
-            GLib.timeout_add(500, lambda: start_check() and False)
-        else:
-            print(f"camera: {url} does not play after 4 tries", file=sys.stderr, flush=True)
-            GLib.idle_add(loop.quit)
+    def self_check():
+        """Plays the stream with ffprobe (up to 4 tries), off the main loop's thread; READY only
+        once that works."""
+        for attempt in range(1, 5):
+            try:
+                probe = subprocess.run(
+                    ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-timeout", "4000000",
+                     "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                     url.replace("rtsp://", "rtsp://" + userinfo)],
+                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+                if probe.returncode == 0 and probe.stdout.strip():
+                    GLib.idle_add(lambda: print(f"READY {url}", flush=True))
+                    return
+            except subprocess.TimeoutExpired:
+                pass
+            print(f"camera: self-check {attempt} did not play; trying again", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+        print(f"camera: {url} does not play after 4 tries", file=sys.stderr, flush=True)
+        GLib.idle_add(loop.quit)
 
-    def start_check():
-        threading.Thread(target=check_once, daemon=True).start()
-        return False
-
-    GLib.idle_add(start_check)
+    threading.Thread(target=self_check, daemon=True).start()
     try:
         loop.run()
     finally:
