@@ -36,11 +36,12 @@ extension JunctionCommand {
                 // Without a file the box keeps what it has (a technician may have used `junction
                 // provision`); only a box with no settings at all is a failure.
                 let configured = access(config, R_OK) == 0
-                report(status, """
-                    Junction box — \(now)
-                    \(configured ? "NOTE" : "PROBLEM"): there is no junction.toml on the JUNCTION partition. \(configured ? "The box keeps using its current settings." : "The box cannot record until it has one.")
-                    What to do: \(configured ? "nothing, unless you want to change the settings: then" : "") put the junction.toml you were given on this partition, then put the card back and power on.
-                    """)
+                let (what, todo) = configured
+                    ? ("NOTE: there is no junction.toml on the JUNCTION partition. The box keeps using its current settings.",
+                       "What to do: nothing. To change the settings, put a junction.toml on this partition")
+                    : ("PROBLEM: there is no junction.toml on the JUNCTION partition. The box cannot record until it has one.",
+                       "What to do: put the junction.toml you were given on this partition")
+                report(status, "Junction box — \(now)\n\(what)\n\(todo), then put the card back and power on.")
                 print("firstboot: no \(from)\(configured ? "; keeping \(config)" : "")")
                 if !configured { throw ExitCode(1) }
                 return
