@@ -14,13 +14,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build release test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
 
-deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
+# apt-get update first, and nothing at all when every one is there.
+define apt-missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing: $$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "deps: all present"; fi
+	else echo "$(2): all present"; fi
+endef
+
+deps:
+	$(call apt-missing,$(DEBS),deps)
 	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PYDEPS); }
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is needed (https://www.swift.org/install/linux/)"; exit 1; }
@@ -58,10 +64,7 @@ IMAGE_OUT ?= $(CURDIR)/.build/image
 IMAGE_DEBS := mmdebstrap dosfstools mtools fdisk e2fsprogs zstd qemu-system-x86 qemu-system-arm \
         qemu-user-static binfmt-support ovmf qemu-efi-aarch64 arch-test socat
 image-deps: deps
-	@missing=$$(for p in $(IMAGE_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then echo "Installing: $$missing"; $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "image-deps: all present"; fi
+	$(call apt-missing,$(IMAGE_DEBS),image-deps)
 
 image: image-deps
 	@if [ "$(ARCH)" = amd64 ] && [ -z "$(JUNCTION_BIN)" ]; then $(MAKE) --no-print-directory release; fi
