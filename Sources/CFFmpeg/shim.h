@@ -1,6 +1,8 @@
-// The one header through which Swift sees FFmpeg 5.1 (libavformat, libavcodec, libavutil,
-// libswscale). Function-like macros Swift cannot import become `static inline` helpers here,
-// prefixed `cff_`, in the manner of GRDB's GRDBSQLite/shim.h.
+// The one header through which Swift sees FFmpeg (libavformat, libavcodec, libavutil, libswscale):
+// Debian 12's 5.1 on the developer machines, trixie's 7.1 on the images, and newer. Every API
+// difference between them is settled here or by a version check in `Media`, nowhere else.
+// Function-like macros Swift cannot import become `static inline` helpers here, prefixed `cff_`,
+// in the manner of GRDB's GRDBSQLite/shim.h.
 #ifndef JUNCTION_CFFMPEG_SHIM_H
 #define JUNCTION_CFFMPEG_SHIM_H
 
@@ -36,6 +38,10 @@ static inline int64_t cff_nopts_value(void) { return AV_NOPTS_VALUE; }
 static inline AVRational cff_time_base_q(void) { return AV_TIME_BASE_Q; }
 /// MKTAG(a,b,c,d)
 static inline unsigned int cff_mktag(char a, char b, char c, char d) { return MKTAG(a, b, c, d); }
+
+/// SWS_BICUBIC as the `int` sws_getContext takes: FFmpeg 8 made it a member of `enum SwsFlags`,
+/// which Swift imports as a struct.
+static inline int cff_sws_bicubic(void) { return SWS_BICUBIC; }
 
 /// av_err2str, written into a caller-provided buffer (the macro uses a compound literal).
 static inline const char *cff_err2str(int errnum, char *buf, size_t size) {

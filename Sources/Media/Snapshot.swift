@@ -89,7 +89,7 @@ public enum Snapshot {
         yuv!.pointee.format = AV_PIX_FMT_YUVJ420P.rawValue
         try check(av_frame_get_buffer(yuv, 0), "av_frame_get_buffer", target: target)
         guard let sws = sws_getContext(width, height, AVPixelFormat(rawValue: frame!.pointee.format), width, height, AV_PIX_FMT_YUVJ420P,
-                                       SWS_BICUBIC, nil, nil, nil) else {
+                                       cff_sws_bicubic(), nil, nil, nil) else {
             throw MediaError(code: .other, call: "sws_getContext", target: target, message: "cannot convert the picture")
         }
         defer { sws_freeContext(sws) }
