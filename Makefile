@@ -12,7 +12,7 @@ PYDEPS := tuspy tuspyserver uvicorn
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
+.PHONY: deps build release release-arm64 release-amd64 test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -62,9 +62,15 @@ bench-uplink: deps
 ARCH ?= amd64
 IMAGE_OUT ?= $(CURDIR)/.build/image
 IMAGE_DEBS := mmdebstrap dosfstools mtools fdisk e2fsprogs zstd qemu-system-x86 qemu-system-arm \
-        qemu-user-static binfmt-support ovmf qemu-efi-aarch64 arch-test socat
+        qemu-user-static binfmt-support ovmf qemu-efi-aarch64 arch-test socat rsync binutils debian-archive-keyring
 image-deps: deps
 	$(call apt-missing,$(IMAGE_DEBS),image-deps)
+
+# The image's junction for ARCH (release, static stdlib, stripped), linked against Debian trixie's
+# glibc and FFmpeg 7.1: Debian sid's Swift in a chroot, a trixie sysroot (image/cross-build.sh;
+# root; cached under .build-cross). First run ~30 min for arm64, later runs incremental.
+release-arm64 release-amd64: release-%: image-deps
+	$(SUDO) bash image/cross-build.sh --arch $*
 
 image: image-deps
 	@if [ "$(ARCH)" = amd64 ] && [ -z "$(JUNCTION_BIN)" ]; then $(MAKE) --no-print-directory release; fi
