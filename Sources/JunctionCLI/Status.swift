@@ -204,6 +204,10 @@ extension JunctionCommand {
                 }
                 cam += ", \(h.reconnects) reconnects"
                 lines.append(cam)
+                // What a power cut now would keep: everything up to the last synced fragment.
+                if let durable = h.durableUntil, r.recording {
+                    lines.append("Saved    up to \(String(format1: max(0, now.seconds(since: durable)))) s ago: a power cut now keeps everything before")
+                }
                 if let s = h.stream, let note = s.audioNote { lines.append("Audio    \(note)") }
                 else if let s = h.stream, let a = s.audioCodec { lines.append("Audio    \(a) \(s.audioKept ? "recorded" : "not recorded")") }
                 if let e = h.lastError, r.recording, let at = h.lastErrorAt {

@@ -1,4 +1,6 @@
 import Crypto
+import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,13 +8,41 @@ import Glibc
 /// The bytes of one segment file on their way to the card: written with `write(2)`, hashed
 /// with SHA-256 as they pass (no second read), made durable with `fdatasync` on the file and
 /// `fsync` on its directory. FFmpeg's AVIO writes here through `SegmentMuxer`'s callback.
-final class FileSink {
+///
+/// Durability in two steps. While the segment is open, `syncInBackground(mark:)` (called by the
+/// muxer after each whole fragment) has the bytes written so far `fdatasync`ed on a thread of
+/// its own, so a power cut loses at most the fragment being written and the capture thread never
+/// waits for the card; requests made while a sync runs are merged into the next one. `finish()`
+/// syncs what is left, closes, and `fsync`s the directory.
+final class FileSink: @unchecked Sendable {
     let path: String
-    private var fd: Int32
+    /// Owned; closed once, under `lifetime`, by `finish`, `abandon` or `deinit`.
+    private let fd: Int32
+    /// True once `fd` is closed. The sync thread holds it while it runs `fdatasync`, so `fd`
+    /// is never closed (and its number reused) under it.
+    private let lifetime = Mutex<Bool>(false)
+    private let progress = Mutex<SyncProgress>(SyncProgress())
     private var hasher = SHA256()
+    /// Written only by the writing thread.
     private(set) var bytes: Int64 = 0
     /// The first `errno` a write hit; later writes are refused.
     private(set) var failure: Int32 = 0
+
+    struct SyncProgress {
+        /// Bytes asked to be durable, and the caller's mark for them.
+        var requested: Int64 = 0
+        var requestedMark: Int64 = 0
+        /// Bytes known durable (fdatasync returned after they were written), and their mark.
+        var durable: Int64 = 0
+        var durableMark: Int64?
+        var running = false
+        /// The first errno fdatasync returned; `finish` reports it.
+        var failure: Int32 = 0
+    }
+
+    /// One thread for every open segment's fragment syncs: they are short and never overlap
+    /// by much (one camera per box).
+    private static let syncQueue = DispatchQueue(label: "junction.fragment-sync", qos: .userInitiated)
 
     /// Creates the file (it must not exist: a name is never reused).
     init(path: String) throws(MediaError) {
@@ -26,7 +56,51 @@ final class FileSink {
     }
 
     deinit {
-        if fd >= 0 { close(fd) }
+        closeOnce(sync: false)
+    }
+
+    /// Bytes known to be on the card, and the mark given with them (nil: none yet).
+    var durable: (bytes: Int64, mark: Int64?) {
+        progress.withLock { ($0.durable, $0.durableMark) }
+    }
+
+    /// Has every byte written so far made durable soon, without waiting. `mark` (the muxer's
+    /// media time of the end of those bytes) comes back through `durable` once they are.
+    func syncInBackground(mark: Int64) {
+        let target = bytes
+        let start = progress.withLock { p -> Bool in
+            guard target > p.requested else { return false }
+            p.requested = target
+            p.requestedMark = mark
+            if p.running { return false }
+            p.running = true
+            return true
+        }
+        if start { Self.syncQueue.async { self.drainSyncs() } }
+    }
+
+    /// On the sync thread: fdatasync until no request is newer than what is durable.
+    private func drainSyncs() {
+        while true {
+            let next = progress.withLock { p -> (Int64, Int64)? in
+                guard p.requested > p.durable, p.failure == 0 else { p.running = false; return nil }
+                return (p.requested, p.requestedMark)
+            }
+            guard let (target, mark) = next else { return }
+            let result = lifetime.withLock { closed -> Int32? in
+                closed ? nil : Self.retryingEINTR { fdatasync(fd) }
+            }
+            progress.withLock { p in
+                switch result {
+                case nil: p.running = false  // closed: finish() made it durable, or it was abandoned
+                case 0?:
+                    p.durable = max(p.durable, target)
+                    p.durableMark = mark
+                case let e?: p.failure = e
+                }
+            }
+            if result == nil { return }
+        }
     }
 
     /// Writes all of `buffer`, retrying on EINTR and short writes. Returns 0 or a negative errno.
@@ -50,19 +124,45 @@ final class FileSink {
     /// `fdatasync` the file, close it, `fsync` its directory: after this the file survives a
     /// power cut. Returns the SHA-256 of every byte written, in hex.
     func finish() throws(MediaError) -> String {
-        if failure != 0 { throw storageError("write", failure) }
-        while fdatasync(fd) != 0 {
-            if errno != EINTR { throw storageError("fdatasync", errno) }
+        if failure != 0 { closeOnce(sync: false); throw storageError("write", failure) }
+        if let e = progress.withLock({ $0.failure == 0 ? nil : $0.failure }) {
+            closeOnce(sync: false)
+            throw storageError("fdatasync", e)
         }
-        close(fd)
-        fd = -1
+        let e = closeOnce(sync: true)
+        if e != 0 { throw storageError("fdatasync", e) }
+        progress.withLock { p in
+            p.durable = bytes
+        }
         try Self.syncDirectory(of: path)
         return hasher.finalize().map { byteHex($0) }.joined()
     }
 
-    /// Closes without making anything durable (the segment is abandoned; recovery repairs it).
+    /// Closes without making anything more durable (the segment is abandoned; recovery repairs it).
     func abandon() {
-        if fd >= 0 { close(fd); fd = -1 }
+        closeOnce(sync: false)
+    }
+
+    /// Closes `fd` if it is still open, after `fdatasync` when asked. Returns 0 or the errno of
+    /// fdatasync. Waits for a sync running on the sync thread.
+    @discardableResult
+    private func closeOnce(sync: Bool) -> Int32 {
+        lifetime.withLock { closed -> Int32 in
+            guard !closed else { return 0 }
+            closed = true
+            guard fd >= 0 else { return 0 }
+            let e = sync ? Self.retryingEINTR { fdatasync(fd) } : 0
+            close(fd)
+            return e
+        }
+    }
+
+    /// Runs a call that returns 0 or -1 with errno until it is not interrupted; 0 or the errno.
+    private static func retryingEINTR(_ call: () -> Int32) -> Int32 {
+        while call() != 0 {
+            if errno != EINTR { return errno }
+        }
+        return 0
     }
 
     static func syncDirectory(of path: String) throws(MediaError) {

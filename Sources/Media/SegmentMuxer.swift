@@ -5,9 +5,11 @@ import Glibc
 
 /// Writes one fragmented-MP4 segment file from a camera's packets, without transcoding.
 ///
-/// One fragment per GOP or per ≤ 2 s (`frag_keyframe`, `frag_duration`), `empty_moov` so the
+/// One fragment per GOP or per ≤ 1 s (`frag_keyframe`, `frag_duration`), `empty_moov` so the
 /// file is playable from its first fragment on and a torn file can be cut back to its last whole
 /// fragment. Output goes through a custom AVIO into a `FileSink` that hashes while it writes.
+/// Each fragment is made durable as soon as it is whole (`FileSink.syncInBackground`), so a
+/// power cut loses at most the fragment being written: ≤ 1 s of video plus the sync in flight.
 /// Owns its `AVFormatContext` and `AVIOContext`; `deinit` frees them.
 public final class SegmentMuxer {
     public struct Finished: Sendable, Equatable {
@@ -41,6 +43,9 @@ public final class SegmentMuxer {
     private var videoPackets = 0
     private var dropped = 0
     private var finished = false
+
+    /// The longest fragment: what a power cut may lose, besides the sync in flight.
+    public static let maxFragmentMicroseconds = 1_000_000
 
     /// Creates `path` and writes the file header (ftyp + moov).
     /// - Parameters:
@@ -87,8 +92,15 @@ public final class SegmentMuxer {
             guard let buffer = av_malloc(bufferSize) else {
                 throw MediaError(code: .other, call: "av_malloc", target: path, message: "out of memory")
             }
+            // The callback is written where the header gives its type: FFmpeg 7 made the
+            // buffer `const uint8_t *`, FFmpeg 5.1 has `uint8_t *`; both convert to a raw buffer.
             io = avio_alloc_context(buffer.assumingMemoryBound(to: UInt8.self), Int32(bufferSize), 1,
-                                    sinkRef.toOpaque(), nil, SegmentMuxer.writeCallback, nil)
+                                    sinkRef.toOpaque(), nil, { opaque, buf, size in
+                                        guard let opaque, let buf, size > 0 else { return 0 }
+                                        let sink = Unmanaged<FileSink>.fromOpaque(opaque).takeUnretainedValue()
+                                        let r = sink.write(UnsafeRawBufferPointer(start: buf, count: Int(size)))
+                                        return r < 0 ? cff_averror(-r) : size
+                                    }, nil)
             guard io != nil else {
                 av_free(buffer)
                 throw MediaError(code: .other, call: "avio_alloc_context", target: path, message: "out of memory")
@@ -100,9 +112,12 @@ public final class SegmentMuxer {
             var opts: OpaquePointer? = nil
             defer { av_dict_free(&opts) }
             av_dict_set(&opts, "movflags", "frag_keyframe+empty_moov+default_base_moof+skip_trailer", 0)
-            av_dict_set(&opts, "frag_duration", "2000000", 0)
+            av_dict_set(&opts, "frag_duration", String(Self.maxFragmentMicroseconds), 0)
             try check(avformat_write_header(ctx, &opts), "avformat_write_header", target: path,
                       "cannot start the segment file")
+            // ftyp + moov to the file now, so every later write is a fragment.
+            avio_flush(io)
+            try check(io!.pointee.error, "write", target: path)
             for i in 0..<nStreams where outIndex[i] >= 0 {
                 let tb = ctx!.pointee.streams[Int(outIndex[i])]!.pointee.time_base
                 outTimeBase[i] = tb
@@ -155,6 +170,8 @@ public final class SegmentMuxer {
         pkt.pointee.duration = av_rescale_q(pkt.pointee.duration, inTB, outTB)
         pkt.pointee.stream_index = outIndex[i]
         pkt.pointee.pos = -1
+        // Camera time up to which the video written so far reaches (before this packet).
+        let videoEnd = lastVideo + lastVideoDuration + originMicroseconds
         if Int32(i) == videoInput {
             let micros = av_rescale_q(dts, outTB, cff_time_base_q())
             if firstVideo == nil { firstVideo = micros }
@@ -162,13 +179,16 @@ public final class SegmentMuxer {
             lastVideo = micros
             videoPackets += 1
         }
+        let before = sink.bytes
         var status = av_write_frame(output, pkt)
         if status >= 0 {
-            // The muxer keeps the open fragment in memory and writes it whole when it closes;
-            // flushing here sends a finished fragment to the file at once (a no-op otherwise),
-            // so a crash loses at most the open fragment (≤ 2 s).
+            // The muxer keeps the open fragment in memory and writes it whole when this packet
+            // starts the next one; flushing sends it to the file at once (a no-op otherwise),
+            // and the sink then makes it durable off this thread.
             avio_flush(io)
             if io!.pointee.error < 0 { status = io!.pointee.error }
+            // The header went out in init: every write here is a whole fragment.
+            if status >= 0, sink.bytes > before { sink.syncInBackground(mark: videoEnd) }
         }
         if status < 0 {
             if sink.failure != 0 {
@@ -195,12 +215,10 @@ public final class SegmentMuxer {
     }
 
     public var bytesWritten: Int64 { sink.bytes }
+    /// Bytes of this file known to be on the card (whole fragments, fdatasync returned).
+    public var bytesDurable: Int64 { sink.durable.bytes }
+    /// Camera time (µs) up to which this file's video is on the card; nil before its first
+    /// fragment is.
+    public var durableEndMicroseconds: Int64? { sink.durable.mark }
     public var packetsWritten: Int { videoPackets }
-
-    static let writeCallback: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, Int32) -> Int32 = { opaque, buf, size in
-        guard let opaque, let buf, size > 0 else { return 0 }
-        let sink = Unmanaged<FileSink>.fromOpaque(opaque).takeUnretainedValue()
-        let r = sink.write(UnsafeRawBufferPointer(start: buf, count: Int(size)))
-        return r < 0 ? cff_averror(-r) : size
-    }
 }

@@ -44,6 +44,11 @@ public struct CameraCapture: CaptureRunner {
         var statStart: Int64?
 
         var openPath = ""
+        // The open segment's wall-clock start and camera time there, to time its durable end.
+        var segmentWall = Timestamp(milliseconds: 0)
+        var segmentMicros: Int64 = 0
+        // The end of the last recorded second on the card (a finished segment, or a synced fragment).
+        var durableUntil: Timestamp?
 
         /// Finishes the open segment (trailer, fsync) and hands it to the service; a segment
         /// that cannot be finished is left for the ring to cut back and index.
@@ -56,6 +61,7 @@ public struct CameraCapture: CaptureRunner {
             }
             do {
                 let f = try m.finish()
+                durableUntil = segmentWall + Double(f.endMicroseconds - segmentMicros) / 1e6
                 emit(.segmentFinished(FinishedSegment(path: f.path, origin: o, bytes: f.bytes, sha256: f.sha256,
                                                       durationSeconds: max(0, f.durationSeconds))))
             } catch {
@@ -104,6 +110,8 @@ public struct CameraCapture: CaptureRunner {
                     }
                     muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: streamOrigin, comment: o.comment)
                     origin = o
+                    segmentWall = start
+                    segmentMicros = t
                     openPath = path
                     emit(.segmentStarted(o, path: path))
                 case .write:
@@ -121,8 +129,11 @@ public struct CameraCapture: CaptureRunner {
                         statBytes = packet.size
                     } else if elapsed >= 1_000_000 {
                         let secs = Double(elapsed) / 1e6
+                        if let end = muxer?.durableEndMicroseconds {
+                            durableUntil = segmentWall + Double(end - segmentMicros) / 1e6
+                        }
                         emit(.stats(fps: Double(statFrames - 1) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,
-                                    lastPacketAt: clock.now(), droppedPackets: dropped))
+                                    lastPacketAt: clock.now(), droppedPackets: dropped, durableUntil: durableUntil))
                         statStart = t
                         statFrames = 1
                         statBytes = 0

@@ -15,8 +15,9 @@ public enum CaptureEvent: Sendable {
     /// The connection ended (the service adds this after the runner returns, so the consumer sees
     /// it in order with the segments).
     case sessionEnded(MediaError)
-    /// Packet statistics over the last interval.
-    case stats(fps: Double, bitrateKbps: Double, lastPacketAt: Timestamp, droppedPackets: Int)
+    /// Packet statistics over the last interval; `durableUntil`: the end of the last whole
+    /// fragment known to be on the card (what a power cut now would keep).
+    case stats(fps: Double, bitrateKbps: Double, lastPacketAt: Timestamp, droppedPackets: Int, durableUntil: Timestamp?)
 }
 
 /// Runs one connection to the camera, blocking, until it ends. Tests replace it.

@@ -75,8 +75,10 @@ enum Rig {
 
     /// Test clips, made once per process with ffmpeg (H.264 or H.265, 1 s GOP, AAC audio).
     static let clipLock = Mutex<[String: String]>([:])
-    static func clip(codec: String = "h264", bitrate: String = "2M", size: String = "1280x720", seconds: Int = 20, audio: String = "aac") throws -> String {
-        let key = "\(codec)-\(bitrate)-\(size)-\(seconds)-\(audio)"
+    /// A test clip (cached per process): 25 fps, a keyframe every `gop` frames.
+    static func clip(codec: String = "h264", bitrate: String = "2M", size: String = "1280x720", seconds: Int = 20, audio: String = "aac",
+                     gop: Int = 25) throws -> String {
+        let key = "\(codec)-\(bitrate)-\(size)-\(seconds)-\(audio)-g\(gop)"
         return try clipLock.withLock { cache in
             if let p = cache[key] { return p }
             let dir = NSTemporaryDirectory() + "junction-clips"
@@ -86,8 +88,8 @@ enum Rig {
             var args = ["-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=\(size):rate=25",
                         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=8000"]
             args += codec == "h265"
-                ? ["-c:v", "libx265", "-x265-params", "keyint=25:min-keyint=25:log-level=error", "-tag:v", "hvc1"]
-                : ["-c:v", "libx264", "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "2"]
+                ? ["-c:v", "libx265", "-x265-params", "keyint=\(gop):min-keyint=\(gop):log-level=error", "-tag:v", "hvc1"]
+                : ["-c:v", "libx264", "-g", String(gop), "-keyint_min", String(gop), "-sc_threshold", "0", "-bf", "2"]
             args += ["-preset", "veryfast", "-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate, "-pix_fmt", "yuv420p"]
             switch audio {
             case "aac": args += ["-c:a", "aac", "-b:a", "32k"]
