@@ -37,11 +37,14 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 
-# One build of everything, then the runner's own summary (XCTest, then Swift Testing). Tests run
+# One build of everything; Media type-checked against trixie's FFmpeg 7.1 and sid's (the images'
+# and the next release's; ~15 s, headers cached in .build-ffmpeg); then the runner's own summary
+# (XCTest, then Swift Testing). Tests run
 # one at a time: the integration tests block while cameras and daemons run, and on 2 cores
 # running them side by side starves the concurrency pool (and every test's time limit).
 test: deps
 	$(SWIFT) build --build-tests
+	bash Tests/Support/ffmpeg-compat.sh "$$($(SWIFT) build --show-bin-path)"
 	$(SWIFT) test --skip-build --no-parallel
 
 demo: build

@@ -124,12 +124,10 @@ if [ -f "$SYSROOT/.junction-done" ] && [ "$(cat "$SYSROOT/.junction-done")" = "$
     mkdir -p "$T/usr/libexec/swift/lib"
     cp -a "$CHROOT/usr/libexec/swift/lib/swift" "$CHROOT/usr/libexec/swift/lib/swift_static" "$CHROOT/usr/libexec/swift/lib/clang" "$T/usr/libexec/swift/lib/"
   else
-    D="$W/debs"; mkdir -p "$D/lists/partial" "$D/cache/archives/partial"
-    echo "deb [signed-by=$KEY] $MIRROR sid main" > "$D/sources.list"
-    A=(-o Dir::Etc::sourcelist="$D/sources.list" -o Dir::Etc::sourceparts=/nonexistent
-       -o Dir::State::Lists="$D/lists" -o Dir::Cache="$D/cache" -o APT::Architectures::="$ARCH"
-       -o Acquire::Check-Valid-Until=false -o Acquire::Check-Date=false -o APT::Sandbox::User=root)
-    apt-get "${A[@]}" update -qq || die "apt-get update against $MIRROR sid failed (see above)"
+    D="$W/debs"
+    . "$HERE/apt-suite.sh"
+    apt_suite sid "$ARCH" "$D" || die "cannot read sid's package lists from $MIRROR"
+    A=("${APT_SUITE[@]}")
     rm -f "$D"/*swiftlang_*_"$ARCH".deb
     (cd "$D" && apt-get "${A[@]}" download "swiftlang:$ARCH=$SWIFT_VERSION" "libswiftlang:$ARCH=$SWIFT_VERSION") \
       || die "cannot download sid's swiftlang:$ARCH $SWIFT_VERSION (the compiler's version); the mirror may have moved on: delete $CHROOT to take the new one"
