@@ -1,15 +1,20 @@
 #!/bin/bash
 # Builds a flashable SD-card image of a Junction box (driven by `make image`).
 #
-#   image/build.sh --arch amd64|arm64 --bin PATH/TO/junction --out DIR [--version V]
+#   image/build.sh --arch amd64|arm64 --bin PATH/TO/junction --out DIR [--version V] [--kernel stable|backports]
+#
+# The binary is the one `make release-ARCH` cross-builds (image/cross-build.sh): linked against
+# Debian trixie's own glibc and FFmpeg 7.1, the libraries this image installs.
 #
 # The card, in order:
 #   1  FAT32 "JUNCTION" (256 MiB, MBR type 0x0c: every laptop mounts it): junction.toml for the
 #      installer, README.txt, junction-status.txt written back by the box; and what boots: an EFI
-#      loader (systemd-boot) with the kernel and initramfs, and on arm64 also the Raspberry Pi 4
-#      firmware, config.txt and cmdline.txt. Mounted at /boot/firmware.
-#   2  ext4 root "junction-root": Debian bookworm minbase (mmdebstrap), systemd, the FFmpeg runtime
-#      libraries, systemd-networkd/resolved/timesyncd, the junction binary and its units.
+#      loader (systemd-boot) with the kernel and initramfs, and on arm64 also the Raspberry Pi
+#      firmware, device trees, config.txt and cmdline.txt. Mounted at /boot/firmware.
+#   2  ext4 root "junction-root": Debian 13 trixie minbase (mmdebstrap), kernel 6.12 (or, with
+#      --kernel backports, trixie-backports' newer kernel, which a Raspberry Pi 5 needs), systemd,
+#      the FFmpeg 7.1 runtime libraries, systemd-networkd/resolved/timesyncd, the junction binary
+#      and its units.
 #   3  ext4 data "junction-data" at /var/lib/junction (noatime,lazytime): the ring. It is small in
 #      the image and grows to fill the card on first boot (junction-growdata.service: growpart,
 #      then resize2fs while mounted).
@@ -21,13 +26,14 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
-ARCH="" BIN="" OUT="" VERSION="" REUSE=0 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+ARCH="" BIN="" OUT="" VERSION="" REUSE=0 KERNEL=stable MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH="$2"; shift 2 ;;
     --bin) BIN="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --version) VERSION="$2"; shift 2 ;;
+    --kernel) KERNEL="$2"; shift 2 ;;
     # For developers: keep the work folder's rootfs from an earlier run made with KEEP_WORK=1 (mmdebstrap
     # takes ~4 min for amd64 and ~15 for arm64 under emulation); every later step runs again.
     --reuse-rootfs) REUSE=1; shift ;;
@@ -43,6 +49,7 @@ case "$ARCH" in
   arm64) ELF_MACHINE=183; EFI_NAME=BOOTAA64.EFI; EFI_SRC=systemd-bootaa64.efi; CONSOLE="console=tty0 console=ttyAMA0,115200" ;;
   *) die "ARCH must be amd64 or arm64 (got '${ARCH}')" ;;
 esac
+case "$KERNEL" in stable|backports) ;; *) die "--kernel must be stable (trixie's 6.12) or backports (trixie-backports)" ;; esac
 [ "$(id -u)" = 0 ] || die "building an image needs root (mmdebstrap must keep file owners): run it with sudo"
 [ -n "$OUT" ] || die "--out DIR is missing"
 mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
@@ -50,26 +57,7 @@ mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 # The binary must be a real junction for this architecture: an image that cannot record is worse
 # than no image.
 if [ -z "$BIN" ] || [ ! -f "$BIN" ]; then
-  if [ "$ARCH" = arm64 ]; then
-    cat >&2 <<'EOF'
-image: an arm64 image needs an arm64 junction binary, and this machine cannot build one
-(there is no aarch64 Swift SDK here). Build it elsewhere, then pass it in:
-
-  On an arm64 Debian 12 machine (a Raspberry Pi 4 with 4 GB or more, or a cloud arm64 VM):
-    sudo apt-get install libavformat-dev libavcodec-dev libavutil-dev libswscale-dev pkg-config
-    # install Swift 6.x for aarch64 from https://www.swift.org/install/linux/
-    swift build -c release --static-swift-stdlib -Xlinker -s --product junction
-    # the binary is .build/release/junction
-
-  Then here:
-    make image ARCH=arm64 JUNCTION_BIN=/path/to/that/junction
-
-(The Swift Static Linux SDK cross-compiles from x86_64 too, but it links musl, and the box's
-FFmpeg libraries are Debian's glibc builds: build on arm64 Debian 12 so the libraries match.)
-EOF
-    exit 1
-  fi
-  die "no junction binary at '${BIN}': run 'make release' first, or pass JUNCTION_BIN=..."
+  die "no junction binary at '${BIN}': 'make image ARCH=$ARCH' builds it (make release-$ARCH: the cross-build against trixie), or pass JUNCTION_BIN=..."
 fi
 machine=$(od -An -t u2 -j 18 -N 2 "$BIN" 2>/dev/null | tr -d ' ')
 [ "$(head -c 4 "$BIN" | od -An -c | tr -d ' ')" = '177ELF' ] && [ "$machine" = "$ELF_MACHINE" ] \
@@ -106,23 +94,35 @@ DISKID=$(od -An -t x4 -N 4 /dev/urandom | tr -d ' ')
 FAT_MIB=256 DATA_MIB=512 FIRST_MIB=4
 
 if [ "$REUSE" = 1 ]; then step "Reusing the rootfs of an earlier run ($ROOT)"; else
-step "Debian bookworm rootfs for $ARCH (mmdebstrap)"
-KERNEL=linux-image-$ARCH
+step "Debian trixie rootfs for $ARCH (mmdebstrap, kernel: $KERNEL)"
+# The FFmpeg sonames are trixie's 7.1 (the cross-build checks the binary needs exactly these).
 PACKAGES=(systemd systemd-sysv systemd-timesyncd systemd-resolved udev kmod dbus
-  "$KERNEL" initramfs-tools zstd e2fsprogs dosfstools fdisk cloud-guest-utils util-linux
+  initramfs-tools zstd e2fsprogs dosfstools fdisk cloud-guest-utils util-linux
   iproute2 iputils-ping ca-certificates less systemd-boot-efi openssh-server
-  libavformat59 libavcodec59 libavutil57 libswscale6 libstdc++6 zlib1g)
-mmdebstrap --variant=minbase --arch="$ARCH" --components=main,non-free-firmware \
+  libavformat61 libavcodec61 libavutil59 libswscale8 libstdc++6 zlib1g)
+SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+SOURCES=("deb $MIRROR trixie main non-free-firmware" "deb $MIRROR trixie-updates main" "deb $SECURITY_MIRROR trixie-security main")
+if [ "$KERNEL" = backports ]; then
+  # trixie-backports' kernel: the Raspberry Pi 5's SD controller (sdhci-brcmstb) and its RP1
+  # south bridge (Ethernet, USB) are not in trixie's 6.12. Only the kernel comes from there.
+  SOURCES+=("deb $MIRROR trixie-backports main")
+  KERNEL_HOOK="chroot \"\$1\" apt-get install -y -q -t trixie-backports linux-image-$ARCH"
+else
+  PACKAGES+=("linux-image-$ARCH")
+  KERNEL_HOOK=true
+fi
+mmdebstrap --variant=minbase --arch="$ARCH" \
   --include="$(IFS=,; echo "${PACKAGES[*]}")" \
   --setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d"' \
   --setup-hook="cp '$HERE/initramfs.conf' \"\$1/etc/initramfs-tools/conf.d/junction.conf\"" \
   --customize-hook="cp '$HERE/initramfs-modules' \"\$1/etc/initramfs-tools/modules\"" \
+  --customize-hook="$KERNEL_HOOK" \
   --customize-hook='chroot "$1" update-initramfs -u -k all' \
   --customize-hook='cp --remove-destination /etc/resolv.conf "$1/etc/resolv.conf"' \
   --customize-hook='mkdir -p "$1/var/tmp/junction-build"' \
   --customize-hook='if [ "$(chroot "$1" dpkg --print-architecture)" = arm64 ]; then chroot "$1" sh -c "cd /var/tmp/junction-build && apt-get download -q raspi-firmware"; fi' \
   --customize-hook='touch "$1/var/tmp/junction-build/rootfs-done"' \
-  bookworm "$ROOT" "$MIRROR"
+  trixie "$ROOT" "${SOURCES[@]}"
 fi
 
 step "Junction: binary, units, user, settings"
@@ -181,14 +181,28 @@ cp "$ROOT/usr/lib/systemd/boot/efi/$EFI_SRC" "$BOOT/EFI/BOOT/$EFI_NAME"
 printf 'timeout 0\ndefault junction.conf\neditor no\n' > "$BOOT/loader/loader.conf"
 printf 'title Junction %s\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' "$VERSION" "$CMDLINE" > "$BOOT/loader/entries/junction.conf"
 if [ "$ARCH" = arm64 ]; then
-  # Raspberry Pi 4 / 400 / CM4: the GPU firmware reads config.txt, loads the kernel and the
-  # device tree, and passes cmdline.txt. (Pi 5 needs a newer kernel than bookworm's 6.1.)
+  # Raspberry Pi: the GPU firmware (Pi 4) or the EEPROM bootloader (Pi 5) reads config.txt,
+  # loads the kernel, the initramfs and the device tree, and passes cmdline.txt. The device trees
+  # are the kernel's own (6.12: /usr/lib/linux-image-V; newer: /usr/lib/modules/V/dtb).
   dpkg-deb -x "$(ls "$ROOT"/var/tmp/junction-build/raspi-firmware_*.deb)" "$WORK/rpi"
   cp -r "$WORK/rpi/usr/lib/raspi-firmware/." "$BOOT/"
-  cp "$ROOT/usr/lib/linux-image-$KVER/broadcom/"bcm2711-*.dtb "$BOOT/"
+  DTBS="$ROOT/usr/lib/linux-image-$KVER/broadcom"
+  [ -d "$DTBS" ] || DTBS="$ROOT/usr/lib/modules/$KVER/dtb/broadcom"
+  cp "$DTBS/"bcm2711-*.dtb "$BOOT/"
+  # The Pi 5 only where the kernel can read its SD card (sdhci-brcmstb) and reach its Ethernet
+  # (RP1): trixie-backports' kernel, not trixie's 6.12.
+  PI5=no
+  if ls "$DTBS"/bcm2712-rpi-5-b.dtb >/dev/null 2>&1 && find "$ROOT/usr/lib/modules/$KVER" -name 'sdhci-brcmstb.ko*' | grep -q . \
+     && find "$ROOT/usr/lib/modules/$KVER" -name 'rp1*.ko*' | grep -q .; then
+    PI5=yes
+    cp "$DTBS/"bcm2712-*.dtb "$BOOT/"
+    # D0-stepping boards (2 GB, and the later 4/8/16 GB): the firmware asks for the downstream name.
+    [ -f "$DTBS/bcm2712-d-rpi-5-b.dtb" ] && cp "$DTBS/bcm2712-d-rpi-5-b.dtb" "$BOOT/bcm2712d0-rpi-5-b.dtb"
+  fi
+  echo "Raspberry Pi boot files: Pi 4 yes, Pi 5 $PI5 (kernel $KVER)"
   cat > "$BOOT/config.txt" <<'EOF'
-# Raspberry Pi 4 boot settings for Junction. Installers do not need to change anything here:
-# the box's settings are in junction.toml.
+# Raspberry Pi 4 and 5 boot settings for Junction. Installers do not need to change anything
+# here: the box's settings are in junction.toml.
 arm_64bit=1
 enable_uart=1
 upstream_kernel=1
@@ -198,7 +212,8 @@ cmdline=cmdline.txt
 disable_overscan=1
 gpu_mem=16
 EOF
-  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyS1,115200 quiet" > "$BOOT/cmdline.txt"
+  # Pi 5's debug UART is ttyAMA10, Pi 4's GPIO UART ttyS1 (the last one present is the console).
+  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyAMA10,115200 console=ttyS1,115200 quiet" > "$BOOT/cmdline.txt"
 fi
 # The installer's files, with Windows line endings so any editor shows them right.
 sed 's/$/\r/' "$HERE/junction.toml" > "$BOOT/junction.toml"

@@ -151,7 +151,7 @@ newest_version() { readelf -W -V "$1" | grep -o "${2}_[0-9][0-9.]*" | sed "s/${2
 LIBDIR="$SYSROOT/usr/lib/$MULTIARCH"
 GLIBC_TARGET=$(newest_version "$LIBDIR/libc.so.6" GLIBC)
 GLIBCXX_TARGET=$(newest_version "$(readlink -f "$LIBDIR/libstdc++.so.6")" GLIBCXX)
-echo "trixie $ARCH: $(zcat "$SYSROOT/usr/share/doc/libc6/changelog.Debian.gz" | head -1 | cut -d';' -f1), FFmpeg libavformat $(sed -n 's/^Version: //p' "$LIBDIR/pkgconfig/libavformat.pc")"
+echo "trixie $ARCH: glibc $(zcat "$SYSROOT/usr/share/doc/libc6/changelog.Debian.gz" | sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p'), FFmpeg libavformat $(sed -n 's/^Version: //p' "$LIBDIR/pkgconfig/libavformat.pc")"
 
 step "Swift SDK bundle and pkg-config files"
 mkdir -p "$BUNDLE/$ARCH"
