@@ -41,8 +41,9 @@ die() { printf 'cross-build: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n== %s (%ss)\n' "$*" "$SECONDS"; }
 
 case "$ARCH" in
+  # Debian builds its Swift for x86_64-pc-linux-gnu (the modules are named so) and aarch64-unknown-linux-gnu.
   arm64) TRIPLE=aarch64-unknown-linux-gnu MULTIARCH=aarch64-linux-gnu ELF_MACHINE=183 ;;
-  amd64) TRIPLE=x86_64-unknown-linux-gnu MULTIARCH=x86_64-linux-gnu ELF_MACHINE=62 ;;
+  amd64) TRIPLE=x86_64-pc-linux-gnu MULTIARCH=x86_64-linux-gnu ELF_MACHINE=62 ;;
   *) die "--arch must be arm64 or amd64 (got '${ARCH}')" ;;
 esac
 [ "$(id -u)" = 0 ] || die "this needs root (mmdebstrap keeps file owners; chroot and mount need it): run it with sudo"

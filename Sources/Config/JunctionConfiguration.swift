@@ -49,6 +49,9 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public var reserve: ByteSize = ByteSize(bytes: 512_000_000)
         public var segmentSeconds: Int = 10
         public var maxPinnedPercent: Int = 50
+        /// fdatasync each fragment as it is written (a power cut loses at most ~1 s). Off, only
+        /// a finished segment is synced: for storage that survives power loss (a UPS, a PC).
+        public var syncFragments: Bool = true
         public init() {}
     }
 
@@ -163,6 +166,7 @@ private struct Reader {
         "storage.reserve_bytes": "space always left free, e.g. \"512MB\"",
         "storage.segment_seconds": "target segment length in seconds (2–120)",
         "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
+        "storage.sync_fragments": "true (each second is on the card as it is written) or false (only whole segments: a power cut may lose the open one)",
         "server.url": "the commune server, e.g. \"https://commune.example.vn\"",
         "server.token": "this box's token (commune devices add ID prints it)",
         "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
@@ -292,6 +296,12 @@ private struct Reader {
         if let r = try size("storage.reserve_bytes") { storage.reserve = r }
         if let s = try int("storage.segment_seconds", in: 2...120) { storage.segmentSeconds = s }
         if let p = try int("storage.max_pinned_percent", in: 1...90) { storage.maxPinnedPercent = p }
+        if let v = value("storage.sync_fragments") {
+            guard case .bool(let b) = v.kind else {
+                throw fail("storage.sync_fragments", line: v.line, "expected true or false (true keeps all but the last second through a power cut)")
+            }
+            storage.syncFragments = b
+        }
 
         var upload = JunctionConfiguration.Upload()
         if let p = try int("upload.pre_roll_seconds", in: 0...600) { upload.preRollSeconds = p }

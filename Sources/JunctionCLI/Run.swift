@@ -40,7 +40,8 @@ extension JunctionCommand {
             let input = config.cameraInputOptions
             let clock = SystemClock()
             let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
-                                                             segmentSeconds: config.storage.segmentSeconds),
+                                                             segmentSeconds: config.storage.segmentSeconds,
+                                                             syncFragments: config.storage.syncFragments),
                                         ring: ring, clock: clock)
             var recorderConfig = RecorderService.Configuration(device: config.device.id, cameraID: config.camera.id,
                                                                cameraURL: config.camera.redactedURL, statusPath: config.statusPath)

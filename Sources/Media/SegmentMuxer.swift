@@ -36,6 +36,7 @@ public final class SegmentMuxer {
     private var originOut: [Int64]
     private var lastDTS: [Int64]
     private let videoInput: Int32
+    private let syncFragments: Bool
     private let originMicroseconds: Int64
     private var firstVideo: Int64?
     private var lastVideo: Int64 = 0
@@ -53,13 +54,16 @@ public final class SegmentMuxer {
     ///     uses one origin for a whole connection, so segments are continuous.
     ///   - comment: stored in the file's metadata; the ring keeps the facts needed to rebuild
     ///     its index from the files alone there.
+    ///   - syncFragments: fdatasync each whole fragment as it is written (off this thread); false:
+    ///     only `finish()` makes the file durable.
     public init(path: String, input: CameraInput, originMicroseconds: Int64, comment: String,
-                bufferSize: Int = 256 << 10) throws(MediaError) {
+                syncFragments: Bool = true, bufferSize: Int = 256 << 10) throws(MediaError) {
         self.path = path
         sink = try FileSink(path: path)
         sinkRef = Unmanaged.passRetained(sink)
         videoInput = input.videoIndex
         self.originMicroseconds = originMicroseconds
+        self.syncFragments = syncFragments
         let nStreams = Int(max(input.videoIndex, input.audioIndex ?? 0)) + 1
         outIndex = Array(repeating: -1, count: nStreams)
         inTimeBase = Array(repeating: AVRational(num: 1, den: 1), count: nStreams)
@@ -188,7 +192,7 @@ public final class SegmentMuxer {
             avio_flush(io)
             if io!.pointee.error < 0 { status = io!.pointee.error }
             // The header went out in init: every write here is a whole fragment.
-            if status >= 0, sink.bytes > before { sink.syncInBackground(mark: videoEnd) }
+            if status >= 0, syncFragments, sink.bytes > before { sink.syncInBackground(mark: videoEnd) }
         }
         if status < 0 {
             if sink.failure != 0 {

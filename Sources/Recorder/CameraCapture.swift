@@ -8,11 +8,14 @@ public struct CameraCapture: CaptureRunner {
         public var input: CameraInput.Options
         public var cameraID: String
         public var segmentSeconds: Int
+        /// fdatasync each whole fragment as it is written (`storage.sync_fragments`).
+        public var syncFragments: Bool
 
-        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int) {
+        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true) {
             self.input = input
             self.cameraID = cameraID
             self.segmentSeconds = segmentSeconds
+            self.syncFragments = syncFragments
         }
     }
 
@@ -108,7 +111,8 @@ public struct CameraCapture: CaptureRunner {
                         throw MediaError(code: .storage, call: "mkdir", target: ring.configuration.segmentsRoot,
                                          message: "cannot create the segment directory: \(error)")
                     }
-                    muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: streamOrigin, comment: o.comment)
+                    muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: streamOrigin, comment: o.comment,
+                                         syncFragments: configuration.syncFragments)
                     origin = o
                     segmentWall = start
                     segmentMicros = t

@@ -39,6 +39,17 @@ import Testing
         #expect(c.camera.stallSeconds == 5)
         #expect(c.storage.path == "/var/lib/junction")
         #expect(c.camera.id == "cam1")
+        #expect(c.storage.syncFragments, "each fragment is synced unless the config says otherwise")
+    }
+
+    @Test func syncFragmentsIsABoolean() throws {
+        #expect(try !JunctionConfiguration.parse(minimal + "\n[storage]\nsync_fragments = false\n").storage.syncFragments)
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[storage]\nsync_fragments = \"no\"\n")
+        } throws: { error in
+            let e = error as! ConfigError
+            return e.key == "storage.sync_fragments" && e.line == 6 && e.message.contains("true or false")
+        }
     }
 
     @Test func unknownKeyNamesKeyAndLine() {
