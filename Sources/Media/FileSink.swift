@@ -36,6 +36,9 @@ final class FileSink: @unchecked Sendable {
         var durable: Int64 = 0
         var durableMark: Int64?
         var running = false
+        /// The directory entry of the new file is durable too (fsynced once, after the first
+        /// fragment: POSIX does not promise that syncing a file syncs its name).
+        var directorySynced = false
         /// The first errno fdatasync returned; `finish` reports it.
         var failure: Int32 = 0
     }
@@ -82,13 +85,17 @@ final class FileSink: @unchecked Sendable {
     /// On the sync thread: fdatasync until no request is newer than what is durable.
     private func drainSyncs() {
         while true {
-            let next = progress.withLock { p -> (Int64, Int64)? in
+            let next = progress.withLock { p -> (Int64, Int64, Bool)? in
                 guard p.requested > p.durable, p.failure == 0 else { p.running = false; return nil }
-                return (p.requested, p.requestedMark)
+                return (p.requested, p.requestedMark, p.directorySynced)
             }
-            guard let (target, mark) = next else { return }
-            let result = lifetime.withLock { closed -> Int32? in
+            guard let (target, mark, directorySynced) = next else { return }
+            var result = lifetime.withLock { closed -> Int32? in
                 closed ? nil : Self.retryingEINTR { fdatasync(fd) }
+            }
+            if result == 0 && !directorySynced {
+                do { try Self.syncDirectory(of: path) } catch { result = EIO }
+                progress.withLock { $0.directorySynced = true }
             }
             progress.withLock { p in
                 switch result {
