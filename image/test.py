@@ -357,8 +357,7 @@ def check_power_cut(con, args, results, cut, commune, data):
                 time.sleep(3)
         if clip is None:
             raise Failure(f"the recovered, flagged segment did not reach the commune:\n{con.must('junction status')}")
-        files = subprocess.run(["find", data, "-name", "*.mp4", "-newer", os.path.join(data, "..", "junction.toml")],
-                               capture_output=True, text=True).stdout.split()
+        files = subprocess.run(["find", data, "-name", "*.mp4"], capture_output=True, text=True).stdout.split()
         path = next((f for f in files if run(["sha256sum", f]).split()[0] == last["sha256"]), None)
         if not path:
             raise Failure("the recovered segment's clip is not on the commune's disk")
