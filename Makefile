@@ -86,14 +86,15 @@ image: image-deps
 # Builds the image, boots it in QEMU (TCG) with a synthetic camera and a commune on the host, cuts
 # the power three times, and checks it records, uploads a flag byte-identical, loses at most 2 s
 # to a power cut and recovers (image/test.py). amd64 ~15 min; arm64 runs emulated, ~30 min.
+# The commune on the host is the debug build `make test` already made.
 image-test: TEST_ARCH = amd64
 image-test-arm64: TEST_ARCH = arm64
 image-test image-test-arm64: image-deps
 	$(MAKE) --no-print-directory image ARCH=$(TEST_ARCH)
-	$(SWIFT) build -c release --product commune
+	$(SWIFT) build --product commune
 	$(SUDO) $(PYTHON) image/test.py --arch $(TEST_ARCH) \
 	  --image "$$(ls -t $(IMAGE_OUT)/junction-*-$(TEST_ARCH).img | head -1)" \
-	  --commune "$$($(SWIFT) build -c release --show-bin-path)/commune"
+	  --commune "$$($(SWIFT) build --show-bin-path)/commune"
 
 clean:
 	rm -rf .build .build-ffmpeg demo-run   # .build-cross (the cross-build roots, ~5 GB): sudo rm -rf it by hand

@@ -110,7 +110,7 @@ if [ -f "$SYSROOT/.junction-done" ] && [ "$(cat "$SYSROOT/.junction-done")" = "$
   debootstrap_into "$SYSROOT" trixie --variant=extract --arch="$ARCH" "${APTOPT[@]}" \
     --include=libc6-dev,libstdc++-14-dev,libgcc-14-dev,zlib1g-dev,libavformat-dev,libavcodec-dev,libavutil-dev,libswscale-dev
   # The extract variant has no merged /usr (libc.so's linker script names /lib/...).
-  for d in lib bin sbin; do [ -e "$SYSROOT/$d" ] || ln -s "usr/$d" "$SYSROOT/$d"; done
+  for d in lib lib64 bin sbin; do [ -e "$SYSROOT/$d" ] || [ ! -d "$SYSROOT/usr/$d" ] || ln -s "usr/$d" "$SYSROOT/$d"; done
   # Absolute symlinks (libm.so -> /lib/...) would resolve into the chroot's own sid libraries
   # when the sysroot is read from inside it: make each relative to the sysroot.
   find "$SYSROOT" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
@@ -177,15 +177,19 @@ cat > "$BUNDLE/$ARCH/toolset.json" <<'EOF'
   "cxxCompiler": { "extraCLIOptions": ["-fuse-ld=lld"] },
   "linker": { "path": "/usr/libexec/swift/bin/ld.lld" } }
 EOF
-# FFmpeg's .pc files name /usr/include/MULTIARCH and /usr/lib/MULTIARCH: inside the amd64 chroot
-# those are the chroot's own directories. A copy with the prefix moved into the sysroot means
-# every -I and -L points at trixie's files, whichever architecture.
+# FFmpeg's .pc files name /usr/include/MULTIARCH and /usr/lib/MULTIARCH (absolute, not from
+# ${prefix}): inside the amd64 chroot those are the chroot's own sid directories, whose glibc
+# headers clash with trixie's. A copy with every /usr path moved into the sysroot means each -I
+# and -L points at trixie's files, whichever architecture.
 rm -rf "$PKGCONFIG"; mkdir -p "$PKGCONFIG"
 for d in "$SYSROOT/usr/lib/$MULTIARCH/pkgconfig" "$SYSROOT/usr/share/pkgconfig"; do
   [ -d "$d" ] || continue
-  for pc in "$d"/*.pc; do sed "s|^prefix=/usr\$|prefix=$SYSROOT/usr|" "$pc" > "$PKGCONFIG/$(basename "$pc")"; done
+  for pc in "$d"/*.pc; do
+    sed -E -e "s#^([a-z_]+)=/usr#\1=$SYSROOT/usr#" -e "s#(-[IL])/usr#\1$SYSROOT/usr#g" "$pc" > "$PKGCONFIG/$(basename "$pc")"
+  done
 done
-grep -q "^prefix=$SYSROOT/usr\$" "$PKGCONFIG/libavformat.pc" || die "libavformat.pc in the sysroot has an unexpected prefix line"
+grep -q "^includedir=$SYSROOT/usr" "$PKGCONFIG/libavformat.pc" && ! grep -Eq '(=| -[IL])/usr' "$PKGCONFIG"/libav*.pc \
+  || die "FFmpeg's .pc files in the sysroot name paths this script does not move into it: see $PKGCONFIG"
 
 step "Source: a copy of the checkout (only what git would keep)"
 mkdir -p "$SRC"
