@@ -336,9 +336,6 @@ def check_power_cut(con, args, results, cut, commune, data):
     last = max(before, key=lambda x: epoch(x["end"]))
     loss = cut["cut"] - epoch(last["end"])
     results["power cut: recorded time lost (s)"] = round(loss, 2)
-    durable_gap = cut["cut"] - epoch(cut["durable_until"]) if cut.get("durable_until") else None
-    if durable_gap is not None:
-        results["power cut: durable_until before the cut, seconds before it"] = round(durable_gap, 2)
     log(f"after the power cut: the last recovered second is {last['end']} ({last['path'].split('/')[-1]}, "
         f"recovered={last.get('recovered')}, {last['duration_seconds']} s): {loss:.2f} s lost")
     if loss > 2.0:

@@ -204,9 +204,11 @@ extension JunctionCommand {
                 }
                 cam += ", \(h.reconnects) reconnects"
                 lines.append(cam)
-                // What a power cut now would keep: everything up to the last synced fragment.
-                if let durable = h.durableUntil, r.recording {
-                    lines.append("Saved    up to \(String(format1: max(0, now.seconds(since: durable)))) s ago: a power cut now keeps everything before")
+                // What a power cut now would keep: everything up to the last synced fragment, i.e.
+                // all but the last this-many seconds received (both from the same statistics, so
+                // the age of status.json does not count).
+                if let durable = h.durableUntil, let last = h.lastPacketAt, r.recording {
+                    lines.append("Saved    all but the last \(String(format1: max(0, last.seconds(since: durable)))) s: a power cut now keeps everything recorded before")
                 }
                 if let s = h.stream, let note = s.audioNote { lines.append("Audio    \(note)") }
                 else if let s = h.stream, let a = s.audioCodec { lines.append("Audio    \(a) \(s.audioKept ? "recorded" : "not recorded")") }

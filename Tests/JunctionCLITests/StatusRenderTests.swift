@@ -60,7 +60,7 @@ import Media
             Junction thaithuy-0042: RECORDING since 2026-11-29 09:30:00 (2 h 30 min)
             Camera   cam1  rtsp://10.0.0.64:554/Streaming/Channels/101
                      h264 1920x1080, 25.0 fps, 4000 kbit/s, last frame 0.2 s ago, 1 reconnects
-            Saved    up to 0.9 s ago: a power cut now keeps everything before
+            Saved    all but the last 0.7 s: a power cut now keeps everything recorded before
             Clock    synchronised
             Ring     2026-11-29 08:00:00 → 2026-11-29 12:00:00 (4 h 0 min), 21 segments
                      6.3 GB of 24 GB budget, 6.5 GB free (reserve 512 MB)
