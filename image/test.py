@@ -56,6 +56,10 @@ class Failure(Exception):
     pass
 
 
+class ControlConfirmed(Exception):
+    """--control-no-fragment-sync: the loss check failed, as it must without the feature."""
+
+
 def run(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if r.returncode != 0:
@@ -251,6 +255,8 @@ def main():
     ap.add_argument("--commune", required=True, help="the commune binary that receives the guest's uploads")
     ap.add_argument("--work", help="a folder for the copy and logs (default: a new temporary one)")
     ap.add_argument("--boot-timeout", type=int, default=600)
+    ap.add_argument("--control-no-fragment-sync", action="store_true",
+                    help="a control run: storage.sync_fragments = false, and the power cut must then lose more than 2 s")
     ap.add_argument("--first-boot-cut", type=float, default=20, help="seconds after the first root fsck to cut the power")
     args = ap.parse_args()
     # Emulating arm64 on x86_64 is slower than x86_64 on x86_64: every wait is twice as long.
@@ -266,6 +272,9 @@ def main():
     procs = []
     try:
         return test(args, work, console_log, procs)
+    except ControlConfirmed as e:
+        log(f"PASS: {e}")
+        return 0
     except Failure as e:
         log(f"FAILED: {e}")
         log(f"the guest's console: {console_log}")
@@ -338,6 +347,13 @@ def check_power_cut(con, args, results, cut, commune, data):
     results["power cut: recorded time lost (s)"] = round(loss, 2)
     log(f"after the power cut: the last recovered second is {last['end']} ({last['path'].split('/')[-1]}, "
         f"recovered={last.get('recovered')}, {last['duration_seconds']} s): {loss:.2f} s lost")
+    if args.control_no_fragment_sync:
+        # The control run: with per-fragment sync off the same cut must lose more than 2 s, or
+        # this test could not tell the feature from its absence.
+        if loss <= 2.0:
+            raise Failure(f"control: with sync_fragments = false the cut lost only {loss:.2f} s; the test cannot tell")
+        raise ControlConfirmed(f"control: with sync_fragments = false the power cut lost {loss:.2f} s "
+                               f"({results['power cut: seconds into the open segment']} s into the open segment): the ≤ 2 s check can fail")
     if loss > 2.0:
         raise Failure(f"the power cut lost {loss:.2f} s of recording (at most 2 s allowed):\n{json.dumps(before[-3:], indent=1)}")
     if loss < -1.0:
@@ -420,6 +436,10 @@ def test(args, work, console_log, procs):
               .replace("# pre_roll_seconds = 10 ", "pre_roll_seconds = 0   ")
               .replace("# post_roll_seconds = 10 ", "post_roll_seconds = 0   ")
               .replace("# [upload]", "[upload]"))
+    if args.control_no_fragment_sync:
+        if "# sync_fragments = true " not in config:
+            raise Failure("control: the card's junction.toml has no sync_fragments line to turn off")
+        config = config.replace("# sync_fragments = true ", "sync_fragments = false")
     commune = os.path.abspath(args.commune) if args.commune else None
     data = os.path.join(work, "commune")
     if not commune or not os.access(commune, os.X_OK):
