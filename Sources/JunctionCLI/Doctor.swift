@@ -55,10 +55,10 @@ extension JunctionCommand {
             checks.append(recorder(daemon))
             let (cameraCheck, cameraKbps) = camera(config, daemon: daemon)
             checks.append(cameraCheck)
-            let (storage, writeRate) = storage(config)
+            let (storage, cardSpeed) = storage(config)
             checks += storage
             checks.append(await ring(config, daemon: daemon))
-            checks.append(speed(writeRate, cameraKbps: cameraKbps ?? daemon.health?.bitrateKbps ?? 0))
+            checks.append(speed(cardSpeed, cameraKbps: cameraKbps ?? daemon.health?.bitrateKbps ?? 0))
             checks.append(clock())
             checks += await server(config)
             checks.append(systemd())
@@ -123,8 +123,18 @@ extension JunctionCommand {
             return (.init(name: "camera", level: .warning, detail: "\(config.camera.redactedURL): \(shape)", advice: problems.joined(separator: "; ")), kbps)
         }
 
+        /// How fast the card takes what the recorder gives it.
+        struct CardSpeed {
+            /// Bytes per second, 16 MB written then synced.
+            var rate: Double
+            /// The slowest of a few fragment-sized (512 kB) write + fdatasync rounds: how far the
+            /// durable end trails the recording, so what a power cut may lose beyond the open
+            /// fragment.
+            var worstFragmentSync: Duration
+        }
+
         /// The data path: there, writable, enough room; and how fast the card writes.
-        func storage(_ config: JunctionConfiguration) -> ([Check], Double?) {
+        func storage(_ config: JunctionConfiguration) -> ([Check], CardSpeed?) {
             let path = config.storage.path
             let probe = path + "/.doctor-write-test"
             let fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -146,9 +156,19 @@ extension JunctionCommand {
             _ = fdatasync(fd)
             let d = ContinuousClock.now - start
             let seconds = max(0.001, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
-            let rate = Double(written) / seconds
+            // What the recorder does once a second: append one fragment, fdatasync it.
+            var worst = Duration.zero
+            for _ in 0..<5 {
+                let t = ContinuousClock.now
+                let n = block.withUnsafeBytes { write(fd, $0.baseAddress, $0.count / 2) }
+                if n <= 0 { break }
+                written += n
+                _ = fdatasync(fd)
+                worst = max(worst, ContinuousClock.now - t)
+            }
+            let rate = CardSpeed(rate: Double(16 << 20) / seconds, worstFragmentSync: worst)
             var checks: [Check] = []
-            if written < 16 << 20 {
+            if written < (16 << 20) + 5 * (1 << 19) {
                 checks.append(.init(name: "storage", level: .failure, detail: "the card at \(path) stopped taking data after \(Output.bytes(Int64(written)))",
                                     advice: "the card is full or failing: junction status shows the ring; replace the card if it keeps happening"))
                 return (checks, nil)
@@ -172,13 +192,22 @@ extension JunctionCommand {
             return (checks, rate)
         }
 
-        func speed(_ rate: Double?, cameraKbps kbps: Double) -> Check {
-            guard let rate else { return .init(name: "card speed", level: .warning, detail: "not measured (the card could not be written)") }
+        func speed(_ speed: CardSpeed?, cameraKbps kbps: Double) -> Check {
+            guard let speed else { return .init(name: "card speed", level: .warning, detail: "not measured (the card could not be written)") }
+            let rate = speed.rate
             let need = kbps * 1000 / 8
+            let sync = speed.worstFragmentSync
+            let syncMs = Int((Double(sync.components.seconds) * 1000 + Double(sync.components.attoseconds) / 1e15).rounded())
             let detail = "writes \(Output.bytes(Int64(rate)))/s" + (need > 0 ? ", the camera needs \(Output.bytes(Int64(need)))/s" : "")
+                + "; a fragment is safe \(syncMs) ms after it is written (slowest of 5)"
+            let advice = "use a faster card (A1/V30 or better, 'high endurance' for cameras)"
             if need > 0 && rate < need * 3 {
-                return .init(name: "card speed", level: rate < need ? .failure : .warning, detail: detail,
-                             advice: "use a faster card (A1/V30 or better, 'high endurance' for cameras)")
+                return .init(name: "card speed", level: rate < need ? .failure : .warning, detail: detail, advice: advice)
+            }
+            // Recording loses at most the open fragment (≤ 1 s) plus this to a power cut.
+            if sync > .seconds(1) {
+                return .init(name: "card speed", level: .warning, detail: detail,
+                             advice: "a power cut may lose more than 2 s of recording on this card: " + advice)
             }
             return .init(name: "card speed", level: .ok, detail: detail)
         }
