@@ -63,7 +63,8 @@ bench-uplink: deps
 # The SD-card image (image/build.sh; needs root): Debian trixie for ARCH=amd64 (PCs, QEMU) or
 # ARCH=arm64 (Raspberry Pi 4, arm64 UEFI), with the junction that `make release-ARCH` cross-builds
 # against trixie (or JUNCTION_BIN=PATH). KERNEL=backports takes trixie-backports' kernel, which a
-# Raspberry Pi 5 needs (README: "Building the image").
+# Raspberry Pi 5 needs (README: "Building the image"). IMAGE_FLAGS=--reuse-rootfs keeps the
+# rootfs of an earlier KEEP_WORK=1 build of the same version (arm64's takes ~18 min to make).
 ARCH ?= amd64
 KERNEL ?= stable
 IMAGE_OUT ?= $(CURDIR)/.build/image
@@ -80,7 +81,7 @@ release-arm64 release-amd64: release-%: image-deps
 
 image: image-deps
 	@[ -n "$(JUNCTION_BIN)" ] || $(MAKE) --no-print-directory release-$(ARCH)
-	$(SUDO) bash image/build.sh --arch $(ARCH) --kernel $(KERNEL) --out $(IMAGE_OUT) \
+	$(SUDO) bash image/build.sh --arch $(ARCH) --kernel $(KERNEL) --out $(IMAGE_OUT) $(IMAGE_FLAGS) \
 	  --bin "$(or $(JUNCTION_BIN),$(CURDIR)/.build-cross/out/junction-$(ARCH))"
 
 # Builds the image, boots it in QEMU (TCG) with a synthetic camera and a commune on the host, cuts
