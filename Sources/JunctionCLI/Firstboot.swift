@@ -64,7 +64,10 @@ extension JunctionCommand {
             let dir = String(config[..<(config.lastIndex(of: "/") ?? config.startIndex)])
             do {
                 if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-                try Provision.write(String(decoding: text, as: UTF8.self), to: config)
+                // Every boot reads the card; the config is rewritten only when it changed.
+                if FileManager.default.contents(atPath: config) != text {
+                    try Provision.write(String(decoding: text, as: UTF8.self), to: config)
+                }
                 try FileManager.default.createDirectory(atPath: parsed.storage.path, withIntermediateDirectories: true)
                 if let pw = getpwnam("junction") {
                     chown(parsed.storage.path, pw.pointee.pw_uid, pw.pointee.pw_gid)

@@ -31,6 +31,9 @@ public enum FileSystem {
             unlink(tmp)
             throw RingError(.storage, "cannot write: \(why)", path: path)
         }
+        // The rename is durable only once the directory is: without this a power cut within the
+        // filesystem's commit interval (60 s on the box's root) left only `path.tmp`.
+        if durable { syncDirectory(parent(of: path)) }
     }
 
     /// mkdir -p; fsyncs each parent whose entries changed so a new directory survives a power cut.
