@@ -346,7 +346,10 @@ def check_power_cut(con, args, results, cut, commune, data):
         raise Failure(f"no segment from before the power cut survived:\n{json.dumps(segs[-5:], indent=1)}")
     last = max(before, key=lambda x: epoch(x["end"]))
     loss = cut["cut"] - epoch(last["end"])
-    results["power cut: seconds into the open segment"] = round(cut["cut"] - epoch(last["start"]), 1)
+    # The open segment is the recovered one; when nothing of it was recovered, it began where the
+    # last segment kept ends.
+    opened = epoch(last["start"]) if last.get("recovered") else epoch(last["end"])
+    results["power cut: seconds into the open segment"] = round(cut["cut"] - opened, 1)
     results["power cut: recorded time lost (s)"] = round(loss, 2)
     if results["power cut: seconds into the open segment"] < 3:
         raise Failure(f"the cut came only {results['power cut: seconds into the open segment']} s into a segment: "
