@@ -334,7 +334,7 @@ def power_cut_loss(con, args, results, commune, data):
         f"{health.get('last_packet_at')}, durable until {health.get('durable_until')}")
     # The loss below is measured to within this: the clock was read up to that long before the kill.
     results["power cut: guest clock read within (s) of the kill"] = round(time.monotonic() - sent, 2)
-    return {"cut": cut, "durable_until": health.get("durable_until"), "last_packet_at": health.get("last_packet_at")}
+    return {"cut": cut, "lead": health.get("timeline_lead_seconds") or 0.0, "durable_until": health.get("durable_until"), "last_packet_at": health.get("last_packet_at")}
 
 
 def check_power_cut(con, args, results, cut, commune, data):
@@ -345,7 +345,11 @@ def check_power_cut(con, args, results, cut, commune, data):
     if not before:
         raise Failure(f"no segment from before the power cut survived:\n{json.dumps(segs[-5:], indent=1)}")
     last = max(before, key=lambda x: epoch(x["end"]))
-    loss = cut["cut"] - epoch(last["end"])
+    # Footage times are the box's timeline, which may run ahead of arrival (its anchor is the
+    # first packet of a connection, which libavformat may have buffered while probing): the
+    # recovered end in real time is its footage time minus that lead.
+    loss = cut["cut"] - (epoch(last["end"]) - cut["lead"])
+    results["power cut: footage timeline ahead of arrival (s)"] = round(cut["lead"], 2)
     # The open segment is the recovered one; when nothing of it was recovered, it began where the
     # last segment kept ends.
     opened = epoch(last["start"]) if last.get("recovered") else epoch(last["end"])

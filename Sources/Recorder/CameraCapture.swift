@@ -136,8 +136,11 @@ public struct CameraCapture: CaptureRunner {
                         if let end = muxer?.durableEndMicroseconds {
                             durableUntil = segmentWall + Double(end - segmentMicros) / 1e6
                         }
+                        let now = clock.now()
+                        // This packet's place on the footage timeline against when it arrived.
+                        let lead = (segmentWall + Double(t - segmentMicros) / 1e6).seconds(since: now)
                         emit(.stats(fps: Double(statFrames - 1) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,
-                                    lastPacketAt: clock.now(), droppedPackets: dropped, durableUntil: durableUntil))
+                                    lastPacketAt: now, droppedPackets: dropped, durableUntil: durableUntil, timelineLead: lead))
                         statStart = t
                         statFrames = 1
                         statBytes = 0

@@ -16,8 +16,11 @@ public enum CaptureEvent: Sendable {
     /// it in order with the segments).
     case sessionEnded(MediaError)
     /// Packet statistics over the last interval; `durableUntil`: the end of the last whole
-    /// fragment known to be on the card (what a power cut now would keep).
-    case stats(fps: Double, bitrateKbps: Double, lastPacketAt: Timestamp, droppedPackets: Int, durableUntil: Timestamp?)
+    /// fragment known to be on the card (what a power cut now would keep); `timelineLead`: how
+    /// far the newest packet's footage time is ahead of its arrival, in seconds (the anchor of a
+    /// connection is its first packet, which libavformat may have buffered while probing).
+    case stats(fps: Double, bitrateKbps: Double, lastPacketAt: Timestamp, droppedPackets: Int, durableUntil: Timestamp?,
+               timelineLead: Double)
 }
 
 /// Runs one connection to the camera, blocking, until it ends. Tests replace it.

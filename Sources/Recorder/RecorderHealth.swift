@@ -22,6 +22,9 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
     /// The end of the last recorded second known to be on the card: a power cut now keeps
     /// everything up to here (each whole fragment is fdatasynced as it is written).
     public var durableUntil: Timestamp?
+    /// Footage time of the newest packet minus its arrival time (seconds): footage times run
+    /// late by this much (bounded by the re-anchoring at 1 s).
+    public var timelineLeadSeconds: Double?
     public var reconnects: Int = 0
     public var gaps: Int = 0
     public var segmentsWritten: Int = 0
@@ -49,7 +52,7 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case state, since, device, stream, fps, reconnects, gaps, pid, version
         case cameraID = "camera_id", cameraURL = "camera_url", bitrateKbps = "bitrate_kbps"
-        case lastPacketAt = "last_packet_at", durableUntil = "durable_until", segmentsWritten = "segments_written", droppedPackets = "dropped_packets"
+        case lastPacketAt = "last_packet_at", durableUntil = "durable_until", timelineLeadSeconds = "timeline_lead_seconds", segmentsWritten = "segments_written", droppedPackets = "dropped_packets"
         case openSegment = "open_segment", lastError = "last_error", lastErrorCode = "last_error_code"
         case lastErrorAt = "last_error_at", unusedCameraOptions = "unused_camera_options"
         case storageError = "storage_error", clockSynchronized = "clock_synchronized", updatedAt = "updated_at"

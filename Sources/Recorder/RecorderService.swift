@@ -257,13 +257,14 @@ public final class RecorderService: Service, Sendable {
             case .sessionEnded(let failure):
                 pendingGapReason.withLock { $0 = $0 ?? failure.message }
                 writeStatus()
-            case .stats(let fps, let kbps, let last, let dropped, let durable):
+            case .stats(let fps, let kbps, let last, let dropped, let durable, let lead):
                 update {
                     $0.fps = fps
                     $0.bitrateKbps = kbps
                     $0.lastPacketAt = last
                     $0.droppedPackets = dropped
                     $0.durableUntil = durable ?? $0.durableUntil
+                    $0.timelineLeadSeconds = lead
                 }
             }
         }

@@ -98,7 +98,7 @@ struct FakeCapture: CaptureRunner {
             case .fail(let code):
                 throw MediaError(code: code, call: "fake", target: "fake", message: "fake \(code.rawValue)")
             case .stats:
-                emit(.stats(fps: 25, bitrateKbps: 4000, lastPacketAt: FixedClock().now(), droppedPackets: 0, durableUntil: nil))
+                emit(.stats(fps: 25, bitrateKbps: 4000, lastPacketAt: FixedClock().now(), droppedPackets: 0, durableUntil: nil, timelineLead: 0))
             }
         }
         while !stop.isStopped { usleep(2000) }
