@@ -6,10 +6,16 @@ import Glibc
 /// "2026-11-29T21:02:00+07:00"), the box's local time today ("14:02", "14:02:30"), a local date
 /// and time ("2026-11-29 14:02"), "now", or relative to now ("-10m", "-2h", "-90s", "-1d").
 public enum TimeExpression {
+    /// How far a relative time may reach: 100 years.
+    public static let maxRelativeSeconds: Double = 100 * 366 * 86400
+
     public struct ParseError: Error, CustomStringConvertible, Equatable {
         public var text: String
+        public var tooFar = false
+        public init(text: String, tooFar: Bool = false) { self.text = text; self.tooFar = tooFar }
         public var description: String {
-            "'\(text)' is not a time: write 14:02 (today, local time), 2026-11-29 14:02, -10m (ten minutes ago) or 2026-11-29T14:02:00Z"
+            if tooFar { return "'\(text)' is more than 100 years away: give a time within a century of now" }
+            return "'\(text)' is not a time: write 14:02 (today, local time), 2026-11-29 14:02, -10m (ten minutes ago) or 2026-11-29T14:02:00Z"
         }
     }
 
@@ -17,8 +23,16 @@ public enum TimeExpression {
     public static func parse(_ text: String, now: Timestamp = .now(), utcOffsetSeconds: Int? = nil) throws(ParseError) -> Timestamp {
         let s = text.trimmingSpaces
         if s == "now" { return now }
+        guard s.utf8.count <= 64 else { throw ParseError(text: String(text.prefix(64)) + "…") }
         if let t = Timestamp(rfc3339: s) { return t }
-        if s.hasPrefix("-") || s.hasPrefix("+"), let unit = s.last, let n = Double(s.dropFirst().dropLast()), n >= 0 {
+        if s.hasPrefix("-") || s.hasPrefix("+"), let unit = s.last {
+            // Plain decimal digits only ("1e300", "inf", "nan" are not amounts), and at most
+            // 100 years either way: a bound written down in README, "Limits".
+            let amount = s.dropFirst().dropLast()
+            guard !amount.isEmpty, amount.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                  amount.filter({ $0 == "." }).count <= 1, let n = Double(amount), n.isFinite, n >= 0 else {
+                throw ParseError(text: text)
+            }
             let scale: Double
             switch unit {
             case "s": scale = 1
@@ -27,6 +41,7 @@ public enum TimeExpression {
             case "d": scale = 86400
             default: throw ParseError(text: text)
             }
+            guard n * scale <= maxRelativeSeconds else { throw ParseError(text: text, tooFar: true) }
             return now + (s.hasPrefix("-") ? -n * scale : n * scale)
         }
         let offset = Int64(utcOffsetSeconds ?? localOffset(at: now)) * 1000

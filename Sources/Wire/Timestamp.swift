@@ -19,9 +19,30 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         return Timestamp(milliseconds: Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000)
     }
 
+    /// The instants Junction represents: years 0001 to 9999 (what RFC 3339 can write). Every
+    /// parser refuses times outside it, and arithmetic saturates at its ends, so no input can
+    /// overflow the calendar code (a bound written down in README, "Limits").
+    public static let earliest = Timestamp(milliseconds: -62_135_596_800_000)  // 0001-01-01T00:00:00Z
+    public static let latest = Timestamp(milliseconds: 253_402_300_799_999)     // 9999-12-31T23:59:59.999Z
+    public static let validRange = earliest...latest
+
+    /// Whether `seconds` (since 1970) lies in `validRange`; false for NaN and infinities.
+    public static func isRepresentable(seconds: Double) -> Bool {
+        seconds.isFinite && seconds * 1000 >= Double(earliest.milliseconds) && seconds * 1000 <= Double(latest.milliseconds)
+    }
+
+    /// The instant clamped into `validRange`.
+    public var clamped: Timestamp { Timestamp(milliseconds: min(max(milliseconds, Self.earliest.milliseconds), Self.latest.milliseconds)) }
+
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.milliseconds < b.milliseconds }
+    /// Saturating: a result beyond `validRange` (or a NaN/infinite offset) ends at its edge.
     public static func + (a: Timestamp, seconds: Double) -> Timestamp {
-        Timestamp(milliseconds: a.milliseconds + Int64((seconds * 1000).rounded()))
+        let base = a.clamped.milliseconds
+        guard seconds.isFinite else { return seconds > 0 ? latest : earliest }
+        let ms = Double(base) + (seconds * 1000).rounded()
+        if ms >= Double(latest.milliseconds) { return latest }
+        if ms <= Double(earliest.milliseconds) { return earliest }
+        return Timestamp(milliseconds: Int64(ms))
     }
     public static func - (a: Timestamp, seconds: Double) -> Timestamp { a + -seconds }
     public func seconds(since other: Timestamp) -> Double { Double(milliseconds - other.milliseconds) / 1000 }
@@ -56,7 +77,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     }
 
     public var civil: Civil {
-        let ms = milliseconds
+        let ms = clamped.milliseconds
         let days = Int(floorDiv(ms, 86_400_000))
         let rem = Int(ms - Int64(days) * 86_400_000)
         let (y, m, d) = Self.civilFromDays(days)
@@ -118,9 +139,18 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         } else {
             return nil
         }
-        guard i == chars.count, (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+        guard i == chars.count, y >= 1, (1...12).contains(mo), (1...Self.daysIn(month: mo, year: y)).contains(d), h < 24, mi < 60, s < 61 else { return nil }
         self.init(civil: Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: min(s, 59), millisecond: ms))
         milliseconds -= Int64(offsetMinutes) * 60_000
+    }
+
+    /// 28–31: the days of `month` (1–12) in `year` (proleptic Gregorian).
+    public static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
     }
 
     // Howard Hinnant's civil-from-days / days-from-civil.
@@ -176,14 +206,23 @@ public enum HTTPDate {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]  // 1970-01-01 was a Thursday
 
-    /// Seconds since 1970, or nil when the text is not an IMF-fixdate.
+    /// Seconds since 1970, or nil when the text is not an IMF-fixdate with a real date in years
+    /// 1970–9999: fixed widths, digits only, so no header can overflow the calendar arithmetic.
     public static func parse(_ text: String) -> Double? {
-        let parts = text.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let year = Int(parts[3]),
+        guard text.utf8.count == 29 else { return nil }
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        func digits(_ s: Substring, _ n: Int) -> Int? {
+            guard s.utf8.count == n, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+            return Int(s)
+        }
+        guard parts.count == 6, parts[5] == "GMT", parts[0].hasSuffix(","),
+              weekdays.contains(String(parts[0].dropLast())),
+              let day = digits(parts[1], 2), let year = digits(parts[3], 4), year >= 1970,
               let month = months.firstIndex(of: String(parts[2])) else { return nil }
-        let hms = parts[4].split(separator: ":").compactMap { Int($0) }
-        guard hms.count == 3 else { return nil }
-        let t = Timestamp(civil: .init(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1], second: hms[2], millisecond: 0))
+        let hms = parts[4].split(separator: ":", omittingEmptySubsequences: false)
+        guard hms.count == 3, let h = digits(hms[0], 2), let m = digits(hms[1], 2), let sec = digits(hms[2], 2),
+              h < 24, m < 60, sec < 61, (1...Timestamp.daysIn(month: month + 1, year: year)).contains(day) else { return nil }
+        let t = Timestamp(civil: .init(year: year, month: month + 1, day: day, hour: h, minute: m, second: min(sec, 59), millisecond: 0))
         return Double(t.milliseconds) / 1000
     }
 

@@ -29,3 +29,48 @@ import Wire
         #expect(HTTPDate.parse("yesterday") == nil)
     }
 }
+
+/// Issue 11, items 14, 16 and 22: headers and typed times that used to overflow the calendar
+/// arithmetic (exit 132) or pass as dates that do not exist.
+@Suite struct HostileTimeTests {
+    @Test func anUploadExpiresFarInTheFutureIsRefusedNotACrash() {
+        #expect(HTTPDate.parse("Thu, 01 Jan 99999999999999999 00:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Thu, 01 Jan -9223372036854775808 00:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Thu, 99 Jan 2026 00:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Thu, 30 Feb 2026 00:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Thu, 01 Jan 2026 99:00:00 GMT") == nil)
+        #expect(HTTPDate.parse("Thu, +1 Jan 2026 00:00:00 GMT") == nil)
+        // The bound itself: the last second RFC 3339 can write still parses.
+        #expect(HTTPDate.parse("Fri, 31 Dec 9999 23:59:59 GMT") == 253_402_300_799)
+    }
+
+    @Test func relativeTimesBeyondACenturyOrNotNumbersAreParseErrors() throws {
+        let now = Timestamp(rfc3339: "2026-11-29T15:30:00Z")!
+        for text in ["-1e300d", "-infs", "+infs", "-nans", "+1000000000d", "-0x10s", "+9223372036854775807s", "-1.5.5m", "-s", "+d"] {
+            #expect(throws: TimeExpression.ParseError.self, "\(text)") { try TimeExpression.parse(text, now: now) }
+        }
+        #expect(try TimeExpression.parse("-36600d", now: now) < now)           // 100 years: the bound
+        #expect(throws: TimeExpression.ParseError.self) { try TimeExpression.parse("-36601d", now: now) }
+        let far = (try? TimeExpression.parse("+1000000000d", now: now)) == nil
+        #expect(far)
+        #expect(throws: TimeExpression.ParseError.self) { try TimeExpression.parse(String(repeating: "9", count: 5000), now: now) }
+    }
+
+    @Test func datesThatDoNotExistAreRefused() {
+        #expect(Timestamp(rfc3339: "2026-02-30T00:00:00Z") == nil)
+        #expect(Timestamp(rfc3339: "2026-04-31T00:00:00Z") == nil)
+        #expect(Timestamp(rfc3339: "2028-02-29T00:00:00Z") != nil)
+        #expect(Timestamp(rfc3339: "2100-02-29T00:00:00Z") == nil)
+        #expect(Timestamp(rfc3339: "0000-01-01T00:00:00Z") == nil)
+        #expect(throws: TimeExpression.ParseError.self) { try TimeExpression.parse("2026-02-30 10:00") }
+    }
+
+    @Test func arithmeticSaturatesAtTheRepresentableRange() {
+        let t = Timestamp(rfc3339: "2026-11-29T15:30:00Z")!
+        #expect(t + 1e300 == Timestamp.latest)
+        #expect(t + -Double.infinity == Timestamp.earliest)
+        #expect(t + Double.nan == Timestamp.earliest)
+        #expect(Timestamp(milliseconds: .max).rfc3339 == "9999-12-31T23:59:59.999Z")
+        #expect(Timestamp(milliseconds: .min).rfc3339 == "0001-01-01T00:00:00Z")
+    }
+}
