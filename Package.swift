@@ -66,7 +66,7 @@ let package = Package(
             ]
         ),
         // The box's configuration file (junction.toml): parsing and validation.
-        .target(name: "Config"),
+        .target(name: "Config", dependencies: ["Wire"]),
         // The on-disk ring: segment files + SQLite index, retention, recovery.
         .target(
             name: "Ring",
@@ -120,7 +120,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire"]),
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),

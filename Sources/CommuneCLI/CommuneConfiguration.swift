@@ -28,8 +28,11 @@ struct CommuneConfiguration {
     }
 
     static func load(path: String) throws -> CommuneConfiguration {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw Failure(description: "cannot read \(path)")
+        let text: String
+        do {
+            text = try ConfigFile.read(path: path)
+        } catch {
+            throw Failure(description: error.description)
         }
         let doc: TOMLDocument
         do {

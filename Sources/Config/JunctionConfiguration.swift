@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,12 +31,22 @@ public struct JunctionConfiguration: Sendable, Equatable {
         /// The URL with any password replaced by `***`, for logs and status.
         public var redactedURL: String { Self.redact(url) }
 
+        /// Parses the userinfo as libavformat does (the authority ends at the first '/', '?' or
+        /// '#'; the userinfo is everything before its *last* '@') and replaces the whole password.
+        /// A password with a '/' in it (which no URL parser reads as one) is redacted as well:
+        /// when there is an '@' past the authority, everything up to the last '@' goes.
         public static func redact(_ url: String) -> String {
-            guard let scheme = url.firstRange(of: "://"),
-                  let at = url[scheme.upperBound...].firstIndex(of: "@") else { return url }
-            let userinfo = url[scheme.upperBound..<at]
-            guard let colon = userinfo.firstIndex(of: ":") else { return url }
-            return String(url[..<colon]) + ":***" + String(url[at...])
+            guard let scheme = url.firstRange(of: "://") else { return url }
+            let rest = url[scheme.upperBound...]
+            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+            let at = rest[..<authorityEnd].lastIndex(of: "@") ?? rest.lastIndex(of: "@")
+            guard let at else { return url }
+            let userinfo = rest[..<at]
+            guard let colon = userinfo.firstIndex(of: ":") else {
+                // No password, unless the '@' was found past the authority: then keep nothing of it.
+                return at < authorityEnd ? url : String(url[..<scheme.upperBound]) + "***" + String(rest[at...])
+            }
+            return String(url[..<colon]) + ":***" + String(rest[at...])
         }
     }
 
@@ -58,7 +69,8 @@ public struct JunctionConfiguration: Sendable, Equatable {
     /// The commune server. Absent: footage is flagged and pinned but not uploaded.
     public struct Server: Sendable, Equatable {
         public var url: String
-        public var token: String
+        /// Prints as <redacted>: the configuration may be logged or dumped whole.
+        public var token: Secret
         /// The tus creation endpoint (default: url + "/files/").
         public var tusURL: String
         public var allowInsecureHTTP: Bool = false
@@ -126,17 +138,13 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
 extension JunctionConfiguration {
     /// Reads and validates a config file. Errors name the file, line and key.
     public static func load(path: String) throws(ConfigError) -> JunctionConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, line: nil, key: nil,
-                              message: "cannot read the file (\(error)). Check the path given to --config; the image keeps it on the JUNCTION partition as junction.toml.")
-        }
-        return try parse(text, file: path)
+        try parse(try ConfigFile.read(path: path), file: path)
     }
 
     public static func parse(_ text: String, file: String = "junction.toml") throws(ConfigError) -> JunctionConfiguration {
+        guard text.utf8.count <= ConfigFile.maxBytes else {
+            throw ConfigError(file: file, line: nil, key: nil, message: ConfigFile.tooLarge)
+        }
         let doc: TOMLDocument
         do {
             doc = try TOMLDocument(parsing: text)
@@ -325,14 +333,21 @@ private struct Reader {
                 allowHTTP = b
             }
             let trimmed = url.hasSuffix("/") ? String(url.dropLast()) : url
-            guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-                throw fail("server.url", line: urlLine, "\"\(url)\" is not a web address: write it like \"https://commune.example.vn\"")
+            do throws(WebAddress.Problem) {
+                _ = try WebAddress(url, allowHTTP: allowHTTP)
+            } catch {
+                throw fail("server.url", line: urlLine, "\"\(url)\" \(error)")
             }
-            if url.hasPrefix("http://") && !allowHTTP {
-                throw fail("server.url", line: urlLine, "is plain http://: footage would travel unencrypted. Use https://, or set server.allow_insecure_http = true on a trusted network")
+            var tus = trimmed + "/files/"
+            if let (t, line) = try string("server.tus_url") {
+                do throws(WebAddress.Problem) {
+                    _ = try WebAddress(t, allowHTTP: allowHTTP)
+                } catch {
+                    throw fail("server.tus_url", line: line, "\"\(t)\" \(error)")
+                }
+                tus = t
             }
-            let tus = try string("server.tus_url")?.0 ?? trimmed + "/files/"
-            server = .init(url: trimmed, token: token, tusURL: tus, allowInsecureHTTP: allowHTTP)
+            server = .init(url: trimmed, token: Secret(token), tusURL: tus, allowInsecureHTTP: allowHTTP)
             if let h = try int("server.heartbeat_seconds", in: 5...3600) { server?.heartbeatSeconds = h }
             if let (ca, line) = try string("server.ca_file") {
                 guard ca.hasPrefix("/") else { throw fail("server.ca_file", line: line, "\"\(ca)\" must be an absolute path to a PEM file") }

@@ -41,9 +41,21 @@ extension TOMLValue.Kind {
 public struct TOMLDocument: Sendable {
     public private(set) var entries: [(key: String, value: TOMLValue)] = []
     public private(set) var tables: [String: Int] = [:]
+    private var index: [String: Int] = [:]
+
+    /// Bounds (README, "Limits"): what a config can need, many times over. Past them the reader
+    /// stops with an error naming the line instead of working for seconds or exhausting the stack.
+    public enum Limits {
+        /// Keys and tables in one file.
+        public static let entries = 1000
+        /// Lists inside lists.
+        public static let nesting = 8
+        /// Lines one list may span.
+        public static let listLines = 1000
+    }
 
     public subscript(key: String) -> TOMLValue? {
-        entries.first { $0.key == key }?.value
+        index[key].map { entries[$0].value }
     }
 
     public init(parsing text: String) throws(TOMLSyntaxError) {
@@ -70,6 +82,9 @@ public struct TOMLDocument: Sendable {
                 }
                 scanner.advance()
                 try scanner.expectLineEnd()
+                guard tables.count + entries.count < Limits.entries else {
+                    throw TOMLSyntaxError(line: lineNumber, message: "more than \(Limits.entries) keys and tables: this is not a config file")
+                }
                 if let earlier = tables[name] {
                     throw TOMLSyntaxError(line: lineNumber, message: "table [\(name)] is already defined on line \(earlier)")
                 }
@@ -88,12 +103,15 @@ public struct TOMLDocument: Sendable {
             if scanner.peek == "[" {
                 var joined = String(scanner.rest)
                 var startLine = lineNumber
-                while !LineScanner.bracketsBalanced(joined) {
-                    guard let next = lines.popFirst() else {
+                var balance = LineScanner.BracketBalance()
+                balance.feed(joined)
+                while !balance.balanced {
+                    guard let next = lines.popFirst(), lineNumber - startLine < Limits.listLines else {
                         throw TOMLSyntaxError(line: startLine, message: "the list for '\(key)' is never closed with ']'")
                     }
                     lineNumber += 1
                     joined += "\n" + next
+                    balance.feed("\n" + next)
                 }
                 var arrayScanner = LineScanner(text: Substring(joined), line: startLine)
                 let kind = try arrayScanner.readValue()
@@ -113,6 +131,10 @@ public struct TOMLDocument: Sendable {
         if let earlier = self[full] {
             throw TOMLSyntaxError(line: value.line, message: "'\(full)' is already set on line \(earlier.line)")
         }
+        guard tables.count + entries.count < Limits.entries else {
+            throw TOMLSyntaxError(line: value.line, message: "more than \(Limits.entries) keys and tables: this is not a config file")
+        }
+        index[full] = entries.count
         entries.append((full, value))
     }
 }
@@ -185,7 +207,7 @@ struct LineScanner {
         return parts.joined(separator: ".")
     }
 
-    mutating func readValue() throws(TOMLSyntaxError) -> TOMLValue.Kind {
+    mutating func readValue(depth: Int = 0) throws(TOMLSyntaxError) -> TOMLValue.Kind {
         guard let c = peek else {
             throw TOMLSyntaxError(line: line, message: "a value is missing after '='")
         }
@@ -193,12 +215,15 @@ struct LineScanner {
         case "\"", "'":
             return try readString()
         case "[":
+            guard depth < TOMLDocument.Limits.nesting else {
+                throw TOMLSyntaxError(line: line, message: "lists nested more than \(TOMLDocument.Limits.nesting) deep: this is not a config file")
+            }
             advance()
             var items: [TOMLValue.Kind] = []
             while true {
                 skipSpaces(newlines: true)
                 if peek == "]" { advance(); return .array(items) }
-                items.append(try readValue())
+                items.append(try readValue(depth: depth + 1))
                 skipSpaces(newlines: true)
                 if peek == "," { advance(); continue }
                 if peek == "]" { advance(); return .array(items) }
@@ -265,25 +290,30 @@ struct LineScanner {
         throw TOMLSyntaxError(line: line, message: "a string is not closed with \(quote)")
     }
 
-    static func bracketsBalanced(_ s: String) -> Bool {
+    /// Whether the '[' and ']' outside strings and comments balance, fed line by line (so a
+    /// long unclosed list costs linear time, not quadratic).
+    struct BracketBalance {
         var depth = 0
         var quote: Character?
         var escaped = false
         var comment = false
-        for c in s {
-            if comment { if c == "\n" { comment = false }; continue }
-            if let q = quote {
-                if escaped { escaped = false } else if c == "\\" && q == "\"" { escaped = true } else if c == q { quote = nil }
-                continue
-            }
-            switch c {
-            case "\"", "'": quote = c
-            case "#": comment = true
-            case "[": depth += 1
-            case "]": depth -= 1
-            default: break
+        var balanced: Bool { depth <= 0 }
+
+        mutating func feed(_ s: String) {
+            for c in s {
+                if comment { if c == "\n" { comment = false }; continue }
+                if let q = quote {
+                    if escaped { escaped = false } else if c == "\\" && q == "\"" { escaped = true } else if c == q { quote = nil }
+                    continue
+                }
+                switch c {
+                case "\"", "'": quote = c
+                case "#": comment = true
+                case "[": depth += 1
+                case "]": depth -= 1
+                default: break
+                }
             }
         }
-        return depth <= 0
     }
 }

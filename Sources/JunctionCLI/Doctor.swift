@@ -270,7 +270,7 @@ extension JunctionCommand {
             // A HEAD on an upload that cannot exist: 404 with a good token, 401/403 without.
             let probe = TusClient.resolve("/files/doctor-probe-0", against: server.tusURL)
             let head = try? await transport.perform(TusRequest(method: "HEAD", url: probe,
-                                                               headers: [Tus.Header.resumable: Tus.version, "Authorization": "Bearer \(server.token)"]))
+                                                               headers: [Tus.Header.resumable: Tus.version, "Authorization": "Bearer " + server.token.reveal()]))
             switch head?.status {
             case 401, 403:
                 return [.init(name: "commune", level: .failure, detail: "\(server.url) refuses this box's token",

@@ -54,7 +54,7 @@ extension JunctionCommand {
             let data = try ask("Data path", dataPath, existing?.storage.path ?? "/var/lib/junction", example: "/var/lib/junction")
             let server = try ask("Server URL", serverUrl, existing?.server?.url ?? "none", example: "https://commune.example.vn")
             let hasServer = server.lowercased() != "none" && !server.isEmpty
-            let tok = hasServer ? try ask("Token", token, existing?.server?.token, example: "the line `commune devices add \(device)` printed") : ""
+            let tok = hasServer ? try ask("Token", token, existing?.server?.token.reveal(), example: "the line `commune devices add \(device)` printed") : ""
 
             var text = """
                 # junction.toml, written by junction provision (README: "Configuring a box").

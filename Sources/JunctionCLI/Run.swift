@@ -52,8 +52,10 @@ extension JunctionCommand {
                 ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)
             var uplinkTransport: HTTPTransport?
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: recorder),
-                .init(service: ControlService(path: config.controlSocketPath, ring: ring, logger: logger)),
+                // Named, so ServiceLifecycle's debug lines print a name and not the service's
+                // fields (the camera URL with its password, the token).
+                .init(service: recorder, serviceName: "recorder"),
+                .init(service: ControlService(path: config.controlSocketPath, ring: ring, logger: logger), serviceName: "control"),
             ]
             if let server = config.server {
                 let queueLogger = logger
@@ -73,7 +75,7 @@ extension JunctionCommand {
                     return queue
                 }
                 uploader.monitor = monitor
-                services.append(.init(service: uploader))
+                services.append(.init(service: uploader, serviceName: "uploader"))
                 var heartbeat = HeartbeatService.Configuration(url: server.url + Heartbeat.path, token: server.token,
                                                                device: device, camera: config.camera.id)
                 heartbeat.interval = .seconds(server.heartbeatSeconds)
@@ -83,7 +85,7 @@ extension JunctionCommand {
                     return (h.state.rawValue, h.lastError, h.state == .recording, h.clockSynchronized)
                 }
                 heartbeatService.monitor = monitor
-                services.append(.init(service: heartbeatService))
+                services.append(.init(service: heartbeatService, serviceName: "heartbeat"))
             } else {
                 logger.notice("no [server] in the config: flagged footage stays pinned on the card")
             }

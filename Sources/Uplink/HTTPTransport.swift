@@ -35,6 +35,9 @@ public struct HTTPTransport: TusTransport {
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout.connect = .seconds(10)
+        // Never follow a redirect: it could lead the token or footage to another server or to
+        // plain http. A 3xx is an answer like any other (the upload says what it got).
+        configuration.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

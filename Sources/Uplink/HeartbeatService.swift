@@ -12,14 +12,14 @@ import Wire
 public struct HeartbeatService: Service {
     public struct Configuration: Sendable {
         public var url: String
-        public var token: String?
+        public var token: Secret?
         public var device: String
         /// The camera a request without one means.
         public var camera: String
         public var interval: Duration = .seconds(60)
         public var retryInterval: Duration = .seconds(2)
 
-        public init(url: String, token: String?, device: String, camera: String) {
+        public init(url: String, token: Secret?, device: String, camera: String) {
             self.url = url
             self.token = token
             self.device = device
@@ -93,7 +93,7 @@ public struct HeartbeatService: Service {
             return .refused("cannot read the ring to report: \(error)")
         }
         var headers = ["Content-Type": "application/json"]
-        if let token = configuration.token { headers["Authorization"] = "Bearer \(token)" }
+        if let token = configuration.token { headers["Authorization"] = "Bearer " + token.reveal() }
         let response: TusResponse
         do {
             response = try await transport.perform(TusRequest(method: "POST", url: configuration.url, headers: headers,

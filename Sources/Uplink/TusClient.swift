@@ -45,10 +45,10 @@ public struct TusClient: Sendable {
     public let transport: any TusTransport
     /// The creation endpoint, e.g. "https://commune.example/files/".
     public let collectionURL: String
-    /// Sent as `Authorization: Bearer …` (never logged).
-    public let token: String?
+    /// Sent as `Authorization: Bearer …` (prints as <redacted>).
+    public let token: Secret?
 
-    public init(transport: any TusTransport, collectionURL: String, token: String?) {
+    public init(transport: any TusTransport, collectionURL: String, token: Secret?) {
         self.transport = transport
         self.collectionURL = collectionURL
         self.token = token
@@ -95,7 +95,13 @@ public struct TusClient: Sendable {
                 var response = try await transport.perform(request)
                 if let key = response.headers.keys.first(where: { $0.lowercased() == "location" }) {
                     // Keep the absolute URL so a reboot resumes against the same upload.
-                    response.headers[key] = Self.resolve(response.headers[key]!, against: collectionURL)
+                    let resolved = Self.resolve(response.headers[key]!, against: collectionURL)
+                    // The token and the footage go only where the config says: a Location on
+                    // another host, port or a weaker scheme is refused, never followed.
+                    if let problem = Self.refusedLocation(resolved, collectionURL: collectionURL) {
+                        return .failed(reason: problem)
+                    }
+                    response.headers[key] = resolved
                 }
                 outcome = .response(status: response.status, headers: response.headers, seconds: seconds(since: started))
             } catch is CancellationError {
@@ -112,7 +118,7 @@ public struct TusClient: Sendable {
     func makeRequest(for action: TusUploadStateMachine.Action,
                      read: @Sendable (Int64, Int) async throws -> [UInt8]) async throws -> TusRequest {
         var headers = [Tus.Header.resumable: Tus.version]
-        if let token { headers["Authorization"] = "Bearer \(token)" }
+        if let token { headers["Authorization"] = "Bearer " + token.reveal() }
         switch action {
         case .create(let length, let metadata, let first, let checksum):
             headers[Tus.Header.uploadLength] = String(length)
@@ -140,6 +146,19 @@ public struct TusClient: Sendable {
         switch algorithm {
         case .sha256: "sha256 " + Data(SHA256.hash(data: body)).base64EncodedString()
         case .sha1: "sha1 " + Data(Insecure.SHA1.hash(data: body)).base64EncodedString()
+        }
+    }
+
+    /// Why the upload must not follow `location` (nil: it may): it must be on the collection
+    /// URL's host and port, over https, or over http only when the collection URL itself is
+    /// http (which the config allows only with `allow_insecure_http`).
+    public static func refusedLocation(_ location: String, collectionURL: String) -> String? {
+        do throws(WebAddress.Problem) {
+            let base = try WebAddress(collectionURL, allowHTTP: true)
+            try base.checkSameServer(location, allowHTTP: !base.isHTTPS)
+            return nil
+        } catch {
+            return "the server answered Location \(String(location.prefix(200))), which \(error); nothing was sent there"
         }
     }
 

@@ -63,7 +63,7 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
             contents.append(bytes)
         }
         _ = try await ring.flag(.init(camera: "cam1", from: t0 + 15, to: t0 + 25, reason: "accident QL37B"), now: t0 + 60)
-        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: token),
+        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: Secret(token)),
                                 device: "thaithuy-0042", checksum: .sha256, logger: Logger(label: "t"))
         let report = try await queue.drain(sleep: { _ in })
         #expect(report.uploaded.count == 2 && report.failed.isEmpty, "\(report)")
@@ -228,7 +228,7 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         let recorder = Recorder()
         var config = TusUploadStateMachine.Configuration()
         config.creationWithUpload = true
-        let client = TusClient(transport: recorder, collectionURL: server.url + "/files/", token: a)
+        let client = TusClient(transport: recorder, collectionURL: server.url + "/files/", token: Secret(a))
         let metadata = try UploadMetadata(decoding: metadata(sha: sha256Hex(file)))
         let result = try await client.upload(length: Int64(file.count), metadata: metadata, progress: .init(), checksum: .sha256,
                                              configuration: config,

@@ -27,7 +27,7 @@ import Wire
     }
 
     func heartbeat(_ server: RunningServer, _ ring: Ring, token: String?, path: String = Heartbeat.path) -> HeartbeatService {
-        HeartbeatService(configuration: .init(url: server.url + path, token: token, device: "thaithuy-0042", camera: "cam1"),
+        HeartbeatService(configuration: .init(url: server.url + path, token: token.map { Secret($0) }, device: "thaithuy-0042", camera: "cam1"),
                          transport: HTTPTransport(), ring: ring, version: "test", logger: Logger(label: "t")) {
             ("waiting_for_camera", "camera unreachable", false, true)
         }
@@ -63,7 +63,7 @@ import Wire
         ])
 
         // The uploads go; the commune sees them as uploaded before the next heartbeat.
-        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: token),
+        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: Secret(token)),
                                 device: "thaithuy-0042", checksum: .sha256, logger: Logger(label: "t"))
         let report = try await queue.drain(sleep: { _ in })
         #expect(report.uploaded.count == 3)
