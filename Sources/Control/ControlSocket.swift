@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Ring
 import ServiceLifecycle
+import Synchronization
 import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -123,10 +124,30 @@ public struct ControlService: Service {
         self.logger = logger
     }
 
+    /// Bounds (README, "Limits"): whatever the socket receives, the recorder keeps its file
+    /// descriptors and its time. At most `maxConnections` at once (more are closed at once), each
+    /// closed `deadlineSeconds` after it opened, a request line of at most `maxRequestBytes`.
+    public static let maxConnections = 8
+    public static let deadlineSeconds: Int64 = 10
+    public static let maxRequestBytes = 16 << 10
+
+    final class ConnectionCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
     public func run() async throws {
+        let open = ConnectionCount()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 16)
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let count = open.value.wrappingAdd(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in open.value.wrappingSubtract(1, ordering: .relaxed) }
+                if count > Self.maxConnections {
+                    channel.close(promise: nil)
+                } else {
+                    channel.eventLoop.scheduleTask(in: .seconds(Self.deadlineSeconds)) { channel.close(promise: nil) }
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -151,10 +172,12 @@ public struct ControlService: Service {
             var line = [UInt8]()
             for try await buffer in inbound {
                 line += buffer.readableBytesView
-                if line.contains(0x0a) || line.count > 65536 { break }
+                if line.contains(0x0a) || line.count > Self.maxRequestBytes { break }
             }
             let answer: Control.Answer
-            if let request = try? JSONDecoder().decode(Control.Request.self, from: Data(line.prefix { $0 != 0x0a })) {
+            if line.count > Self.maxRequestBytes && !line.prefix(Self.maxRequestBytes).contains(0x0a) {
+                answer = Control.Answer(error: "the request is longer than \(Self.maxRequestBytes) bytes", code: "invalidArgument")
+            } else if let request = try? JSONDecoder().decode(Control.Request.self, from: Data(line.prefix { $0 != 0x0a })) {
                 answer = await Control.perform(request, ring: ring)
             } else {
                 answer = Control.Answer(error: "the request is not the JSON expected", code: "invalidArgument")

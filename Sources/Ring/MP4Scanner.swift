@@ -58,12 +58,13 @@ enum MP4Scanner {
         var endTime: UInt64 = 0
         var pendingFragmentEnd: UInt64?
 
-        while offset + 8 <= length {
+        while length - offset >= 8 {
             guard let (type, size, headerSize) = reader.header(at: offset) else { break }
-            let end = offset + size
-            if size < headerSize || end > length {
-                break  // torn box: stop at the last whole structure
+            // Sizes are compared before any addition: a box may declare 2^63 - 1 bytes.
+            if size < headerSize || size > length - offset {
+                break  // torn (or lying) box: stop at the last whole structure
             }
+            let end = offset + size
             switch type {
             case "ftyp":
                 guard offset == 0 else { throw .notASegment("ftyp is not first") }
@@ -85,7 +86,8 @@ enum MP4Scanner {
                     throw .notASegment("moof too large")
                 }
                 if let frag = parseMoof(body, track: videoTrack, trex: trexDuration) {
-                    pendingFragmentEnd = frag.base + frag.duration
+                    let (sum, overflow) = frag.base.addingReportingOverflow(frag.duration)
+                    pendingFragmentEnd = overflow ? UInt64.max : sum
                     if firstTime == nil { firstTime = frag.base }
                 } else {
                     pendingFragmentEnd = nil
@@ -101,7 +103,8 @@ enum MP4Scanner {
             offset = end
         }
         guard sawMoov else { throw .notASegment("no moov box (the file was cut before its header was written)") }
-        let duration = (timescale > 0 && firstTime != nil) ? Double(endTime - firstTime!) / Double(timescale) : 0
+        var duration = 0.0
+        if timescale > 0, let first = firstTime, endTime > first { duration = Double(endTime - first) / Double(timescale) }
         return MP4Scan(validLength: valid, fileLength: length, fragments: fragments,
                        durationSeconds: max(0, duration), comment: comment, videoFormat: format)
     }
@@ -126,10 +129,10 @@ enum MP4Scanner {
                 walk(b, s, e) { t, bs, be in
                     switch t {
                     case "tkhd":
-                        let v = b[bs]
+                        let v = byte(b, bs)
                         trackID = be32(b, bs + (v == 1 ? 20 : 12))
                     case "mdhd":
-                        let v = b[bs]
+                        let v = byte(b, bs)
                         ts = be32(b, bs + (v == 1 ? 20 : 12))
                     case "hdlr":
                         isVideo = fourcc(b, bs + 8) == "vide"
@@ -180,7 +183,7 @@ enum MP4Scanner {
                     if flags & 0x02 != 0 { p += 4 }
                     if flags & 0x08 != 0, p + 4 <= be { defaultDuration = be32(b, p) }
                 case "tfdt":
-                    base = b[bs] == 1 ? (UInt64(be32(b, bs + 4)) << 32 | UInt64(be32(b, bs + 8))) : UInt64(be32(b, bs + 4))
+                    base = byte(b, bs) == 1 ? (UInt64(be32(b, bs + 4)) << 32 | UInt64(be32(b, bs + 8))) : UInt64(be32(b, bs + 4))
                 case "trun":
                     let flags = be32(b, bs) & 0xFFFFFF
                     let count = Int(be32(b, bs + 4))
@@ -190,11 +193,13 @@ enum MP4Scanner {
                     let perSample = (flags & 0x100 != 0 ? 4 : 0) + (flags & 0x200 != 0 ? 4 : 0)
                         + (flags & 0x400 != 0 ? 4 : 0) + (flags & 0x800 != 0 ? 4 : 0)
                     if flags & 0x100 != 0 {
-                        for k in 0..<count where p + k * perSample + 4 <= be {
-                            total += UInt64(be32(b, p + k * perSample))
+                        // Only the samples whose entries are inside the box (a count may lie).
+                        let present = min(count, max(0, (be - p) / perSample))
+                        for k in 0..<present where p + k * perSample + 4 <= be {
+                            total &+= UInt64(be32(b, p + k * perSample))
                         }
                     } else {
-                        total += UInt64(count) * UInt64(defaultDuration ?? trex[id] ?? 0)
+                        total &+= UInt64(count) &* UInt64(defaultDuration ?? trex[id] ?? 0)
                     }
                 default: break
                 }
@@ -204,39 +209,48 @@ enum MP4Scanner {
         return result
     }
 
-    /// Calls `body` for each box directly inside `b[start..<end]` with its payload range.
+    /// Calls `body` for each box directly inside `b[start..<end]` with its payload range. A size
+    /// that does not fit what is left (or that no Int holds) ends the walk.
     static func forEachBox(_ b: [UInt8], _ start: Int, _ end: Int, _ body: (String, Int, Int) -> Void) {
         var p = start
-        while p + 8 <= end {
-            var size = Int(be32(b, p))
+        let end = min(end, b.count)
+        while end - p >= 8 {
+            var size = UInt64(be32(b, p))
             var header = 8
-            if size == 1, p + 16 <= end {
-                size = Int(UInt64(be32(b, p + 8)) << 32 | UInt64(be32(b, p + 12)))
+            if size == 1 {
+                guard end - p >= 16 else { return }
+                size = UInt64(be32(b, p + 8)) << 32 | UInt64(be32(b, p + 12))
                 header = 16
             } else if size == 0 {
-                size = end - p
+                size = UInt64(end - p)
             }
-            guard size >= header, p + size <= end else { return }
-            body(fourcc(b, p + 4), p + header, p + size)
-            p += size
+            guard size >= UInt64(header), size <= UInt64(end - p) else { return }
+            let n = Int(size)
+            body(fourcc(b, p + 4), p + header, p + n)
+            p += n
         }
     }
 
-    /// Depth-first walk through the container boxes of a track.
-    static func walk(_ b: [UInt8], _ start: Int, _ end: Int, _ body: (String, Int, Int) -> Void) {
+    /// Depth-first walk through the container boxes of a track; a file nesting them deeper than
+    /// any real track (`maxDepth`) is not walked further.
+    static let maxDepth = 8
+    static func walk(_ b: [UInt8], _ start: Int, _ end: Int, depth: Int = 0, _ body: (String, Int, Int) -> Void) {
+        guard depth < maxDepth else { return }
         forEachBox(b, start, end) { t, s, e in
             body(t, s, e)
-            if ["mdia", "minf", "stbl"].contains(t) { walk(b, s, e, body) }
+            if ["mdia", "minf", "stbl"].contains(t) { walk(b, s, e, depth: depth + 1, body) }
         }
     }
 
+    static func byte(_ b: [UInt8], _ p: Int) -> UInt8 { p >= 0 && p < b.count ? b[p] : 0 }
+
     static func be32(_ b: [UInt8], _ p: Int) -> UInt32 {
-        guard p + 4 <= b.count else { return 0 }
+        guard p >= 0, p <= b.count - 4 else { return 0 }
         return UInt32(b[p]) << 24 | UInt32(b[p + 1]) << 16 | UInt32(b[p + 2]) << 8 | UInt32(b[p + 3])
     }
 
     static func fourcc(_ b: [UInt8], _ p: Int) -> String {
-        guard p + 4 <= b.count else { return "" }
+        guard p >= 0, p <= b.count - 4 else { return "" }
         return String(decoding: b[p..<p + 4], as: UTF8.self)
     }
 
@@ -274,8 +288,10 @@ struct BoxReader {
         let type = MP4Scanner.fourcc(h, 4)
         var headerSize: Int64 = 8
         if size == 1 {
-            guard let ext = read(at: offset + 8, count: 8) else { return nil }
-            size = Int64(MP4Scanner.be32(ext, 0)) << 32 | Int64(MP4Scanner.be32(ext, 4))
+            guard length - offset >= 16, let ext = read(at: offset + 8, count: 8) else { return nil }
+            let wide = UInt64(MP4Scanner.be32(ext, 0)) << 32 | UInt64(MP4Scanner.be32(ext, 4))
+            // A 64-bit size past Int64 cannot be a box of this file: call it torn here.
+            size = wide > UInt64(Int64.max) ? Int64.max : Int64(wide)
             headerSize = 16
         } else if size == 0 {
             size = length - offset

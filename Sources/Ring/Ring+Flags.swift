@@ -60,10 +60,37 @@ extension Ring {
         }
     }
 
+    /// Bounds on a flag, whoever asks (CLI, control socket, commune request, motion): README,
+    /// "Limits". A request past them is refused with what is allowed, before anything is read.
+    public enum FlagLimits {
+        public static let maxRollSeconds = 3600.0
+        public static let maxRangeSeconds = 31.0 * 86400
+        public static let maxReasonCharacters = 1000
+        public static let maxCameraCharacters = 64
+    }
+
+    static func validate(_ r: FlagRequest) throws(RingError) {
+        for (name, v) in [("pre-roll", r.preRollSeconds), ("post-roll", r.postRollSeconds)] {
+            guard v.isFinite, v >= 0, v <= FlagLimits.maxRollSeconds else {
+                throw RingError(.invalidArgument, "the \(name) must be 0 to \(Int(FlagLimits.maxRollSeconds)) seconds, not \(v)")
+            }
+        }
+        guard r.to.seconds(since: r.from) <= FlagLimits.maxRangeSeconds else {
+            throw RingError(.invalidArgument, "the range is longer than 31 days: flag the part that matters")
+        }
+        guard (r.reason?.count ?? 0) <= FlagLimits.maxReasonCharacters else {
+            throw RingError(.invalidArgument, "the reason is longer than \(FlagLimits.maxReasonCharacters) characters: give a case number and a few words")
+        }
+        guard !r.camera.isEmpty, r.camera.count <= FlagLimits.maxCameraCharacters else {
+            throw RingError(.invalidArgument, "the camera name must be 1 to \(FlagLimits.maxCameraCharacters) characters")
+        }
+    }
+
     /// Flags a range: pins what is recorded of it now, and what is recorded of it later.
     /// Refused with `.invalidArgument` (and a message that says what to do) when the range is
     /// empty, lies wholly before the oldest footage, or would take pinned bytes past the cap.
     public func flag(_ request: FlagRequest, now: Timestamp = .now()) async throws(RingError) -> Flag {
+        try Self.validate(request)
         guard request.to > request.from else {
             throw RingError(.invalidArgument, "the range is empty: --to must be after --from")
         }

@@ -166,6 +166,8 @@ public struct TusClient: Sendable {
     public static func resolve(_ location: String, against base: String) -> String {
         if location.contains("://") { return location }
         guard let schemeEnd = base.firstRange(of: "://") else { return location }
+        // "//host/path" is a network-path reference (RFC 3986, 4.2): another host, same scheme.
+        if location.hasPrefix("//") { return String(base[..<schemeEnd.lowerBound]) + ":" + location }
         let afterScheme = base[schemeEnd.upperBound...]
         let hostEnd = afterScheme.firstIndex(of: "/") ?? afterScheme.endIndex
         let origin = String(base[..<hostEnd])
