@@ -95,6 +95,7 @@ public actor Catalog {
 
     /// Registers a device and returns its token (shown once; only its hash is kept).
     public func addDevice(id: String, now: Timestamp = .now()) async throws -> String {
+        guard PlainName.isValid(id) else { throw CommuneError(PlainName.problem(id, what: "device id")) }
         let token = Self.newToken()
         _ = try await connection.query("INSERT INTO device (id, token_sha256, created_ms) VALUES (?, ?, ?)",
                                        [.text(id), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
@@ -165,15 +166,20 @@ public actor Catalog {
     }
 
     /// Bytes of a device's clips plus the full length of its uploads in progress.
-    public func bytesHeld(device: String) async throws -> Int64 {
+    public func bytesHeld(device: String, now: Timestamp = .now()) async throws -> Int64 {
         let rows = try await connection.query("""
-            SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1) AS b
-            """, [.text(device)])
+            SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1 AND expires_ms > ?2) AS b
+            """, [.text(device), .integer(Int(now.milliseconds))])
         return Int64(rows.first?.column("b")?.integer ?? 0)
     }
 
     public func setOffset(id: String, _ offset: Int64) async throws {
         _ = try await connection.query("UPDATE upload SET offset_bytes = ? WHERE id = ?", [.integer(Int(offset)), .text(id)])
+    }
+
+    /// Uploads whose expiry has passed (their parts are swept: issue 11, item 13).
+    public func expiredUploads(now: Timestamp = .now()) async throws -> [String] {
+        try await connection.query("SELECT id FROM upload WHERE expires_ms <= ?", [.integer(Int(now.milliseconds))]).compactMap { $0.column("id")?.string }
     }
 
     public func deleteUpload(id: String) async throws {

@@ -11,7 +11,7 @@ public struct ControlEndpoint: Sendable {
     let catalog: Catalog
     let logger: Logger
     /// Bodies beyond this are refused (413): a heartbeat is a few kilobytes.
-    public var maxBodyBytes = 1 << 20
+    public var maxBodyBytes = Heartbeat.Limits.maxBodyBytes
 
     public init(catalog: Catalog, logger: Logger) {
         self.catalog = catalog
@@ -45,6 +45,7 @@ public struct ControlEndpoint: Sendable {
         case .failure(let e): return e.response
         }
         guard report.device == device else { return text(.forbidden, "this token belongs to device \(device), not \(report.device)") }
+        if let problem = Heartbeat.problem(report) { return text(.contentTooLarge, problem) }
         try await catalog.setHealth(device: device, report.health)
         for r in report.requests { try await catalog.report(device: device, r) }
         let open = try await catalog.requests(device: device, openOnly: true)

@@ -81,9 +81,7 @@ public struct TusEndpoint: Sendable {
         return try await catalog.device(token: String(auth.dropFirst(7)))
     }
 
-    static func safeName(_ s: String) -> Bool {
-        !s.isEmpty && s.count <= 128 && !s.hasPrefix(".") && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
-    }
+    static func safeName(_ s: String) -> Bool { PlainName.isValid(s) }
 
     func create(_ request: Request) async throws -> Response {
         guard let device = try await device(request) else { return reply(.unauthorized, "a device token is needed (Authorization: Bearer …)") }
@@ -116,7 +114,13 @@ public struct TusEndpoint: Sendable {
         // creation-with-upload: a first chunk in the POST body.
         if request.headers[.contentType] == Tus.Header.offsetOctetStream {
             let response = try await append(request, id: id, device: device)
-            if response.status != .noContent { return response }
+            if response.status != .noContent {
+                // The box never learns this upload's Location: drop it now, or it holds quota
+                // until it expires.
+                _ = try? await blocking { unlink(path) }
+                try await catalog.deleteUpload(id: id)
+                return response
+            }
             headers.append((Tus.Header.uploadOffset, response.headers[Self.name(Tus.Header.uploadOffset)] ?? "0"))
         }
         return reply(.created, headers: headers)
@@ -277,6 +281,19 @@ public struct TusEndpoint: Sendable {
         _ = try await blocking { unlink(self.partPath(upload.id)) }
         try await catalog.deleteUpload(id: upload.id)
         return reply(.noContent)
+    }
+
+    /// Deletes every expired upload's part file and row; returns how many. `commune serve` runs
+    /// it at start and every minute.
+    @discardableResult
+    public func sweepExpired(now: Timestamp = .now()) async throws -> Int {
+        let ids = try await catalog.expiredUploads(now: now)
+        for id in ids {
+            _ = try await blocking { unlink(self.partPath(id)) }
+            try await catalog.deleteUpload(id: id)
+        }
+        if !ids.isEmpty { logger.notice("tus: expired uploads swept", metadata: ["count": "\(ids.count)"]) }
+        return ids.count
     }
 
     func expire(_ upload: Catalog.Upload) async throws -> Response {

@@ -1,7 +1,11 @@
 import ArgumentParser
 import Commune
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOSSL
 import Logging
 import Wire
@@ -42,12 +46,14 @@ struct DataOptions: ParsableArguments {
         _ = try directory()
     }
 
-    /// The data directory: --data, else [server] data of --config.
+    /// The data directory, made absolute: --data, else [server] data of --config.
     func directory() throws -> String {
-        if let data { return data }
+        if let data { return try absoluteDataPath(data) }
         if let config {
             do {
-                if let d = try CommuneConfiguration.load(path: config).data { return d }
+                if let d = try CommuneConfiguration.load(path: config).data { return try absoluteDataPath(d) }
+            } catch let e as ValidationError {
+                throw e
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -56,8 +62,15 @@ struct DataOptions: ParsableArguments {
         throw ValidationError("say where the server's data is: --data DIR, or --config commune.toml")
     }
 
-    func catalog() async throws -> Catalog {
+    /// The catalog. A command that only reads (`create` false) never makes the directory or a
+    /// catalog: a mistyped --data says so instead of leaving an empty server behind.
+    func catalog(create: Bool = true) async throws -> Catalog {
         let data = try directory()
+        if !create {
+            guard FileManager.default.fileExists(atPath: data + "/catalog.sqlite") else {
+                throw ValidationError("there is no commune data in \(data) (no catalog.sqlite): check --data, or start the server there first")
+            }
+        }
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         var logger = Logger(label: "commune")
         logger.logLevel = .warning
@@ -103,7 +116,8 @@ extension CommuneCommand {
             if let config {
                 do { file = try CommuneConfiguration.load(path: config) } catch { throw ValidationError("\(error)") }
             }
-            guard let data = data ?? file.data else { throw ValidationError("say where the data goes: --data DIR or [server] data in --config") }
+            guard let given = data ?? file.data else { throw ValidationError("say where the data goes: --data DIR or [server] data in --config") }
+            let data = try absoluteDataPath(given)
             let listen = listen ?? file.listen ?? "127.0.0.1:8080"
             let cert = cert ?? file.cert, key = key ?? file.key
             let insecure = insecureHTTP || (file.insecureHTTP ?? false)
@@ -117,8 +131,7 @@ extension CommuneCommand {
             default:
                 break
             }
-            let parts = listen.split(separator: ":")
-            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--listen is ADDRESS:PORT, e.g. 127.0.0.1:8080") }
+            let (host, port) = try parseListen(listen)
 
             let catalog = try await DataOptions(data: data).catalog()
             let logger = Logger(label: "commune")
@@ -126,9 +139,31 @@ extension CommuneCommand {
             var tus = TusEndpoint.Configuration(data: data)
             if let m = file.maxUploadBytes { tus.maxUploadBytes = m }
             tus.deviceQuotaBytes = file.deviceQuotaBytes
-            TusEndpoint(configuration: tus, catalog: catalog, logger: logger).register(on: router)
+            let endpoint = TusEndpoint(configuration: tus, catalog: catalog, logger: logger)
+            endpoint.register(on: router)
+            // Expired uploads (a box that never came back, a failed creation) give their quota back.
+            let sweeper = Task {
+                while !Task.isCancelled {
+                    do { try await endpoint.sweepExpired() } catch { logger.warning("tus: sweeping expired uploads failed: \(error)") }
+                    try? await Task.sleep(for: .seconds(60))
+                }
+            }
+            defer { sweeper.cancel() }
             ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
-            let configuration = ApplicationConfiguration(address: .hostname(String(parts[0]), port: port), serverName: "commune")
+            let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "commune")
+            var limits = ConnectionLimits()
+            if let n = file.maxConnections { limits.maxConnections = n }
+            if let n = file.maxConnectionsPerAddress { limits.maxPerAddress = n }
+            if let n = file.idleSeconds { limits.idleSeconds = Int64(n) }
+            var nofile = rlimit()
+            if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &nofile) == 0, nofile.rlim_cur != rlim_t.max {
+                limits = limits.fitted(toDescriptorLimit: Int(clamping: nofile.rlim_cur))
+            }
+            logger.info("connection limits", metadata: ["max": "\(limits.maxConnections)", "per_address": "\(limits.maxPerAddress)",
+                                                        "idle_seconds": "\(limits.idleSeconds)"])
+            let counter = ConnectionCounter(limits: limits)
+            let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [counter.handler()],
+                                                                     idleTimeout: .seconds(limits.idleSeconds)))
             if let cert, let key {
                 let tls: TLSConfiguration
                 do {
@@ -138,13 +173,15 @@ extension CommuneCommand {
                 } catch {
                     throw ValidationError("cannot use \(cert) / \(key) as a PEM certificate and key: \(error)")
                 }
-                let app = Application(router: router, server: try .tls(.http1(), tlsConfiguration: tls),
+                let app = Application(router: router, server: try .tls(http1, tlsConfiguration: tls),
                                       configuration: configuration, logger: logger)
                 try await app.runService()
             } else {
-                let app = Application(router: router, configuration: configuration, logger: logger)
+                let app = Application(router: router, server: http1, configuration: configuration, logger: logger)
                 try await app.runService()
             }
+            sweeper.cancel()
+            _ = await sweeper.result
             await catalog.close()
         }
     }
@@ -156,7 +193,7 @@ extension CommuneCommand {
             @OptionGroup var options: DataOptions
             @Flag(help: "Print JSON.") var json = false
             func run() async throws {
-                let catalog = try await options.catalog()
+                let catalog = try await options.catalog(create: false)
                 let devices = try await catalog.devices()
                 await catalog.close()
                 if json {
@@ -168,15 +205,18 @@ extension CommuneCommand {
                 }
             }
 
+            /// Everything in a device's health came from the box over the network: made safe
+            /// for the terminal (no escape sequences) before it is printed.
             static func line(_ d: Catalog.Device) -> String {
                 var s = "\(d.id)  last seen \(d.lastSeen?.rfc3339 ?? "never")"
                 if let h = d.health {
-                    s += "  \(h.recording)"
+                    let safe = TerminalText.safe
+                    s += "  \(safe(h.recording, 40))"
                     if let o = h.oldest, let n = h.newest { s += "  ring \(o.rfc3339) → \(n.rfc3339)" }
                     s += "  free \(h.freeBytes / 1_000_000) MB  pinned \(h.pinnedBytes / 1_000_000) MB  queue \(h.queuedSegments)"
                     s += h.clockSynchronized ? "  clock synced" : "  CLOCK NOT SYNCED"
-                    s += "  v\(h.version)"
-                    if let e = h.lastError { s += "  last error: \(e)" }
+                    s += "  v\(safe(h.version, 40))"
+                    if let e = h.lastError { s += "  last error: \(safe(e, 300))" }
                 }
                 return s
             }
@@ -187,6 +227,9 @@ extension CommuneCommand {
             @OptionGroup var options: DataOptions
             @Argument(help: "The device id, as in the box's device.id.") var id: String
             @Flag(help: "Print {\"id\":..,\"token\":..}.") var json = false
+            func validate() throws {
+                guard PlainName.isValid(id) else { throw ValidationError(PlainName.problem(id, what: "device id")) }
+            }
             func run() async throws {
                 let token = try await options.withCatalog { catalog in
                     do { return try await catalog.addDevice(id: id) } catch {
@@ -194,7 +237,7 @@ extension CommuneCommand {
                     }
                 }
                 if json {
-                    print("{\"id\":\"\(id)\",\"token\":\"\(token)\"}")
+                    print(try jsonText(["id": id, "token": token]))
                 } else {
                     print("Device \(id) registered. Put this token in the box's junction.toml as server.token; it is not shown again:")
                     print(token)
@@ -215,6 +258,11 @@ extension CommuneCommand {
         @OptionGroup var options: DataOptions
         @Option(help: "The device to ask.") var device: String
         @Option(help: "Start of the range.") var from: String
+        func validate() throws {
+            guard PlainName.isValid(device) else { throw ValidationError(PlainName.problem(device, what: "device id")) }
+            if let camera, !PlainName.isValid(camera) { throw ValidationError(PlainName.problem(camera, what: "camera")) }
+            if let reason, reason.count > 1000 { throw ValidationError("the reason is longer than 1000 characters: give a case number and a few words") }
+        }
         @Option(help: "End of the range.") var to: String
         @Option(help: "Only this camera of the device (default: its camera).") var camera: String?
         @Option(help: "Why (kept with the clips).") var reason: String?
@@ -251,14 +299,14 @@ extension CommuneCommand {
         @Flag(help: "Print JSON: an array of {id, device, from, to, state, coverage: [{from, to, status}], ...}.") var json = false
 
         func run() async throws {
-            let catalog = try await options.catalog()
+            let catalog = try await options.catalog(create: false)
             let requests = try await catalog.requests(device: device)
             await catalog.close()
             if json { print(try jsonText(requests)); return }
             if requests.isEmpty { print("No requests yet: commune request --device ID --from T --to T"); return }
             for r in requests {
-                print("\(r.id)  \(r.device)  \(r.from.rfc3339) → \(r.to.rfc3339)  \(r.state.rawValue)\(r.reason.map { "  \"\($0)\"" } ?? "")")
-                if let e = r.error { print("    refused by the box: \(e)") }
+                print("\(r.id)  \(r.device)  \(r.from.rfc3339) → \(r.to.rfc3339)  \(r.state.rawValue)\(r.reason.map { "  \"\(TerminalText.safe($0))\"" } ?? "")")
+                if let e = r.error { print("    refused by the box: \(TerminalText.safe(e))") }
                 for c in r.coverage {
                     print("    \(c.from.rfc3339) → \(c.to.rfc3339)  \(c.status.rawValue.replacingOccurrences(of: "_", with: " "))")
                 }
@@ -293,7 +341,7 @@ extension CommuneCommand {
         @Option(help: "Only clips starting before this time.") var to: String?
         @Flag(help: "Print JSON: an array of {path, device, camera, start, end, bytes, sha256, ...}.") var json = false
         func run() async throws {
-            let catalog = try await options.catalog()
+            let catalog = try await options.catalog(create: false)
             let now = Timestamp.now()
             let start: Timestamp?, end: Timestamp?
             do {
@@ -311,7 +359,7 @@ extension CommuneCommand {
             } else if clips.isEmpty {
                 print("No clips yet.")
             } else {
-                for c in clips { print("\(c.device)  \(c.camera)  \(c.start.rfc3339) → \(c.end.rfc3339)  \(c.bytes) B  \(c.path)") }
+                for c in clips { print(TerminalText.safe("\(c.device)  \(c.camera)  \(c.start.rfc3339) → \(c.end.rfc3339)  \(c.bytes) B  \(c.path)")) }
             }
         }
     }
@@ -321,4 +369,33 @@ func jsonText<T: Encodable>(_ value: T) throws -> String {
     let e = JSONEncoder()
     e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try e.encode(value), as: UTF8.self)
+}
+
+/// `path` made absolute against the working directory (a relative --data used to file uploads
+/// under "/" and answer every one 500), with "." and ".." resolved.
+func absoluteDataPath(_ path: String) throws -> String {
+    guard !path.isEmpty else { throw ValidationError("--data is empty: give the server's data directory") }
+    let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    var parts: [Substring] = []
+    for part in joined.split(separator: "/") {
+        if part == "." { continue }
+        if part == ".." { _ = parts.popLast(); continue }
+        parts.append(part)
+    }
+    return "/" + parts.joined(separator: "/")
+}
+
+/// "ADDRESS:PORT", "[::1]:PORT": the port must be 1–65535 (99999 silently listened on a
+/// random port).
+func parseListen(_ listen: String) throws -> (String, Int) {
+    let usage = "--listen is ADDRESS:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080"
+    guard let colon = listen.lastIndex(of: ":") else { throw ValidationError(usage) }
+    var host = String(listen[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    let portText = listen[listen.index(after: colon)...]
+    guard !host.isEmpty, !portText.isEmpty, portText.allSatisfy(\.isASCII), portText.allSatisfy(\.isNumber),
+          portText.count <= 5, let port = Int(portText), (1...65535).contains(port) else {
+        throw ValidationError("\(listen): \(usage)")
+    }
+    return (host, port)
 }

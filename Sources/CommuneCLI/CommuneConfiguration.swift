@@ -11,6 +11,9 @@ import Config
 ///     [limits]
 ///     max_upload_bytes = "2GB"        # one file (one segment)
 ///     device_quota_bytes = "200GB"    # all of one device's clips
+///     max_connections = 1000          # all clients together (kept under LimitNOFILE)
+///     max_connections_per_address = 64
+///     idle_seconds = 30               # a connection silent this long is closed
 struct CommuneConfiguration {
     var data: String?
     var listen: String?
@@ -19,9 +22,13 @@ struct CommuneConfiguration {
     var insecureHTTP: Bool?
     var maxUploadBytes: Int64?
     var deviceQuotaBytes: Int64?
+    var maxConnections: Int?
+    var maxConnectionsPerAddress: Int?
+    var idleSeconds: Int?
 
     static let known: Set<String> = ["server.data", "server.listen", "server.cert", "server.key", "server.insecure_http",
-                                     "limits.max_upload_bytes", "limits.device_quota_bytes"]
+                                     "limits.max_upload_bytes", "limits.device_quota_bytes", "limits.max_connections",
+                                     "limits.max_connections_per_address", "limits.idle_seconds"]
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -68,6 +75,16 @@ struct CommuneConfiguration {
         }
         c.maxUploadBytes = try size("limits.max_upload_bytes")
         c.deviceQuotaBytes = try size("limits.device_quota_bytes")
+        func int(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v = doc[key] else { return nil }
+            guard case .integer(let i) = v.kind, let n = Int(exactly: i), range.contains(n) else {
+                throw Failure(description: "\(path):\(v.line): \(key) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+        c.maxConnections = try int("limits.max_connections", 8...100_000)
+        c.maxConnectionsPerAddress = try int("limits.max_connections_per_address", 1...100_000)
+        c.idleSeconds = try int("limits.idle_seconds", 5...3600)
         return c
     }
 }

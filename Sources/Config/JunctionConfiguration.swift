@@ -372,10 +372,7 @@ private struct Reader {
     }
 
     func checkName(_ name: String, key: String, line: Int) throws(ConfigError) {
-        let ok = !name.isEmpty && name.count <= 64 && name.allSatisfy {
-            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
-        } && !name.hasPrefix(".")
-        guard ok else {
+        guard PlainName.isValid(name) else {
             throw fail(key, line: line, "\"\(name)\" is not a usable name: use 1–64 letters, digits, '-', '_' or '.', e.g. \"thaithuy-0042\"")
         }
     }

@@ -147,14 +147,15 @@ public struct HeartbeatService: Service {
         let queued = try await ring.uploadQueue(limit: 10_000).count
         let camera = configuration.camera
         let span = try await ring.span(camera: camera)
-        let health = Heartbeat.Health(recording: r.state, lastError: r.lastError, oldest: span?.oldest, newest: span?.newest,
+        let health = Heartbeat.Health(recording: r.state, lastError: r.lastError.map { String($0.prefix(Heartbeat.Limits.maxTextCharacters)) }, oldest: span?.oldest, newest: span?.newest,
                                       ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
                                       pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
                                       clockSynchronized: r.clockSynchronized, version: version, sentAt: now)
         var reports: [Heartbeat.RequestReport] = []
-        for request in known {
-            let coverage = try await ring.coverage(camera: request.camera ?? camera, from: request.from, to: request.to,
-                                                   recording: r.recording, now: now)
+        // Within the commune's bounds (Heartbeat.Limits): the first requests, coarsened coverage.
+        for request in known.prefix(Heartbeat.Limits.maxRequests) {
+            let coverage = Coverage.coarsened(try await ring.coverage(camera: request.camera ?? camera, from: request.from, to: request.to,
+                                                   recording: r.recording, now: now))
             var refusal: String?
             if try await ring.flag(requestID: request.id) == nil, coverage.contains(where: { $0.status == .pending }) {
                 // Pending parts but no flag: the flag was refused (pin cap); say so to the operator.

@@ -11,6 +11,15 @@ import Foundation
 public enum Heartbeat {
     public static let path = "/api/v1/heartbeat"
 
+    /// Bounds on one heartbeat (README, "Limits"): the commune refuses more with 413 and what
+    /// was over, and the box never sends more (it coarsens coverage and cuts long text).
+    public enum Limits {
+        public static let maxBodyBytes = 256 << 10
+        public static let maxRequests = 100
+        public static let maxSpansPerRequest = 1000
+        public static let maxTextCharacters = 500
+    }
+
     /// What the box posts.
     public struct Report: Sendable, Codable, Equatable {
         public var device: String
@@ -23,6 +32,17 @@ public enum Heartbeat {
             self.health = health
             self.requests = requests
         }
+    }
+
+    /// What in a report is past `Limits`, or nil.
+    public static func problem(_ r: Report) -> String? {
+        if r.requests.count > Limits.maxRequests { return "the heartbeat reports \(r.requests.count) requests; at most \(Limits.maxRequests)" }
+        if let big = r.requests.first(where: { $0.coverage.count > Limits.maxSpansPerRequest }) {
+            return "request \(big.id.prefix(64)) has \(big.coverage.count) coverage spans; at most \(Limits.maxSpansPerRequest)"
+        }
+        let texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
+        if texts.contains(where: { $0.count > Limits.maxTextCharacters }) { return "a text field is longer than \(Limits.maxTextCharacters) characters" }
+        return nil
     }
 
     /// The box's health, as `commune devices` shows it.
@@ -146,9 +166,36 @@ public enum Coverage {
             cuts.insert(min(l.to, to).milliseconds)
         }
         let points = cuts.sorted()
+        func index(_ ms: Int64) -> Int {  // binary search: every cut is in `points`
+            var lo = 0, hi = points.count - 1
+            while lo < hi { let mid = (lo + hi) / 2; if points[mid] < ms { lo = mid + 1 } else { hi = mid } }
+            return lo
+        }
+        // Top layer first; each elementary stretch takes the first (topmost) layer that reaches
+        // it. `nextFree` (union-find) skips painted stretches, so the work is O(n log n), not
+        // O(n²) (9 000 spans took 23 s; issue 11).
+        var painted = [CoverageSpan.Status?](repeating: nil, count: points.count - 1)
+        var nextFree = Array(0...painted.count)
+        func find(_ i: Int) -> Int {
+            var root = i
+            while nextFree[root] != root { root = nextFree[root] }
+            var j = i
+            while nextFree[j] != root { let n = nextFree[j]; nextFree[j] = root; j = n }
+            return root
+        }
+        for l in visible.reversed() {
+            let b = index(min(l.to, to).milliseconds)
+            var j = find(index(max(l.from, from).milliseconds))
+            while j < b {
+                painted[j] = l.status
+                nextFree[j] = j + 1
+                j = find(j + 1)
+            }
+        }
         var out: [CoverageSpan] = []
-        for (a, b) in zip(points, points.dropFirst()) {
-            let status = visible.last { $0.from.milliseconds <= a && $0.to.milliseconds >= b }?.status ?? base
+        for k in 0..<painted.count {
+            let (a, b) = (points[k], points[k + 1])
+            let status = painted[k] ?? base
             if let last = out.last, last.status == status, last.to.milliseconds == a {
                 out[out.count - 1].to = Timestamp(milliseconds: b)
             } else {
@@ -156,6 +203,31 @@ public enum Coverage {
             }
         }
         return out
+    }
+
+    /// At most `maximum` spans covering the same range: while there are more, each pair of
+    /// neighbours becomes one span with the status of the longer (a box whose camera flapped
+    /// all day reports its coverage in bounded bytes; the commune paints its own clips on top).
+    public static func coarsened(_ spans: [CoverageSpan], to maximum: Int = Heartbeat.Limits.maxSpansPerRequest) -> [CoverageSpan] {
+        var spans = spans
+        while spans.count > max(1, maximum) {
+            var merged: [CoverageSpan] = []
+            merged.reserveCapacity(spans.count / 2 + 1)
+            var i = 0
+            while i < spans.count {
+                if i + 1 < spans.count {
+                    let (a, b) = (spans[i], spans[i + 1])
+                    let longer = a.to.seconds(since: a.from) >= b.to.seconds(since: b.from) ? a : b
+                    merged.append(CoverageSpan(from: a.from, to: b.to, status: longer.status))
+                    i += 2
+                } else {
+                    merged.append(spans[i])
+                    i += 1
+                }
+            }
+            spans = merged
+        }
+        return spans
     }
 
     /// True when nothing in the coverage is still on its way.

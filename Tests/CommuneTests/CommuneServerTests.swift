@@ -16,15 +16,18 @@ struct RunningServer {
     let data: String
     let catalog: Catalog
     let task: Task<Void, any Error>
+    let endpoint: TusEndpoint
 
-    static func start(deviceQuotaBytes: Int64? = nil) async throws -> RunningServer {
+    static func start(deviceQuotaBytes: Int64? = nil, expirySeconds: Double? = nil) async throws -> RunningServer {
         let data = NSTemporaryDirectory() + "commune-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
         let router = Router()
         var tus = TusEndpoint.Configuration(data: data)
         tus.deviceQuotaBytes = deviceQuotaBytes
-        TusEndpoint(configuration: tus, catalog: catalog, logger: Logger(label: "t")).register(on: router)
+        if let expirySeconds { tus.expirySeconds = expirySeconds }
+        let endpoint = TusEndpoint(configuration: tus, catalog: catalog, logger: Logger(label: "t"))
+        endpoint.register(on: router)
         ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
@@ -33,7 +36,7 @@ struct RunningServer {
         let task = Task { try await app.runService() }
         var port = 0
         for await p in portStream { port = p; break }
-        return RunningServer(url: "http://127.0.0.1:\(port)", data: data, catalog: catalog, task: task)
+        return RunningServer(url: "http://127.0.0.1:\(port)", data: data, catalog: catalog, task: task, endpoint: endpoint)
     }
 
     func stop() async {
