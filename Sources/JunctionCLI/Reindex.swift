@@ -12,8 +12,11 @@ extension JunctionCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rebuild the index from the segment files alone (stop the recorder first).",
             discussion: """
-                Keeps flag and upload marks of files the old index knew. An index that cannot be
-                opened at all is moved aside as index.sqlite.broken-<time> and a new one built.
+                Keeps flag and upload marks of files the old index knew, and restores flags from the
+                flag journal (flags.jsonl). A file whose size or SHA-256 differs from what was
+                recorded when it was written is damaged: it is moved, untouched, to quarantine/ and
+                named. An index that cannot be opened at all is moved aside as
+                index.sqlite.broken-<time> and a new one built.
                 Example:
                   systemctl stop junction && junction reindex && systemctl start junction
                 """)
@@ -30,9 +33,17 @@ extension JunctionCommand {
             let ring = try await Self.openOrReplace(config)
             print("Rebuilding the index from \(ringConfig.segmentsRoot) …")
             let (count, findings) = try await ring.reindex()
+            let flags = (try? await ring.flags().count) ?? 0
             await ring.close()
             for f in findings { print("  \(f.kind.rawValue): \(f.path): \(f.detail)") }
-            print("✔ \(count) segments indexed.")
+            let damaged = findings.filter { $0.kind == .quarantined }
+            if damaged.isEmpty {
+                print("✔ \(count) segments indexed, \(flags) flags kept.")
+            } else {
+                print("⚠ \(count) segments indexed, \(flags) flags kept, and \(damaged.count) DAMAGED file\(damaged.count == 1 ? "" : "s") moved to \(config.storage.path)/quarantine/ (kept untouched, not in the ring).")
+                print("  The card may be failing: run junction doctor, copy quarantine/ off for the case file, and replace the card.")
+                throw ExitCode(1)
+            }
         }
 
         /// Opens the index; one that cannot be opened at all is moved aside and started afresh.

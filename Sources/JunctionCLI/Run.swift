@@ -1,5 +1,9 @@
 import ArgumentParser
 import Config
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
 import Control
 import Logging
 import Media
@@ -32,7 +36,7 @@ extension JunctionCommand {
             logger.info("junction \(JunctionVersion.current) starting", metadata: [
                 "device": "\(config.device.id)", "camera": "\(config.camera.redactedURL)", "storage": "\(config.storage.path)",
             ])
-            let ring = try await config.openRing(logger: logger)
+            let ring = try await Self.openRecovering(config, logger: logger)
             let findings = try await ring.recover()
             if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
             try await ring.enforceRetention()
@@ -102,6 +106,39 @@ extension JunctionCommand {
             }
             try? await uplinkTransport?.client.shutdown()
             await ring.close()
+        }
+
+        /// Opens the ring; an index that is corrupt (cannot be opened, or fails SQLite's
+        /// integrity check) does not stop the box: it is moved aside, rebuilt from the files, and
+        /// flags come back from the journal. Recording starts either way, and the log says so.
+        static func openRecovering(_ config: JunctionConfiguration, logger: Logger) async throws -> Ring {
+            let ringConfig = config.ringConfiguration
+            let problem: String
+            let opened: Result<Ring, RingError> = await {
+                do throws(RingError) { return .success(try await Ring.open(ringConfig, logger: logger)) } catch { return .failure(error) }
+            }()
+            switch opened {
+            case .success(let ring):
+                let integrity = (try? await ring.integrityCheck()) ?? "the integrity check could not run"
+                if integrity == "ok" { return ring }
+                await ring.close()
+                problem = integrity
+            case .failure(let error):
+                guard error.code == .index else { throw CLIError("cannot open the recordings at \(config.storage.path): \(error)") }
+                problem = "\(error)"
+            }
+            let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
+            _ = rename(ringConfig.indexPath, aside)
+            for suffix in ["-wal", "-shm"] { unlink(ringConfig.indexPath + suffix) }
+            logger.critical("the index is corrupt: moved aside and rebuilding it from the segment files", metadata: [
+                "problem": "\(problem)", "kept_as": "\(aside)"])
+            let ring = try await config.openRing(logger: logger)
+            let (count, findings) = try await ring.reindex()
+            let flags = (try? await ring.flags().count) ?? 0
+            for f in findings { logger.error("rebuild: \(f)") }
+            logger.critical("index rebuilt: recording goes on", metadata: ["segments": "\(count)", "flags": "\(flags)",
+                                                                          "quarantined": "\(findings.filter { $0.kind == .quarantined }.count)"])
+            return ring
         }
     }
 }

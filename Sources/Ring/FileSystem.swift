@@ -24,8 +24,16 @@ public enum FileSystem {
             guard n > 0 else { break }
             done += n
         }
-        if durable { fsync(fd) }
+        var synced = true
+        if durable {
+            while fsync(fd) != 0 { if errno != EINTR { synced = false; break } }
+        }
         close(fd)
+        guard synced else {
+            let why = errnoText()
+            unlink(tmp)
+            throw RingError(.storage, "cannot make the file durable (fsync: \(why))", path: path)
+        }
         guard done == data.count, rename(tmp, path) == 0 else {
             let why = errnoText()
             unlink(tmp)
@@ -47,6 +55,32 @@ public enum FileSystem {
                 throw RingError(.storage, "cannot create the directory: \(errnoText())", path: built)
             }
         }
+    }
+
+    /// Moves a damaged file out of the ring into `quarantineRoot` (same filesystem: a rename,
+    /// nothing copied or changed), under its relative path; a name already there gets a suffix.
+    /// Returns the new path. A repair never truncates or deletes what it cannot vouch for.
+    static func quarantine(_ absolute: String, relative: String, quarantineRoot: String) throws(RingError) -> String {
+        var target = quarantineRoot + "/" + relative
+        try makeDirectories(parent(of: target))
+        var n = 1
+        while exists(target) { n += 1; target = quarantineRoot + "/" + relative + ".\(n)" }
+        guard rename(absolute, target) == 0 else {
+            throw RingError(.storage, "cannot move the damaged file to quarantine: \(errnoText())", path: absolute)
+        }
+        syncDirectory(parent(of: target))
+        syncDirectory(parent(of: absolute))
+        return target
+    }
+
+    /// Appends one line and fdatasyncs it (the flag and upload journals).
+    static func appendLine(_ line: String, to path: String) throws(RingError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw RingError(.storage, "cannot append: \(errnoText())", path: path) }
+        defer { close(fd) }
+        let bytes = Array((line + "\n").utf8)
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count, fdatasync(fd) == 0 else { throw RingError(.storage, "cannot append: \(errnoText())", path: path) }
     }
 
     static func parent(of path: String) -> String {

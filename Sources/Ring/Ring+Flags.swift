@@ -135,7 +135,11 @@ extension Ring {
             WHERE camera = ? AND state = 'live' AND end_ms > ? AND start_ms < ?
             """, [.text(request.camera), .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds))])
         logger.notice("flagged", metadata: ["id": "\(id)", "from": "\(request.from)", "to": "\(request.to)", "source": "\(request.source.rawValue)"])
-        return try await flags(includeReleased: true).first { $0.id == Int64(id) }!
+        guard let made = try await flags(includeReleased: true).first(where: { $0.id == Int64(id) }) else {
+            throw RingError(.index, "the new flag \(id) could not be read back")
+        }
+        await journalFlag(made)
+        return made
     }
 
     /// Flags with what they pin, newest first.
@@ -175,6 +179,7 @@ extension Ring {
             WHERE flagged = 1 AND camera = ?
             """, [.text(flag.camera)])
         logger.notice("flag withdrawn", metadata: ["id": "\(id)"])
+        await journalRelease(id)
         var released = flag
         released.state = .released
         return released

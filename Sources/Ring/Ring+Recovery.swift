@@ -1,6 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Start-up recovery, `check` and `reindex`: see the invariants on `Ring`.
 extension Ring {
@@ -18,6 +23,10 @@ extension Ring {
             case overBudget = "over_budget"
             case indexCorrupt = "index_corrupt"
             case strayFile = "stray_file"
+            /// A damaged file moved out of the ring, untouched, into `quarantine/`.
+            case quarantined
+            /// The index was corrupt and was rebuilt from the files and the journals.
+            case indexRebuilt = "index_rebuilt"
         }
         public var kind: Kind
         public var path: String
@@ -57,14 +66,10 @@ extension Ring {
             }
             let size = try await blocking { FileSystem.size(abs) } ?? -1
             if size != row.bytes {
-                if let repaired = try await repair(abs) {
-                    try await index.update(id: row.id, end: row.start + repaired.scan.durationSeconds,
-                                           bytes: repaired.scan.validLength, sha256: repaired.sha256)
-                    findings.append(Finding(kind: .sizeMismatch, path: row.path, detail: "was \(size) bytes, indexed \(row.bytes); cut back to \(repaired.scan.validLength)"))
-                } else {
-                    dropped.append(row.id)
-                    findings.append(Finding(kind: .sizeMismatch, path: row.path, detail: "unreadable; removed"))
-                }
+                // A finished segment never changes size: this one was damaged after it was
+                // written. Its recorded hash is the evidence; the file is kept aside, untouched.
+                dropped.append(row.id)
+                findings.append(try await quarantine(row.path, why: "it has \(size) bytes but \(row.bytes) were recorded"))
             }
         }
         try await index.drop(dropped)
@@ -80,17 +85,40 @@ extension Ring {
         return findings
     }
 
-    /// Indexes a file that has no row: cut back to its last whole fragment, or delete it.
+    /// Moves a damaged file to `quarantine/` (kept byte for byte) and says so.
+    func quarantine(_ file: String, why: String) async throws(RingError) -> Finding {
+        let abs = configuration.segmentsRoot + "/" + file
+        let root = configuration.quarantineRoot
+        let moved = try await blocking { try FileSystem.quarantine(abs, relative: file, quarantineRoot: root) }
+        let shown = moved.hasPrefix(configuration.root + "/") ? String(moved.dropFirst(configuration.root.count + 1)) : moved
+        logger.error("damaged segment quarantined", metadata: ["path": "\(file)", "why": "\(why)", "kept_as": "\(moved)"])
+        return Finding(kind: .quarantined, path: file,
+                       detail: "DAMAGED: \(why). Kept untouched as \(shown); its footage is no longer in the ring and is not vouched for")
+    }
+
+    /// Files this small hold at most a header: nothing a person could recover.
+    static let headerOnlyBytes: Int64 = 4096
+
+    /// Indexes a file that has no row: cut back to its last whole fragment (the torn tail a power
+    /// cut leaves in the segment being written), or, when nothing in it can be indexed, move it
+    /// to quarantine (only a header-sized stub is deleted).
     func adopt(_ file: String, flagged: Bool = false, uploaded: Bool = false) async throws(RingError) -> Finding {
         let abs = configuration.segmentsRoot + "/" + file
+        let size = try await blocking { FileSystem.size(abs) } ?? 0
         guard file.hasSuffix(".mp4") else {
-            try await blocking { try FileSystem.remove(abs) }
-            return Finding(kind: .orphanRemoved, path: file, detail: "not a segment file; removed")
+            if size <= Self.headerOnlyBytes {
+                try await blocking { try FileSystem.remove(abs) }
+                return Finding(kind: .orphanRemoved, path: file, detail: "not a segment file (\(size) bytes); removed")
+            }
+            return try await quarantine(file, why: "not a segment file")
         }
         guard let repaired = try await repair(abs), let comment = repaired.scan.comment,
               let origin = SegmentOrigin(comment: comment) else {
-            try await blocking { try FileSystem.remove(abs) }
-            return Finding(kind: .orphanRemoved, path: file, detail: "no whole fragment or no recorder metadata; removed")
+            if size <= Self.headerOnlyBytes {
+                try await blocking { try FileSystem.remove(abs) }
+                return Finding(kind: .orphanRemoved, path: file, detail: "no whole fragment (\(size) bytes: a header at most); removed")
+            }
+            return try await quarantine(file, why: "no whole fragment or no recorder metadata could be read")
         }
         try await index.insert(relativePath: file, origin: origin, end: origin.start + repaired.scan.durationSeconds,
                                bytes: repaired.scan.validLength, sha256: repaired.sha256, recovered: true,
@@ -173,6 +201,17 @@ extension Ring {
         for file in files where !indexedPaths.contains(file) && root + "/" + file != open && !(recorderRunning && file > newest) {
             findings.append(Finding(kind: .strayFile, path: file, detail: "file not in the index (recovery at next start indexes or removes it)"))
         }
+        for q in try await quarantined() {
+            findings.append(Finding(kind: .quarantined, path: "quarantine/" + q,
+                                    detail: "a damaged segment kept aside (not in the ring, not uploaded); copy it off for the case file, then delete it"))
+        }
+        let dir = FileSystem.parent(of: configuration.indexPath)
+        let base = String(configuration.indexPath.dropFirst(dir.count + 1))
+        let broken = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.filter { $0.hasPrefix(base + ".broken-") } ?? []
+        for b in broken.sorted() {
+            findings.append(Finding(kind: .indexRebuilt, path: dir + "/" + b,
+                                    detail: "the index was corrupt and was rebuilt from the files and the flag journal; the old one is kept here"))
+        }
         let u = try await usage()
         if u.ringBytes > u.budgetBytes + u.headroomBytes {
             findings.append(Finding(kind: .overBudget, path: configuration.root,
@@ -183,22 +222,47 @@ extension Ring {
 
     /// Rebuilds the index from the segment files alone. Flag and upload marks of files already
     /// indexed are kept; everything else comes from the files.
+    ///
+    /// A file the old index knew must still have the size and SHA-256 recorded when it was
+    /// written (that hash is the evidence, never replaced): one that does not is damaged and is
+    /// moved to quarantine untouched, never cut back, re-hashed or deleted. Flags and uploads
+    /// come back from the journals.
     public func reindex() async throws(RingError) -> (segments: Int, findings: [Finding]) {
         let previous = (try? await index.segments(camera: nil, from: nil, to: nil, includeDeleting: true)) ?? []
-        let marks = Dictionary(previous.map { ($0.path, ($0.flagged, $0.uploaded)) }, uniquingKeysWith: { a, _ in a })
+        let known = Dictionary(previous.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         try await index.deleteAllSegments()
         let root = configuration.segmentsRoot
         let files = try await blocking { FileSystem.walk(root).files }
         var findings: [Finding] = []
         var count = 0
         for file in files {
-            let mark = marks[file] ?? (false, false)
+            if let row = known[file] {
+                let abs = root + "/" + file
+                let (size, sha) = try await blocking { (FileSystem.size(abs) ?? -1, try FileSystem.sha256(abs)) }
+                guard size == row.bytes, sha == row.sha256 else {
+                    findings.append(try await quarantine(file, why: size != row.bytes
+                        ? "it has \(size) bytes but \(row.bytes) were recorded when it was written"
+                        : "its SHA-256 differs from the one recorded when it was written"))
+                    continue
+                }
+            }
+            let mark = known[file].map { ($0.flagged, $0.uploaded) } ?? (false, false)
             let f = try await adopt(file, flagged: mark.0, uploaded: mark.1)
-            if f.kind == .orphanRemoved { findings.append(f) } else { count += 1 }
-            if f.kind == .tornSegmentRepaired { findings.append(f) }
+            switch f.kind {
+            case .orphanRemoved, .quarantined: findings.append(f)
+            case .tornSegmentRepaired: findings.append(f); count += 1
+            default: count += 1
+            }
         }
         try await removeEmptyDirectories()
+        try await replayJournals()
         return (count, findings)
+    }
+
+    /// Files in quarantine, relative to it.
+    public func quarantined() async throws(RingError) -> [String] {
+        let root = configuration.quarantineRoot
+        return try await blocking { FileSystem.walk(root).files }
     }
 }
 
@@ -214,5 +278,12 @@ extension Ring {
     /// fragment and index it, so what was recorded is kept.
     public func adoptFailed(path absolute: String) async throws(RingError) -> Finding {
         try await adopt(relative(absolute))
+    }
+}
+
+extension Ring {
+    /// SQLite's quick check of the index: "ok", or what is wrong.
+    public func integrityCheck() async throws(RingError) -> String {
+        try await index.integrityCheck()
     }
 }

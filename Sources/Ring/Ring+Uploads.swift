@@ -68,7 +68,8 @@ extension Ring {
     /// The server has acknowledged every byte: the pin is released (the segment may now be
     /// evicted like any other) and the progress row dropped.
     public func markUploaded(segmentID: Int64) async throws(RingError) {
-        _ = try await index.run("UPDATE segment SET uploaded = 1 WHERE id = ?", [.integer(Int(segmentID))])
+        let rows = try await index.run("UPDATE segment SET uploaded = 1 WHERE id = ? RETURNING path", [.integer(Int(segmentID))])
+        if let path = rows.first?.column("path")?.string { await journalUploaded(path) }
         _ = try await index.run("DELETE FROM upload WHERE segment_id = ?", [.integer(Int(segmentID))])
     }
 }

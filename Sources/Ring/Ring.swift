@@ -59,6 +59,12 @@ public actor Ring {
 
         public var segmentsRoot: String { root + "/segments" }
         public var indexPath: String { root + "/index.sqlite" }
+        /// Damaged files a repair found: kept here, out of the ring, named in `check`.
+        public var quarantineRoot: String { root + "/quarantine" }
+        /// Flags as police asked for them, outside the index: a corrupt index loses none.
+        public var flagJournalPath: String { root + "/flags.jsonl" }
+        /// Segments the commune acknowledged, outside the index.
+        public var uploadJournalPath: String { root + "/uploaded.jsonl" }
     }
 
     public nonisolated let configuration: Configuration

@@ -106,4 +106,56 @@ struct HardeningTests {
             #expect((r.stderr + r.stdout).contains("not a time") || (r.stderr + r.stdout).contains("100 years"), "\(args): \(r.stderr)")
         }
     }
+
+    // Items 11 and 9/10 end to end: a half-truncated index does not stop the box; flags and pins
+    // survive; a damaged segment is quarantined by reindex, which says so and exits non-zero.
+    @Test func aCorruptIndexIsRebuiltWhileRecordingGoesOnAndFlagsSurvive() throws {
+        let camera = Camera(clip: try Rig.clip())
+        try camera.start()
+        defer { camera.stop() }
+        let dir = Rig.tempDir("corrupt-index")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2)
+        var daemon = Daemon(config: config)
+        try daemon.start()
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= 3 }, "\(daemon.output)")
+        for _ in 0..<2 {
+            let f = try Rig.junction(["flag", "--config", config, "--from=-5s", "--to=-1s", "--reason", "case"])
+            #expect(f.status == 0, "\(f.stderr)")
+        }
+        let flagsBefore = try Rig.junction(["flags", "--config", config, "--json"]).stdout
+        let pinnedBefore = try listSegments(config).filter(\.flagged).map(\.path)
+        #expect(daemon.stop() == 0)
+        let index = dir + "/data/index.sqlite"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: index))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: index))
+        daemon = Daemon(config: config)
+        try daemon.start()
+        defer { daemon.stop() }
+        #expect(Rig.wait(seconds: 40) { ((try? listSegments(config)) ?? []).count >= pinnedBefore.count + 3 }, "\(daemon.output)")
+        #expect(daemon.background.isRunning)
+        #expect(daemon.output.contains("index rebuilt"), "\(daemon.output)")
+        let flagsAfter = try Rig.junction(["flags", "--config", config, "--json"]).stdout
+        func ids(_ json: String) -> [Int] {
+            ((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [[String: Any]])?.compactMap { $0["id"] as? Int } ?? []
+        }
+        #expect(ids(flagsAfter).count == 2 && ids(flagsAfter) == ids(flagsBefore), "\(flagsBefore) → \(flagsAfter)")
+        let pinnedAfter = try listSegments(config).filter(\.flagged).map(\.path)
+        #expect(Set(pinnedBefore).isSubset(of: Set(pinnedAfter)), "\(pinnedBefore) → \(pinnedAfter)")
+        let check = try Rig.junction(["check", "--config", config])
+        #expect(check.stdout.contains("index_rebuilt") || check.stdout.contains("rebuilt"), "\(check.stdout)")
+        #expect(daemon.stop() == 0)
+
+        // Garble a flagged segment: check --deep sees it, reindex quarantines it and says so.
+        let victim = pinnedAfter[0]
+        let relative = String(victim.dropFirst((dir + "/data/segments/").count))
+        let h = try FileHandle(forUpdating: URL(fileURLWithPath: victim))
+        try h.seek(toOffset: 20_000)
+        try h.write(contentsOf: Data(repeating: 0x5A, count: 4096))
+        try h.close()
+        let re = try Rig.junction(["reindex", "--config", config])
+        #expect(re.status == 1 && re.stdout.contains("DAMAGED"), "\(re.stdout) \(re.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/data/quarantine/" + relative))
+        let deep = try Rig.junction(["check", "--config", config, "--deep"])
+        #expect(!deep.stdout.contains("hash_mismatch"), "no damaged bytes are vouched for: \(deep.stdout)")
+    }
 }
