@@ -216,6 +216,7 @@ extension CommuneCommand {
                     s += "  free \(h.freeBytes / 1_000_000) MB  pinned \(h.pinnedBytes / 1_000_000) MB  queue \(h.queuedSegments)"
                     s += h.clockSynchronized ? "  clock synced" : "  CLOCK NOT SYNCED"
                     s += "  v\(safe(h.version, 40))"
+                    if let d = h.damagedSegments, d > 0 { s += "  DAMAGED SEGMENTS: \(d)" }
                     if let e = h.lastError { s += "  last error: \(safe(e, 300))" }
                 }
                 return s

@@ -29,7 +29,7 @@ extension JunctionCommand {
 
         @OptionGroup var options: BoxOptions
         @Flag(help: "Print JSON for scripts.") var json = false
-        @Option(help: "Hours of timeline to draw (1–168).") var hours = 24
+        @Option(parsing: .unconditional, help: "Hours of timeline to draw (1–168).") var hours = 24
         @Flag(help: "Refresh the screen every 2 s until interrupted.") var watch = false
 
         func validate() throws {
@@ -49,6 +49,8 @@ extension JunctionCommand {
             var uplink: UplinkHealth?
             var queue: Queue
             var timeline: Timeline
+            /// Segment files a repair or the uplink found damaged, kept in quarantine/.
+            var damaged: [String] = []
 
             struct Queue: Encodable {
                 var segments: Int
@@ -58,7 +60,7 @@ extension JunctionCommand {
             }
 
             enum CodingKeys: String, CodingKey {
-                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline
+                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged
                 case gapsLast24h = "gaps_last_24h"
             }
         }
@@ -145,7 +147,8 @@ extension JunctionCommand {
             let gaps = try await ring.gaps(camera: config.camera.id, from: now + -86400, to: nil)
             let windowStart = now + -Double(hours) * 3600
             let windowGaps = hours > 24 ? try await ring.gaps(camera: config.camera.id, from: windowStart, to: nil) : gaps
-            let queued = try await ring.uploadQueue(limit: 100_000)
+            let queued = try await ring.uploadQueue(limit: 100_000, now: .latest)
+            let damaged = (try? await ring.quarantined()) ?? []
             await ring.close()
 
             var problem: String? = daemon.note
@@ -165,7 +168,7 @@ extension JunctionCommand {
                                 queue: .init(segments: queued.count, bytes: queued.reduce(0) { $0 + $1.segment.bytes },
                                              oldestWaiting: queued.map(\.segment.start).min()),
                                 timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
-                                                   gaps: windowGaps))
+                                                   gaps: windowGaps), damaged: damaged)
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
             return (report, Self.render(report, now: now, hasServer: config.server != nil, colour: colour, hours: hours))
@@ -229,6 +232,9 @@ extension JunctionCommand {
             }
             lines.append("         \(Output.bytes(u.ringBytes)) of \(Output.bytes(u.budgetBytes)) budget, \(Output.bytes(u.freeBytes)) free (reserve \(Output.bytes(u.reserveBytes)))")
             lines.append("Pinned   \(Output.bytes(u.pinnedBytes)) of \(Output.bytes(u.pinnedCapBytes)) cap")
+            if !r.damaged.isEmpty {
+                lines.append("DAMAGED  \(r.damaged.count) segment file\(r.damaged.count == 1 ? "" : "s") in quarantine/ (the card changed them after they were written): junction check lists them; copy them off, then replace the card")
+            }
             let t = r.timeline.render(colour: colour)
             lines.append("Last \(hours) h " + t[0])
             lines.append(String(repeating: " ", count: "Last \(hours) h ".count) + t[1])

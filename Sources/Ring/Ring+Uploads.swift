@@ -28,7 +28,7 @@ extension Ring {
 
     /// Flagged segments not yet uploaded: flags in the order they were made (requests in
     /// arrival order), oldest segment first within each (or newest first).
-    public func uploadQueue(limit: Int = 100, newestFirst: Bool = false) async throws(RingError) -> [QueuedUpload] {
+    public func uploadQueue(limit: Int = 100, newestFirst: Bool = false, now: Timestamp = .now()) async throws(RingError) -> [QueuedUpload] {
         let rows = try await index.run("""
             SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
                    f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
@@ -38,10 +38,10 @@ extension Ring {
             JOIN flag f ON f.id = (SELECT MIN(g.id) FROM flag g WHERE g.state != 'released' AND g.camera = s.camera
                                    AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)
             LEFT JOIN upload u ON u.segment_id = s.id
-            WHERE s.state = 'live' AND s.flagged = 1 AND s.uploaded = 0
+            WHERE s.state = 'live' AND s.flagged = 1 AND s.uploaded = 0 AND COALESCE(u.retry_after_ms, 0) <= ?
             ORDER BY f.id, s.start_ms \(newestFirst ? "DESC" : "ASC")
             LIMIT ?
-            """, [.integer(limit)])
+            """, [.integer(Int(now.milliseconds)), .integer(limit)])
         return rows.map { r in
             QueuedUpload(segment: RingIndex.segment(from: r), flagID: Int64(r.column("flag_id")?.integer ?? 0),
                          reason: r.column("flag_reason")?.string, requestID: r.column("flag_request")?.string,
@@ -51,8 +51,29 @@ extension Ring {
     }
 
     /// True when a pinned segment waits for upload (one cheap indexed lookup, polled often).
-    public func hasPendingUploads() async throws(RingError) -> Bool {
-        try await index.run("SELECT 1 AS x FROM segment WHERE flagged = 1 AND uploaded = 0 AND state = 'live' LIMIT 1").first != nil
+    public func hasPendingUploads(now: Timestamp = .now()) async throws(RingError) -> Bool {
+        try await index.run("""
+            SELECT 1 AS x FROM segment s LEFT JOIN upload u ON u.segment_id = s.id
+            WHERE s.flagged = 1 AND s.uploaded = 0 AND s.state = 'live' AND COALESCE(u.retry_after_ms, 0) <= ? LIMIT 1
+            """, [.integer(Int(now.milliseconds))]).first != nil
+    }
+
+    /// Puts an upload back in the queue no sooner than `until` (per-upload backoff), counting
+    /// the failure and keeping why.
+    public func deferUpload(segmentID: Int64, until: Timestamp, reason: String, now: Timestamp = .now()) async throws(RingError) {
+        _ = try await index.run("""
+            INSERT INTO upload (segment_id, attempts, last_error, updated_ms, retry_after_ms) VALUES (?, 1, ?, ?, ?)
+            ON CONFLICT (segment_id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,
+                updated_ms = excluded.updated_ms, retry_after_ms = excluded.retry_after_ms
+            """, [.integer(Int(segmentID)), .text(reason), .integer(Int(now.milliseconds)), .integer(Int(until.milliseconds))])
+    }
+
+    /// A segment whose file no longer has the SHA-256 recorded when it was written (the card
+    /// damaged it): the file goes to quarantine untouched and leaves the ring and the queue.
+    public func quarantineDamaged(_ segment: Segment, why: String) async throws(RingError) -> Finding {
+        let finding = try await quarantine(segment.path, why: why)
+        try await index.drop([segment.id])
+        return finding
     }
 
     /// Keeps an upload's progress (URL, offset, attempts, last error) for after a reboot.

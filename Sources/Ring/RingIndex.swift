@@ -82,6 +82,11 @@ final class RingIndex: Sendable {
         """
         CREATE INDEX segment_waiting ON segment (id) WHERE flagged = 1 AND uploaded = 0 AND state = 'live'
         """,
+        // 6: per-upload backoff: a file the server keeps refusing waits its turn instead of
+        // being re-sent whole every two seconds while the rest of the queue starves (issue 11).
+        """
+        ALTER TABLE upload ADD COLUMN retry_after_ms INTEGER NOT NULL DEFAULT 0
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

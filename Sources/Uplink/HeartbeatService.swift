@@ -151,6 +151,8 @@ public struct HeartbeatService: Service {
                                       ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
                                       pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
                                       clockSynchronized: r.clockSynchronized, version: version, sentAt: now)
+        var withDamage = health
+        withDamage.damagedSegments = (try? await ring.quarantined().count).flatMap { $0 > 0 ? $0 : nil }
         var reports: [Heartbeat.RequestReport] = []
         // Within the commune's bounds (Heartbeat.Limits): the first requests, coarsened coverage.
         for request in known.prefix(Heartbeat.Limits.maxRequests) {
@@ -163,6 +165,6 @@ public struct HeartbeatService: Service {
             }
             reports.append(.init(id: request.id, coverage: coverage, error: refusal))
         }
-        return Heartbeat.Report(device: configuration.device, health: health, requests: reports)
+        return Heartbeat.Report(device: configuration.device, health: withDamage, requests: reports)
     }
 }

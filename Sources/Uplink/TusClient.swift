@@ -1,4 +1,5 @@
 import Crypto
+import NIOSSL
 import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -56,7 +57,7 @@ public struct TusClient: Sendable {
 
     public enum Result: Sendable, Equatable {
         case uploaded(url: String, resentBytes: Int64)
-        case failed(reason: String)
+        case failed(reason: String, kind: TusUploadStateMachine.FailureKind)
     }
 
     /// Uploads until done, a permanent failure, or cancellation.
@@ -80,8 +81,8 @@ public struct TusClient: Sendable {
             switch action {
             case .done(let url):
                 return .uploaded(url: url, resentBytes: machine.resentBytes)
-            case .failed(let reason):
-                return .failed(reason: reason)
+            case .failed(let reason, let kind):
+                return .failed(reason: reason, kind: kind)
             case .wait(let seconds):
                 try await sleep(seconds)
                 continue
@@ -99,7 +100,7 @@ public struct TusClient: Sendable {
                     // The token and the footage go only where the config says: a Location on
                     // another host, port or a weaker scheme is refused, never followed.
                     if let problem = Self.refusedLocation(resolved, collectionURL: collectionURL) {
-                        return .failed(reason: problem)
+                        return .failed(reason: problem, kind: .refused)
                     }
                     response.headers[key] = resolved
                 }
@@ -107,6 +108,9 @@ public struct TusClient: Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                // A failed TLS handshake is not a dropped link: retrying it every two seconds
+                // cannot help (a wrong CA, a clock far off); the queue waits long before the next.
+                if Self.isTLSFailure(error) { return .failed(reason: "TLS: \(error)", kind: .tls) }
                 outcome = .transportError(String(describing: error), seconds: seconds(since: started))
             }
             machine.handle(action, outcome, random: Double.random(in: 0..<1))
@@ -147,6 +151,11 @@ public struct TusClient: Sendable {
         case .sha256: "sha256 " + Data(SHA256.hash(data: body)).base64EncodedString()
         case .sha1: "sha1 " + Data(Insecure.SHA1.hash(data: body)).base64EncodedString()
         }
+    }
+
+    /// Whether `error` is a TLS handshake or certificate failure (by type, from NIOSSL).
+    static func isTLSFailure(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError
     }
 
     /// Why the upload must not follow `location` (nil: it may): it must be on the collection

@@ -51,8 +51,23 @@ public struct TusUploadStateMachine: Sendable {
         case wait(seconds: Double)
         /// The server has every byte.
         case done(url: String)
-        /// Trying again cannot help; `reason` says what a person must change.
-        case failed(reason: String)
+        /// Trying again now cannot help; `reason` says what a person must change, `kind` what
+        /// the queue does with the file (wait its turn, or check it for damage).
+        case failed(reason: String, kind: FailureKind)
+    }
+
+    /// Why an upload stopped, as a kind the queue acts on (never matched as text).
+    public enum FailureKind: String, Sendable, Equatable {
+        /// No answer, timeouts, 5xx past every retry: wait (backing off) and try again.
+        case unavailable
+        /// The server refused the token (401/403): nothing goes until the config is fixed.
+        case unauthenticated
+        /// The TLS handshake failed (certificate, CA, clock): retried only after a long wait.
+        case tls
+        /// The server refuses this upload for good (413, a protocol it does not speak).
+        case refused
+        /// The server refused the whole file as corrupt more than once: check it on the card.
+        case dataLoss = "data_loss"
     }
 
     public enum ChecksumAlgorithm: String, Sendable, Equatable { case sha256, sha1 }
@@ -80,6 +95,8 @@ public struct TusUploadStateMachine: Sendable {
     private var cutOffAt: Int64?
     private var checksum: ChecksumAlgorithm?
     private var finished: Action?
+    /// How often the server refused the whole file (its final chunk answered 404/410).
+    private var wholeFileRejections = 0
 
     /// - Parameters:
     ///   - progress: from the index after a reboot (url and offset), or fresh.
@@ -153,11 +170,13 @@ public struct TusUploadStateMachine: Sendable {
                 if let taken = offsetHeader, taken >= 0, taken <= Int64(first) {
                     progress.offset = taken
                     highestSent = max(highestSent, taken)
+                    if taken > 0 { madeProgress() }
                 } else {
                     needsHead = true
                 }
             }
-            madeProgress()
+            // A creation alone is not progress: a server that creates and then refuses every
+            // PATCH must still meet the backoff and the attempt limit.
         case (.head, 200), (.head, 204):
             guard let offset = offsetHeader, offset >= 0, offset <= length else {
                 // A server that does not know a sane offset for our upload: start over there.
@@ -196,18 +215,27 @@ public struct TusUploadStateMachine: Sendable {
             progress.lastError = "chunk checksum mismatch at \(progress.offset); resending"
             progress.attempts += 1
             if progress.attempts > configuration.maximumAttemptsWithoutProgress {
-                finished = .failed(reason: "every chunk arrives damaged (checksum mismatch): the link or a proxy corrupts data")
+                finished = .failed(reason: "every chunk arrives damaged (checksum mismatch): the link or a proxy corrupts data", kind: .unavailable)
             }
+        case (.patch(_, let offset, let n, _), 410) where offset + Int64(n) >= length:
+            // The last chunk was answered "gone": the server checked the whole file against its
+            // SHA-256 and discarded it (the commune does; 404 is only "unknown upload").
+            wholeFileRejections += 1
+            if wholeFileRejections >= 2 {
+                finished = .failed(reason: "the server refused the whole file \(wholeFileRejections) times (HTTP \(status)): it does not match its SHA-256", kind: .dataLoss)
+                return
+            }
+            startOver("the server refused the whole file (HTTP \(status)); sending it once more", random: random)
         case (.head, 404), (.head, 410), (.patch, 404), (.patch, 410):
-            startOver(status == 410 ? "the upload expired on the server" : "the server no longer knows the upload")
+            startOver(status == 410 ? "the upload expired on the server" : "the server no longer knows the upload", random: random)
         case (_, 401), (_, 403):
-            finished = .failed(reason: "the server refused the device token (HTTP \(status)): check server.token in junction.toml")
+            finished = .failed(reason: "the server refused the device token (HTTP \(status)): check server.token in junction.toml", kind: .unauthenticated)
         case (.create, 413):
-            finished = .failed(reason: "the server refuses files this large (HTTP 413): raise its upload limit")
+            finished = .failed(reason: "the server refuses files this large (HTTP 413): raise its upload limit", kind: .refused)
         case (_, 500...599), (_, 408), (_, 429):
             fail("the server answered HTTP \(status)", random: random, shrink: action.isPatch)
         default:
-            finished = .failed(reason: "unexpected HTTP \(status) to \(action.name): the server may not speak tus 1.0.0 with creation")
+            finished = .failed(reason: "unexpected HTTP \(status) to \(action.name): the server may not speak tus 1.0.0 with creation", kind: .refused)
         }
     }
 
@@ -217,9 +245,12 @@ public struct TusUploadStateMachine: Sendable {
         backoffStep = 0
     }
 
-    private mutating func startOver(_ why: String) {
+    /// The server lost or refused the upload: create it again, after a backoff, and counted as
+    /// a failure (a server answering 404 to every PATCH got 1 018 of them in 7.7 s).
+    private mutating func startOver(_ why: String, random: Double = 0.5) {
         progress = Progress(url: nil, offset: 0, attempts: progress.attempts, lastError: why)
         needsHead = false
+        fail(why, random: random, shrink: false)
     }
 
     /// A failure: back off (capped, jittered), then HEAD before sending more.
@@ -227,7 +258,7 @@ public struct TusUploadStateMachine: Sendable {
         progress.lastError = text
         progress.attempts += 1
         if progress.attempts > configuration.maximumAttemptsWithoutProgress {
-            finished = .failed(reason: "gave up after \(progress.attempts - 1) failures in a row; last: \(text)")
+            finished = .failed(reason: "gave up after \(progress.attempts - 1) failures in a row; last: \(text)", kind: .unavailable)
             return
         }
         let step = min(cap ?? configuration.backoffMaximum, configuration.backoffInitial * Double(1 << min(backoffStep, 16)))

@@ -93,12 +93,43 @@ public struct UploadQueue: Sendable {
                 report.resentBytes += resent
                 monitor?.update(force: true) { $0.uploadedThisRun += 1; $0.current = nil; $0.lastError = nil }
                 logger.info("uplink: uploaded", metadata: ["segment": "\(item.segment.path)", "url": "\(url)"])
-            case .failed(let reason):
+            case .failed(let reason, let kind):
                 report.failed[segmentID] = reason
                 skip.insert(segmentID)
-                logger.error("uplink: \(item.segment.path): \(reason)")
+                try await handleFailure(item, reason: reason, kind: kind, path: path)
             }
         }
+    }
+
+    /// How long a file waits after its `attempts`-th failure of `kind` before it is tried again
+    /// (per upload: the rest of the queue moves meanwhile).
+    public static func backoff(_ kind: TusUploadStateMachine.FailureKind, attempts: Int) -> Double {
+        let base: Double, cap: Double
+        switch kind {
+        case .unavailable: (base, cap) = (10, 600)
+        case .dataLoss, .refused: (base, cap) = (300, 6 * 3600)
+        case .tls, .unauthenticated: (base, cap) = (60, 3600)
+        }
+        return min(cap, base * Double(1 << min(max(attempts, 0), 16)))
+    }
+
+    /// A failed upload waits its turn; one the server refused as corrupt is checked on the card
+    /// first: if the file no longer has the SHA-256 recorded when it was written, the card
+    /// damaged it, and it goes to quarantine (reported in status and the heartbeat) instead of
+    /// being sent again and again.
+    func handleFailure(_ item: Ring.QueuedUpload, reason: String, kind: TusUploadStateMachine.FailureKind, path: String) async throws {
+        if kind == .dataLoss {
+            let actual = try? await NIOThreadPool.singleton.runIfActive { try FileSystem.sha256(path) }
+            if actual != item.segment.sha256 {
+                let finding = try await ring.quarantineDamaged(item.segment, why: "the commune refused it as corrupt and its SHA-256 on the card no longer matches the one recorded when it was written")
+                monitor?.update(force: true) { $0.lastError = "segment damaged on the card, quarantined: \(item.segment.path)" }
+                logger.critical("uplink: \(finding)")
+                return
+            }
+        }
+        let wait = Self.backoff(kind, attempts: item.state.attempts)
+        try await ring.deferUpload(segmentID: item.segment.id, until: .now() + wait, reason: "\(kind.rawValue): \(reason)")
+        logger.error("uplink: \(item.segment.path) (\(kind.rawValue)): \(reason); next try in \(Int(wait)) s, the rest of the queue goes on")
     }
 
     /// `pread` on the NIO thread pool (never on the shared concurrency pool).

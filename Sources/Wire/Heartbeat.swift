@@ -61,6 +61,8 @@ public enum Heartbeat {
         public var clockSynchronized: Bool
         public var version: String
         public var sentAt: Timestamp
+        /// Segment files found damaged on the card and quarantined (nil from older boxes).
+        public var damagedSegments: Int?
 
         public init(recording: String, lastError: String? = nil, oldest: Timestamp? = nil, newest: Timestamp? = nil,
                     ringBytes: Int64 = 0, budgetBytes: Int64 = 0, freeBytes: Int64 = 0, pinnedBytes: Int64 = 0,
@@ -85,7 +87,7 @@ public enum Heartbeat {
             case recording, oldest, newest, version
             case lastError = "last_error", ringBytes = "ring_bytes", budgetBytes = "budget_bytes", freeBytes = "free_bytes"
             case pinnedBytes = "pinned_bytes", pinnedCapBytes = "pinned_cap_bytes", queuedSegments = "queued_segments"
-            case clockSynchronized = "clock_synchronized", sentAt = "sent_at"
+            case clockSynchronized = "clock_synchronized", sentAt = "sent_at", damagedSegments = "damaged_segments"
         }
     }
 

@@ -34,7 +34,7 @@ final class LocationServer: TusTransport, @unchecked Sendable {
                          "ftp://commune.test/files/1",
                          "//evil.test/files/1"] {
             let (result, seen) = try await upload(collection: "https://commune.test/files/", location: location)
-            guard case .failed(let reason) = result else { Issue.record("\(location): \(result)"); continue }
+            guard case .failed(let reason, _) = result else { Issue.record("\(location): \(result)"); continue }
             #expect(reason.contains("nothing was sent there"), "\(reason)")
             #expect(seen.count == 1 && seen.allSatisfy { $0.url.hasPrefix("https://commune.test/") }, "\(location)")
         }

@@ -185,7 +185,7 @@ final class InMemoryTusServer: TusTransport, @unchecked Sendable {
     @Test func refusedTokenStops() async throws {
         let server = InMemoryTusServer(faults: [1: .status(401)])
         let (result, _, _) = try await run(server)
-        guard case .failed(let reason) = result else { Issue.record("\(result)"); return }
+        guard case .failed(let reason, _) = result else { Issue.record("\(result)"); return }
         #expect(reason.contains("server.token"))
     }
 
