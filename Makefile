@@ -12,7 +12,7 @@ PYDEPS := tuspy tuspyserver uvicorn
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build release release-arm64 release-amd64 test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -46,6 +46,13 @@ test: deps
 	$(SWIFT) build --build-tests
 	bash Tests/Support/ffmpeg-compat.sh "$$($(SWIFT) build --show-bin-path)"
 	$(SWIFT) test --skip-build --no-parallel
+
+# Every fuzz target (Tests/FuzzTests) for FUZZ_SECONDS each (default 60; `make test` gives each 2 s
+# on the committed seed corpus). A crash fails the run; add the input to Tests/FuzzTests/Corpus/.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	$(SWIFT) build --build-tests
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter FuzzTests
 
 demo: build
 	bash Tests/Support/demo.sh "$$($(SWIFT) build --show-bin-path)/junction"

@@ -131,6 +131,9 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
+        // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
+        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink"],
+                    exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),
     ]

@@ -1,0 +1,174 @@
+import Foundation
+import Testing
+import Wire
+@testable import Config
+@testable import Control
+@testable import Ring
+@testable import Uplink
+
+/// Fuzz targets for every parser that reads what crosses a trust boundary (issue 11): a
+/// deterministic, bounded mutation harness (libFuzzer's sanitizer runtime does not link into
+/// SwiftPM's test bundle here). Each target runs its committed seed corpus (Corpus/<target>/,
+/// one input per file, or per line in *.txt: crashes found become seeds there), then mutations
+/// of it from a fixed seed for FUZZ_SECONDS (default 2; `make fuzz` gives each 60) or
+/// FUZZ_MAX_RUNS. A crash kills the runner, which fails; a target that hangs hits the time limit.
+enum Fuzz {
+    struct Target: Sendable, CustomTestStringConvertible {
+        let name: String
+        let run: @Sendable ([UInt8]) -> Void
+        var testDescription: String { name }
+    }
+
+    static let now = Timestamp(rfc3339: "2026-11-29T15:30:00Z")!
+    static let scratch = NSTemporaryDirectory() + "junction-fuzz-\(getpid())"
+
+    static func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
+
+    static let targets: [Target] = [
+        Target(name: "toml") { b in
+            _ = try? ConfigFile.decode(b, file: "f")
+            _ = try? JunctionConfiguration.parse(text(b))
+        },
+        Target(name: "time") { b in
+            _ = try? TimeExpression.parse(text(b), now: now, utcOffsetSeconds: 7 * 3600)
+            _ = Timestamp(rfc3339: text(b))
+        },
+        Target(name: "httpdate") { b in
+            _ = HTTPDate.parse(text(b))
+            _ = TusUploadStateMachine.hasExpired(text(b))
+        },
+        Target(name: "metadata") { b in
+            if let m = try? UploadMetadata(decoding: text(b)) { _ = try? UploadMetadata(decoding: m.encoded) }
+        },
+        Target(name: "weburl") { b in
+            let s = text(b)
+            _ = try? WebAddress(s, allowHTTP: true)
+            _ = TusClient.refusedLocation(TusClient.resolve(s, against: "https://commune.test/files/"), collectionURL: "https://commune.test/files/")
+            _ = JunctionConfiguration.Camera.redact(s)
+            _ = TerminalText.safe(s)
+            _ = PlainName.isValid(s)
+        },
+        Target(name: "tusheaders") { b in
+            // A header line from the server, in each answer the state machine reads.
+            let line = text(b)
+            let parts = line.split(separator: ":", maxSplits: 1)
+            let headers = parts.count == 2 ? [String(parts[0]): String(parts[1].drop { $0 == " " })] : ["Upload-Offset": line]
+            var m = TusUploadStateMachine(length: 1_000_000, metadata: UploadMetadata([("a", "b")]))
+            for status in [201, 200, 204, 409, 410, 460, 503, 301] {
+                let action = m.next()
+                if case .done = action { break }
+                if case .failed = action { break }
+                m.handle(action, .response(status: status, headers: headers, seconds: 0.1))
+            }
+        },
+        Target(name: "heartbeat") { b in
+            guard let r = try? Heartbeat.decode(Heartbeat.Report.self, from: b) else { return }
+            _ = Heartbeat.problem(r)
+            for q in r.requests.prefix(4) {
+                let spans = Array(q.coverage.prefix(2000))
+                _ = Coverage.paint(from: now + -86400, to: now, base: .pending, layers: spans)
+                _ = Coverage.coarsened(spans, to: 10)
+            }
+            _ = try? Heartbeat.decode(Heartbeat.Reply.self, from: b)
+        },
+        Target(name: "control") { b in
+            guard let r = try? JSONDecoder().decode(Control.Request.self, from: Data(b)) else { return }
+            if let from = r.from, let to = r.to {
+                _ = try? Ring.validate(.init(camera: r.camera ?? "", from: from, to: to, reason: r.reason,
+                                             preRollSeconds: r.preRollSeconds ?? 0, postRollSeconds: r.postRollSeconds ?? 0))
+            }
+        },
+        Target(name: "mp4") { b in
+            let path = scratch + "-\(UInt64.random(in: 0...UInt64.max)).seg"
+            FileManager.default.createFile(atPath: path, contents: Data(b))
+            defer { unlink(path) }
+            if let scan = try? MP4Scanner.scan(path: path), let c = scan.comment { _ = SegmentOrigin(comment: c) }
+        },
+    ]
+
+    static let corpusRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        url.deleteLastPathComponent()
+        return url.path + "/Corpus"
+    }()
+
+    static func seeds(_ name: String) -> [[UInt8]] {
+        let dir = corpusRoot + "/" + name
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
+        var out: [[UInt8]] = []
+        for f in files {
+            guard let d = FileManager.default.contents(atPath: dir + "/" + f) else { continue }
+            if f.hasSuffix(".txt") {
+                out += d.split(separator: 0x0a).map { Array($0) }
+            } else {
+                out.append(Array(d))
+            }
+        }
+        return out.isEmpty ? [[]] : out
+    }
+
+    /// xorshift64*: the same mutations every run for the same seed.
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
+    }
+
+    static let interesting: [[UInt8]] = [
+        [0], [0xff], [0x7f], [0x80], Array("[".utf8), Array("]".utf8), Array("\"".utf8), Array("\n".utf8), Array("\r\n".utf8),
+        Array("99999999999999999999".utf8), Array("-1e300".utf8), Array("inf".utf8), Array("nan".utf8), Array("@".utf8),
+        Array("://".utf8), Array("..".utf8), Array("\u{1b}[2J".utf8), [0xff, 0xff, 0xff, 0xff], [0, 0, 0, 1], [0x7f, 0xff, 0xff, 0xff],
+        Array(",".utf8), Array("{".utf8), Array("}".utf8), Array(":".utf8), Array("%".utf8), [0xc3], [0xed, 0xa0, 0x80],
+    ]
+
+    static func mutate(_ input: [UInt8], _ r: inout Random, corpus: [[UInt8]]) -> [UInt8] {
+        var b = input
+        for _ in 0...r.below(4) {
+            switch r.below(8) {
+            case 0 where !b.isEmpty: b[r.below(b.count)] ^= UInt8(1 << r.below(8))
+            case 1 where !b.isEmpty: b[r.below(b.count)] = UInt8(truncatingIfNeeded: r.next())
+            case 2: b.insert(contentsOf: interesting[r.below(interesting.count)], at: r.below(b.count + 1))
+            case 3 where !b.isEmpty:
+                let i = r.below(b.count); b.removeSubrange(i..<min(b.count, i + 1 + r.below(16)))
+            case 4 where !b.isEmpty:  // repeat a chunk many times (nesting, long lines)
+                let i = r.below(b.count), n = 1 + r.below(min(8, b.count - i))
+                let chunk = Array(b[i..<i + n])
+                b.insert(contentsOf: Array([[UInt8]](repeating: chunk, count: 1 + r.below(2000)).joined()), at: i)
+            case 5:  // splice another seed
+                let other = corpus[r.below(corpus.count)]
+                if !other.isEmpty { let i = r.below(other.count); b += other[i...] }
+            case 6 where b.count >= 8:  // a big-endian size field set to an extreme
+                let i = r.below(b.count - 4)
+                let v: [UInt8] = [[0xff, 0xff, 0xff, 0xff], [0, 0, 0, 1], [0, 0, 0, 0], [0x7f, 0xff, 0xff, 0xff]][r.below(4)]
+                b.replaceSubrange(i..<i + 4, with: v)
+            default:
+                if !b.isEmpty { b.removeLast(r.below(b.count)) }
+            }
+        }
+        return b.count > 1 << 20 ? Array(b.prefix(1 << 20)) : b
+    }
+
+    static var seconds: Double { Double(ProcessInfo.processInfo.environment["FUZZ_SECONDS"] ?? "") ?? 2 }
+    static var maxRuns: Int { Int(ProcessInfo.processInfo.environment["FUZZ_MAX_RUNS"] ?? "") ?? 1_000_000 }
+}
+
+@Suite(.timeLimit(.minutes(10)))
+struct FuzzTests {
+    @Test(arguments: Fuzz.targets)
+    func target(_ t: Fuzz.Target) {
+        let corpus = Fuzz.seeds(t.name)
+        for seed in corpus { t.run(seed) }
+        var r = Fuzz.Random(state: 0x9E37_79B9_7F4A_7C15 ^ UInt64(t.name.utf8.reduce(0) { $0 &* 31 &+ Int($1) } & 0x7fff_ffff))
+        let deadline = Date().addingTimeInterval(Fuzz.seconds)
+        var runs = 0
+        while runs < Fuzz.maxRuns && Date() < deadline {
+            t.run(Fuzz.mutate(corpus[r.below(corpus.count)], &r, corpus: corpus))
+            runs += 1
+        }
+        print("fuzz \(t.name): \(corpus.count) seeds, \(runs) mutated inputs in \(Fuzz.seconds) s, no crash")
+        #expect(runs > 0 || Fuzz.maxRuns == 0)
+    }
+}
