@@ -1,4 +1,7 @@
+import HTTPTypes
+import NIOHTTPTypes
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// How many connections `commune serve` holds, and for how long (README, "Limits"). Without
@@ -69,5 +72,30 @@ public final class AdmissionHandler: ChannelInboundHandler, RemovableChannelHand
         }
         let counter = self.counter
         context.channel.closeFuture.whenComplete { _ in counter.release(address) }
+    }
+}
+
+/// A request whose head is over NIO's limits (80 kB of fields) gets 431 with what happened,
+/// instead of a bare 400 with an empty body.
+public final class HeaderOverflowHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundOut = HTTPResponsePart
+
+    public init() {}
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parse = error as? HTTPParserError, parse == .headerOverflow else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let text = "the request's header fields are too large (over 80 kB): send fewer or shorter headers\n"
+        var head = HTTPResponse(status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"))
+        head.headerFields[.contentType] = "text/plain; charset=utf-8"
+        head.headerFields[.contentLength] = String(text.utf8.count)
+        head.headerFields[.connection] = "close"
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(string: text))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 }

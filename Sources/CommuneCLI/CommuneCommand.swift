@@ -162,7 +162,7 @@ extension CommuneCommand {
             logger.info("connection limits", metadata: ["max": "\(limits.maxConnections)", "per_address": "\(limits.maxPerAddress)",
                                                         "idle_seconds": "\(limits.idleSeconds)"])
             let counter = ConnectionCounter(limits: limits)
-            let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [counter.handler()],
+            let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [counter.handler(), HeaderOverflowHandler()],
                                                                      idleTimeout: .seconds(limits.idleSeconds)))
             if let cert, let key {
                 let tls: TLSConfiguration

@@ -78,6 +78,10 @@ struct CommuneHardeningTests {
         #expect(patch.stdout == "204", "\(patch.stdout) \(server.output)")
         let clips = try shell("cd \(cwd) && \(commune) clips --data rel/data --json").stdout
         #expect(clips.contains(cwd + "/rel/data/box1/cam1/"), "\(clips)")
+        // Item 23: oversized headers get 431 and say what happened (they got a bare 400).
+        try ("X-Big: " + String(repeating: "a", count: 100_000) + "\n").write(toFile: cwd + "/big-header", atomically: true, encoding: .utf8)
+        let big = try shell("curl -s -w '\\n%{http_code}' -X OPTIONS -H @\(cwd)/big-header http://127.0.0.1:\(port)/files/").stdout
+        #expect(big.hasSuffix("431") && big.contains("too large"), "\(big)")
 
         for listen in ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1:", ":8080", "127.0.0.1:80a", "127.0.0.1"] {
             let r = try Rig.run(commune, ["serve", "--data", cwd + "/d2", "--listen", listen, "--insecure-http"], timeout: 20)
