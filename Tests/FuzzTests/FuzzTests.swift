@@ -7,8 +7,8 @@ import Wire
 @testable import Uplink
 
 /// Fuzz targets for every parser that reads what crosses a trust boundary (issue 11): a
-/// deterministic, bounded mutation harness (libFuzzer's sanitizer runtime does not link into
-/// SwiftPM's test bundle here). Each target runs its committed seed corpus (Corpus/<target>/,
+/// deterministic, bounded mutation harness run by `swift test` (no libFuzzer build is set up yet;
+/// coverage guidance is the next step). Each target runs its committed seed corpus (Corpus/<target>/,
 /// one input per file, or per line in *.txt: crashes found become seeds there), then mutations
 /// of it from a fixed seed for FUZZ_SECONDS (default 2; `make fuzz` gives each 60) or
 /// FUZZ_MAX_RUNS. A crash kills the runner, which fails; a target that hangs hits the time limit.
