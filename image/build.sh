@@ -161,9 +161,13 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tjunction\n::1\tlocalhost ip6-localhost 
 : > "$ROOT/etc/machine-id"; rm -f "$ROOT/var/lib/dbus/machine-id"
 cat > "$ROOT/etc/fstab" <<EOF
 # Junction box. The FAT partition is the one installers edit; the data partition holds the ring.
+# Both wait up to 5 min for their device (systemd's default is 90 s): on a starved or slow card
+# the partitions appeared later than that, the mounts failed, and with them junction.service
+# and firstboot, until the next power cycle (seen under emulation on a loaded host). nofail keeps
+# the boot itself from waiting.
 PARTUUID=$DISKID-02  /                  ext4  noatime,commit=60,errors=remount-ro  0 1
-PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,nofail,x-systemd.device-timeout=90s  0 2
-PARTUUID=$DISKID-03  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail  0 2
+PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,nofail,x-systemd.device-timeout=5min  0 2
+PARTUUID=$DISKID-03  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail,x-systemd.device-timeout=5min  0 2
 EOF
 echo "$VERSION" > "$ROOT/etc/junction-image-version"
 # Nothing in the image logs in with a password: a technician uses the console as root only after
