@@ -74,8 +74,13 @@ extension JunctionConfiguration {
         do {
             return try await Ring.open(ringConfiguration, logger: logger)
         } catch {
-            throw CLIError("cannot open the recordings at \(storage.path): \(error)\nCheck storage.path in the config and that the data card is mounted and writable.")
+            throw openFailure(error)
         }
+    }
+
+    /// What a technician reads when the ring cannot be opened (not an index problem).
+    func openFailure(_ error: RingError) -> CLIError {
+        CLIError("cannot open the recordings at \(storage.path): \(error)\nCheck storage.path in the config and that the data card is mounted and writable.")
     }
 }
 

@@ -124,7 +124,7 @@ extension JunctionCommand {
                 await ring.close()
                 problem = integrity
             case .failure(let error):
-                guard error.code == .index else { throw CLIError("cannot open the recordings at \(config.storage.path): \(error)") }
+                guard error.code == .index else { throw config.openFailure(error) }
                 problem = "\(error)"
             }
             let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
