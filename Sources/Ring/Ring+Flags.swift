@@ -1,3 +1,5 @@
+import SQLiteNIO
+
 /// Flags: footage that must leave the box. Flagging pins every segment overlapping the range
 /// (plus pre- and post-roll) against eviction; a range still being recorded stays `open` and pins
 /// each new segment as it is indexed, until its end has been recorded (`closed`). A pin is
@@ -96,46 +98,61 @@ extension Ring {
         }
         let pinFrom = request.from + -request.preRollSeconds
         let pinTo = request.to + request.postRollSeconds
-        let all = try await index.segments(camera: request.camera, from: nil, to: nil)
-        if let oldest = all.first, pinTo <= oldest.start {
-            throw RingError(.invalidArgument, "nothing left of this range: the ring's oldest footage starts at \(oldest.start) (older footage was overwritten)")
+        let cap = pinnedCap(budget: try await budget().bytes)
+        let maxPinnedPercent = configuration.maxPinnedPercent
+        // One transaction: two flags at once cannot both pass the cap, and a refused or failed
+        // flag leaves nothing behind. Sums in SQL, not every row loaded.
+        let id = try await index.transaction { db throws(RingError) -> Int64 in
+            let camera = SQLiteData.text(request.camera)
+            let facts = try await db.run("""
+                SELECT COUNT(*) AS n, MIN(start_ms) AS oldest,
+                       COALESCE(SUM(CASE WHEN end_ms > ?2 AND start_ms < ?3 AND flagged = 0 AND uploaded = 0 THEN bytes ELSE 0 END), 0) AS new_bytes,
+                       (SELECT COALESCE(SUM(bytes), 0) FROM segment WHERE state = 'live' AND flagged = 1 AND uploaded = 0) AS pinned
+                FROM segment WHERE camera = ?1 AND state = 'live'
+                """, [camera, .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds))]).first
+            let count = facts?.column("n")?.integer ?? 0
+            if let oldest = facts?.column("oldest")?.integer, pinTo <= Timestamp(milliseconds: Int64(oldest)) {
+                throw RingError(.invalidArgument, "nothing left of this range: the ring's oldest footage starts at \(Timestamp(milliseconds: Int64(oldest))) (older footage was overwritten)")
+            }
+            if count == 0 && pinTo <= now {
+                throw RingError(.invalidArgument, "nothing recorded in this range: the ring is empty")
+            }
+            let newBytes = Int64(facts?.column("new_bytes")?.integer ?? 0)
+            let pinned = Int64(facts?.column("pinned")?.integer ?? 0)
+            // What is still to be recorded of an open range, at the newest segment's data rate.
+            var futureBytes: Int64 = 0
+            if pinTo > now, let last = try await db.run("""
+                SELECT bytes, end_ms - start_ms AS ms FROM segment WHERE camera = ? AND state = 'live' ORDER BY start_ms DESC, id DESC LIMIT 1
+                """, [camera]).first, let bytes = last.column("bytes")?.integer, let ms = last.column("ms")?.integer, ms > 0 {
+                let rate = Double(bytes) / (Double(ms) / 1000)
+                futureBytes = Int64(min(rate * pinTo.seconds(since: max(now, pinFrom)), Double(Int64.max / 4)))
+            }
+            if pinned + newBytes + futureBytes > cap {
+                throw RingError(.pinCapReached, """
+                    flag refused: it would pin \(Self.format(newBytes + futureBytes)) more, and \(Self.format(pinned)) of the \
+                    \(Self.format(cap)) cap (\(maxPinnedPercent) % of the ring) is already pinned \
+                    waiting for upload. Flag a shorter range, withdraw an old flag (junction flags, junction unflag ID), \
+                    or export to USB (junction export) and unflag.
+                    """)
+            }
+            // Open while its end can still be recorded; a past end never will be beyond what is here.
+            let state: Flag.State = pinTo > now ? .open : .closed
+            let rows = try await db.run("""
+                INSERT INTO flag (camera, from_ms, to_ms, pin_from_ms, pin_to_ms, reason, source, request_id, created_ms, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                """, [camera, .integer(Int(request.from.milliseconds)), .integer(Int(request.to.milliseconds)),
+                      .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds)),
+                      request.reason.map { .text($0) } ?? .null, .text(request.source.rawValue),
+                      request.requestID.map { .text($0) } ?? .null, .integer(Int(now.milliseconds)), .text(state.rawValue)])
+            guard let id = rows.first?.column("id")?.integer else { throw RingError(.index, "flag insert returned no id") }
+            _ = try await db.run("""
+                UPDATE segment SET flagged = 1
+                WHERE camera = ? AND state = 'live' AND end_ms > ? AND start_ms < ?
+                """, [camera, .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds))])
+            return Int64(id)
         }
-        if all.isEmpty && pinTo <= now {
-            throw RingError(.invalidArgument, "nothing recorded in this range: the ring is empty")
-        }
-        let inRange = all.filter { $0.end > pinFrom && $0.start < pinTo }
-        let newBytes = inRange.filter { !$0.flagged && !$0.uploaded }.reduce(Int64(0)) { $0 + $1.bytes }
-        // What is still to be recorded of an open range, at the recent data rate.
-        var futureBytes: Int64 = 0
-        if pinTo > now, let last = all.last, last.durationSeconds > 0 {
-            let rate = Double(last.bytes) / last.durationSeconds
-            futureBytes = Int64(rate * pinTo.seconds(since: max(now, pinFrom)))
-        }
-        let u = try await usage()
-        if u.pinnedBytes + newBytes + futureBytes > u.pinnedCapBytes {
-            throw RingError(.pinCapReached, """
-                flag refused: it would pin \(format(newBytes + futureBytes)) more, and \(format(u.pinnedBytes)) of the \
-                \(format(u.pinnedCapBytes)) cap (\(configuration.maxPinnedPercent) % of the ring) is already pinned \
-                waiting for upload. Flag a shorter range, withdraw an old flag (junction flags, junction unflag ID), \
-                or export to USB (junction export) and unflag.
-                """)
-        }
-        // Open while its end can still be recorded; a past end never will be beyond what is here.
-        let state: Flag.State = pinTo > now ? .open : .closed
-        let rows = try await index.run("""
-            INSERT INTO flag (camera, from_ms, to_ms, pin_from_ms, pin_to_ms, reason, source, request_id, created_ms, state)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
-            """, [.text(request.camera), .integer(Int(request.from.milliseconds)), .integer(Int(request.to.milliseconds)),
-                  .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds)),
-                  request.reason.map { .text($0) } ?? .null, .text(request.source.rawValue),
-                  request.requestID.map { .text($0) } ?? .null, .integer(Int(now.milliseconds)), .text(state.rawValue)])
-        guard let id = rows.first?.column("id")?.integer else { throw RingError(.index, "flag insert returned no id") }
-        _ = try await index.run("""
-            UPDATE segment SET flagged = 1
-            WHERE camera = ? AND state = 'live' AND end_ms > ? AND start_ms < ?
-            """, [.text(request.camera), .integer(Int(pinFrom.milliseconds)), .integer(Int(pinTo.milliseconds))])
         logger.notice("flagged", metadata: ["id": "\(id)", "from": "\(request.from)", "to": "\(request.to)", "source": "\(request.source.rawValue)"])
-        guard let made = try await flags(includeReleased: true).first(where: { $0.id == Int64(id) }) else {
+        guard let made = try await flags(includeReleased: true).first(where: { $0.id == id }) else {
             throw RingError(.index, "the new flag \(id) could not be read back")
         }
         await journalFlag(made)
@@ -171,13 +188,15 @@ extension Ring {
             throw RingError(.invalidArgument, "there is no flag \(id): junction flags lists them")
         }
         guard flag.state != .released else { return flag }
-        _ = try await index.run("UPDATE flag SET state = 'released' WHERE id = ?", [.integer(Int(id))])
-        _ = try await index.run("""
-            UPDATE segment SET flagged = EXISTS (
-                SELECT 1 FROM flag f WHERE f.state != 'released' AND f.camera = segment.camera
-                AND segment.end_ms > f.pin_from_ms AND segment.start_ms < f.pin_to_ms)
-            WHERE flagged = 1 AND camera = ?
-            """, [.text(flag.camera)])
+        try await index.transaction { db throws(RingError) in
+            _ = try await db.run("UPDATE flag SET state = 'released' WHERE id = ?", [.integer(Int(id))])
+            _ = try await db.run("""
+                UPDATE segment SET flagged = EXISTS (
+                    SELECT 1 FROM flag f WHERE f.state != 'released' AND f.camera = segment.camera
+                    AND segment.end_ms > f.pin_from_ms AND segment.start_ms < f.pin_to_ms)
+                WHERE flagged = 1 AND camera = ?
+                """, [.text(flag.camera)])
+        }
         logger.notice("flag withdrawn", metadata: ["id": "\(id)"])
         await journalRelease(id)
         var released = flag
@@ -191,7 +210,7 @@ extension Ring {
                                 [.text(camera), .integer(Int(end.milliseconds))])
     }
 
-    private func format(_ bytes: Int64) -> String {
+    static func format(_ bytes: Int64) -> String {
         let mb = Double(bytes) / 1e6
         return mb >= 1000 ? "\(String(format1: mb / 1000)) GB" : "\(String(format1: mb)) MB"
     }

@@ -51,31 +51,42 @@ extension Ring {
             if e.op == "release", let id = e.id { released.insert(id) }
         }
         let known = Set(try await self.flags(includeReleased: true).map(\.id))
-        for f in flags.values.sorted(by: { $0.id < $1.id }) where !known.contains(f.id) {
-            let state: Flag.State = released.contains(f.id) ? .released : (f.pinTo > now ? .open : .closed)
-            _ = try await index.run("""
-                INSERT OR IGNORE INTO flag (id, camera, from_ms, to_ms, pin_from_ms, pin_to_ms, reason, source, request_id, created_ms, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.integer(Int(f.id)), .text(f.camera), .integer(Int(f.from.milliseconds)), .integer(Int(f.to.milliseconds)),
-                      .integer(Int(f.pinFrom.milliseconds)), .integer(Int(f.pinTo.milliseconds)), f.reason.map { .text($0) } ?? .null,
-                      .text(f.source.rawValue), f.requestID.map { .text($0) } ?? .null, .integer(Int(f.createdAt.milliseconds)),
-                      .text(state.rawValue)])
-            replay.flagsRestored += 1
-        }
-        for id in released where known.contains(id) {
-            _ = try await index.run("UPDATE flag SET state = 'released' WHERE id = ?", [.integer(Int(id))])
-        }
         let uploaded = try await blocking { Self.readLines(self.configuration.uploadJournalPath) }
+        var uploadedPaths: [String] = []
         for line in uploaded {
             guard let e = try? JSONDecoder().decode(JournalEntry.self, from: Data(line.utf8)), let path = e.path else { replay.unreadableLines += 1; continue }
-            let rows = try await index.run("UPDATE segment SET uploaded = 1 WHERE path = ? AND uploaded = 0 RETURNING id", [.text(path)])
-            replay.uploadsRestored += rows.count
+            uploadedPaths.append(path)
         }
-        _ = try await index.run("""
-            UPDATE segment SET flagged = EXISTS (
-                SELECT 1 FROM flag f WHERE f.state != 'released' AND f.camera = segment.camera
-                AND segment.end_ms > f.pin_from_ms AND segment.start_ms < f.pin_to_ms)
-            """)
+        let restore = flags.values.sorted(by: { $0.id < $1.id }).filter { !known.contains($0.id) }
+        let releasedKnown = released.filter { known.contains($0) }
+        // All of it or nothing: a replay cut short by a power cut is simply run again.
+        let counts = try await index.transaction { [released, uploadedPaths] db throws(RingError) -> (flags: Int, uploads: Int) in
+            for f in restore {
+                let state: Flag.State = released.contains(f.id) ? .released : (f.pinTo > now ? .open : .closed)
+                _ = try await db.run("""
+                    INSERT OR IGNORE INTO flag (id, camera, from_ms, to_ms, pin_from_ms, pin_to_ms, reason, source, request_id, created_ms, state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.integer(Int(f.id)), .text(f.camera), .integer(Int(f.from.milliseconds)), .integer(Int(f.to.milliseconds)),
+                          .integer(Int(f.pinFrom.milliseconds)), .integer(Int(f.pinTo.milliseconds)), f.reason.map { .text($0) } ?? .null,
+                          .text(f.source.rawValue), f.requestID.map { .text($0) } ?? .null, .integer(Int(f.createdAt.milliseconds)),
+                          .text(state.rawValue)])
+            }
+            for id in releasedKnown {
+                _ = try await db.run("UPDATE flag SET state = 'released' WHERE id = ?", [.integer(Int(id))])
+            }
+            var uploads = 0
+            for path in uploadedPaths {
+                uploads += try await db.run("UPDATE segment SET uploaded = 1 WHERE path = ? AND uploaded = 0 RETURNING id", [.text(path)]).count
+            }
+            _ = try await db.run("""
+                UPDATE segment SET flagged = EXISTS (
+                    SELECT 1 FROM flag f WHERE f.state != 'released' AND f.camera = segment.camera
+                    AND segment.end_ms > f.pin_from_ms AND segment.start_ms < f.pin_to_ms)
+                """)
+            return (restore.count, uploads)
+        }
+        replay.flagsRestored = counts.flags
+        replay.uploadsRestored = counts.uploads
         if replay != Replay() { logger.notice("journals replayed", metadata: ["flags": "\(replay.flagsRestored)", "uploads": "\(replay.uploadsRestored)", "unreadable_lines": "\(replay.unreadableLines)"]) }
         return replay
     }

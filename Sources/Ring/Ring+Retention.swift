@@ -26,18 +26,23 @@ extension Ring {
 
     public func usage() async throws(RingError) -> Usage {
         let totals = try await index.totals()
-        let root = configuration.root
-        let space = try await blocking { FileSystem.space(root) } ?? FileSystem.Space(total: 0, available: 0)
-        let budget: Int64
-        switch configuration.budget {
-        case .bytes(let b): budget = b
-        case .percent(let p): budget = space.total / 100 * Int64(p)
-        }
+        let (space, budget) = try await budget()
         return Usage(ringBytes: totals.bytes, segments: totals.count, budgetBytes: budget, filesystemBytes: space.total,
                      freeBytes: space.available, reserveBytes: configuration.reserveBytes, pinnedBytes: totals.pinnedBytes,
-                     pinnedCapBytes: budget / 100 * Int64(configuration.maxPinnedPercent),
-                     headroomBytes: max(totals.largestRecent, 1_000_000))
+                     pinnedCapBytes: pinnedCap(budget: budget), headroomBytes: max(totals.largestRecent, 1_000_000))
     }
+
+    /// The filesystem's size and free space, and the budget in force.
+    func budget() async throws(RingError) -> (space: FileSystem.Space, bytes: Int64) {
+        let root = configuration.root
+        let space = try await blocking { FileSystem.space(root) } ?? FileSystem.Space(total: 0, available: 0)
+        switch configuration.budget {
+        case .bytes(let b): return (space, b)
+        case .percent(let p): return (space, space.total / 100 * Int64(p))
+        }
+    }
+
+    nonisolated func pinnedCap(budget: Int64) -> Int64 { budget / 100 * Int64(configuration.maxPinnedPercent) }
 
     public struct Eviction: Sendable, Equatable {
         public var segments: Int

@@ -89,8 +89,11 @@ extension Ring {
     /// The server has acknowledged every byte: the pin is released (the segment may now be
     /// evicted like any other) and the progress row dropped.
     public func markUploaded(segmentID: Int64) async throws(RingError) {
-        let rows = try await index.run("UPDATE segment SET uploaded = 1 WHERE id = ? RETURNING path", [.integer(Int(segmentID))])
-        if let path = rows.first?.column("path")?.string { await journalUploaded(path) }
-        _ = try await index.run("DELETE FROM upload WHERE segment_id = ?", [.integer(Int(segmentID))])
+        let path = try await index.transaction { db throws(RingError) in
+            let rows = try await db.run("UPDATE segment SET uploaded = 1 WHERE id = ? RETURNING path", [.integer(Int(segmentID))])
+            _ = try await db.run("DELETE FROM upload WHERE segment_id = ?", [.integer(Int(segmentID))])
+            return rows.first?.column("path")?.string
+        }
+        if let path { await journalUploaded(path) }
     }
 }

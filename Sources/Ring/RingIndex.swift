@@ -1,13 +1,21 @@
 import Logging
 import NIOPosix
 import SQLiteNIO
+import Wire
 
 /// The one front door to the index database (`index.sqlite`, WAL). Owns the connection, runs
-/// the migrations when it opens, and exposes named operations; every statement is a single
-/// atomic SQLite statement, so no operation depends on another task not interleaving.
+/// the migrations when it opens, and exposes named operations.
+///
+/// Every statement and every transaction passes one gate, in arrival order: a write made of
+/// several statements (a flag: check the pin cap, insert, pin) runs in `transaction`, as
+/// `BEGIN IMMEDIATE … COMMIT`, and no other task's statement can run between its statements,
+/// land inside it or be rolled back with it. Another process (a CLI command while the daemon
+/// runs) waits up to `busyTimeoutMilliseconds` for SQLite's write lock.
 final class RingIndex: Sendable {
     let connection: SQLiteConnection
     let path: String
+    private let gate = SerialGate()
+    static let busyTimeoutMilliseconds = 5000
 
     /// Shipped migrations are never edited; a change is a new entry at the end.
     static let migrations: [String] = [
@@ -106,6 +114,7 @@ final class RingIndex: Sendable {
             _ = try await connection.query("PRAGMA journal_mode = WAL", [])
             _ = try await connection.query("PRAGMA synchronous = FULL", [])
             _ = try await connection.query("PRAGMA foreign_keys = ON", [])
+            _ = try await connection.query("PRAGMA busy_timeout = \(busyTimeoutMilliseconds)", [])
             try await index.migrate(logger: logger)
         } catch let error as RingError {
             try? await connection.close()
@@ -148,12 +157,54 @@ final class RingIndex: Sendable {
         try? await connection.close()
     }
 
+    /// One statement, on its own (SQLite makes it atomic).
     func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(RingError) -> [SQLiteRow] {
-        do {
-            return try await connection.query(sql, binds)
-        } catch {
-            throw RingError(.index, "index query failed", path: path, underlying: error)
+        await gate.enter()
+        let result: Result<[SQLiteRow], RingError>
+        do throws(RingError) { result = .success(try await statements.run(sql, binds)) } catch { result = .failure(error) }
+        await gate.leave()
+        return try result.get()
+    }
+
+    /// Statements of one transaction: only `transaction`'s body holds them.
+    struct Statements: Sendable {
+        let connection: SQLiteConnection
+        let path: String
+
+        func run(_ sql: String, _ binds: [SQLiteData] = []) async throws(RingError) -> [SQLiteRow] {
+            do {
+                return try await connection.query(sql, binds)
+            } catch {
+                throw RingError(.index, "index query failed", path: path, underlying: error)
+            }
         }
+    }
+
+    private var statements: Statements { Statements(connection: connection, path: path) }
+
+    /// Runs `body` as one `BEGIN IMMEDIATE` transaction: all of it is committed, or (when it
+    /// throws) none of it. The body must use only the `Statements` it is given: calling `run` or
+    /// another operation of this index from inside it would wait for itself.
+    func transaction<T: Sendable>(_ body: @Sendable (Statements) async throws(RingError) -> T) async throws(RingError) -> T {
+        await gate.enter()
+        let db = statements
+        let result: Result<T, RingError>
+        do throws(RingError) {
+            _ = try await db.run("BEGIN IMMEDIATE")
+            let value: T
+            do throws(RingError) {
+                value = try await body(db)
+                _ = try await db.run("COMMIT")
+            } catch {
+                _ = try? await db.run("ROLLBACK")
+                throw error
+            }
+            result = .success(value)
+        } catch {
+            result = .failure(error)
+        }
+        await gate.leave()
+        return try result.get()
     }
 
     static let segmentColumns = "id, camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, flagged, uploaded, recovered, state"
@@ -233,12 +284,15 @@ final class RingIndex: Sendable {
     /// camera's footage is now overwritten).
     func drop(_ ids: [Int64]) async throws(RingError) {
         guard !ids.isEmpty else { return }
-        _ = try await run("""
-            INSERT INTO evicted (camera, from_ms, through_ms)
-            SELECT camera, MIN(start_ms), MAX(end_ms) FROM segment WHERE id IN (\(ids.map(String.init).joined(separator: ","))) GROUP BY camera
-            ON CONFLICT (camera) DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms), through_ms = MAX(through_ms, excluded.through_ms)
-            """)
-        _ = try await run("DELETE FROM segment WHERE id IN (\(ids.map(String.init).joined(separator: ",")))")
+        let list = ids.map(String.init).joined(separator: ",")
+        try await transaction { db throws(RingError) in
+            _ = try await db.run("""
+                INSERT INTO evicted (camera, from_ms, through_ms)
+                SELECT camera, MIN(start_ms), MAX(end_ms) FROM segment WHERE id IN (\(list)) GROUP BY camera
+                ON CONFLICT (camera) DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms), through_ms = MAX(through_ms, excluded.through_ms)
+                """)
+            _ = try await db.run("DELETE FROM segment WHERE id IN (\(list))")
+        }
     }
 
     func update(id: Int64, end: Timestamp, bytes: Int64, sha256: String) async throws(RingError) {

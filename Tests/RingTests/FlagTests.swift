@@ -88,3 +88,55 @@ import Testing
         await ring.close()
     }
 }
+
+/// The index's one front door: a flag is one transaction, so flags made at the same moment (the
+/// CLI, a commune request and motion together) cannot both pass the pin cap.
+@Suite struct IndexTransactionTests {
+    @Test func concurrentFlagsNeverPassThePinCapTogether() async throws {
+        // A 200 kB cap holds two ~80 kB segments; six flags of one segment each arrive at once.
+        let (ring, segs) = try await FlagTests().ringWithSegments(budget: 2_000_000, maxPinnedPercent: 10)
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<6 {
+                group.addTask {
+                    do {
+                        _ = try await ring.flag(.init(camera: "cam1", from: t0 + Double(i * 4) + 1, to: t0 + Double(i * 4) + 2), now: t0 + 30)
+                        return true
+                    } catch { return false }
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        let usage = try await ring.usage()
+        #expect(outcomes.filter { $0 }.count == 2, "exactly two fit under the cap: \(outcomes)")
+        #expect(usage.pinnedBytes <= usage.pinnedCapBytes, "pinned \(usage.pinnedBytes) of a \(usage.pinnedCapBytes) cap")
+        #expect(try await ring.flags().count == 2, "a refused flag leaves no row")
+        #expect(try await ring.segments().filter(\.flagged).count == 2)
+        _ = segs
+        await ring.close()
+    }
+
+    @Test func aFailedTransactionLeavesNothingAndTakesNoOtherStatementWithIt() async throws {
+        let ring = try await Ring.open(Ring.Configuration(root: makeRoot(), budget: .bytes(100_000_000), reserveBytes: 0),
+                                       logger: .init(label: "t"))
+        let index = await ring.index
+        let insideTransaction = AsyncStream<Void>.makeStream()
+        async let failed: Void = {
+            do {
+                try await index.transaction { db throws(RingError) in
+                    _ = try await db.run("INSERT INTO gap (camera, start_ms, end_ms, reason) VALUES ('cam1', 0, 1, 'inside')")
+                    insideTransaction.continuation.yield()
+                    try? await Task.sleep(for: .milliseconds(200))
+                    throw RingError(.index, "simulated failure after the first statement")
+                }
+            } catch {}
+        }()
+        var it = insideTransaction.stream.makeAsyncIterator()
+        _ = await it.next()
+        // Arrives while the transaction is open: it waits at the gate, then stands alone.
+        try await ring.recordGap(Gap(camera: "cam1", start: t0, end: t0 + 1, reason: "outside"))
+        await failed
+        let reasons = try await ring.gaps().map(\.reason)
+        #expect(reasons == ["outside"], "the rolled-back statement is gone, the other one kept: \(reasons)")
+        await ring.close()
+    }
+}
