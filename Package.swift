@@ -132,6 +132,8 @@ let package = Package(
         .testTarget(name: "CommuneTests", dependencies: [
             "Commune", "Uplink", "Ring", "Wire",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).

@@ -49,12 +49,12 @@ extension Catalog {
     public func addRequest(device: String, camera: String?, from: Timestamp, to: Timestamp, reason: String?,
                            now: Timestamp = .now()) async throws -> Request {
         guard to > from else { throw RequestError.emptyRange }
-        guard try await connection.query("SELECT 1 FROM device WHERE id = ?", [.text(device)]).first != nil else {
+        guard try await query("SELECT 1 FROM device WHERE id = ?", [.text(device)]).first != nil else {
             throw RequestError.unknownDevice(device)
         }
         var rng = SystemRandomNumberGenerator()
         let id = "req-" + hex((0..<6).map { _ in UInt8.random(in: 0...255, using: &rng) })
-        _ = try await connection.query("""
+        _ = try await query("""
             INSERT INTO request (id, device, camera, from_ms, to_ms, reason, state, created_ms, updated_ms)
             VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)
             """, [.text(id), .text(device), camera.map { .text($0) } ?? .null, .integer(Int(from.milliseconds)),
@@ -74,7 +74,7 @@ extension Catalog {
         if openOnly { sql += " AND state IN ('waiting', 'accepted', 'refused')" }
         sql += " ORDER BY created_ms, id"
         var out: [Request] = []
-        for r in try await connection.query(sql, binds) {
+        for r in try await query(sql, binds) {
             func ms(_ k: String) -> Timestamp { Timestamp(milliseconds: Int64(r.column(k)?.integer ?? 0)) }
             var request = Request(
                 id: r.column("id")?.string ?? "", device: r.column("device")?.string ?? "", camera: r.column("camera")?.string,
@@ -82,21 +82,26 @@ extension Catalog {
                 state: Request.State(rawValue: r.column("state")?.string ?? "") ?? .waiting,
                 coverage: r.column("coverage")?.string.flatMap { try? Heartbeat.decode([CoverageSpan].self, from: Array($0.utf8)) } ?? [],
                 error: r.column("error")?.string, createdAt: ms("created_ms"), updatedAt: ms("updated_ms"))
-            if request.state == .accepted || request.state == .complete {
-                request.coverage = try await withClips(request.coverage, request: request)
-                if request.state == .accepted && Coverage.isSettled(request.coverage) { request.state = .complete }
+            // Stored coverage already has every clip that had arrived by its last report: paint
+            // only the clips since (work proportional to what changed). A complete request has
+            // nothing pending left to paint over.
+            if request.state == .accepted {
+                request.coverage = try await withClips(request.coverage, request: request, receivedSince: request.updatedAt)
+                if Coverage.isSettled(request.coverage) { request.state = .complete }
             }
             out.append(request)
         }
         return out
     }
 
-    /// Paints the clips the server holds for the request's device over the box's coverage.
-    func withClips(_ coverage: [CoverageSpan], request: Request) async throws -> [CoverageSpan] {
+    /// Paints the clips the server holds for the request's device (those received since
+    /// `receivedSince`, when given) over the box's coverage.
+    func withClips(_ coverage: [CoverageSpan], request: Request, receivedSince: Timestamp? = nil) async throws -> [CoverageSpan] {
         var sql = "SELECT start_ms, end_ms FROM clip WHERE device = ? AND end_ms > ? AND start_ms < ?"
         var binds: [SQLiteData] = [.text(request.device), .integer(Int(request.from.milliseconds)), .integer(Int(request.to.milliseconds))]
+        if let receivedSince { sql += " AND received_ms >= ?"; binds.append(.integer(Int(receivedSince.milliseconds))) }
         if let camera = request.camera { sql += " AND camera = ?"; binds.append(.text(camera)) }
-        let clips = try await connection.query(sql, binds).map {
+        let clips = try await query(sql, binds).map {
             CoverageSpan(from: Timestamp(milliseconds: Int64($0.column("start_ms")?.integer ?? 0)),
                          to: Timestamp(milliseconds: Int64($0.column("end_ms")?.integer ?? 0)), status: .uploaded)
         }
@@ -114,7 +119,7 @@ extension Catalog {
             coverage = try await withClips(coverage, request: request)
             state = Coverage.isSettled(coverage) ? .complete : .accepted
         }
-        _ = try await connection.query("UPDATE request SET state = ?, coverage = ?, error = ?, updated_ms = ? WHERE id = ?", [
+        _ = try await query("UPDATE request SET state = ?, coverage = ?, error = ?, updated_ms = ? WHERE id = ?", [
             .text(state.rawValue), .text(String(decoding: try Heartbeat.encode(coverage), as: UTF8.self)),
             report.error.map { .text($0) } ?? .null, .integer(Int(now.milliseconds)), .text(report.id),
         ])

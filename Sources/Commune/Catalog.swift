@@ -7,6 +7,7 @@ import Wire
 /// uploads in progress, and the clips that arrived whole and verified.
 public actor Catalog {
     let connection: SQLiteConnection
+    private let gate = SerialGate()
 
     static let migrations: [String] = [
         """
@@ -62,25 +63,86 @@ public actor Catalog {
             created_ms INTEGER NOT NULL
         )
         """,
+        // 3: a request's coverage reads its device's clips by time, not the whole table.
+        """
+        CREATE INDEX clip_by_device ON clip (device, start_ms)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
         let c = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
-        _ = try await c.query("PRAGMA journal_mode = WAL", [])
-        _ = try await c.query("PRAGMA foreign_keys = ON", [])
-        _ = try await c.query("BEGIN IMMEDIATE", [])
-        let version = try await c.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
-        for (n, sql) in migrations.enumerated() where n >= version {
-            for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
-                _ = try await c.query(String(statement), [])
-            }
-            _ = try await c.query("PRAGMA user_version = \(n + 1)", [])
+        do {
+            _ = try await c.query("PRAGMA journal_mode = WAL", [])
+            _ = try await c.query("PRAGMA synchronous = FULL", [])
+            _ = try await c.query("PRAGMA foreign_keys = ON", [])
+            _ = try await c.query("PRAGMA busy_timeout = 5000", [])
+            try await migrate(c, path: path, logger: logger)
+        } catch {
+            try? await c.close()
+            throw error
         }
-        _ = try await c.query("COMMIT", [])
         return Catalog(connection: c)
     }
 
+    /// Applies pending migrations in one IMMEDIATE transaction (all or none: a failure rolls
+    /// back to the schema it found). A catalog from a newer commune is refused, not rewritten.
+    static func migrate(_ c: SQLiteConnection, path: String, logger: Logger) async throws {
+        _ = try await c.query("BEGIN IMMEDIATE", [])
+        do {
+            let version = try await c.query("PRAGMA user_version", []).first?.column("user_version")?.integer ?? 0
+            guard version <= migrations.count else {
+                throw CommuneError("the catalog \(path) was written by a newer commune (schema \(version), this one knows \(migrations.count)): update the commune server, or point --data at another directory")
+            }
+            for (n, sql) in migrations.enumerated() where n >= version {
+                logger.info("catalog: applying migration \(n + 1)")
+                for statement in sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
+                    _ = try await c.query(String(statement), [])
+                }
+                _ = try await c.query("PRAGMA user_version = \(n + 1)", [])
+            }
+            _ = try await c.query("COMMIT", [])
+        } catch {
+            _ = try? await c.query("ROLLBACK", [])
+            throw error
+        }
+    }
+
     init(connection: SQLiteConnection) { self.connection = connection }
+
+    /// One statement, on its own.
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        await gate.enter()
+        do {
+            let rows = try await connection.query(sql, binds)
+            await gate.leave()
+            return rows
+        } catch {
+            await gate.leave()
+            throw error
+        }
+    }
+
+    /// `body`'s statements as one `BEGIN IMMEDIATE` transaction, with no other statement between
+    /// them: all committed, or none when it throws. The body uses only the connection it is given.
+    func transaction<T: Sendable>(_ body: @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        await gate.enter()
+        do {
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            let value: T
+            do {
+                value = try await body(connection)
+                _ = try await connection.query("COMMIT", [])
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
+            }
+            await gate.leave()
+            return value
+        } catch {
+            await gate.leave()
+            throw error
+        }
+    }
 
     public func close() async { try? await connection.close() }
 
@@ -97,7 +159,7 @@ public actor Catalog {
     public func addDevice(id: String, now: Timestamp = .now()) async throws -> String {
         guard PlainName.isValid(id) else { throw CommuneError(PlainName.problem(id, what: "device id")) }
         let token = Self.newToken()
-        _ = try await connection.query("INSERT INTO device (id, token_sha256, created_ms) VALUES (?, ?, ?)",
+        _ = try await query("INSERT INTO device (id, token_sha256, created_ms) VALUES (?, ?, ?)",
                                        [.text(id), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
         return token
     }
@@ -111,33 +173,33 @@ public actor Catalog {
     }
 
     public func devices() async throws -> [Device] {
-        try await connection.query("SELECT id, last_seen_ms, health FROM device ORDER BY id", []).map {
+        try await query("SELECT id, last_seen_ms, health FROM device ORDER BY id", []).map {
             Device(id: $0.column("id")?.string ?? "", lastSeen: $0.column("last_seen_ms")?.integer.map { Timestamp(milliseconds: Int64($0)) },
                    health: $0.column("health")?.string.flatMap { try? Heartbeat.decode(Heartbeat.Health.self, from: Array($0.utf8)) })
         }
     }
 
     public func setHealth(device: String, _ health: Heartbeat.Health) async throws {
-        _ = try await connection.query("UPDATE device SET health = ? WHERE id = ?",
+        _ = try await query("UPDATE device SET health = ? WHERE id = ?",
                                        [.text(String(decoding: try Heartbeat.encode(health), as: UTF8.self)), .text(device)])
     }
 
     /// Registers an operator (who may use the operator API) and returns its token, shown once.
     public func addOperator(name: String, now: Timestamp = .now()) async throws -> String {
         let token = Self.newToken()
-        _ = try await connection.query("INSERT INTO operator (name, token_sha256, created_ms) VALUES (?, ?, ?)",
+        _ = try await query("INSERT INTO operator (name, token_sha256, created_ms) VALUES (?, ?, ?)",
                                        [.text(name), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
         return token
     }
 
     /// The operator a bearer token belongs to, if any.
     public func `operator`(token: String) async throws -> String? {
-        try await connection.query("SELECT name FROM operator WHERE token_sha256 = ?", [.text(Self.hash(token))]).first?.column("name")?.string
+        try await query("SELECT name FROM operator WHERE token_sha256 = ?", [.text(Self.hash(token))]).first?.column("name")?.string
     }
 
     /// The device a bearer token belongs to, if any (and marks it seen).
     public func device(token: String, now: Timestamp = .now()) async throws -> String? {
-        let rows = try await connection.query("UPDATE device SET last_seen_ms = ? WHERE token_sha256 = ? RETURNING id",
+        let rows = try await query("UPDATE device SET last_seen_ms = ? WHERE token_sha256 = ? RETURNING id",
                                               [.integer(Int(now.milliseconds)), .text(Self.hash(token))])
         return rows.first?.column("id")?.string
     }
@@ -152,13 +214,13 @@ public actor Catalog {
     }
 
     public func createUpload(_ u: Upload, now: Timestamp = .now()) async throws {
-        _ = try await connection.query("INSERT INTO upload (id, device, length, offset_bytes, metadata, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        _ = try await query("INSERT INTO upload (id, device, length, offset_bytes, metadata, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                        [.text(u.id), .text(u.device), .integer(Int(u.length)), .integer(Int(u.offset)), .text(u.metadata),
                                         .integer(Int(now.milliseconds)), .integer(Int(u.expires.milliseconds))])
     }
 
     public func upload(id: String) async throws -> Upload? {
-        try await connection.query("SELECT id, device, length, offset_bytes, metadata, expires_ms FROM upload WHERE id = ?", [.text(id)]).first.map {
+        try await query("SELECT id, device, length, offset_bytes, metadata, expires_ms FROM upload WHERE id = ?", [.text(id)]).first.map {
             Upload(id: $0.column("id")?.string ?? "", device: $0.column("device")?.string ?? "",
                    length: Int64($0.column("length")?.integer ?? 0), offset: Int64($0.column("offset_bytes")?.integer ?? 0),
                    metadata: $0.column("metadata")?.string ?? "", expires: Timestamp(milliseconds: Int64($0.column("expires_ms")?.integer ?? 0)))
@@ -167,23 +229,23 @@ public actor Catalog {
 
     /// Bytes of a device's clips plus the full length of its uploads in progress.
     public func bytesHeld(device: String, now: Timestamp = .now()) async throws -> Int64 {
-        let rows = try await connection.query("""
+        let rows = try await query("""
             SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1 AND expires_ms > ?2) AS b
             """, [.text(device), .integer(Int(now.milliseconds))])
         return Int64(rows.first?.column("b")?.integer ?? 0)
     }
 
     public func setOffset(id: String, _ offset: Int64) async throws {
-        _ = try await connection.query("UPDATE upload SET offset_bytes = ? WHERE id = ?", [.integer(Int(offset)), .text(id)])
+        _ = try await query("UPDATE upload SET offset_bytes = ? WHERE id = ?", [.integer(Int(offset)), .text(id)])
     }
 
     /// Uploads whose expiry has passed (their parts are swept: issue 11, item 13).
     public func expiredUploads(now: Timestamp = .now()) async throws -> [String] {
-        try await connection.query("SELECT id FROM upload WHERE expires_ms <= ?", [.integer(Int(now.milliseconds))]).compactMap { $0.column("id")?.string }
+        try await query("SELECT id FROM upload WHERE expires_ms <= ?", [.integer(Int(now.milliseconds))]).compactMap { $0.column("id")?.string }
     }
 
     public func deleteUpload(id: String) async throws {
-        _ = try await connection.query("DELETE FROM upload WHERE id = ?", [.text(id)])
+        _ = try await query("DELETE FROM upload WHERE id = ?", [.text(id)])
     }
 
     public struct Clip: Sendable, Codable, Equatable {
@@ -203,13 +265,19 @@ public actor Catalog {
         }
     }
 
-    public func addClip(_ c: Clip) async throws {
-        _ = try await connection.query("""
-            INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(c.device), .text(c.camera), .integer(Int(c.start.milliseconds)), .integer(Int(c.end.milliseconds)),
-                  .integer(Int(c.bytes)), .text(c.sha256), .text(c.path), c.request.map { .text($0) } ?? .null,
-                  c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds))])
+    /// Files a verified clip and forgets its upload in one transaction: a crash between the two
+    /// can neither leave a clip whose upload still counts against the quota, nor an upload row
+    /// for a file that was already filed.
+    public func fileClip(_ c: Clip, uploadID: String) async throws {
+        try await transaction { db in
+            _ = try await db.query("""
+                INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(c.device), .text(c.camera), .integer(Int(c.start.milliseconds)), .integer(Int(c.end.milliseconds)),
+                      .integer(Int(c.bytes)), .text(c.sha256), .text(c.path), c.request.map { .text($0) } ?? .null,
+                      c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds))])
+            _ = try await db.query("DELETE FROM upload WHERE id = ?", [.text(uploadID)])
+        }
     }
 
     public func clips(device: String? = nil) async throws -> [Clip] {
@@ -217,7 +285,7 @@ public actor Catalog {
         var binds: [SQLiteData] = []
         if let device { sql += " WHERE device = ?"; binds.append(.text(device)) }
         sql += " ORDER BY device, camera, start_ms"
-        return try await connection.query(sql, binds).map { r in
+        return try await query(sql, binds).map { r in
             func ms(_ k: String) -> Timestamp { Timestamp(milliseconds: Int64(r.column(k)?.integer ?? 0)) }
             return Clip(path: r.column("path")?.string ?? "", device: r.column("device")?.string ?? "", camera: r.column("camera")?.string ?? "",
                         start: ms("start_ms"), end: ms("end_ms"), bytes: Int64(r.column("bytes")?.integer ?? 0),

@@ -81,7 +81,6 @@ public struct TusEndpoint: Sendable {
         return try await catalog.device(token: String(auth.dropFirst(7)))
     }
 
-    static func safeName(_ s: String) -> Bool { PlainName.isValid(s) }
 
     func create(_ request: Request) async throws -> Response {
         guard let device = try await device(request) else { return reply(.unauthorized, "a device token is needed (Authorization: Bearer …)") }
@@ -132,7 +131,7 @@ public struct TusEndpoint: Sendable {
             return (.badRequest, "Upload-Metadata needs '\(key)'")
         }
         guard m["device"] == device else { return (.forbidden, "this token belongs to device \(device), not \(m["device"]!)") }
-        guard safeName(m["camera"]!), safeName(m["filename"]!) else {
+        guard PlainName.isValid(m["camera"]!), PlainName.isValid(m["filename"]!) else {
             return (.badRequest, "camera and filename must be plain names (letters, digits, - _ .): no paths")
         }
         guard let start = Timestamp(rfc3339: m["start"]!), let end = Timestamp(rfc3339: m["end"]!), end >= start else {
@@ -263,14 +262,13 @@ public struct TusEndpoint: Sendable {
                 final = "\(dir)/\(start.compact)-\(n).mp4"
             }
             guard rename(path, final) == 0 else { throw CommuneError("cannot file the clip: \(String(cString: strerror(errno)))") }
-            let fd = open(dir, O_RDONLY | O_DIRECTORY)
-            if fd >= 0 { fsync(fd); close(fd) }
+            try Self.fsyncDirectory(dir)
             return final
         }
-        try await catalog.addClip(.init(path: final, device: upload.device, camera: metadata["camera"]!, start: start,
-                                        end: Timestamp(rfc3339: metadata["end"]!)!, bytes: upload.length, sha256: sha,
-                                        request: metadata["request"], reason: metadata["reason"], receivedAt: .now()))
-        try await catalog.deleteUpload(id: upload.id)
+        try await catalog.fileClip(.init(path: final, device: upload.device, camera: metadata["camera"]!, start: start,
+                                         end: Timestamp(rfc3339: metadata["end"]!)!, bytes: upload.length, sha256: sha,
+                                         request: metadata["request"], reason: metadata["reason"], receivedAt: .now()),
+                                   uploadID: upload.id)
         logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
         return nil
     }
@@ -310,12 +308,26 @@ public struct TusEndpoint: Sendable {
         try await NIOThreadPool.singleton.runIfActive(body)
     }
 
+    /// Creates the missing directories of `path`, fsyncing the parent of each one it creates,
+    /// so a clip filed in a new day's directory is still there after a power cut.
     static func makeDirectories(_ path: String) throws {
         var built = ""
         for part in path.split(separator: "/") {
+            let parent = built.isEmpty ? "/" : built
             built += "/" + part
-            if mkdir(built, 0o755) != 0 && errno != EEXIST { throw CommuneError("cannot create \(built): \(String(cString: strerror(errno)))") }
+            if mkdir(built, 0o755) == 0 {
+                try fsyncDirectory(parent)
+            } else if errno != EEXIST {
+                throw CommuneError("cannot create \(built): \(String(cString: strerror(errno)))")
+            }
         }
+    }
+
+    static func fsyncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw CommuneError("cannot open \(path) to make it durable: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw CommuneError("cannot make \(path) durable: \(String(cString: strerror(errno)))") }
     }
 
     static func createFile(_ path: String) throws {
