@@ -78,6 +78,34 @@ extension JunctionConfiguration {
         }
     }
 
+    /// Opens the ring; an index that cannot be opened (or, with `checkIntegrity`, fails SQLite's
+    /// integrity check) is moved aside as `index.sqlite.broken-TIME`, never deleted, and a new
+    /// empty one is opened, for the caller to rebuild from the files (`Ring.reindex`, which
+    /// replays the flag and upload journals). A storage problem that is not the index throws
+    /// `openFailure`.
+    /// - Returns: the ring, and when the index was replaced, what was wrong and where it went.
+    func openReplacingCorruptIndex(logger: Logger = .cli, checkIntegrity: Bool) async throws
+        -> (ring: Ring, replaced: (problem: String, keptAs: String)?)
+    {
+        let ringConfig = ringConfiguration
+        let problem: String
+        do throws(RingError) {
+            let ring = try await Ring.open(ringConfig, logger: logger)
+            guard checkIntegrity else { return (ring, nil) }
+            let integrity = (try? await ring.integrityCheck()) ?? "the integrity check could not run"
+            if integrity == "ok" { return (ring, nil) }
+            await ring.close()
+            problem = integrity
+        } catch {
+            guard error.code == .index else { throw openFailure(error) }
+            problem = "\(error)"
+        }
+        let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
+        _ = rename(ringConfig.indexPath, aside)
+        for suffix in ["-wal", "-shm"] { unlink(ringConfig.indexPath + suffix) }
+        return (try await openRing(logger: logger), (problem, aside))
+    }
+
     /// What a technician reads when the ring cannot be opened (not an index problem).
     func openFailure(_ error: RingError) -> CLIError {
         CLIError("cannot open the recordings at \(storage.path): \(error)\nCheck storage.path in the config and that the data card is mounted and writable.")

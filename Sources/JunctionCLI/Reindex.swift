@@ -30,7 +30,8 @@ extension JunctionCommand {
                 throw CLIError("the recorder is running; stop it first (systemctl stop junction), or pass --force")
             }
             let ringConfig = config.ringConfiguration
-            let ring = try await Self.openOrReplace(config)
+            let (ring, replaced) = try await config.openReplacingCorruptIndex(checkIntegrity: false)
+            if let replaced { print("The index could not be opened (\(replaced.problem)); moved it to \(replaced.keptAs).") }
             print("Rebuilding the index from \(ringConfig.segmentsRoot) …")
             let (count, findings) = try await ring.reindex()
             let flags = (try? await ring.flags().count) ?? 0
@@ -44,23 +45,6 @@ extension JunctionCommand {
                 print("  The card may be failing: run junction doctor, copy quarantine/ off for the case file, and replace the card.")
                 throw ExitCode(1)
             }
-        }
-
-        /// Opens the index; one that cannot be opened at all is moved aside and started afresh.
-        static func openOrReplace(_ config: JunctionConfiguration) async throws -> Ring {
-            let ringConfig = config.ringConfiguration
-            let failure: RingError
-            do {
-                return try await Ring.open(ringConfig, logger: .cli)
-            } catch {
-                failure = error
-            }
-            guard failure.code == .index else { throw CLIError("\(failure)") }
-            let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
-            try? FileManager.default.moveItem(atPath: ringConfig.indexPath, toPath: aside)
-            for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: ringConfig.indexPath + suffix) }
-            print("The index could not be opened (\(failure)); moved it to \(aside).")
-            return try await config.openRing()
         }
     }
 }

@@ -112,27 +112,10 @@ extension JunctionCommand {
         /// integrity check) does not stop the box: it is moved aside, rebuilt from the files, and
         /// flags come back from the journal. Recording starts either way, and the log says so.
         static func openRecovering(_ config: JunctionConfiguration, logger: Logger) async throws -> Ring {
-            let ringConfig = config.ringConfiguration
-            let problem: String
-            let opened: Result<Ring, RingError> = await {
-                do throws(RingError) { return .success(try await Ring.open(ringConfig, logger: logger)) } catch { return .failure(error) }
-            }()
-            switch opened {
-            case .success(let ring):
-                let integrity = (try? await ring.integrityCheck()) ?? "the integrity check could not run"
-                if integrity == "ok" { return ring }
-                await ring.close()
-                problem = integrity
-            case .failure(let error):
-                guard error.code == .index else { throw config.openFailure(error) }
-                problem = "\(error)"
-            }
-            let aside = ringConfig.indexPath + ".broken-" + Timestamp.now().compact
-            _ = rename(ringConfig.indexPath, aside)
-            for suffix in ["-wal", "-shm"] { unlink(ringConfig.indexPath + suffix) }
+            let (ring, replaced) = try await config.openReplacingCorruptIndex(logger: logger, checkIntegrity: true)
+            guard let replaced else { return ring }
             logger.critical("the index is corrupt: moved aside and rebuilding it from the segment files", metadata: [
-                "problem": "\(problem)", "kept_as": "\(aside)"])
-            let ring = try await config.openRing(logger: logger)
+                "problem": "\(replaced.problem)", "kept_as": "\(replaced.keptAs)"])
             let (count, findings) = try await ring.reindex()
             let flags = (try? await ring.flags().count) ?? 0
             for f in findings { logger.error("rebuild: \(f)") }

@@ -147,12 +147,12 @@ public struct HeartbeatService: Service {
         let queued = try await ring.uploadQueue(limit: 10_000).count
         let camera = configuration.camera
         let span = try await ring.span(camera: camera)
+        let damaged = (try? await ring.quarantined().count) ?? 0
         let health = Heartbeat.Health(recording: r.state, lastError: r.lastError.map { String($0.prefix(Heartbeat.Limits.maxTextCharacters)) }, oldest: span?.oldest, newest: span?.newest,
                                       ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
                                       pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
-                                      clockSynchronized: r.clockSynchronized, version: version, sentAt: now)
-        var withDamage = health
-        withDamage.damagedSegments = (try? await ring.quarantined().count).flatMap { $0 > 0 ? $0 : nil }
+                                      clockSynchronized: r.clockSynchronized, version: version, sentAt: now,
+                                      damagedSegments: damaged > 0 ? damaged : nil)
         var reports: [Heartbeat.RequestReport] = []
         // Within the commune's bounds (Heartbeat.Limits): the first requests, coarsened coverage.
         for request in known.prefix(Heartbeat.Limits.maxRequests) {
@@ -165,6 +165,6 @@ public struct HeartbeatService: Service {
             }
             reports.append(.init(id: request.id, coverage: coverage, error: refusal))
         }
-        return Heartbeat.Report(device: configuration.device, health: withDamage, requests: reports)
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports)
     }
 }

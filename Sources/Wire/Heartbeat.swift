@@ -67,7 +67,7 @@ public enum Heartbeat {
         public init(recording: String, lastError: String? = nil, oldest: Timestamp? = nil, newest: Timestamp? = nil,
                     ringBytes: Int64 = 0, budgetBytes: Int64 = 0, freeBytes: Int64 = 0, pinnedBytes: Int64 = 0,
                     pinnedCapBytes: Int64 = 0, queuedSegments: Int = 0, clockSynchronized: Bool = false,
-                    version: String, sentAt: Timestamp) {
+                    version: String, sentAt: Timestamp, damagedSegments: Int? = nil) {
             self.recording = recording
             self.lastError = lastError
             self.oldest = oldest
@@ -81,6 +81,7 @@ public enum Heartbeat {
             self.clockSynchronized = clockSynchronized
             self.version = version
             self.sentAt = sentAt
+            self.damagedSegments = damagedSegments
         }
 
         enum CodingKeys: String, CodingKey {
