@@ -38,14 +38,21 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 
 # One build of everything; Media type-checked against trixie's FFmpeg 7.1 and sid's (the images'
-# and the next release's; ~15 s, headers cached in .build-ffmpeg); then the runner's own summary
-# (XCTest, then Swift Testing). Tests run
-# one at a time: the integration tests block while cameras and daemons run, and on 2 cores
-# running them side by side starves the concurrency pool (and every test's time limit).
+# and the next release's; ~15 s, headers cached in .build-ffmpeg); then the unit tests, in
+# parallel, and the integration tests (MediaIntegrationTests) apart, one at a time: they block
+# while cameras, daemons and servers run, and on 2 cores running them side by side starves the
+# concurrency pool (and every test's time limit). Each part prints the runner's own summary; a
+# failure in the first still runs the second, and fails the target.
+INTEGRATION := MediaIntegrationTests
 test: deps
 	$(SWIFT) build --build-tests
 	bash Tests/Support/ffmpeg-compat.sh "$$($(SWIFT) build --show-bin-path)"
-	$(SWIFT) test --skip-build --no-parallel
+	@rc=0; \
+	echo "== Unit tests, in parallel (every target but $(INTEGRATION))"; \
+	$(SWIFT) test --skip-build --skip $(INTEGRATION) || rc=1; \
+	echo "== Integration tests, one at a time ($(INTEGRATION))"; \
+	$(SWIFT) test --skip-build --no-parallel --filter $(INTEGRATION) || rc=1; \
+	exit $$rc
 
 # Every fuzz target (Tests/FuzzTests) for FUZZ_SECONDS each (default 60; `make test` gives each 2 s
 # on the committed seed corpus). A crash fails the run; add the input to Tests/FuzzTests/Corpus/.
