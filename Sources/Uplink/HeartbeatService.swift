@@ -152,7 +152,9 @@ public struct HeartbeatService: Service {
                                       ringBytes: usage.ringBytes, budgetBytes: usage.budgetBytes, freeBytes: usage.freeBytes,
                                       pinnedBytes: usage.pinnedBytes, pinnedCapBytes: usage.pinnedCapBytes, queuedSegments: queued,
                                       clockSynchronized: r.clockSynchronized, version: version, sentAt: now,
-                                      damagedSegments: damaged > 0 ? damaged : nil)
+                                      damagedSegments: damaged > 0 ? damaged : nil, camera: camera,
+                                      heartbeatSeconds: Int(configuration.interval.components.seconds),
+                                      uploadBytesPerSecond: monitor?.health.current?.bytesPerSecond)
         var reports: [Heartbeat.RequestReport] = []
         // Within the commune's bounds (Heartbeat.Limits): the first requests, coarsened coverage.
         for request in known.prefix(Heartbeat.Limits.maxRequests) {

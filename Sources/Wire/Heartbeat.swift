@@ -40,7 +40,7 @@ public enum Heartbeat {
         if let big = r.requests.first(where: { $0.coverage.count > Limits.maxSpansPerRequest }) {
             return "request \(big.id.prefix(64)) has \(big.coverage.count) coverage spans; at most \(Limits.maxSpansPerRequest)"
         }
-        let texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
+        let texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? "", r.health.camera ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
         if texts.contains(where: { $0.count > Limits.maxTextCharacters }) { return "a text field is longer than \(Limits.maxTextCharacters) characters" }
         return nil
     }
@@ -63,11 +63,17 @@ public enum Heartbeat {
         public var sentAt: Timestamp
         /// Segment files found damaged on the card and quarantined (nil from older boxes).
         public var damagedSegments: Int?
+        /// The box's camera, how often it sends a heartbeat, and how fast its current upload
+        /// goes (nil from older boxes, and the rate when nothing is uploading).
+        public var camera: String?
+        public var heartbeatSeconds: Int?
+        public var uploadBytesPerSecond: Double?
 
         public init(recording: String, lastError: String? = nil, oldest: Timestamp? = nil, newest: Timestamp? = nil,
                     ringBytes: Int64 = 0, budgetBytes: Int64 = 0, freeBytes: Int64 = 0, pinnedBytes: Int64 = 0,
                     pinnedCapBytes: Int64 = 0, queuedSegments: Int = 0, clockSynchronized: Bool = false,
-                    version: String, sentAt: Timestamp, damagedSegments: Int? = nil) {
+                    version: String, sentAt: Timestamp, damagedSegments: Int? = nil, camera: String? = nil,
+                    heartbeatSeconds: Int? = nil, uploadBytesPerSecond: Double? = nil) {
             self.recording = recording
             self.lastError = lastError
             self.oldest = oldest
@@ -82,6 +88,9 @@ public enum Heartbeat {
             self.version = version
             self.sentAt = sentAt
             self.damagedSegments = damagedSegments
+            self.camera = camera
+            self.heartbeatSeconds = heartbeatSeconds
+            self.uploadBytesPerSecond = uploadBytesPerSecond
         }
 
         enum CodingKeys: String, CodingKey {
@@ -89,6 +98,7 @@ public enum Heartbeat {
             case lastError = "last_error", ringBytes = "ring_bytes", budgetBytes = "budget_bytes", freeBytes = "free_bytes"
             case pinnedBytes = "pinned_bytes", pinnedCapBytes = "pinned_cap_bytes", queuedSegments = "queued_segments"
             case clockSynchronized = "clock_synchronized", sentAt = "sent_at", damagedSegments = "damaged_segments"
+            case camera, heartbeatSeconds = "heartbeat_seconds", uploadBytesPerSecond = "upload_bytes_per_second"
         }
     }
 
