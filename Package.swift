@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // The only place FFmpeg's headers are seen. Only `Media` imports it.
@@ -112,10 +113,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The police desk: the web page officers use (sign-in, boxes, requests, playback,
+        // evidence, audit), served by `commune serve`. HTML made in Swift, Vietnamese first.
+        .target(
+            name: "Desk",
+            dependencies: [
+                "Commune", "Wire",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "CommuneCLI",
             dependencies: [
-                "Commune", "Wire", "Config",
+                "Commune", "Desk", "Wire", "Config",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -136,6 +150,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
+        .testTarget(name: "DeskTests", dependencies: [
+            "Desk", "Commune", "Wire",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
         .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink"],
                     exclude: ["Corpus"]),

@@ -67,6 +67,31 @@ public actor Catalog {
         """
         CREATE INDEX clip_by_device ON clip (device, start_ms)
         """,
+        // 4: the police desk (web page): operators' passwords (bcrypt) and role, sign-in
+        // sessions (only a hash of the cookie is kept), and the audit log (chain of custody).
+        """
+        ALTER TABLE operator ADD COLUMN password_bcrypt TEXT;
+        ALTER TABLE operator ADD COLUMN password_one_time INTEGER NOT NULL DEFAULT 0 CHECK (password_one_time IN (0, 1));
+        ALTER TABLE operator ADD COLUMN chief INTEGER NOT NULL DEFAULT 0 CHECK (chief IN (0, 1));
+        CREATE TABLE session (
+            token_sha256 TEXT PRIMARY KEY,
+            operator TEXT NOT NULL REFERENCES operator (name) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,
+            address TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at_ms INTEGER NOT NULL,
+            operator TEXT,
+            address TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_by_time ON audit (at_ms)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -184,11 +209,13 @@ public actor Catalog {
                                        [.text(String(decoding: try Heartbeat.encode(health), as: UTF8.self)), .text(device)])
     }
 
-    /// Registers an operator (who may use the operator API) and returns its token, shown once.
-    public func addOperator(name: String, now: Timestamp = .now()) async throws -> String {
+    /// Registers an operator (who may use the operator API and, with a password, the desk) and
+    /// returns its API token, shown once.
+    public func addOperator(name: String, chief: Bool = false, now: Timestamp = .now()) async throws -> String {
+        guard PlainName.isValid(name) else { throw CommuneError(PlainName.problem(name, what: "operator name")) }
         let token = Self.newToken()
-        _ = try await query("INSERT INTO operator (name, token_sha256, created_ms) VALUES (?, ?, ?)",
-                                       [.text(name), .text(Self.hash(token)), .integer(Int(now.milliseconds))])
+        _ = try await query("INSERT INTO operator (name, token_sha256, created_ms, chief) VALUES (?, ?, ?, ?)",
+                            [.text(name), .text(Self.hash(token)), .integer(Int(now.milliseconds)), .integer(chief ? 1 : 0)])
         return token
     }
 

@@ -18,7 +18,7 @@ public struct ControlEndpoint: Sendable {
         self.logger = logger
     }
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("api/v1/heartbeat") { request, _ in try await self.heartbeat(request) }
         router.get("api/v1/requests") { request, _ in
             try await self.asOperator(request) { try await json(.ok, self.catalog.requests(device: request.uri.queryParameters["device"].map(String.init))) }

@@ -43,7 +43,7 @@ public struct TusEndpoint: Sendable {
     static func name(_ s: String) -> HTTPField.Name { HTTPField.Name(s)! }
     static let checksumMismatch = HTTPResponse.Status(code: 460, reasonPhrase: "Checksum Mismatch")
 
-    public func register(on router: Router<BasicRequestContext>) {
+    public func register<Context: RequestContext>(on router: Router<Context>) {
         router.on("files", method: .options) { _, _ in self.options() }
         router.post("files") { request, _ in try await self.create(request) }
         router.head("files/:id") { request, context in try await self.head(request, id: context.parameters.get("id") ?? "") }

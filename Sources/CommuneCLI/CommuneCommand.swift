@@ -1,5 +1,6 @@
 import ArgumentParser
 import Commune
+import Desk
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -135,7 +136,7 @@ extension CommuneCommand {
 
             let catalog = try await DataOptions(data: data).catalog()
             let logger = Logger(label: "commune")
-            let router = Router()
+            let router = Router(context: CommuneRequestContext.self)
             var tus = TusEndpoint.Configuration(data: data)
             if let m = file.maxUploadBytes { tus.maxUploadBytes = m }
             tus.deviceQuotaBytes = file.deviceQuotaBytes
@@ -150,6 +151,10 @@ extension CommuneCommand {
             }
             defer { sweeper.cancel() }
             ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
+            var desk = Desk.Configuration(secureCookies: cert != nil)
+            if let zone = file.timeZone, let tz = TimeZone(identifier: zone) { desk.timeZone = tz }
+            if let hours = file.sessionHours { desk.session.absoluteSeconds = Double(hours) * 3600 }
+            Desk(catalog: catalog, configuration: desk, logger: logger).register(on: router)
             let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "commune")
             var limits = ConnectionLimits()
             if let n = file.maxConnections { limits.maxConnections = n }
@@ -316,20 +321,103 @@ extension CommuneCommand {
     }
 
     struct Operators: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Operator tokens for the JSON API (/api/v1/requests, /api/v1/clips).",
-                                                        subcommands: [Add.self])
+        static let configuration = CommandConfiguration(
+            abstract: "Officers: who signs in to the desk (the web page) and who uses the JSON API.",
+            discussion: """
+                A password is asked twice on a terminal (at least \(Desk.minPasswordCharacters) characters); without a terminal, or with
+                --one-time, a one-time password is printed instead, and the desk asks for a new one at the first
+                sign-in. --password-stdin reads it from standard input (scripts).
+                Examples:
+                  commune operators add nguyenvana --data /srv/commune
+                  commune operators add truongcongan --chief --data /srv/commune
+                  commune operators password nguyenvana --one-time --data /srv/commune
+                """,
+            subcommands: [Add.self, Password.self])
+
+        struct PasswordSource: ParsableArguments {
+            @Flag(help: "Print a one-time password instead of asking for one.") var oneTime = false
+            @Flag(help: "Read the password from standard input (one line).") var passwordStdin = false
+
+            /// The password to set, and whether it is one-time.
+            func obtain() throws -> (password: String, oneTime: Bool) {
+                if passwordStdin {
+                    guard let line = readLine(strippingNewline: true), line.count >= Desk.minPasswordCharacters else {
+                        throw ValidationError("--password-stdin: give a password of at least \(Desk.minPasswordCharacters) characters on one line")
+                    }
+                    return (line, false)
+                }
+                if oneTime || isatty(STDIN_FILENO) == 0 { return (Self.oneTimePassword(), true) }
+                let first = try Self.ask("Password (at least \(Desk.minPasswordCharacters) characters): ")
+                guard first.count >= Desk.minPasswordCharacters else {
+                    throw ValidationError("the password must have at least \(Desk.minPasswordCharacters) characters")
+                }
+                guard try Self.ask("The same again: ") == first else { throw ValidationError("the two passwords differ; nothing was changed") }
+                return (first, false)
+            }
+
+            /// 12 characters from an alphabet without look-alikes (no 0/O, 1/l/I).
+            static func oneTimePassword() -> String {
+                let alphabet = Array("abcdefghjkmnpqrstuvwxyz23456789")
+                var rng = SystemRandomNumberGenerator()
+                return String((0..<12).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] })
+            }
+
+            /// Reads a line from the terminal with echo off.
+            static func ask(_ prompt: String) throws -> String {
+                print(prompt, terminator: "")
+                fflush(nil)
+                var saved = termios()
+                tcgetattr(STDIN_FILENO, &saved)
+                var quiet = saved
+                quiet.c_lflag &= ~tcflag_t(ECHO)
+                tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet)
+                defer { tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved); print("") }
+                guard let line = readLine(strippingNewline: true) else { throw ValidationError("no password given") }
+                return line
+            }
+        }
+
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Create an operator; prints its token once.")
+            static let configuration = CommandConfiguration(abstract: "Create an operator: a desk password and an API token (each shown once).")
+            @OptionGroup var options: DataOptions
+            @Argument(help: "The operator's name (letters, digits, '-', '_', '.').") var name: String
+            @Flag(help: "An officer in charge: may read and export the audit log.") var chief = false
+            @OptionGroup var source: PasswordSource
+            func run() async throws {
+                guard PlainName.isValid(name) else { throw ValidationError(PlainName.problem(name, what: "operator name")) }
+                let (password, oneTime) = try source.obtain()
+                let hash = try await Desk.hashPassword(password)
+                let token = try await options.withCatalog { catalog in
+                    let token: String
+                    do { token = try await catalog.addOperator(name: name, chief: chief) } catch {
+                        throw ValidationError("operator \(name) already exists (commune operators password \(name) sets a new password)")
+                    }
+                    try await catalog.setPassword(operator: name, bcrypt: hash, oneTime: oneTime)
+                    return token
+                }
+                print("Operator \(name) created\(chief ? " (in charge)" : "").")
+                if oneTime { print("One-time password for the desk (a new one is asked at the first sign-in): \(password)") }
+                print("API token (Authorization: Bearer TOKEN), not shown again:")
+                print(token)
+            }
+        }
+
+        struct Password: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Set an operator's desk password (signs out their sessions).")
             @OptionGroup var options: DataOptions
             @Argument(help: "The operator's name.") var name: String
+            @OptionGroup var source: PasswordSource
             func run() async throws {
-                let token = try await options.withCatalog { catalog in
-                    do { return try await catalog.addOperator(name: name) } catch {
-                        throw ValidationError("operator \(name) already exists")
+                let (password, oneTime) = try source.obtain()
+                let hash = try await Desk.hashPassword(password)
+                try await options.withCatalog { catalog in
+                    guard try await catalog.setPassword(operator: name, bcrypt: hash, oneTime: oneTime) else {
+                        throw ValidationError("there is no operator \(TerminalText.safe(name)) (commune operators add \(TerminalText.safe(name)))")
                     }
+                    try await catalog.closeSessions(operator: name)
+                    try await catalog.audit(operator: nil, address: "local", action: "password set by the server's administrator", detail: name)
                 }
-                print("Operator \(name) created. Send it as Authorization: Bearer TOKEN; it is not shown again:")
-                print(token)
+                print(oneTime ? "One-time password for \(name): \(password)" : "Password of \(name) set.")
             }
         }
     }

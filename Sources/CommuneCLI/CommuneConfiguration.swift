@@ -1,3 +1,5 @@
+import Foundation
+import Wire
 import Config
 
 /// `commune.toml`: what `commune serve --config` reads. Flags given on the command line win.
@@ -14,6 +16,9 @@ import Config
 ///     max_connections = 1000          # all clients together (kept under LimitNOFILE)
 ///     max_connections_per_address = 64
 ///     idle_seconds = 30               # a connection silent this long is closed
+///     [desk]
+///     time_zone = "Asia/Ho_Chi_Minh"  # dates on the desk are read and written in it
+///     session_hours = 8               # a sign-in lasts this long at most (1 h without a request)
 struct CommuneConfiguration {
     var data: String?
     var listen: String?
@@ -25,10 +30,13 @@ struct CommuneConfiguration {
     var maxConnections: Int?
     var maxConnectionsPerAddress: Int?
     var idleSeconds: Int?
+    var timeZone: String?
+    var sessionHours: Int?
 
     static let known: Set<String> = ["server.data", "server.listen", "server.cert", "server.key", "server.insecure_http",
                                      "limits.max_upload_bytes", "limits.device_quota_bytes", "limits.max_connections",
-                                     "limits.max_connections_per_address", "limits.idle_seconds"]
+                                     "limits.max_connections_per_address", "limits.idle_seconds",
+                                     "desk.time_zone", "desk.session_hours"]
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -85,6 +93,11 @@ struct CommuneConfiguration {
         c.maxConnections = try int("limits.max_connections", 8...100_000)
         c.maxConnectionsPerAddress = try int("limits.max_connections_per_address", 1...100_000)
         c.idleSeconds = try int("limits.idle_seconds", 5...3600)
+        c.timeZone = try string("desk.time_zone")
+        if let zone = c.timeZone, TimeZone(identifier: zone) == nil {
+            throw Failure(description: "\(path):\(doc["desk.time_zone"]?.line ?? 0): desk.time_zone \"\(TerminalText.safe(zone))\" is not a time zone; use a name like \"Asia/Ho_Chi_Minh\"")
+        }
+        c.sessionHours = try int("desk.session_hours", 1...24)
         return c
     }
 }

@@ -31,6 +31,8 @@ COMMUNE="$(dirname "$JUNCTION")/commune"
 CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 step "Starting a local commune server at http://127.0.0.1:$CPORT and registering the box"
 TOKEN=$("$COMMUNE" devices add demo-0001 --data "$RUN/commune" | tail -1)
+# An officer for the desk (the web page), with a password given on stdin as a script would.
+echo "demo-password-1" | "$COMMUNE" operators add demo-officer --password-stdin --data "$RUN/commune" > /dev/null
 "$COMMUNE" serve --data "$RUN/commune" --listen "127.0.0.1:$CPORT" --insecure-http > "$RUN/commune.log" 2>&1 &
 pids+=($!)
 
@@ -119,3 +121,6 @@ step "ffprobe of the first segment"
 ffprobe -v error -show_entries format=duration:stream=codec_name,codec_tag_string,width,height -of compact "$first"
 
 step "Done. The recordings stay in $RUN/data (make clean removes them)."
+echo "  The police desk (web page, Vietnamese first) on what arrived:"
+echo "    $COMMUNE serve --data $RUN/commune --listen 127.0.0.1:$CPORT --insecure-http"
+echo "    then open http://127.0.0.1:$CPORT/ and sign in as demo-officer, password demo-password-1"

@@ -1,0 +1,354 @@
+import Commune
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdBcrypt
+import Logging
+import NIOCore
+import NIOPosix
+import Wire
+
+/// The police desk: the web page `commune serve` serves to officers at a desk PC. Sign-in with
+/// an operator name and password (bcrypt), a session cookie (HttpOnly, SameSite=Strict, Secure
+/// over HTTPS; only its hash is stored), a CSRF token on every form, throttled sign-in, the box
+/// list with its alarms, Vietnamese first and English second. Every page is HTML made on the
+/// server with every outside text escaped, under a Content-Security-Policy without inline script
+/// or style; nothing is fetched from the internet, so it works on a police LAN with no uplink.
+/// Device tokens never open it: it knows only its own cookie.
+public struct Desk: Sendable {
+    public struct Configuration: Sendable {
+        /// The commune's time zone: dates are read and written in it (dd/mm/yyyy HH:mm).
+        public var timeZone: TimeZone
+        /// Set when the server speaks HTTPS: cookies then carry `Secure`.
+        public var secureCookies: Bool
+        public var session: Catalog.SessionLifetime
+        /// bcrypt's cost (2^cost rounds); tests lower it.
+        public var bcryptCost: UInt8
+
+        public init(timeZone: TimeZone = Desk.defaultTimeZone, secureCookies: Bool, session: Catalog.SessionLifetime = .init(),
+                    bcryptCost: UInt8 = 12) {
+            self.timeZone = timeZone
+            self.secureCookies = secureCookies
+            self.session = session
+            self.bcryptCost = bcryptCost
+        }
+    }
+
+    public static let defaultTimeZoneName = "Asia/Ho_Chi_Minh"
+    public static var defaultTimeZone: TimeZone { TimeZone(identifier: defaultTimeZoneName) ?? TimeZone(secondsFromGMT: 7 * 3600)! }
+    /// A new password's least length.
+    public static let minPasswordCharacters = 10
+    /// A form body's bound (a sign-in is a few hundred bytes).
+    static let maxFormBytes = 16 * 1024
+
+    static let sessionCookie = "desk_session"
+    static let formCookie = "desk_form"
+    static let languageCookie = "desk_lang"
+
+    let catalog: Catalog
+    let configuration: Configuration
+    let logger: Logger
+    let throttle = SignInThrottle()
+
+    public init(catalog: Catalog, configuration: Configuration, logger: Logger) {
+        self.catalog = catalog
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func register<Context: RemoteAddressRequestContext>(on router: Router<Context>) {
+        router.get("/") { request, _ in
+            try await self.signedIn(request) != nil ? Self.redirect("/boxes") : Self.redirect("/sign-in")
+        }
+        router.get("sign-in") { request, _ in self.signInPage(request, notice: nil, status: .ok) }
+        router.post("sign-in") { request, context in try await self.signIn(request, address: Self.address(context)) }
+        router.post("sign-out") { request, context in try await self.signOut(request, address: Self.address(context)) }
+        router.get("password") { request, _ in
+            try await self.withSession(request, allowMustChange: true) { session in self.passwordPage(request, session, notice: nil, status: .ok) }
+        }
+        router.post("password") { request, context in
+            try await self.withSession(request, allowMustChange: true) { session in
+                try await self.changePassword(request, session, address: Self.address(context))
+            }
+        }
+        router.get("boxes") { request, _ in try await self.withSession(request) { session in try await self.boxesPage(request, session) } }
+        router.get("lang/:language") { request, context in
+            let language = Language(rawValue: context.parameters.get("language") ?? "") ?? .vi
+            var response = Self.redirect("/")
+            response.setCookie(Cookie(name: Self.languageCookie, value: language.rawValue, maxAge: 365 * 86400, path: "/",
+                                      secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+            return response
+        }
+        router.get("desk.css") { _, _ in
+            Response(status: .ok, headers: Self.securityHeaders(contentType: "text/css; charset=utf-8", cache: "max-age=3600"),
+                     body: .init(byteBuffer: ByteBuffer(string: DeskAssets.css)))
+        }
+    }
+
+    // MARK: sign-in
+
+    func signInPage(_ request: Request, notice: String?, status: HTTPResponse.Status) -> Response {
+        let language = Self.language(request)
+        let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
+        // A form token before there is a session: the same random value in a cookie and in
+        // the form (a page on another site can send the form but cannot read the cookie).
+        let formToken = Self.newFormToken()
+        let body = """
+            <section class="sign-in"><h1>\(t(.signInTitle))</h1>
+            \(notice.map { HTML.notice($0) } ?? "")
+            <form method="post" action="/sign-in">
+            <input type="hidden" name="csrf" value="\(formToken)">
+            <label>\(t(.operatorName)) <input name="name" autocomplete="username" required maxlength="64" autofocus></label>
+            <label>\(t(.password)) <input name="password" type="password" autocomplete="current-password" required maxlength="200"></label>
+            <button type="submit">\(t(.signIn))</button>
+            </form></section>
+            """
+        var response = Self.html(HTML.page(title: Strings.text(.signInTitle, language), language: language, body: body), status: status)
+        response.setCookie(Cookie(name: Self.formCookie, value: formToken, path: "/", secure: configuration.secureCookies,
+                                  httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    struct SignInForm: Decodable {
+        var name: String
+        var password: String
+        var csrf: String
+    }
+
+    func signIn(_ request: Request, address: String) async throws -> Response {
+        let language = Self.language(request)
+        guard let form = try await Self.form(SignInForm.self, request),
+              let expected = request.cookies[Self.formCookie]?.value, !expected.isEmpty, Self.same(form.csrf, expected)
+        else {
+            return signInPage(request, notice: Strings.text(.formExpired, language), status: .forbidden)
+        }
+        let now = Timestamp.now()
+        let name = String(form.name.prefix(64))
+        guard await throttle.allows(address: address, name: name, now: now) else {
+            try await catalog.audit(operator: nil, address: address, action: "sign-in throttled", detail: name)
+            return signInPage(request, notice: Strings.text(.tooManyAttempts, language), status: .tooManyRequests)
+        }
+        let credentials = try await catalog.credentials(operator: name)
+        let password = String(form.password.prefix(200))
+        // An unknown name costs the same bcrypt as a wrong password (no name probing by time).
+        let hash = credentials?.passwordBcrypt ?? Self.decoyHash
+        let ok = try await Self.blocking { Bcrypt.verify(password, hash: hash) } && credentials?.passwordBcrypt != nil
+        guard ok, let credentials else {
+            await throttle.failed(address: address, name: name, now: now)
+            try await catalog.audit(operator: nil, address: address, action: "sign-in refused", detail: name)
+            logger.notice("desk: sign-in refused", metadata: ["name": "\(TerminalText.safe(name))", "address": "\(address)"])
+            return signInPage(request, notice: Strings.text(.wrongPassword, language), status: .unauthorized)
+        }
+        await throttle.succeeded(name: name)
+        let (cookie, _) = try await catalog.openSession(operator: credentials.name, address: address, lifetime: configuration.session, now: now)
+        try await catalog.audit(operator: credentials.name, address: address, action: "sign-in", now: now)
+        var response = Self.redirect(credentials.oneTime ? "/password" : "/boxes")
+        response.setCookie(Cookie(name: Self.sessionCookie, value: cookie, path: "/", secure: configuration.secureCookies,
+                                  httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    struct TokenForm: Decodable { var csrf: String }
+
+    func signOut(_ request: Request, address: String) async throws -> Response {
+        guard let cookie = request.cookies[Self.sessionCookie]?.value,
+              let session = try await catalog.session(cookie: cookie, lifetime: configuration.session)
+        else { return Self.redirect("/sign-in") }
+        guard let form = try await Self.form(TokenForm.self, request), Self.same(form.csrf, session.csrf) else {
+            return Self.html(HTML.page(title: "403", language: Self.language(request), session: session,
+                                       body: HTML.notice(Strings.text(.formExpired, Self.language(request)))), status: .forbidden)
+        }
+        try await catalog.closeSession(cookie: cookie)
+        try await catalog.audit(operator: session.operator, address: address, action: "sign-out")
+        var response = Self.redirect("/sign-in")
+        response.setCookie(Cookie(name: Self.sessionCookie, value: "", maxAge: 0, path: "/", secure: configuration.secureCookies,
+                                  httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    // MARK: sessions
+
+    func signedIn(_ request: Request) async throws -> Catalog.Session? {
+        guard let cookie = request.cookies[Self.sessionCookie]?.value, !cookie.isEmpty else { return nil }
+        return try await catalog.session(cookie: cookie, lifetime: configuration.session)
+    }
+
+    /// Runs `body` for a signed-in officer; anyone else goes to the sign-in page (saying the
+    /// session ended when a cookie was sent), and one who must change a one-time password goes
+    /// to that page first.
+    func withSession(_ request: Request, allowMustChange: Bool = false,
+                     _ body: (Catalog.Session) async throws -> Response) async throws -> Response {
+        guard let session = try await signedIn(request) else {
+            if request.cookies[Self.sessionCookie] != nil {
+                return signInPage(request, notice: Strings.text(.sessionEnded, Self.language(request)), status: .unauthorized)
+            }
+            return Self.redirect("/sign-in")
+        }
+        if session.mustChangePassword && !allowMustChange { return Self.redirect("/password") }
+        return try await body(session)
+    }
+
+    // MARK: password
+
+    func passwordPage(_ request: Request, _ session: Catalog.Session, notice: (String, String)?, status: HTTPResponse.Status) -> Response {
+        let language = Self.language(request)
+        let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
+        let intro = session.mustChangePassword ? HTML.notice(Strings.text(.oneTimePasswordNotice, language), kind: "info") : ""
+        let body = """
+            <section class="password"><h1>\(t(.changePassword))</h1>\(intro)
+            \(notice.map { HTML.notice($0.0, kind: $0.1) } ?? "")
+            <form method="post" action="/password">
+            <input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+            <label>\(t(.currentPassword)) <input name="current" type="password" autocomplete="current-password" required maxlength="200"></label>
+            <label>\(t(.newPassword)) <input name="new" type="password" autocomplete="new-password" required minlength="\(Self.minPasswordCharacters)" maxlength="200"></label>
+            <label>\(t(.repeatPassword)) <input name="repeat" type="password" autocomplete="new-password" required maxlength="200"></label>
+            <button type="submit">\(t(.changePassword))</button>
+            </form></section>
+            """
+        return Self.html(HTML.page(title: Strings.text(.changePassword, language), language: language, session: session, body: body), status: status)
+    }
+
+    struct PasswordForm: Decodable {
+        var csrf: String
+        var current: String
+        var new: String
+        var `repeat`: String
+    }
+
+    func changePassword(_ request: Request, _ session: Catalog.Session, address: String) async throws -> Response {
+        let language = Self.language(request)
+        guard let form = try await Self.form(PasswordForm.self, request), Self.same(form.csrf, session.csrf) else {
+            return passwordPage(request, session, notice: (Strings.text(.formExpired, language), "error"), status: .forbidden)
+        }
+        let hash = try await catalog.credentials(operator: session.operator)?.passwordBcrypt ?? Self.decoyHash
+        let current = String(form.current.prefix(200))
+        guard try await Self.blocking({ Bcrypt.verify(current, hash: hash) }) else {
+            try await catalog.audit(operator: session.operator, address: address, action: "password change refused")
+            return passwordPage(request, session, notice: (Strings.text(.wrongPassword, language), "error"), status: .unauthorized)
+        }
+        guard form.new.count >= Self.minPasswordCharacters, form.new.count <= 200 else {
+            return passwordPage(request, session, notice: (Strings.text(.passwordTooShort, language), "error"), status: .badRequest)
+        }
+        guard form.new == form.repeat else {
+            return passwordPage(request, session, notice: (Strings.text(.passwordsDiffer, language), "error"), status: .badRequest)
+        }
+        let new = form.new, cost = configuration.bcryptCost
+        let newHash = try await Self.blocking { Bcrypt.hash(new, cost: cost) }
+        try await catalog.setPassword(operator: session.operator, bcrypt: newHash, oneTime: false)
+        try await catalog.closeSessions(operator: session.operator, except: request.cookies[Self.sessionCookie]?.value)
+        try await catalog.audit(operator: session.operator, address: address, action: "password changed")
+        return Self.redirect("/boxes")
+    }
+
+    // MARK: boxes
+
+    func boxesPage(_ request: Request, _ session: Catalog.Session) async throws -> Response {
+        let language = Self.language(request)
+        let local = LocalForm(timeZone: configuration.timeZone, language: language)
+        let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
+        let now = Timestamp.now()
+        let boxes = BoxStatus.sorted(try await catalog.devices(), now: now)
+        var rows = ""
+        for box in boxes {
+            let h = box.device.health
+            let alarms = box.alarms.isEmpty
+                ? "<span class=\"ok\">\(t(.noAlarm))</span>"
+                : box.alarms.map { "<span class=\"alarm \($0.rawValue)\">\(t($0.key))</span>" }.joined(separator: " ")
+            let seen = box.device.lastSeen.map { "\(local.dateTime($0)) <small>(\(local.elapsed(now.seconds(since: $0))) \(t(.ago)))</small>" } ?? t(.never)
+            var recording = "—"
+            if let h {
+                recording = h.recording == "recording" ? t(.stateRecording) : "\(t(.stateNotRecording)) <small>(\(HTML.escape(h.recording)))</small>"
+                if let error = h.lastError, h.recording != "recording" { recording += "<br><small class=\"error-text\">\(HTML.escape(error))</small>" }
+            }
+            let cells: [String] = [
+                "<th scope=\"row\">\(HTML.escape(box.device.id))</th>",
+                "<td class=\"alarms\">\(alarms)</td>",
+                "<td>\(seen)</td>",
+                "<td>\(recording)</td>",
+                "<td>\(h?.camera.map(HTML.escape) ?? "—")</td>",
+                "<td>\(h.map { $0.clockSynchronized ? t(.clockSynced) : t(.clockNotSynced) } ?? "—")</td>",
+                "<td>\(h?.oldest.map(local.dateTime) ?? "—")</td>",
+                "<td>\(h.map { local.bytes($0.freeBytes) } ?? "—")</td>",
+                "<td>\(h.map { "\(local.bytes($0.pinnedBytes)) / \(local.bytes($0.pinnedCapBytes))" } ?? "—")</td>",
+                "<td>\(h.map { "\($0.queuedSegments) \(t(.segmentsUnit))" } ?? "—")</td>",
+                "<td>\(h?.uploadBytesPerSecond.map(local.rate) ?? "—")</td>",
+            ]
+            rows += "<tr class=\"\(box.alarms.isEmpty ? "fine" : "trouble")\" data-device=\"\(HTML.escape(box.device.id))\">\(cells.joined())</tr>\n"
+        }
+        let headings: [Key] = [.box, .alarms, .lastSeen, .recording, .camera, .clock, .footageSpan, .cardFree, .pinned, .queued, .uploading]
+        let table = boxes.isEmpty ? "<p>\(t(.noBoxes))</p>" : """
+            <table class="boxes"><thead><tr>\(headings.map { "<th scope=\"col\">\(t($0))</th>" }.joined())</tr></thead>
+            <tbody>
+            \(rows)</tbody></table>
+            """
+        let body = "<h1>\(t(.boxes))</h1>\n\(table)"
+        return Self.html(HTML.page(title: Strings.text(.boxes, language), language: language, session: session, body: body), status: .ok)
+    }
+
+    // MARK: helpers
+
+    static func language(_ request: Request) -> Language {
+        if let chosen = request.cookies[languageCookie].flatMap({ Language(rawValue: $0.value) }) { return chosen }
+        return Language.preferred(acceptLanguage: request.headers[.acceptLanguage])
+    }
+
+    static func address<Context: RemoteAddressRequestContext>(_ context: Context) -> String {
+        context.remoteAddress?.ipAddress ?? "unknown"
+    }
+
+    static func securityHeaders(contentType: String, cache: String = "no-store") -> HTTPFields {
+        var h = HTTPFields()
+        h[.contentType] = contentType
+        h[.cacheControl] = cache
+        h[.contentSecurityPolicy] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+        h[.xContentTypeOptions] = "nosniff"
+        h[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        h[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        return h
+    }
+
+    static func html(_ page: String, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: securityHeaders(contentType: "text/html; charset=utf-8"),
+                 body: .init(byteBuffer: ByteBuffer(string: page)))
+    }
+
+    /// A redirect to one of the desk's own paths (never to a place a request names).
+    static func redirect(_ path: String) -> Response {
+        precondition(path.hasPrefix("/") && !path.hasPrefix("//"))
+        var headers = securityHeaders(contentType: "text/plain; charset=utf-8")
+        headers[.location] = path
+        return Response(status: .seeOther, headers: headers)
+    }
+
+    /// A form body (application/x-www-form-urlencoded, at most `maxFormBytes`), or nil when it
+    /// is too big or not the form expected.
+    static func form<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T? {
+        var request = request
+        guard let body = try? await request.collectBody(upTo: maxFormBytes) else { return nil }
+        return try? URLEncodedFormDecoder().decode(T.self, from: String(buffer: body))
+    }
+
+    /// Compares two tokens in time that does not depend on where they differ.
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    static func newFormToken() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<24).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
+    }
+
+    /// A bcrypt hash no password matches: what an unknown name is checked against.
+    static let decoyHash = Bcrypt.hash(newFormToken(), cost: 12)
+
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
+    }
+
+    /// bcrypt of a password, on the thread pool (for `commune operators`).
+    public static func hashPassword(_ password: String, cost: UInt8 = 12) async throws -> String {
+        try await blocking { Bcrypt.hash(password, cost: cost) }
+    }
+}

@@ -1,0 +1,32 @@
+/// The desk's one stylesheet, served as /desk.css (the Content-Security-Policy allows no inline
+/// style). Plain CSS, readable on a desk PC and on a phone; no font or file from elsewhere.
+enum DeskAssets {
+    static let css = """
+        :root { --ink: #1d2733; --muted: #5b6776; --line: #d5dbe3; --bad: #b3261e; --bad-bg: #fdecea; --good: #1e7b34; --accent: #0b5cad; }
+        * { box-sizing: border-box; }
+        body { margin: 0; font: 16px/1.45 system-ui, "Segoe UI", Roboto, "Noto Sans", Arial, sans-serif; color: var(--ink); background: #f5f7fa; }
+        header { display: flex; justify-content: space-between; align-items: center; gap: 1rem; padding: .6rem 1.2rem; background: #12324f; color: #fff; flex-wrap: wrap; }
+        header a { color: #fff; text-decoration: none; }
+        header .brand { font-weight: 600; font-size: 1.1rem; }
+        nav { display: flex; align-items: center; gap: 1rem; }
+        nav form { margin: 0; }
+        nav button { background: transparent; color: #fff; border: 1px solid #fff8; border-radius: 4px; padding: .25rem .7rem; cursor: pointer; }
+        main { padding: 1.2rem; max-width: 1400px; margin: 0 auto; }
+        h1 { font-size: 1.4rem; margin: .2rem 0 1rem; }
+        .sign-in, .password { max-width: 24rem; margin: 3rem auto; background: #fff; padding: 1.5rem; border: 1px solid var(--line); border-radius: 8px; }
+        label { display: block; margin: .8rem 0; color: var(--muted); }
+        input { display: block; width: 100%; padding: .5rem; margin-top: .25rem; font: inherit; border: 1px solid var(--line); border-radius: 4px; }
+        button[type=submit] { margin-top: .8rem; padding: .55rem 1.2rem; font: inherit; background: var(--accent); color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
+        .notice { padding: .6rem .8rem; border-radius: 4px; }
+        .notice.error { background: var(--bad-bg); color: var(--bad); }
+        .notice.info { background: #e8f1fb; color: #0b4a8a; }
+        table.boxes { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+        table.boxes th, table.boxes td { padding: .45rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; font-size: .95rem; }
+        table.boxes thead th { background: #eef2f6; font-weight: 600; color: var(--muted); }
+        tr.trouble { background: #fff8f7; }
+        .alarm { display: inline-block; background: var(--bad); color: #fff; border-radius: 3px; padding: 0 .4rem; margin: 0 .2rem .2rem 0; font-size: .85rem; }
+        .ok { color: var(--good); }
+        .error-text { color: var(--bad); }
+        small { color: var(--muted); }
+        """
+}

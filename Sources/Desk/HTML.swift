@@ -1,0 +1,97 @@
+import Commune
+import Foundation
+import Wire
+
+/// HTML made in Swift, with one rule: every text that did not come from this file goes through
+/// `escape` (device names, reasons, errors a box sent, operator names). Control characters are
+/// shown as `\u{…}`, as in the terminal (`TerminalText`), so an escape sequence stays visible.
+enum HTML {
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in TerminalText.safe(text).unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A whole page: the header with the language switch (and sign-out when signed in), then
+    /// `body`. No inline script or style: the Content-Security-Policy forbids both.
+    static func page(title: String, language: Language, session: Catalog.Session? = nil, body: String) -> String {
+        let t = { (k: Key) in escape(Strings.text(k, language)) }
+        let other: Language = language == .vi ? .en : .vi
+        var header = """
+            <header><a class="brand" href="/">\(t(.appName))</a>
+            <nav><a class="lang" href="/lang/\(other.rawValue)" hreflang="\(other.rawValue)" lang="\(other.rawValue)">\(t(.otherLanguage))</a>
+            """
+        if let session {
+            header += """
+                <span class="who">\(t(.signedInAs)) <b>\(escape(session.operator))</b></span>
+                <form method="post" action="/sign-out"><input type="hidden" name="csrf" value="\(escape(session.csrf))"><button>\(t(.signOut))</button></form>
+                """
+        }
+        header += "</nav></header>"
+        return """
+            <!doctype html>
+            <html lang="\(language.rawValue)"><head><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>\(escape(title)) · Junction</title><link rel="stylesheet" href="/desk.css"></head>
+            <body>\(header)<main>\(body)</main></body></html>
+            """
+    }
+
+    static func notice(_ text: String, kind: String = "error") -> String {
+        "<p class=\"notice \(kind)\" role=\"alert\">\(escape(text))</p>"
+    }
+}
+
+/// Dates and sizes in the local form officers read: dd/mm/yyyy HH:mm in the commune's time zone
+/// (`[desk] time_zone` in commune.toml, Asia/Ho_Chi_Minh by default), sizes with a decimal comma
+/// in Vietnamese.
+struct LocalForm: Sendable {
+    let timeZone: TimeZone
+    let language: Language
+
+    func dateTime(_ t: Timestamp) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let date = Date(timeIntervalSince1970: Double(t.milliseconds) / 1000)
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: date)
+        func two(_ v: Int?) -> String { let v = v ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
+        return "\(two(c.day))/\(two(c.month))/\(c.year ?? 0) \(two(c.hour)):\(two(c.minute))"
+    }
+
+    func bytes(_ b: Int64) -> String {
+        let units: [(Double, String)] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")]
+        for (size, unit) in units where Double(b) >= size {
+            return "\(decimal(Double(b) / size)) \(unit)"
+        }
+        return "\(b) B"
+    }
+
+    func rate(_ bytesPerSecond: Double) -> String {
+        "\(decimal(bytesPerSecond * 8 / 1000)) kbit/s"
+    }
+
+    func decimal(_ v: Double) -> String {
+        let tenths = Int((v * 10).rounded())
+        let text = "\(tenths / 10)\(language == .vi ? "," : ".")\(tenths % 10)"
+        return text
+    }
+
+    /// "5 min", "3 h", "2 d": how long ago.
+    func elapsed(_ seconds: Double) -> String {
+        let s = max(0, Int(seconds))
+        if s < 120 { return "\(s) s" }
+        if s < 7200 { return "\(s / 60) min" }
+        if s < 172_800 { return "\(s / 3600) h" }
+        return language == .vi ? "\(s / 86400) ngày" : "\(s / 86400) d"
+    }
+}

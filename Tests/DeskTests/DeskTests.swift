@@ -1,0 +1,259 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Testing
+import Wire
+@testable import Commune
+@testable import Desk
+
+/// The desk over real HTTP on loopback: a real server (Hummingbird) with the desk's routes and a
+/// client that keeps its own cookies, as a browser does. Browser tests (Chromium) come on top.
+struct DeskServer {
+    let url: String
+    let catalog: Catalog
+    let task: Task<Void, any Error>
+
+    static func start(session: Catalog.SessionLifetime = .init()) async throws -> DeskServer {
+        let data = NSTemporaryDirectory() + "desk-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
+        let router = Router(context: CommuneRequestContext.self)
+        Desk(catalog: catalog, configuration: .init(secureCookies: false, session: session, bcryptCost: 4), logger: Logger(label: "t"))
+            .register(on: router)
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: Logger(label: "t"))
+        let task = Task { try await app.runService() }
+        var port = 0
+        for await p in ports { port = p; break }
+        return DeskServer(url: "http://127.0.0.1:\(port)", catalog: catalog, task: task)
+    }
+
+    func addOperator(_ name: String, password: String, oneTime: Bool = false, chief: Bool = false) async throws {
+        _ = try await catalog.addOperator(name: name, chief: chief)
+        try await catalog.setPassword(operator: name, bcrypt: try await Desk.hashPassword(password, cost: 4), oneTime: oneTime)
+    }
+
+    func stop() async {
+        task.cancel()
+        _ = try? await task.value
+        await catalog.close()
+    }
+}
+
+/// A client with a cookie jar; redirects are not followed (the tests look at them).
+final class Browser: @unchecked Sendable {
+    let base: String
+    var cookies: [String: String] = [:]
+    var language: String? = nil
+    static let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+
+    init(_ base: String) { self.base = base }
+
+    struct Page {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+        var location: String? { headers.first(name: "location") }
+    }
+
+    func request(_ method: HTTPMethod, _ path: String, form: [String: String]? = nil, headers extra: [String: String] = [:]) async throws -> Page {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        if !cookies.isEmpty { request.headers.add(name: "cookie", value: cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ")) }
+        if let language { request.headers.add(name: "accept-language", value: language) }
+        for (k, v) in extra { request.headers.add(name: k, value: v) }
+        if let form {
+            let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
+            let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed)!)" }.joined(separator: "&")
+            request.headers.add(name: "content-type", value: "application/x-www-form-urlencoded")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        let response = try await Self.client.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 4 << 20)
+        for set in response.headers["set-cookie"] {
+            let pair = set.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            if pair.count == 2 { cookies[pair[0]] = pair[1].isEmpty ? nil : pair[1] }
+        }
+        return Page(status: Int(response.status.code), headers: response.headers, body: String(buffer: body))
+    }
+
+    /// The value of a hidden form field on a page.
+    static func field(_ name: String, in page: String) -> String? {
+        guard let r = page.range(of: "name=\"\(name)\" value=\"") else { return nil }
+        return String(page[r.upperBound...].prefix { $0 != "\"" })
+    }
+
+    func signIn(_ name: String, _ password: String) async throws -> Page {
+        let form = try await request(.GET, "/sign-in")
+        return try await request(.POST, "/sign-in", form: ["name": name, "password": password, "csrf": Self.field("csrf", in: form.body) ?? ""])
+    }
+}
+
+@Suite(.serialized) struct DeskTests {
+    @Test func everyWordIsInBothLanguagesAndVietnameseComesFirst() {
+        for key in Key.allCases {
+            #expect(Strings.vi[key] != nil, "no Vietnamese for \(key)")
+            #expect(Strings.en[key] != nil, "no English for \(key)")
+        }
+        #expect(Language.preferred(acceptLanguage: nil) == .vi)
+        #expect(Language.preferred(acceptLanguage: "fr-FR,fr;q=0.9") == .vi)
+        #expect(Language.preferred(acceptLanguage: "en-US,en;q=0.9,vi;q=0.8") == .en)
+        #expect(Language.preferred(acceptLanguage: "vi-VN,vi;q=0.9,en;q=0.8") == .vi)
+    }
+
+    @Test func signInSessionsAndWhatTheyRefuse() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("nguyenvana", password: "mat-khau-dai-1")
+        let browser = Browser(server.url)
+
+        // Not signed in: every page leads to the sign-in page, which speaks Vietnamese.
+        let home = try await browser.request(.GET, "/boxes")
+        #expect(home.status == 303 && home.location == "/sign-in")
+        let form = try await browser.request(.GET, "/sign-in")
+        #expect(form.status == 200 && form.body.contains("lang=\"vi\"") && form.body.contains("Đăng nhập"))
+        #expect(form.headers.first(name: "content-security-policy")?.contains("script-src 'self'") == true)
+        #expect(!form.body.contains("<script>") && !form.body.contains("style="), "no inline script or style")
+
+        // Wrong password: refused, said plainly, audited.
+        let wrong = try await browser.signIn("nguyenvana", "sai-mat-khau")
+        #expect(wrong.status == 401 && wrong.body.contains("Tên hoặc mật khẩu không đúng"))
+        // A form without its token (another site posting it) is refused before any password check.
+        let forged = try await Browser(server.url).request(.POST, "/sign-in", form: ["name": "nguyenvana", "password": "mat-khau-dai-1", "csrf": "x"])
+        #expect(forged.status == 403)
+
+        // Right password: a session cookie, HttpOnly and SameSite=Strict, and the box list.
+        let ok = try await browser.signIn("nguyenvana", "mat-khau-dai-1")
+        #expect(ok.status == 303 && ok.location == "/boxes")
+        let setCookie = ok.headers["set-cookie"].first { $0.hasPrefix("desk_session=") } ?? ""
+        #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"), "\(setCookie)")
+        let boxes = try await browser.request(.GET, "/boxes")
+        #expect(boxes.status == 200 && boxes.body.contains("nguyenvana"))
+
+        // Sign-out needs the page's token; then the cookie opens nothing.
+        let noToken = try await browser.request(.POST, "/sign-out", form: ["csrf": "wrong"])
+        #expect(noToken.status == 403)
+        let csrf = Browser.field("csrf", in: boxes.body) ?? ""
+        let out = try await browser.request(.POST, "/sign-out", form: ["csrf": csrf])
+        #expect(out.status == 303 && out.location == "/sign-in")
+        #expect(try await browser.request(.GET, "/boxes").location == "/sign-in")
+
+        let audit = try await server.catalog.auditLog().map(\.action)
+        #expect(audit == ["sign-out", "sign-in", "sign-in refused"], "\(audit)")
+    }
+
+    @Test func guessingIsThrottledAndAnUnknownNameLooksTheSame() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("tranthib", password: "mat-khau-dai-2")
+        let browser = Browser(server.url)
+        for _ in 0..<SignInThrottle.maxFailures {
+            #expect(try await browser.signIn("tranthib", "doan-bua").status == 401)
+        }
+        // Past the bound, even the right password waits out the window.
+        let blocked = try await browser.signIn("tranthib", "mat-khau-dai-2")
+        #expect(blocked.status == 429 && blocked.body.contains("15 phút"))
+        // An unknown name gets the answer a wrong password gets.
+        let unknown = try await Browser(server.url).signIn("khong-co-ai", "mat-khau-dai-2")
+        #expect(unknown.status == 401 && unknown.body.contains("Tên hoặc mật khẩu không đúng"))
+        #expect(try await server.catalog.auditLog().first?.action == "sign-in refused")
+        // One address (an office behind one router) may fail more, but not without bound.
+        let guesser = Browser(server.url)
+        for i in 0..<(SignInThrottle.maxFailuresPerAddress - SignInThrottle.maxFailures - 1) {
+            #expect(try await guesser.signIn("ten-\(i)", "doan-bua").status == 401)
+        }
+        #expect(try await guesser.signIn("ten-cuoi", "doan-bua").status == 429, "the address's bound")
+    }
+
+    @Test func aOneTimePasswordMustBeChangedFirst() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("levanc", password: "abcdefghjk23", oneTime: true)
+        let browser = Browser(server.url)
+        let signedIn = try await browser.signIn("levanc", "abcdefghjk23")
+        #expect(signedIn.location == "/password")
+        #expect(try await browser.request(.GET, "/boxes").location == "/password", "nothing else opens first")
+        let page = try await browser.request(.GET, "/password")
+        let csrf = Browser.field("csrf", in: page.body) ?? ""
+        let short = try await browser.request(.POST, "/password", form: ["csrf": csrf, "current": "abcdefghjk23", "new": "ngan", "repeat": "ngan"])
+        #expect(short.status == 400 && short.body.contains("ít nhất 10 ký tự"))
+        let differ = try await browser.request(.POST, "/password", form: ["csrf": csrf, "current": "abcdefghjk23", "new": "mat-khau-moi-1", "repeat": "mat-khau-moi-2"])
+        #expect(differ.status == 400)
+        let done = try await browser.request(.POST, "/password", form: ["csrf": csrf, "current": "abcdefghjk23", "new": "mat-khau-moi-1", "repeat": "mat-khau-moi-1"])
+        #expect(done.status == 303 && done.location == "/boxes")
+        #expect(try await browser.request(.GET, "/boxes").status == 200)
+        #expect(try await Browser(server.url).signIn("levanc", "abcdefghjk23").status == 401, "the one-time password is spent")
+        #expect(try await Browser(server.url).signIn("levanc", "mat-khau-moi-1").location == "/boxes")
+    }
+
+    @Test func sessionsExpireAndADeviceTokenOpensNothing() async throws {
+        let server = try await DeskServer.start(session: .init(absoluteSeconds: 1, idleSeconds: 3600))
+        defer { Task { await server.stop() } }
+        try await server.addOperator("phamd", password: "mat-khau-dai-4")
+        let deviceToken = try await server.catalog.addDevice(id: "box-a")
+        let stranger = try await Browser(server.url).request(.GET, "/boxes", headers: ["authorization": "Bearer \(deviceToken)"])
+        #expect(stranger.status == 303 && stranger.location == "/sign-in")
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("phamd", "mat-khau-dai-4")
+        #expect(try await browser.request(.GET, "/boxes").status == 200)
+        try await Task.sleep(for: .milliseconds(1100))
+        let expired = try await browser.request(.GET, "/boxes")
+        #expect(expired.status == 401 && expired.body.contains("Phiên làm việc đã hết hạn"))
+    }
+
+    @Test func theBoxListPutsProblemsFirstAndEscapesWhatABoxSent() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("hoange", password: "mat-khau-dai-5")
+        let now = Timestamp.now()
+        var tokens: [String: String] = [:]
+        for id in ["a-fine", "b-silent", "c-hostile"] { tokens[id] = try await server.catalog.addDevice(id: id) }
+        func health(_ recording: String, error: String? = nil) -> Heartbeat.Health {
+            .init(recording: recording, lastError: error, oldest: now + -86400, newest: now, ringBytes: 50_000_000_000, budgetBytes: 57_000_000_000,
+                  freeBytes: 6_000_000_000, pinnedBytes: 1_000_000, pinnedCapBytes: 28_000_000_000, queuedSegments: 2, clockSynchronized: true,
+                  version: "t", sentAt: now, camera: "cam1", heartbeatSeconds: 60, uploadBytesPerSecond: 250_000)
+        }
+        try await server.catalog.setHealth(device: "a-fine", health("recording"))
+        try await server.catalog.setHealth(device: "b-silent", health("recording"))
+        try await server.catalog.setHealth(device: "c-hostile", health("<script>alert(1)</script>", error: "\u{1b}]0;pwned\u{07}<img src=x onerror=alert(2)>"))
+        for (id, seen) in [("a-fine", now), ("b-silent", now + -600), ("c-hostile", now)] {
+            _ = try await server.catalog.device(token: tokens[id]!, now: seen)
+        }
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("hoange", "mat-khau-dai-5")
+        let page = try await browser.request(.GET, "/boxes").body
+        let order = ["a-fine", "b-silent", "c-hostile"].map { page.range(of: "data-device=\"\($0)\"")?.lowerBound }
+        #expect(order.allSatisfy { $0 != nil })
+        if let a = order[0], let b = order[1], let c = order[2] {
+            #expect(b < a && c < a, "boxes with alarms come first")
+        }
+        #expect(page.contains("Mất liên lạc"), "a box silent for 10 min (heartbeat 60 s) is an alarm")
+        #expect(!page.contains("<script>alert") && !page.contains("<img src=x"), "nothing a box sent becomes markup")
+        #expect(page.contains("&lt;script&gt;") && page.contains("\\u{1b}"), "it is shown, escaped")
+        #expect(page.contains("2000,0 kbit/s"), "250 kB/s in the Vietnamese form")
+    }
+
+    @Test func alarmsFollowTheirRules() {
+        let now = Timestamp(rfc3339: "2026-12-02T10:00:00Z")!
+        func box(seen: Double?, _ change: (inout Heartbeat.Health) -> Void = { _ in }) -> [BoxStatus.Alarm] {
+            var h = Heartbeat.Health(recording: "recording", budgetBytes: 100_000, freeBytes: 10_000, pinnedBytes: 0, pinnedCapBytes: 50_000,
+                                     clockSynchronized: true, version: "t", sentAt: now, heartbeatSeconds: 60)
+            change(&h)
+            return BoxStatus(Catalog.Device(id: "x", lastSeen: seen.map { now + -$0 }, health: seen == nil ? nil : h), now: now).alarms
+        }
+        #expect(box(seen: 0) == [])
+        #expect(box(seen: nil) == [.neverSeen])
+        #expect(box(seen: 180) == [], "three heartbeats late is the bound")
+        #expect(box(seen: 181) == [.silent])
+        #expect(box(seen: 0) { $0.recording = "waiting_for_camera" } == [.cameraDown])
+        #expect(box(seen: 0) { $0.pinnedBytes = 40_000 } == [.cardFull], "80 % of the pin cap")
+        #expect(box(seen: 0) { $0.pinnedBytes = 39_999 } == [])
+        #expect(box(seen: 0) { $0.freeBytes = 1_999 } == [.cardFull], "under 2 % of the budget free")
+        #expect(box(seen: 0) { $0.clockSynchronized = false } == [.clockNotSynchronised])
+        #expect(box(seen: 0) { $0.damagedSegments = 1 } == [.damagedFootage])
+    }
+}
