@@ -6,9 +6,10 @@ DEBS := pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev f
         gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
         gstreamer1.0-libav time util-linux procps systemd \
-        iptables ethtool iproute2 openssl curl
-# Peers for the uplink's interop tests and benchmark: tus implementations that are not ours.
-PYDEPS := tuspy tuspyserver uvicorn
+        iptables ethtool iproute2 openssl curl chromium chromium-driver
+# Peers for the uplink's interop tests and benchmark: tus implementations that are not ours; and
+# Selenium, which drives the desk's browser tests in Debian's headless Chromium.
+PYDEPS := tuspy tuspyserver uvicorn selenium
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -27,7 +28,7 @@ endef
 
 deps:
 	$(call apt-missing,$(DEBS),deps)
-	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
+	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn, selenium" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PYDEPS); }
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is needed (https://www.swift.org/install/linux/)"; exit 1; }
 

@@ -16,6 +16,18 @@ struct BoxStatus: Equatable {
         case clockNotSynchronised
         case damagedFootage
 
+        /// How urgent: a box that was working and went quiet outranks one never installed.
+        var severity: Int {
+            switch self {
+            case .silent: 100
+            case .cameraDown: 60
+            case .damagedFootage: 50
+            case .cardFull: 40
+            case .neverSeen: 20
+            case .clockNotSynchronised: 10
+            }
+        }
+
         var key: Key {
             switch self {
             case .neverSeen: .alarmNeverSeen
@@ -59,10 +71,12 @@ struct BoxStatus: Equatable {
         self.alarms = alarms
     }
 
-    /// Boxes with a problem first (most alarms first), then by name.
+    var severity: Int { alarms.reduce(0) { $0 + $1.severity } }
+
+    /// Boxes with a problem first (the most urgent first: see `Alarm.severity`), then by name.
     static func sorted(_ devices: [Catalog.Device], now: Timestamp) -> [BoxStatus] {
         devices.map { BoxStatus($0, now: now) }.sorted {
-            ($0.alarms.count, $1.device.id) > ($1.alarms.count, $0.device.id)
+            ($0.severity, $1.device.id) > ($1.severity, $0.device.id)
         }
     }
 }

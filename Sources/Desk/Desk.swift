@@ -79,6 +79,10 @@ public struct Desk: Sendable {
                                       secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
             return response
         }
+        router.get("desk.svg") { _, _ in
+            Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
+                     body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))
+        }
         router.get("desk.css") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "text/css; charset=utf-8", cache: "max-age=3600"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.css)))
@@ -87,7 +91,7 @@ public struct Desk: Sendable {
 
     // MARK: sign-in
 
-    func signInPage(_ request: Request, notice: String?, status: HTTPResponse.Status) -> Response {
+    func signInPage(_ request: Request, notice: String?, status: HTTPResponse.Status, name: String = "") -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         // A form token before there is a session: the same random value in a cookie and in
@@ -98,8 +102,8 @@ public struct Desk: Sendable {
             \(notice.map { HTML.notice($0) } ?? "")
             <form method="post" action="/sign-in">
             <input type="hidden" name="csrf" value="\(formToken)">
-            <label>\(t(.operatorName)) <input name="name" autocomplete="username" required maxlength="64" autofocus></label>
-            <label>\(t(.password)) <input name="password" type="password" autocomplete="current-password" required maxlength="200"></label>
+            <label>\(t(.operatorName)) <input name="name" value="\(HTML.escape(name))" autocomplete="username" required maxlength="64"\(name.isEmpty ? " autofocus" : "")></label>
+            <label>\(t(.password)) <input name="password" type="password" autocomplete="current-password" required maxlength="200"\(name.isEmpty ? "" : " autofocus")></label>
             <button type="submit">\(t(.signIn))</button>
             </form></section>
             """
@@ -126,7 +130,7 @@ public struct Desk: Sendable {
         let name = String(form.name.prefix(64))
         guard await throttle.allows(address: address, name: name, now: now) else {
             try await catalog.audit(operator: nil, address: address, action: "sign-in throttled", detail: name)
-            return signInPage(request, notice: Strings.text(.tooManyAttempts, language), status: .tooManyRequests)
+            return signInPage(request, notice: Strings.text(.tooManyAttempts, language), status: .tooManyRequests, name: name)
         }
         let credentials = try await catalog.credentials(operator: name)
         let password = String(form.password.prefix(200))
@@ -137,7 +141,7 @@ public struct Desk: Sendable {
             await throttle.failed(address: address, name: name, now: now)
             try await catalog.audit(operator: nil, address: address, action: "sign-in refused", detail: name)
             logger.notice("desk: sign-in refused", metadata: ["name": "\(TerminalText.safe(name))", "address": "\(address)"])
-            return signInPage(request, notice: Strings.text(.wrongPassword, language), status: .unauthorized)
+            return signInPage(request, notice: Strings.text(.wrongPassword, language), status: .unauthorized, name: name)
         }
         await throttle.succeeded(name: name)
         let (cookie, _) = try await catalog.openSession(operator: credentials.name, address: address, lifetime: configuration.session, now: now)

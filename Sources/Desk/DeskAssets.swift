@@ -1,6 +1,12 @@
 /// The desk's one stylesheet, served as /desk.css (the Content-Security-Policy allows no inline
 /// style). Plain CSS, readable on a desk PC and on a phone; no font or file from elsewhere.
 enum DeskAssets {
+    /// The tab's icon: a camera lens on the desk's blue.
+    static let icon = """
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#12324f"/>\
+        <circle cx="16" cy="16" r="9" fill="none" stroke="#fff" stroke-width="3"/><circle cx="16" cy="16" r="3" fill="#fff"/></svg>
+        """
+
     static let css = """
         :root { --ink: #1d2733; --muted: #5b6776; --line: #d5dbe3; --bad: #b3261e; --bad-bg: #fdecea; --good: #1e7b34; --accent: #0b5cad; }
         * { box-sizing: border-box; }

@@ -42,7 +42,8 @@ enum HTML {
             <!doctype html>
             <html lang="\(language.rawValue)"><head><meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>\(escape(title)) · Junction</title><link rel="stylesheet" href="/desk.css"></head>
+            <title>\(escape(title)) · Junction</title><link rel="stylesheet" href="/desk.css">
+            <link rel="icon" href="/desk.svg" type="image/svg+xml"></head>
             <body>\(header)<main>\(body)</main></body></html>
             """
     }

@@ -255,5 +255,10 @@ final class Browser: @unchecked Sendable {
         #expect(box(seen: 0) { $0.freeBytes = 1_999 } == [.cardFull], "under 2 % of the budget free")
         #expect(box(seen: 0) { $0.clockSynchronized = false } == [.clockNotSynchronised])
         #expect(box(seen: 0) { $0.damagedSegments = 1 } == [.damagedFootage])
+        // A box that went quiet outranks one never installed, which outranks a fine one.
+        let devices = [Catalog.Device(id: "a-never", lastSeen: nil, health: nil),
+                       Catalog.Device(id: "b-fine", lastSeen: now, health: .init(recording: "recording", clockSynchronized: true, version: "t", sentAt: now)),
+                       Catalog.Device(id: "c-silent", lastSeen: now + -3600, health: .init(recording: "recording", clockSynchronized: true, version: "t", sentAt: now))]
+        #expect(BoxStatus.sorted(devices, now: now).map(\.device.id) == ["c-silent", "a-never", "b-fine"])
     }
 }
