@@ -79,6 +79,7 @@ public struct Desk: Sendable {
                                       secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
             return response
         }
+        registerRequests(on: router)
         router.get("desk.svg") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))
@@ -265,7 +266,7 @@ public struct Desk: Sendable {
                 if let error = h.lastError, h.recording != "recording" { recording += "<br><small class=\"error-text\">\(HTML.escape(error))</small>" }
             }
             let cells: [String] = [
-                "<th scope=\"row\">\(HTML.escape(box.device.id))</th>",
+                "<th scope=\"row\">\(HTML.escape(box.device.id))<br><a class=\"small\" href=\"/requests/new?device=\(HTML.escape(box.device.id))\">\(t(.newRequest))</a></th>",
                 "<td class=\"alarms\">\(alarms)</td>",
                 "<td>\(seen)</td>",
                 "<td>\(recording)</td>",

@@ -34,5 +34,27 @@ enum DeskAssets {
         .ok { color: var(--good); }
         .error-text { color: var(--bad); }
         small { color: var(--muted); }
+        a.small { font-size: .8rem; font-weight: normal; color: var(--accent); }
+        a.button { display: inline-block; padding: .45rem 1rem; background: var(--accent); color: #fff; border-radius: 4px; text-decoration: none; }
+        .form { max-width: 34rem; background: #fff; padding: 1.5rem; border: 1px solid var(--line); border-radius: 8px; }
+        select { display: block; width: 100%; padding: .5rem; margin-top: .25rem; font: inherit; }
+        .hint { color: var(--muted); font-size: .9rem; }
+        table.list { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+        table.list th, table.list td { padding: .45rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: middle; }
+        table.list td svg.bar { width: 16rem; }
+        dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; background: #fff; padding: 1rem; border: 1px solid var(--line); border-radius: 8px; }
+        dl.facts dt { color: var(--muted); }
+        dl.facts dd { margin: 0; }
+        .coverage { margin-top: 1rem; }
+        svg.bar { display: block; width: 100%; height: 28px; border: 1px solid var(--line); background: #fff; }
+        svg.bar .uploaded, .key.uploaded::before { fill: #1e7b34; background: #1e7b34; }
+        svg.bar .pending, .key.pending::before { fill: #f0a400; background: #f0a400; }
+        svg.bar .not_recorded, .key.not_recorded::before { fill: #9aa5b1; background: #9aa5b1; }
+        svg.bar .evicted, .key.evicted::before { fill: #b3261e; background: #b3261e; }
+        .axis { display: flex; justify-content: space-between; color: var(--muted); font-size: .85rem; }
+        .key { margin-right: 1rem; }
+        .key::before { content: ""; display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: -2px; }
+        .state.complete { color: var(--good); font-weight: 600; }
+        .state.refused { color: var(--bad); font-weight: 600; }
         """
 }

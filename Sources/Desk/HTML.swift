@@ -33,6 +33,7 @@ enum HTML {
             """
         if let session {
             header += """
+                <a href="/boxes">\(t(.boxes))</a><a href="/requests">\(t(.requests))</a>
                 <span class="who">\(t(.signedInAs)) <b>\(escape(session.operator))</b></span>
                 <form method="post" action="/sign-out"><input type="hidden" name="csrf" value="\(escape(session.csrf))"><button>\(t(.signOut))</button></form>
                 """
@@ -85,6 +86,31 @@ struct LocalForm: Sendable {
         let tenths = Int((v * 10).rounded())
         let text = "\(tenths / 10)\(language == .vi ? "," : ".")\(tenths % 10)"
         return text
+    }
+
+    /// Reads "dd/mm/yyyy HH:mm" (or "d/m/yyyy H:mm", seconds optional) in the commune's time
+    /// zone; nil when it is not that form, not a real day and time, or outside 2000–2099.
+    func parse(_ text: String) -> Timestamp? {
+        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 2, text.count <= 40 else { return nil }
+        let date = parts[0].split(separator: "/", omittingEmptySubsequences: false)
+        let time = parts[1].split(separator: ":", omittingEmptySubsequences: false)
+        guard date.count == 3, time.count == 2 || time.count == 3,
+              date.allSatisfy({ (1...4).contains($0.count) && $0.allSatisfy(\.isASCII) }),
+              time.allSatisfy({ (1...2).contains($0.count) && $0.allSatisfy(\.isASCII) }),
+              let day = Int(date[0]), let month = Int(date[1]), let year = Int(date[2]),
+              let hour = Int(time[0]), let minute = Int(time[1]), let second = time.count == 3 ? Int(time[2]) : 0,
+              (2000...2099).contains(year), (1...12).contains(month), (1...31).contains(day),
+              (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second)
+        else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let components = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
+        guard let made = calendar.date(from: components) else { return nil }
+        // Calendar rolls 31/02 over to March: a day that does not exist is refused instead.
+        let back = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: made)
+        guard back.year == year, back.month == month, back.day == day, back.hour == hour, back.minute == minute else { return nil }
+        return Timestamp(milliseconds: Int64((made.timeIntervalSince1970 * 1000).rounded()))
     }
 
     /// "5 min", "3 h", "2 d": how long ago.

@@ -24,6 +24,9 @@ enum Key: String, CaseIterable {
     case alarmSilent, alarmCameraDown, alarmCardFull, alarmClock, alarmDamaged, alarmNeverSeen
     case stateRecording, stateNotRecording, clockSynced, clockNotSynced, never, ago, noAlarm, segmentsUnit
     case signedInAs, notFound
+    case requests, newRequest, from, to, reason, reasonHint, dateHint, send, requestState, requested, coverage
+    case stateWaiting, stateAccepted, stateComplete, stateRefused, covUploaded, covPending, covNotRecorded, covEvicted
+    case badDate, rangeEmpty, rangeTooLong, chooseBox, noRequests, arrived, timeLeft, unknownRate, requestSent, refreshing
 }
 
 enum Strings {
@@ -81,6 +84,35 @@ enum Strings {
         .segmentsUnit: "đoạn",
         .signedInAs: "Đăng nhập với tên",
         .notFound: "Không tìm thấy trang này.",
+        .requests: "Yêu cầu trích xuất",
+        .newRequest: "Yêu cầu trích xuất mới",
+        .from: "Từ",
+        .to: "Đến",
+        .reason: "Lý do",
+        .reasonHint: "Số vụ việc và vài chữ, ví dụ: VV-2026-118 tai nạn QL37B",
+        .dateHint: "dd/mm/yyyy HH:mm",
+        .send: "Gửi yêu cầu",
+        .requestState: "Trạng thái",
+        .requested: "Lúc yêu cầu",
+        .coverage: "Tiến độ",
+        .stateWaiting: "Chờ hộp nhận",
+        .stateAccepted: "Đang gửi về",
+        .stateComplete: "Hoàn tất",
+        .stateRefused: "Hộp từ chối",
+        .covUploaded: "Đã về máy chủ",
+        .covPending: "Còn trên hộp",
+        .covNotRecorded: "Không ghi hình",
+        .covEvicted: "Đã bị ghi đè",
+        .badDate: "Ngày giờ không đúng dạng dd/mm/yyyy HH:mm, ví dụ 29/11/2026 14:02.",
+        .rangeEmpty: "Thời điểm \"Đến\" phải sau thời điểm \"Từ\".",
+        .rangeTooLong: "Khoảng thời gian dài hơn 31 ngày: hãy yêu cầu phần cần thiết.",
+        .chooseBox: "Hãy chọn một hộp camera.",
+        .noRequests: "Chưa có yêu cầu nào.",
+        .arrived: "đã về",
+        .timeLeft: "còn khoảng",
+        .unknownRate: "chưa rõ thời gian còn lại",
+        .requestSent: "Đã gửi yêu cầu. Hộp sẽ nhận ở lần liên lạc tới.",
+        .refreshing: "Trang tự cập nhật mỗi 5 giây.",
     ]
 
     static let en: [Key: String] = [
@@ -133,5 +165,34 @@ enum Strings {
         .segmentsUnit: "segments",
         .signedInAs: "Signed in as",
         .notFound: "There is no such page.",
+        .requests: "Footage requests",
+        .newRequest: "New footage request",
+        .from: "From",
+        .to: "To",
+        .reason: "Reason",
+        .reasonHint: "A case number and a few words, e.g. VV-2026-118 accident QL37B",
+        .dateHint: "dd/mm/yyyy HH:mm",
+        .send: "Send request",
+        .requestState: "State",
+        .requested: "Requested",
+        .coverage: "Progress",
+        .stateWaiting: "Waiting for the box",
+        .stateAccepted: "Arriving",
+        .stateComplete: "Complete",
+        .stateRefused: "Refused by the box",
+        .covUploaded: "At the server",
+        .covPending: "Still on the box",
+        .covNotRecorded: "Not recorded",
+        .covEvicted: "Overwritten",
+        .badDate: "The date and time must be dd/mm/yyyy HH:mm, e.g. 29/11/2026 14:02.",
+        .rangeEmpty: "\"To\" must be after \"From\".",
+        .rangeTooLong: "The range is longer than 31 days: ask for the part that matters.",
+        .chooseBox: "Choose a camera box.",
+        .noRequests: "No request yet.",
+        .arrived: "arrived",
+        .timeLeft: "about",
+        .unknownRate: "time left not known yet",
+        .requestSent: "Request sent. The box takes it at its next heartbeat.",
+        .refreshing: "This page refreshes itself every 5 seconds.",
     ]
 }

@@ -44,9 +44,9 @@ def run(cmd, stdin=None):
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-def heartbeat(url, token, device, seconds):
+def heartbeat(url, token, device, seconds, reports=()):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    body = {"device": device, "requests": [], "health": {
+    body = {"device": device, "requests": list(reports), "health": {
         "recording": "recording", "version": "browser-test", "sent_at": now, "ring_bytes": 40_000_000_000,
         "budget_bytes": 57_000_000_000, "free_bytes": 8_000_000_000, "pinned_bytes": 0, "pinned_cap_bytes": 28_000_000_000,
         "queued_segments": 0, "clock_synchronized": True, "camera": "cam1", "heartbeat_seconds": seconds}}
@@ -69,7 +69,7 @@ def main():
 
     run([commune, "operators", "add", "nguyenvana", "--password-stdin", "--data", data], stdin="mat-khau-dai-1\n")
     silent_token = run([commune, "devices", "add", "hop-ngatu-01", "--data", data]).strip().splitlines()[-1]
-    run([commune, "devices", "add", "hop-cho-02", "--data", data])
+    waiting_token = run([commune, "devices", "add", "hop-cho-02", "--data", data]).strip().splitlines()[-1]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(os.path.join(work, "commune.log"), "w")
@@ -135,6 +135,33 @@ def main():
         wait.until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
         check("the English switch works", "Camera boxes" in driver.page_source and "Silent" in driver.page_source)
         driver.save_screenshot(os.path.join(out, "4-boxes-en.png"))
+
+        # A request typed the Vietnamese way, followed as the box reports what it sent.
+        driver.find_element(By.CSS_SELECTOR, "a.lang").click()
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi")
+        driver.get(url + "/requests/new?device=hop-cho-02")
+        driver.find_element(By.NAME, "from").send_keys("29/11/2026 14:02")
+        driver.find_element(By.NAME, "to").send_keys("29/11/2026 14:09")
+        driver.find_element(By.NAME, "reason").send_keys("VV-2026-118 tai nạn QL37B")
+        driver.save_screenshot(os.path.join(out, "5-new-request.png"))
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(lambda d: "/requests/req-" in d.current_url)
+        request_id = driver.current_url.rsplit("/", 1)[1]
+        check("a request typed as dd/mm/yyyy HH:mm is made and waits for the box", "Chờ hộp nhận" in driver.page_source
+              and "29/11/2026 14:02 – 29/11/2026 14:09" in driver.page_source)
+        half = [{"from": "2026-11-29T07:02:00Z", "to": "2026-11-29T07:05:30Z", "status": "uploaded"},
+                {"from": "2026-11-29T07:05:30Z", "to": "2026-11-29T07:09:00Z", "status": "pending"}]
+        heartbeat(url, waiting_token, "hop-cho-02", 60, [{"id": request_id, "coverage": half}])
+        WebDriverWait(driver, 15).until(lambda d: "Đang gửi về" in d.page_source)  # the page refreshes itself
+        bar = driver.find_elements(By.CSS_SELECTOR, "svg.bar rect")
+        check("its coverage bar shows what arrived and what is still on the box",
+              [r.get_attribute("class") for r in bar] == ["uploaded", "pending"], str([r.get_attribute("class") for r in bar]))
+        driver.save_screenshot(os.path.join(out, "6-request-arriving.png"))
+        whole = [{"from": "2026-11-29T07:02:00Z", "to": "2026-11-29T07:09:00Z", "status": "uploaded"}]
+        heartbeat(url, waiting_token, "hop-cho-02", 60, [{"id": request_id, "coverage": whole}])
+        WebDriverWait(driver, 15).until(lambda d: "Hoàn tất" in d.page_source)
+        check("the request completes on the page by itself", "Hoàn tất" in driver.page_source)
+        driver.save_screenshot(os.path.join(out, "7-request-complete.png"))
 
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(lambda d: d.current_url.endswith("/sign-in"))

@@ -261,4 +261,62 @@ final class Browser: @unchecked Sendable {
                        Catalog.Device(id: "c-silent", lastSeen: now + -3600, health: .init(recording: "recording", clockSynchronized: true, version: "t", sentAt: now))]
         #expect(BoxStatus.sorted(devices, now: now).map(\.device.id) == ["c-silent", "a-never", "b-fine"])
     }
+
+    @Test func datesAreReadInTheLocalFormAndTheCommunesZone() {
+        let local = LocalForm(timeZone: Desk.defaultTimeZone, language: .vi)
+        #expect(local.parse("29/11/2026 14:02") == Timestamp(rfc3339: "2026-11-29T07:02:00Z"))
+        #expect(local.parse(" 1/2/2026 9:05 ") == Timestamp(rfc3339: "2026-02-01T02:05:00Z"))
+        #expect(local.parse("29/11/2026 14:02:30") == Timestamp(rfc3339: "2026-11-29T07:02:30Z"))
+        for bad in ["31/02/2026 10:00", "29/11/2026", "2026-11-29 14:02", "29/13/2026 10:00", "29/11/2026 24:00",
+                    "29/11/1999 10:00", "29/11/2026 10:60", "-1/11/2026 10:00", "٢٩/11/2026 10:00", String(repeating: "1", count: 100)] {
+            #expect(local.parse(bad) == nil, "\(bad)")
+        }
+        #expect(local.dateTime(Timestamp(rfc3339: "2026-11-29T07:02:00Z")!) == "29/11/2026 14:02")
+    }
+
+    @Test func anOfficerAsksForFootageAndFollowsItsCoverage() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("vuf", password: "mat-khau-dai-6")
+        _ = try await server.catalog.addDevice(id: "box-a")
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("vuf", "mat-khau-dai-6")
+        let form = try await browser.request(.GET, "/requests/new?device=box-a")
+        #expect(form.body.contains("<option value=\"box-a\" selected>"))
+        let csrf = Browser.field("csrf", in: form.body) ?? ""
+        // A date not in the local form: said, and what was typed is kept.
+        let bad = try await browser.request(.POST, "/requests", form: ["csrf": csrf, "device": "box-a", "from": "2026-11-29 14:02",
+                                                                       "to": "29/11/2026 14:09", "reason": "VV-118 <b>tai nạn</b>"])
+        #expect(bad.status == 400 && bad.body.contains("dd/mm/yyyy HH:mm") && bad.body.contains("VV-118 &lt;b&gt;tai nạn&lt;/b&gt;"))
+        let backwards = try await browser.request(.POST, "/requests", form: ["csrf": csrf, "device": "box-a", "from": "29/11/2026 14:09",
+                                                                             "to": "29/11/2026 14:02", "reason": "x"])
+        #expect(backwards.status == 400)
+        let forged = try await browser.request(.POST, "/requests", form: ["csrf": "nope", "device": "box-a", "from": "29/11/2026 14:02",
+                                                                          "to": "29/11/2026 14:09", "reason": "x"])
+        #expect(forged.status == 403)
+        let made = try await browser.request(.POST, "/requests", form: ["csrf": csrf, "device": "box-a", "from": "29/11/2026 14:02",
+                                                                        "to": "29/11/2026 14:09", "reason": "VV-118 tai nạn QL37B"])
+        #expect(made.status == 303)
+        let request = try #require(try await server.catalog.requests().first)
+        #expect(made.location == "/requests/\(request.id)")
+        #expect(request.from == Timestamp(rfc3339: "2026-11-29T07:02:00Z") && request.to == Timestamp(rfc3339: "2026-11-29T07:09:00Z"))
+        #expect(try await server.catalog.auditLog().first?.action == "request")
+
+        // Waiting: the page refreshes itself and shows it all pending.
+        let waiting = try await browser.request(.GET, "/requests/\(request.id)")
+        #expect(waiting.body.contains("http-equiv=\"refresh\"") && waiting.body.contains("Chờ hộp nhận"))
+        // The box reports half uploaded: the bar shows both.
+        let t0 = request.from
+        try await server.catalog.report(device: "box-a", .init(id: request.id, coverage: [
+            .init(from: t0, to: t0 + 210, status: .uploaded), .init(from: t0 + 210, to: t0 + 420, status: .pending)]))
+        let half = try await browser.request(.GET, "/requests/\(request.id)").body
+        #expect(half.contains("class=\"uploaded\" x=\"0.00\" y=\"0\" width=\"500.00\"") && half.contains("class=\"pending\" x=\"500.00\""))
+        #expect(half.contains("Đang gửi về"))
+        try await server.catalog.report(device: "box-a", .init(id: request.id, coverage: [.init(from: t0, to: t0 + 420, status: .uploaded)]))
+        let done = try await browser.request(.GET, "/requests/\(request.id)").body
+        #expect(done.contains("Hoàn tất") && !done.contains("http-equiv=\"refresh\""), "complete: no more refreshing")
+        let list = try await browser.request(.GET, "/requests").body
+        #expect(list.contains("data-request=\"\(request.id)\"") && list.contains("VV-118 tai nạn QL37B"))
+        #expect(try await browser.request(.GET, "/requests/..%2F..%2Fetc").status == 404)
+    }
 }
