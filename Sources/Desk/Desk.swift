@@ -80,6 +80,7 @@ public struct Desk: Sendable {
             return response
         }
         registerRequests(on: router)
+        registerAudit(on: router)
         router.get("desk.svg") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))

@@ -33,7 +33,7 @@ enum HTML {
             """
         if let session {
             header += """
-                <a href="/boxes">\(t(.boxes))</a><a href="/requests">\(t(.requests))</a>
+                <a href="/boxes">\(t(.boxes))</a><a href="/requests">\(t(.requests))</a>\(session.chief ? "<a href=\"/audit\">\(t(.audit))</a>" : "")
                 <span class="who">\(t(.signedInAs)) <b>\(escape(session.operator))</b></span>
                 <form method="post" action="/sign-out"><input type="hidden" name="csrf" value="\(escape(session.csrf))"><button>\(t(.signOut))</button></form>
                 """

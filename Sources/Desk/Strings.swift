@@ -27,6 +27,7 @@ enum Key: String, CaseIterable {
     case requests, newRequest, from, to, reason, reasonHint, dateHint, send, requestState, requested, coverage
     case stateWaiting, stateAccepted, stateComplete, stateRefused, covUploaded, covPending, covNotRecorded, covEvicted
     case badDate, rangeEmpty, rangeTooLong, chooseBox, noRequests, arrived, timeLeft, unknownRate, requestSent, refreshing
+    case audit, auditIntro, auditOnlyChief, when, who, address, action, detail, exportCSV
 }
 
 enum Strings {
@@ -113,6 +114,15 @@ enum Strings {
         .unknownRate: "chưa rõ thời gian còn lại",
         .requestSent: "Đã gửi yêu cầu. Hộp sẽ nhận ở lần liên lạc tới.",
         .refreshing: "Trang tự cập nhật mỗi 5 giây.",
+        .audit: "Nhật ký truy cập",
+        .auditIntro: "Mọi lần đăng nhập, yêu cầu, xem và tải về: ai, làm gì, lúc nào, từ địa chỉ nào. Mới nhất ở trên.",
+        .auditOnlyChief: "Chỉ cán bộ phụ trách mới xem được nhật ký truy cập.",
+        .when: "Thời gian",
+        .who: "Cán bộ",
+        .address: "Địa chỉ",
+        .action: "Thao tác",
+        .detail: "Chi tiết",
+        .exportCSV: "Tải về (CSV)",
     ]
 
     static let en: [Key: String] = [
@@ -194,5 +204,14 @@ enum Strings {
         .unknownRate: "time left not known yet",
         .requestSent: "Request sent. The box takes it at its next heartbeat.",
         .refreshing: "This page refreshes itself every 5 seconds.",
+        .audit: "Audit log",
+        .auditIntro: "Every sign-in, request, view and download: who, what, when, from which address. Newest first.",
+        .auditOnlyChief: "Only an officer in charge may read the audit log.",
+        .when: "When",
+        .who: "Officer",
+        .address: "Address",
+        .action: "Action",
+        .detail: "Detail",
+        .exportCSV: "Download (CSV)",
     ]
 }

@@ -319,4 +319,29 @@ final class Browser: @unchecked Sendable {
         #expect(list.contains("data-request=\"\(request.id)\"") && list.contains("VV-118 tai nạn QL37B"))
         #expect(try await browser.request(.GET, "/requests/..%2F..%2Fetc").status == 404)
     }
+
+    @Test func onlyAnOfficerInChargeReadsTheAuditLogAndItsCSVIsSafe() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("canbo", password: "mat-khau-dai-7")
+        try await server.addOperator("truong", password: "mat-khau-dai-8", chief: true)
+        // A hostile detail: markup and a spreadsheet formula in what an officer typed.
+        try await server.catalog.audit(operator: "canbo", address: "127.0.0.1", action: "request", detail: "=HYPERLINK(\"x\") <script>")
+        let officer = Browser(server.url)
+        _ = try await officer.signIn("canbo", "mat-khau-dai-7")
+        #expect(try await officer.request(.GET, "/audit").status == 403)
+        #expect(try await officer.request(.GET, "/audit.csv").status == 403)
+        #expect(!(try await officer.request(.GET, "/boxes").body.contains("href=\"/audit\"")), "not offered to an officer")
+        let chief = Browser(server.url)
+        _ = try await chief.signIn("truong", "mat-khau-dai-8")
+        let page = try await chief.request(.GET, "/audit")
+        #expect(page.status == 200 && page.body.contains("Nhật ký truy cập") && page.body.contains("&lt;script&gt;"))
+        #expect(!page.body.contains("<script>"))
+        let csv = try await chief.request(.GET, "/audit.csv")
+        #expect(csv.status == 200 && csv.headers.first(name: "content-disposition")?.contains("attachment") == true)
+        #expect(csv.body.contains("\"'=HYPERLINK(\"\"x\"\") <script>\""), "a formula stays text, quotes doubled")
+        let actions = try await server.catalog.auditLog().map(\.action)
+        #expect(Array(actions.prefix(3)) == ["audit exported", "audit viewed", "sign-in"], "\(actions)")
+        #expect(Desk.csvField("+1") == "\"'+1\"" && Desk.csvField("a,b") == "\"a,b\"")
+    }
 }
