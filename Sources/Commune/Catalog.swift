@@ -286,8 +286,10 @@ public actor Catalog {
         public var request: String?
         public var reason: String?
         public var receivedAt: Timestamp
+        /// The catalog's row id (0 for a clip not filed yet): the desk names clips by it.
+        public var id: Int64 = 0
         enum CodingKeys: String, CodingKey {
-            case path, device, camera, start, end, bytes, sha256, request, reason
+            case path, device, camera, start, end, bytes, sha256, request, reason, id
             case receivedAt = "received_at"
         }
     }
@@ -307,17 +309,22 @@ public actor Catalog {
         }
     }
 
-    public func clips(device: String? = nil) async throws -> [Clip] {
+    public func clip(id: Int64) async throws -> Clip? {
+        try await clips(id: id).first
+    }
+
+    public func clips(device: String? = nil, id: Int64? = nil) async throws -> [Clip] {
         var sql = "SELECT * FROM clip"
         var binds: [SQLiteData] = []
         if let device { sql += " WHERE device = ?"; binds.append(.text(device)) }
+        if let id { sql += device == nil ? " WHERE id = ?" : " AND id = ?"; binds.append(.integer(Int(id))) }
         sql += " ORDER BY device, camera, start_ms"
         return try await query(sql, binds).map { r in
             func ms(_ k: String) -> Timestamp { Timestamp(milliseconds: Int64(r.column(k)?.integer ?? 0)) }
             return Clip(path: r.column("path")?.string ?? "", device: r.column("device")?.string ?? "", camera: r.column("camera")?.string ?? "",
                         start: ms("start_ms"), end: ms("end_ms"), bytes: Int64(r.column("bytes")?.integer ?? 0),
                         sha256: r.column("sha256")?.string ?? "", request: r.column("request_id")?.string,
-                        reason: r.column("reason")?.string, receivedAt: ms("received_ms"))
+                        reason: r.column("reason")?.string, receivedAt: ms("received_ms"), id: Int64(r.column("id")?.integer ?? 0))
         }
     }
 }

@@ -81,6 +81,7 @@ public struct Desk: Sendable {
         }
         registerRequests(on: router)
         registerAudit(on: router)
+        registerPlayback(on: router)
         router.get("desk.svg") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))

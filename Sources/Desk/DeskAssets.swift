@@ -56,5 +56,64 @@ enum DeskAssets {
         .key::before { content: ""; display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: -2px; }
         .state.complete { color: var(--good); font-weight: 600; }
         .state.refused { color: var(--bad); font-weight: 600; }
+        .player { background: #fff; padding: 1rem; border: 1px solid var(--line); border-radius: 8px; max-width: 1000px; }
+        .player video { display: block; width: 100%; max-height: 60vh; background: #000; }
+        .clock { font-size: 1.2rem; margin: .5rem 0; }
+        svg.timeline { cursor: pointer; }
+        svg.timeline #cursor { fill: #000; }
+        ol.clips li.gap { color: var(--bad); list-style: none; margin-left: -1rem; }
+        ol.clips a.playing { font-weight: 700; }
         """
+
+    /// The player's script (/desk.js; the Content-Security-Policy allows only scripts from here):
+    /// plays the listed clips one after another, shows the wall-clock time of the frame on screen
+    /// in the commune's time zone, and seeks where the timeline or a clip is clicked.
+    static let script = #"""
+        "use strict";
+        (function () {
+          const player = document.getElementById("player");
+          if (!player) return;
+          const video = document.getElementById("video");
+          const clock = document.getElementById("clock");
+          const cursor = document.getElementById("cursor");
+          const links = Array.from(document.querySelectorAll("#clips a[data-clip]"));
+          const offset = Number(player.dataset.offsetMinutes) * 60000;
+          const from = Number(player.dataset.fromMs), to = Number(player.dataset.toMs);
+          let index = 0;
+          const two = (n) => String(n).padStart(2, "0");
+          const format = (ms) => {
+            const d = new Date(ms + offset);
+            return two(d.getUTCDate()) + "/" + two(d.getUTCMonth() + 1) + "/" + d.getUTCFullYear() + " " +
+              two(d.getUTCHours()) + ":" + two(d.getUTCMinutes()) + ":" + two(d.getUTCSeconds());
+          };
+          const show = (i, at, play) => {
+            index = i;
+            links.forEach((l, j) => l.classList.toggle("playing", j === i));
+            const src = links[i].getAttribute("href");
+            const seek = () => { video.currentTime = at || 0; if (play) video.play().catch(() => {}); };
+            if (video.getAttribute("src") !== src) {
+              video.addEventListener("loadedmetadata", seek, { once: true });
+              video.setAttribute("src", src);
+              video.load();
+            } else { seek(); }
+          };
+          video.addEventListener("timeupdate", () => {
+            const ms = Number(links[index].dataset.startMs) + video.currentTime * 1000;
+            clock.textContent = format(ms);
+            clock.dataset.ms = String(Math.round(ms));
+            cursor.setAttribute("x", String(Math.max(0, Math.min(998, (ms - from) / (to - from) * 1000))));
+          });
+          video.addEventListener("ended", () => { if (index + 1 < links.length) show(index + 1, 0, true); });
+          links.forEach((a, i) => a.addEventListener("click", (e) => { e.preventDefault(); show(i, 0, true); }));
+          document.getElementById("timeline").addEventListener("click", (e) => {
+            const box = e.currentTarget.getBoundingClientRect();
+            const ms = from + (e.clientX - box.left) / box.width * (to - from);
+            let i = links.findIndex((a) => Number(a.dataset.endMs) > ms);
+            if (i < 0) i = links.length - 1;
+            show(i, Math.max(0, (ms - Number(links[i].dataset.startMs)) / 1000), true);
+          });
+          window.deskPlayer = { show: show, clips: links.length };
+          links[0].classList.add("playing");
+        })();
+        """#
 }

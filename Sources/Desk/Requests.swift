@@ -153,6 +153,7 @@ extension Desk {
             </dl>
             <div class="coverage">\(Self.bar(r))<div class="axis"><span>\(local.dateTime(r.from))</span><span>\(local.dateTime(r.to))</span></div>
             <p class="legend">\(legend)</p></div>
+            <p><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a></p>
             \(open ? "<p class=\"hint\">\(t(.refreshing))</p>" : "")
             """
         var page = HTML.page(title: Strings.text(.requests, language), language: language, session: session, body: body)

@@ -28,6 +28,7 @@ enum Key: String, CaseIterable {
     case stateWaiting, stateAccepted, stateComplete, stateRefused, covUploaded, covPending, covNotRecorded, covEvicted
     case badDate, rangeEmpty, rangeTooLong, chooseBox, noRequests, arrived, timeLeft, unknownRate, requestSent, refreshing
     case audit, auditIntro, auditOnlyChief, when, who, address, action, detail, exportCSV
+    case play, gap, noClipsYet, wallClock
 }
 
 enum Strings {
@@ -123,6 +124,10 @@ enum Strings {
         .action: "Thao tác",
         .detail: "Chi tiết",
         .exportCSV: "Tải về (CSV)",
+        .play: "Xem phim",
+        .gap: "Không có phim",
+        .noClipsYet: "Chưa có đoạn phim nào về máy chủ.",
+        .wallClock: "Thời điểm trên phim:",
     ]
 
     static let en: [Key: String] = [
@@ -213,5 +218,9 @@ enum Strings {
         .action: "Action",
         .detail: "Detail",
         .exportCSV: "Download (CSV)",
+        .play: "Play",
+        .gap: "No footage",
+        .noClipsYet: "No clip has arrived at the server yet.",
+        .wallClock: "Time of the frame:",
     ]
 }

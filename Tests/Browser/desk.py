@@ -12,6 +12,8 @@ bounded; the server is stopped by its PID however the script ends. Exit 0 when e
 passed; the last line is the summary.
 """
 import argparse
+import base64
+import hashlib
 import json
 import os
 import socket
@@ -56,6 +58,26 @@ def heartbeat(url, token, device, seconds, reports=()):
         return r.status
 
 
+def make_clip(path, seconds):
+    """A fragmented MP4 like the box's: H.264, 320x240, 25 fps, a keyframe a second."""
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=320x240:rate=25:duration={seconds}",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p",
+                    "-movflags", "frag_keyframe+empty_moov+default_base_moof", path], check=True, timeout=60)
+
+
+def upload(url, token, device, path, start, end):
+    """One clip to the commune's tus endpoint, as the box sends it (creation-with-upload)."""
+    data = open(path, "rb").read()
+    meta = {"device": device, "camera": "cam1", "start": start, "end": end, "sha256": hashlib.sha256(data).hexdigest(),
+            "filename": os.path.basename(path)}
+    header = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in meta.items())
+    req = urllib.request.Request(url + "/files", data=data, method="POST", headers={
+        "Authorization": "Bearer " + token, "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
+        "Upload-Metadata": header, "Content-Type": "application/offset+octet-stream"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, meta["sha256"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--commune", required=True)
@@ -89,7 +111,7 @@ def main():
         options = webdriver.ChromeOptions()
         for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
                   "--lang=vi-VN", "--no-first-run", "--disable-background-networking", "--disable-sync",
-                  "--disable-component-update", "--disable-default-apps"]:
+                  "--disable-component-update", "--disable-default-apps", "--autoplay-policy=no-user-gesture-required"]:
             options.add_argument(a)
         options.add_experimental_option("prefs", {"intl.accept_languages": "vi-VN,vi"})
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -162,6 +184,34 @@ def main():
         WebDriverWait(driver, 15).until(lambda d: "Hoàn tất" in d.page_source)
         check("the request completes on the page by itself", "Hoàn tất" in driver.page_source)
         driver.save_screenshot(os.path.join(out, "7-request-complete.png"))
+
+        # Two real clips of the range arrive (a gap of 6 s between them) and are played.
+        for name, seconds, start, end in [("a.mp4", 4, "2026-11-29T07:02:00Z", "2026-11-29T07:02:04Z"),
+                                          ("b.mp4", 4, "2026-11-29T07:02:10Z", "2026-11-29T07:02:14Z")]:
+            clip = os.path.join(work, name)
+            make_clip(clip, seconds)
+            status, _ = upload(url, waiting_token, "hop-cho-02", clip, start, end)
+            check(f"clip {name} is uploaded over tus", status in (201, 204), str(status))
+        driver.get(url + f"/requests/{request_id}/play")
+        video_ready = "return document.getElementById('video') && document.getElementById('video').readyState >= 2"
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(video_ready))
+        check("the clip loads in the video element (readyState ≥ 2)", driver.execute_script(video_ready))
+        check("the video is the camera's size", driver.execute_script("return document.getElementById('video').videoWidth") == 320)
+        check("the gap between the clips is shown as a gap", len(driver.find_elements(By.CSS_SELECTOR, "#clips li.gap")) >= 1)
+        driver.execute_script("document.getElementById('video').muted = true; document.getElementById('video').play()")
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.getElementById('video').currentTime") > 0.5)
+        check("it plays: currentTime advances", driver.execute_script("return document.getElementById('video').currentTime") > 0.5)
+        clock = driver.find_element(By.ID, "clock").text
+        check("the wall-clock time of the frame is shown", clock.startswith("29/11/2026 14:02:0"), clock)
+        driver.save_screenshot(os.path.join(out, "8-playing.png"))
+        driver.find_elements(By.CSS_SELECTOR, "#clips a[data-clip]")[1].click()  # seek to the second clip
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "clock").text.startswith("29/11/2026 14:02:1"))
+        check("seeking to the second clip shows its time", driver.find_element(By.ID, "clock").text.startswith("29/11/2026 14:02:1"),
+              driver.find_element(By.ID, "clock").text)
+        driver.execute_script("const v = document.getElementById('video'); v.currentTime = 2.5;")
+        WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "clock").text.startswith("29/11/2026 14:02:12"))
+        check("seeking inside a clip (byte ranges) shows the right second", "14:02:12" in driver.find_element(By.ID, "clock").text,
+              driver.find_element(By.ID, "clock").text)
 
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(lambda d: d.current_url.endswith("/sign-in"))

@@ -344,4 +344,37 @@ final class Browser: @unchecked Sendable {
         #expect(Array(actions.prefix(3)) == ["audit exported", "audit viewed", "sign-in"], "\(actions)")
         #expect(Desk.csvField("+1") == "\"'+1\"" && Desk.csvField("a,b") == "\"a,b\"")
     }
+
+    @Test func clipsAreServedWholeOrByRangeToSignedInOfficersOnly() async throws {
+        #expect(Desk.byteRange("bytes=0-99", size: 1000) == 0...99)
+        #expect(Desk.byteRange("bytes=-100", size: 1000) == 900...999)
+        #expect(Desk.byteRange("bytes=900-", size: 1000) == 900...999)
+        #expect(Desk.byteRange("bytes=0-5000", size: 1000) == 0...999)
+        for bad in ["bytes=1000-", "bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=-0", "bytes=x-1", "bytes=" + String(repeating: "9", count: 200)] {
+            #expect(Desk.byteRange(bad, size: 1000) == nil, "\(bad)")
+        }
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("dangg", password: "mat-khau-dai-9")
+        _ = try await server.catalog.addDevice(id: "box-a")
+        let file = NSTemporaryDirectory() + "clip-" + UUID().uuidString + ".mp4"
+        let bytes = (0..<1000).map { UInt8(32 + $0 % 90) }  // printable: the test's body is read as text
+        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        let t0 = Timestamp(rfc3339: "2026-11-29T07:02:00Z")!
+        try await server.catalog.createUpload(.init(id: "u1", device: "box-a", length: 1000, offset: 1000, metadata: "", expires: t0 + 86400))
+        try await server.catalog.fileClip(.init(path: file, device: "box-a", camera: "cam1", start: t0, end: t0 + 4, bytes: 1000,
+                                                sha256: String(repeating: "c", count: 64), request: nil, reason: nil, receivedAt: t0), uploadID: "u1")
+        let id = try #require(try await server.catalog.clips().first?.id)
+        #expect(try await Browser(server.url).request(.GET, "/clips/\(id)").location == "/sign-in", "no session, no footage")
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("dangg", "mat-khau-dai-9")
+        let whole = try await browser.request(.GET, "/clips/\(id)")
+        #expect(whole.status == 200 && whole.body.utf8.count == 1000 && whole.headers.first(name: "accept-ranges") == "bytes")
+        let part = try await browser.request(.GET, "/clips/\(id)", headers: ["range": "bytes=100-199"])
+        #expect(part.status == 206 && part.headers.first(name: "content-range") == "bytes 100-199/1000")
+        #expect(Array(part.body.utf8) == Array(bytes[100...199]))
+        #expect(try await browser.request(.GET, "/clips/\(id)", headers: ["range": "bytes=5000-"]).status == 416)
+        #expect(try await browser.request(.GET, "/clips/999999").status == 404)
+        #expect(try await browser.request(.GET, "/clips/..%2Fetc").status == 404)
+    }
 }

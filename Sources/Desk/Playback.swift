@@ -1,0 +1,129 @@
+import Commune
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Wire
+
+/// Playing footage in the browser. The clips are fragmented MP4 that browsers play as they are,
+/// so the page plays a range clip after clip in one `<video>` (a small script, /desk.js), with
+/// the wall-clock time of the frame on screen beside it and the gaps between clips shown as gaps;
+/// a click on the timeline or a clip seeks there. Clips are served with byte ranges (seeking in
+/// a long clip reads only what is needed). Nothing is transcoded or rebuilt on the server: what
+/// plays is byte for byte what the box sent, whose sha256 the catalog holds.
+extension Desk {
+    /// A pause between two clips longer than this is drawn as a gap.
+    static let gapSeconds = 1.5
+    /// Clips on one page (a 31-day request of 10 s clips would be 270 000: the page says so).
+    static let maxClipsPerPage = 2000
+
+    func registerPlayback<Context: RemoteAddressRequestContext>(on router: Router<Context>) {
+        router.get("requests/:id/play") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.withSession(request) { session in try await self.playPage(request, session, id: id, address: Self.address(context)) }
+        }
+        router.get("clips/:id") { request, context in
+            let id = Int64(context.parameters.get("id") ?? "") ?? -1
+            return try await self.withSession(request) { session in
+                try await self.serveClip(request, session, id: id, context: context)
+            }
+        }
+        router.get("desk.js") { _, _ in
+            Response(status: .ok, headers: Self.securityHeaders(contentType: "text/javascript; charset=utf-8", cache: "max-age=3600"),
+                     body: .init(byteBuffer: ByteBuffer(string: DeskAssets.script)))
+        }
+    }
+
+    func playPage(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
+        let language = Self.language(request)
+        let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
+        guard PlainName.isValid(id), let r = try await catalog.requests(id: id).first else {
+            return Self.html(HTML.page(title: "404", language: language, session: session, body: HTML.notice(Strings.text(.notFound, language))),
+                             status: .notFound)
+        }
+        let local = LocalForm(timeZone: configuration.timeZone, language: language)
+        let all = try await catalog.clips(device: r.device)
+            .filter { $0.end > r.from && $0.start < r.to && (r.camera == nil || $0.camera == r.camera) }
+            .sorted { $0.start < $1.start }
+        let clips = Array(all.prefix(Self.maxClipsPerPage))
+        try await catalog.audit(operator: session.operator, address: address, action: "view", detail: "\(r.id) \(r.device) \(clips.count) clips")
+        let total = max(r.to.seconds(since: r.from), 0.001)
+        var items = "", rects = "", previousEnd = r.from
+        for c in clips {
+            if c.start.seconds(since: previousEnd) > Self.gapSeconds {
+                items += "<li class=\"gap\">\(t(.gap)) \(local.dateTime(previousEnd)) – \(local.dateTime(c.start))</li>\n"
+            }
+            let x = max(0, c.start.seconds(since: r.from)) / total * 1000
+            let w = max(0.5, c.end.seconds(since: c.start) / total * 1000)
+            rects += "<rect class=\"uploaded clip\" data-clip=\"\(c.id)\" x=\"\(String(format: "%.2f", x))\" y=\"0\" width=\"\(String(format: "%.2f", w))\" height=\"20\"/>"
+            items += """
+                <li><a href="/clips/\(c.id)" data-clip="\(c.id)" data-start-ms="\(c.start.milliseconds)" data-end-ms="\(c.end.milliseconds)">\
+                \(local.dateTime(c.start)) – \(local.dateTime(c.end))</a> <small>\(HTML.escape(c.camera)) · \(local.bytes(c.bytes)) · sha256 \
+                <code>\(HTML.escape(String(c.sha256.prefix(16))))…</code></small></li>
+
+                """
+            previousEnd = max(previousEnd, c.end)
+        }
+        if r.to.seconds(since: previousEnd) > Self.gapSeconds, !clips.isEmpty {
+            items += "<li class=\"gap\">\(t(.gap)) \(local.dateTime(previousEnd)) – \(local.dateTime(r.to))</li>\n"
+        }
+        let offsetMinutes = configuration.timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(r.from.milliseconds) / 1000)) / 60
+        let player = clips.isEmpty ? "<p>\(t(.noClipsYet))</p>" : """
+            <div class="player" id="player" data-offset-minutes="\(offsetMinutes)" data-from-ms="\(r.from.milliseconds)" data-to-ms="\(r.to.milliseconds)">
+            <video id="video" controls preload="metadata" playsinline src="/clips/\(clips[0].id)"></video>
+            <p class="clock"><span class="label">\(t(.wallClock))</span> <b id="clock">\(local.dateTime(clips[0].start))</b></p>
+            <svg class="bar timeline" id="timeline" viewBox="0 0 1000 20" preserveAspectRatio="none">\(rects)<rect id="cursor" x="0" y="0" width="2" height="20"/></svg>
+            <div class="axis"><span>\(local.dateTime(r.from))</span><span>\(local.dateTime(r.to))</span></div>
+            </div>
+            """
+        let more = all.count > clips.count ? HTML.notice("\(all.count - clips.count) …", kind: "info") : ""
+        let body = """
+            <h1>\(t(.play)): \(HTML.escape(r.device))</h1>
+            <p><a href="/requests/\(HTML.escape(r.id))">← \(t(.requests))</a> · \(local.dateTime(r.from)) – \(local.dateTime(r.to)) · \(HTML.escape(r.reason ?? ""))</p>
+            \(player)
+            <ol class="clips" id="clips">
+            \(items)</ol>\(more)
+            <script src="/desk.js"></script>
+            """
+        return Self.html(HTML.page(title: Strings.text(.play, language), language: language, session: session, body: body), status: .ok)
+    }
+
+    /// One clip's bytes, whole or a single byte range (`Range: bytes=a-b`, `a-`, `-n`).
+    func serveClip<Context: RequestContext>(_ request: Request, _ session: Catalog.Session, id: Int64, context: Context) async throws -> Response {
+        guard id > 0, let clip = try await catalog.clip(id: id) else { return Response(status: .notFound) }
+        var info = stat()
+        guard stat(clip.path, &info) == 0 else { return Response(status: .notFound) }
+        let size = Int(info.st_size)
+        var headers = Self.securityHeaders(contentType: "video/mp4", cache: "private, max-age=3600")
+        headers[.acceptRanges] = "bytes"
+        headers[HTTPField.Name("X-Content-SHA256")!] = clip.sha256
+        guard let header = request.headers[.range] else {
+            headers[.contentLength] = String(size)
+            return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: clip.path, context: context))
+        }
+        guard let range = Self.byteRange(header, size: size) else {
+            headers[.contentRange] = "bytes */\(size)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+        headers[.contentLength] = String(range.count)
+        return Response(status: .partialContent, headers: headers,
+                        body: try await FileIO().loadFile(path: clip.path, range: range, context: context))
+    }
+
+    /// A single range of a file of `size` bytes, or nil when it is malformed or outside the file.
+    static func byteRange(_ header: String, size: Int) -> ClosedRange<Int>? {
+        guard header.hasPrefix("bytes="), size > 0, header.count <= 100 else { return nil }
+        let spec = header.dropFirst(6)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        let a = spec[..<dash], b = spec[spec.index(after: dash)...]
+        if a.isEmpty {
+            guard let n = Int(b), n > 0 else { return nil }
+            return max(0, size - n)...(size - 1)
+        }
+        guard let start = Int(a), start >= 0, start < size else { return nil }
+        if b.isEmpty { return start...(size - 1) }
+        guard let end = Int(b), end >= start else { return nil }
+        return start...min(end, size - 1)
+    }
+}
