@@ -37,14 +37,9 @@ extension Desk {
     func playPage(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
-        guard PlainName.isValid(id), let r = try await catalog.requests(id: id).first else {
-            return Self.html(HTML.page(title: "404", language: language, session: session, body: HTML.notice(Strings.text(.notFound, language))),
-                             status: .notFound)
-        }
+        guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
-        let all = try await catalog.clips(device: r.device)
-            .filter { $0.end > r.from && $0.start < r.to && (r.camera == nil || $0.camera == r.camera) }
-            .sorted { $0.start < $1.start }
+        let all = try await clips(of: r)
         let clips = Array(all.prefix(Self.maxClipsPerPage))
         try await catalog.audit(operator: session.operator, address: address, action: "view", detail: "\(r.id) \(r.device) \(clips.count) clips")
         let total = max(r.to.seconds(since: r.from), 0.001)

@@ -118,15 +118,31 @@ extension Desk {
 
     // MARK: one request
 
+    /// The request named in a path, or nil (also for a name that could not be one).
+    func footageRequest(_ id: String) async throws -> Catalog.Request? {
+        guard PlainName.isValid(id) else { return nil }
+        return try await catalog.requests(id: id).first
+    }
+
+    /// The clips that arrived for a request's range (and camera), oldest first.
+    func clips(of r: Catalog.Request) async throws -> [Catalog.Clip] {
+        try await catalog.clips(device: r.device)
+            .filter { $0.end > r.from && $0.start < r.to && (r.camera == nil || $0.camera == r.camera) }
+            .sorted { $0.start < $1.start }
+    }
+
+    static func notFound(_ request: Request, _ session: Catalog.Session) -> Response {
+        let language = language(request)
+        return html(HTML.page(title: "404", language: language, session: session, body: HTML.notice(Strings.text(.notFound, language))),
+                    status: .notFound)
+    }
+
     func requestPage(_ request: Request, _ session: Catalog.Session, id: String) async throws -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
-        guard PlainName.isValid(id), let r = try await catalog.requests(id: id).first else {
-            return Self.html(HTML.page(title: "404", language: language, session: session, body: HTML.notice(Strings.text(.notFound, language))),
-                             status: .notFound)
-        }
+        guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
-        let clips = try await catalog.clips(device: r.device).filter { $0.end > r.from && $0.start < r.to }
+        let clips = try await clips(of: r)
         let arrivedBytes = clips.reduce(Int64(0)) { $0 + $1.bytes }
         let clipSeconds = clips.reduce(0.0) { $0 + $1.end.seconds(since: $1.start) }
         let pendingSeconds = r.coverage.filter { $0.status == .pending }.reduce(0.0) { $0 + $1.to.seconds(since: $1.from) }
