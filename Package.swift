@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "Desk",
             dependencies: [
-                "Commune", "Wire",
+                "Commune", "Wire", "Media",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -310,7 +310,7 @@ public struct TusEndpoint: Sendable {
 
     /// Creates the missing directories of `path`, fsyncing the parent of each one it creates,
     /// so a clip filed in a new day's directory is still there after a power cut.
-    static func makeDirectories(_ path: String) throws {
+    public static func makeDirectories(_ path: String) throws {
         var built = ""
         for part in path.split(separator: "/") {
             let parent = built.isEmpty ? "/" : built
@@ -323,7 +323,7 @@ public struct TusEndpoint: Sendable {
         }
     }
 
-    static func fsyncDirectory(_ path: String) throws {
+    public static func fsyncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw CommuneError("cannot open \(path) to make it durable: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -337,7 +337,7 @@ public struct TusEndpoint: Sendable {
         close(fd)
     }
 
-    static func sha256(_ path: String) throws -> String {
+    public static func sha256(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CommuneError("cannot read \(path)") }
         defer { close(fd) }

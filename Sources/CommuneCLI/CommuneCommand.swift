@@ -151,7 +151,7 @@ extension CommuneCommand {
             }
             defer { sweeper.cancel() }
             ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
-            var desk = Desk.Configuration(secureCookies: cert != nil)
+            var desk = Desk.Configuration(secureCookies: cert != nil, evidenceRoot: data + "/evidence")
             if let zone = file.timeZone, let tz = TimeZone(identifier: zone) { desk.timeZone = tz }
             if let hours = file.sessionHours { desk.session.absoluteSeconds = Double(hours) * 3600 }
             Desk(catalog: catalog, configuration: desk, logger: logger).register(on: router)

@@ -36,7 +36,7 @@ extension Desk {
         let entries = try await catalog.auditLog(limit: Self.maxAuditEntries)
         let rows = entries.map { e in
             "<tr><td>\(local.dateTime(e.at))</td><td>\(HTML.escape(e.operator ?? "—"))</td><td>\(HTML.escape(e.address))</td>"
-                + "<td>\(HTML.escape(e.action))</td><td>\(HTML.escape(e.detail))</td></tr>"
+                + "<td>\(HTML.escape(Self.actionName(e.action, language)))</td><td>\(HTML.escape(e.detail))</td></tr>"
         }.joined(separator: "\n")
         let body = """
             <h1>\(t(.audit))</h1><p>\(t(.auditIntro))</p><p><a class="button" href="/audit.csv">\(t(.exportCSV))</a></p>
@@ -60,6 +60,17 @@ extension Desk {
         headers[.contentDisposition] = "attachment; filename=\"junction-audit-\(Timestamp.now().compact).csv\""
         // A UTF-8 byte order mark, so a spreadsheet opens Vietnamese text right.
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "\u{FEFF}" + csv)))
+    }
+
+    /// An action as the page shows it (stored, and exported, in English).
+    static func actionName(_ action: String, _ language: Language) -> String {
+        guard language == .vi else { return action }
+        let vi = ["sign-in": "Đăng nhập", "sign-in refused": "Đăng nhập bị từ chối", "sign-in throttled": "Đăng nhập bị chặn tạm thời",
+                  "sign-out": "Đăng xuất", "request": "Yêu cầu trích xuất", "view": "Xem phim", "evidence made": "Tạo gói chứng cứ",
+                  "download": "Tải về", "audit viewed": "Xem nhật ký", "audit exported": "Tải nhật ký",
+                  "password changed": "Đổi mật khẩu", "password change refused": "Đổi mật khẩu bị từ chối",
+                  "password set by the server's administrator": "Quản trị viên đặt mật khẩu"]
+        return vi[action] ?? action
     }
 
     /// One CSV field, quoted; a field a spreadsheet would run as a formula (=, +, -, @, tab, CR)

@@ -24,13 +24,16 @@ public struct Desk: Sendable {
         public var session: Catalog.SessionLifetime
         /// bcrypt's cost (2^cost rounds); tests lower it.
         public var bcryptCost: UInt8
+        /// Where evidence packages are written (`<data>/evidence`).
+        public var evidenceRoot: String
 
         public init(timeZone: TimeZone = Desk.defaultTimeZone, secureCookies: Bool, session: Catalog.SessionLifetime = .init(),
-                    bcryptCost: UInt8 = 12) {
+                    bcryptCost: UInt8 = 12, evidenceRoot: String) {
             self.timeZone = timeZone
             self.secureCookies = secureCookies
             self.session = session
             self.bcryptCost = bcryptCost
+            self.evidenceRoot = evidenceRoot
         }
     }
 
@@ -82,6 +85,7 @@ public struct Desk: Sendable {
         registerRequests(on: router)
         registerAudit(on: router)
         registerPlayback(on: router)
+        registerEvidence(on: router)
         router.get("desk.svg") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))

@@ -63,6 +63,10 @@ enum DeskAssets {
         svg.timeline #cursor { fill: #000; }
         ol.clips li.gap { color: var(--bad); list-style: none; margin-left: -1rem; }
         ol.clips a.playing { font-weight: 700; }
+        .actions { display: flex; gap: 1rem; align-items: center; margin-top: 1rem; }
+        .actions form { margin: 0; }
+        .actions button[type=submit] { margin: 0; }
+        code.sha256 { font-size: .85rem; word-break: break-all; }
         """
 
     /// The player's script (/desk.js; the Content-Security-Policy allows only scripts from here):

@@ -169,7 +169,9 @@ extension Desk {
             </dl>
             <div class="coverage">\(Self.bar(r))<div class="axis"><span>\(local.dateTime(r.from))</span><span>\(local.dateTime(r.to))</span></div>
             <p class="legend">\(legend)</p></div>
-            <p><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a></p>
+            <div class="actions"><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a>
+            <form method="post" action="/requests/\(HTML.escape(r.id))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+            <button type="submit">\(t(.takeEvidence))</button></form></div>
             \(open ? "<p class=\"hint\">\(t(.refreshing))</p>" : "")
             """
         var page = HTML.page(title: Strings.text(.requests, language), language: language, session: session, body: body)

@@ -29,6 +29,7 @@ enum Key: String, CaseIterable {
     case badDate, rangeEmpty, rangeTooLong, chooseBox, noRequests, arrived, timeLeft, unknownRate, requestSent, refreshing
     case audit, auditIntro, auditOnlyChief, when, who, address, action, detail, exportCSV
     case play, gap, noClipsYet, wallClock
+    case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size
 }
 
 enum Strings {
@@ -128,6 +129,12 @@ enum Strings {
         .gap: "Không có phim",
         .noClipsYet: "Chưa có đoạn phim nào về máy chủ.",
         .wallClock: "Thời điểm trên phim:",
+        .evidence: "Chứng cứ",
+        .evidenceIntro: "Một tệp MP4 ghép từ các đoạn phim gốc (không nén lại) và bản kê khai: thiết bị, camera, khoảng thời gian, mã SHA-256 của từng đoạn gốc, các khoảng trống. Đối chiếu mã SHA-256 dưới đây với tệp đã tải về.",
+        .evidenceFailed: "Không tạo được gói chứng cứ",
+        .takeEvidence: "Tải về làm chứng cứ",
+        .file: "Tệp",
+        .size: "Dung lượng",
     ]
 
     static let en: [Key: String] = [
@@ -222,5 +229,11 @@ enum Strings {
         .gap: "No footage",
         .noClipsYet: "No clip has arrived at the server yet.",
         .wallClock: "Time of the frame:",
+        .evidence: "Evidence",
+        .evidenceIntro: "One MP4 joined from the original clips (not re-encoded) and its manifest: device, camera, range, each source clip's SHA-256, the gaps. Compare the SHA-256 below with the file you downloaded.",
+        .evidenceFailed: "The evidence package could not be made",
+        .takeEvidence: "Take away as evidence",
+        .file: "File",
+        .size: "Size",
     ]
 }

@@ -139,17 +139,9 @@ extension JunctionCommand {
 
         /// Stretches of the requested range the export does not cover.
         static func gaps(in from: Timestamp, _ to: Timestamp, segments: [Segment], recorded: [Gap]) -> [Manifest.Hole] {
-            var holes: [Manifest.Hole] = []
-            var cursor = from
-            for s in segments {
-                if s.start.seconds(since: cursor) > 1 {
-                    let reason = recorded.first { $0.end > cursor && $0.start < s.start }?.reason ?? "not in the ring"
-                    holes.append(.init(from: cursor, to: s.start, reason: reason))
-                }
-                cursor = max(cursor, s.end)
+            Manifest.holes(from: from, to: to, covered: segments.map { ($0.start, $0.end) }) { a, b in
+                recorded.first { $0.end > a && $0.start < b }?.reason ?? "not in the ring"
             }
-            if to.seconds(since: cursor) > 1 { holes.append(.init(from: cursor, to: to, reason: "not recorded")) }
-            return holes
         }
     }
 }
@@ -215,46 +207,8 @@ final class PartWriter {
     func abandon() { muxer = nil }
 }
 
-/// What `junction export` writes beside the video: enough to show where every byte came from.
-struct Manifest: Encodable {
-    struct Part: Encodable {
-        var file: String
-        var bytes: Int64
-        var sha256: String
-        var from: Timestamp
-        var to: Timestamp
-        var segments: Int
-    }
-    struct Source: Encodable {
-        var file: String
-        var start: Timestamp
-        var end: Timestamp
-        var bytes: Int64
-        var sha256: String
-        var verified: Bool
-        var part: Int?
-    }
-    struct Hole: Encodable {
-        var from: Timestamp
-        var to: Timestamp
-        var reason: String
-    }
-    var device: String
-    var camera: String
-    var from: Timestamp
-    var to: Timestamp
-    var exportedAt: Timestamp
-    var junctionVersion: String
-    var clockSynchronized: Bool
-    var parts: [Part]
-    var segments: [Source]
-    var gaps: [Hole]
-
-    enum CodingKeys: String, CodingKey {
-        case device, camera, from, to, parts, segments, gaps
-        case exportedAt = "exported_at", junctionVersion = "junction_version", clockSynchronized = "clock_synchronized"
-    }
-}
+/// What `junction export` writes beside the video: the format the commune's desk writes too.
+typealias Manifest = EvidenceManifest
 
 /// Where an export goes: a folder or a named .mp4, and what kind of filesystem that is.
 struct Target {

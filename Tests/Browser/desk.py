@@ -90,6 +90,7 @@ def main():
     commune = args.commune
 
     run([commune, "operators", "add", "nguyenvana", "--password-stdin", "--data", data], stdin="mat-khau-dai-1\n")
+    run([commune, "operators", "add", "truongcongan", "--chief", "--password-stdin", "--data", data], stdin="mat-khau-truong-1\n")
     silent_token = run([commune, "devices", "add", "hop-ngatu-01", "--data", data]).strip().splitlines()[-1]
     waiting_token = run([commune, "devices", "add", "hop-cho-02", "--data", data]).strip().splitlines()[-1]
     port = free_port()
@@ -213,6 +214,50 @@ def main():
         check("seeking inside a clip (byte ranges) shows the right second", "14:02:12" in driver.find_element(By.ID, "clock").text,
               driver.find_element(By.ID, "clock").text)
 
+        # Evidence: one MP4 and its manifest, with the sha256 of what was downloaded on the page.
+        driver.get(url + f"/requests/{request_id}")
+        driver.find_element(By.CSS_SELECTOR, ".actions button[type=submit]").click()
+        WebDriverWait(driver, 60).until(lambda d: "/evidence/" in d.current_url)
+        rows = driver.find_elements(By.CSS_SELECTOR, "table.evidence tbody tr")
+        shown = {r.find_element(By.TAG_NAME, "a").text: r.find_element(By.CSS_SELECTOR, "code.sha256").text for r in rows}
+        mp4 = [n for n in shown if n.endswith(".mp4")]
+        check("the evidence page lists one MP4 and its manifest", len(mp4) == 1 and any(n.endswith(".manifest.json") for n in shown), str(shown))
+        driver.save_screenshot(os.path.join(out, "9-evidence.png"))
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
+        downloaded = {}
+        for name in shown:
+            req = urllib.request.Request(driver.current_url + "/" + name, headers={"Cookie": cookie})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                downloaded[name] = r.read()
+        if mp4:
+            got = hashlib.sha256(downloaded[mp4[0]]).hexdigest()
+            check("the downloaded MP4's sha256 is the one the page shows", got == shown[mp4[0]], f"{got} vs {shown[mp4[0]]}")
+            path = os.path.join(work, "evidence.mp4")
+            open(path, "wb").write(downloaded[mp4[0]])
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=width", "-of", "json", path],
+                                   capture_output=True, text=True, timeout=60)
+            info = json.loads(probe.stdout or "{}")
+            duration = float(info.get("format", {}).get("duration", 0))
+            check("it is one playable MP4 of both clips", probe.returncode == 0 and duration >= 7.5 and info["streams"][0]["width"] == 320,
+                  probe.stdout + probe.stderr)
+        manifest_name = next((n for n in shown if n.endswith(".manifest.json")), None)
+        manifest = json.loads(downloaded[manifest_name]) if manifest_name else {}
+        sources = manifest.get("segments", [])
+        check("the manifest names both source clips with their sha256, the gaps and who took it",
+              len(sources) == 2 and all(s["verified"] for s in sources) and manifest.get("exported_by") == "nguyenvana"
+              and manifest.get("request") == request_id and len(manifest.get("gaps", [])) >= 1, json.dumps(manifest)[:400])
+
+        driver.find_element(By.CSS_SELECTOR, "nav form button").click()
+        wait.until(lambda d: d.current_url.endswith("/sign-in"))
+
+        # The officer in charge reads the audit log: every step above is there.
+        sign_in("truongcongan", "mat-khau-truong-1")
+        driver.get(url + "/audit")
+        actions = [r.find_elements(By.TAG_NAME, "td")[3].text for r in driver.find_elements(By.CSS_SELECTOR, "table.audit tbody tr")]
+        wanted = ["Đăng nhập", "Đăng nhập bị từ chối", "Đăng nhập bị chặn tạm thời", "Yêu cầu trích xuất", "Xem phim", "Tạo gói chứng cứ",
+                  "Tải về", "Đăng xuất"]
+        check("the audit log lists each step", all(a in actions for a in wanted), str(actions))
+        driver.save_screenshot(os.path.join(out, "10-audit.png"))
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(lambda d: d.current_url.endswith("/sign-in"))
         driver.get(url + "/boxes")

@@ -21,7 +21,8 @@ struct DeskServer {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
         let router = Router(context: CommuneRequestContext.self)
-        Desk(catalog: catalog, configuration: .init(secureCookies: false, session: session, bcryptCost: 4), logger: Logger(label: "t"))
+        Desk(catalog: catalog, configuration: .init(secureCookies: false, session: session, bcryptCost: 4, evidenceRoot: data + "/evidence"),
+             logger: Logger(label: "t"))
             .register(on: router)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
