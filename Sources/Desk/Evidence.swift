@@ -81,51 +81,22 @@ extension Desk {
             if (try? TusEndpoint.sha256(c.path)) == c.sha256 { verified.append(c) } else { damaged.append(c) }
         }
         guard !verified.isEmpty else { throw EvidenceFailure(description: "every clip of the range is damaged on the server") }
-        var parts: [EvidenceManifest.Part] = []
+        let writer = PartedExport { n in n.map { "\(folder)/\(stem)-part\($0).mp4" } ?? "\(folder)/\(stem).mp4" }
         var partOf: [Int64: Int] = [:]
-        var muxer: ExportMuxer?
-        var partPath = "", partFrom = verified[0].start, partTo = verified[0].start, partCount = 0
-        func open(_ c: Catalog.Clip) throws {
-            partPath = "\(folder)/\(stem)-part\(parts.count + 1).mp4"
-            muxer = try ExportMuxer(path: partPath + ".partial", template: c.path)
-            partFrom = c.start
-            partCount = 0
-        }
-        func close() throws {
-            guard let m = muxer else { return }
-            try m.finish()
-            muxer = nil
-            guard rename(partPath + ".partial", partPath) == 0 else { throw EvidenceFailure(description: "cannot name \(partPath)") }
-            var st = stat()
-            _ = stat(partPath, &st)
-            parts.append(.init(file: (partPath as NSString).lastPathComponent, bytes: Int64(st.st_size), sha256: try TusEndpoint.sha256(partPath),
-                               from: partFrom, to: partTo, segments: partCount))
-        }
-        for c in verified {
-            if muxer == nil { try open(c) }
-            var failure: MediaError?
-            do {
-                try muxer!.append(segment: c.path, offsetMicroseconds: (c.start.milliseconds - partFrom.milliseconds) * 1000)
-            } catch {
-                failure = error
+        do {
+            for c in verified {
+                partOf[c.id] = try writer.add(c.path, bytes: c.bytes, startMicroseconds: c.start.milliseconds * 1000,
+                                              endMicroseconds: c.end.milliseconds * 1000)
             }
-            if let failure {
-                guard failure.code == .invalidData, partCount > 0 else { throw failure }
-                // The camera's format changed within the range: a new part from here.
-                try close()
-                try open(c)
-                try muxer!.append(segment: c.path, offsetMicroseconds: 0)
-            }
-            partTo = c.end
-            partCount += 1
-            partOf[c.id] = parts.count + 1
+            try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
         }
-        try close()
-        // One part keeps the plain name, as `junction export` does.
-        if parts.count == 1 {
-            let plain = "\(stem).mp4"
-            guard rename("\(folder)/\(parts[0].file)", "\(folder)/\(plain)") == 0 else { throw EvidenceFailure(description: "cannot name \(plain)") }
-            parts[0].file = plain
+        let parts = try writer.parts.map {
+            EvidenceManifest.Part(file: ($0.path as NSString).lastPathComponent, bytes: $0.bytes, sha256: try TusEndpoint.sha256($0.path),
+                                  from: Timestamp(milliseconds: $0.startMicroseconds / 1000),
+                                  to: Timestamp(milliseconds: $0.endMicroseconds / 1000), segments: $0.segments)
         }
         let manifest = EvidenceManifest(
             device: r.device, camera: verified[0].camera, from: r.from, to: r.to, exportedAt: .now(), junctionVersion: "commune",

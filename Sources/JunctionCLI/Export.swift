@@ -94,21 +94,27 @@ extension JunctionCommand {
             guard !verified.isEmpty else { throw CLIError("every segment in the range is corrupted; nothing was written") }
 
             // Write the parts.
-            let writer = PartWriter(target: target, numbered: split.map { total > $0 } ?? false, split: split)
+            let writer = PartedExport(split: split) { n in target.partPath(n ?? 1, numbered: n != nil) }
+            var partOf: [Int64: Int] = [:]
+            let parts: [Manifest.Part]
             do {
                 for (n, s) in verified.enumerated() {
                     progress.show("Exporting", n, verified.count)
-                    try writer.add(s, path: paths[s.id]!)
+                    partOf[s.id] = try writer.add(paths[s.id]!, bytes: s.bytes, startMicroseconds: s.start.milliseconds * 1000,
+                                                  endMicroseconds: s.end.milliseconds * 1000)
                 }
-                try writer.closePart()
+                try writer.finish()
+                parts = try writer.parts.map {
+                    Manifest.Part(file: $0.path, bytes: $0.bytes, sha256: try FileSystem.sha256($0.path),
+                                  from: Timestamp(milliseconds: $0.startMicroseconds / 1000), to: Timestamp(milliseconds: $0.endMicroseconds / 1000),
+                                  segments: $0.segments)
+                }
             } catch {
                 writer.abandon()
                 progress.done()
                 throw CLIError("the export stopped: \(error). Parts already finished stay in \(target.directory); nothing on the card was changed.")
             }
             progress.done()
-            let parts = writer.parts
-            let partOf = writer.partOf
 
             let manifest = Manifest(
                 device: config.device.id, camera: camera, from: start, to: end, exportedAt: .now(), junctionVersion: JunctionVersion.current,
@@ -144,67 +150,6 @@ extension JunctionCommand {
             }
         }
     }
-}
-
-/// Writes segments into numbered parts, each under the split size, each a whole MP4.
-final class PartWriter {
-    let target: Target
-    var numbered: Bool
-    let split: Int64?
-    private(set) var parts: [Manifest.Part] = []
-    private(set) var partOf: [Int64: Int] = [:]
-    private var muxer: ExportMuxer?
-    private var partial = ""
-    private var from = Timestamp(milliseconds: 0), to = Timestamp(milliseconds: 0)
-    private var count = 0
-
-    init(target: Target, numbered: Bool, split: Int64?) {
-        self.target = target
-        self.numbered = numbered
-        self.split = split
-    }
-
-    func add(_ s: Segment, path: String) throws {
-        if let m = muxer, let split, m.bytesWritten + s.bytes > split { try closePart() }
-        if muxer == nil { try open(s, path: path) }
-        var failure: MediaError?
-        do {
-            try muxer!.append(segment: path, offsetMicroseconds: (s.start.milliseconds - from.milliseconds) * 1000)
-        } catch {
-            failure = error
-        }
-        if let failure {
-            guard failure.code == .invalidData, count > 0 else { throw failure }
-            // The camera's format changed mid-range: a new part from here.
-            numbered = true
-            try closePart()
-            try open(s, path: path)
-            try muxer!.append(segment: path, offsetMicroseconds: 0)
-        }
-        to = s.end
-        count += 1
-        partOf[s.id] = parts.count + 1
-    }
-
-    private func open(_ s: Segment, path: String) throws {
-        partial = target.partPath(parts.count + 1, numbered: numbered || !parts.isEmpty) + ".partial"
-        muxer = try ExportMuxer(path: partial, template: path)
-        from = s.start
-        to = s.end
-        count = 0
-    }
-
-    func closePart() throws {
-        guard let m = muxer else { return }
-        try m.finish()
-        muxer = nil
-        let final = String(partial.dropLast(".partial".count))
-        guard rename(partial, final) == 0 else { throw CLIError("cannot name \(final): \(String(cString: strerror(errno)))") }
-        parts.append(.init(file: final, bytes: fileSize(final), sha256: try FileSystem.sha256(final), from: from, to: to, segments: count))
-    }
-
-    /// Drops the part being written (its muxer deletes the unfinished file).
-    func abandon() { muxer = nil }
 }
 
 /// What `junction export` writes beside the video: the format the commune's desk writes too.
@@ -265,11 +210,6 @@ struct Target {
 
     func partPath(_ n: Int, numbered: Bool) -> String { numbered ? "\(directory)/\(stem)-part\(n).mp4" : "\(directory)/\(stem).mp4" }
     var manifestPath: String { "\(directory)/\(stem).manifest.json" }
-}
-
-func fileSize(_ path: String) -> Int64 {
-    var st = stat()
-    return stat(path, &st) == 0 ? Int64(st.st_size) : 0
 }
 
 /// A one-line progress bar on stderr (only on a terminal).
