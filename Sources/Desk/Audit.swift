@@ -40,10 +40,10 @@ extension Desk {
         }.joined(separator: "\n")
         let body = """
             <h1>\(t(.audit))</h1><p>\(t(.auditIntro))</p><p><a class="button" href="/audit.csv">\(t(.exportCSV))</a></p>
-            <table class="list audit"><thead><tr><th>\(t(.when))</th><th>\(t(.who))</th><th>\(t(.address))</th><th>\(t(.action))</th>
+            <div class="scroll"><table class="list audit"><thead><tr><th>\(t(.when))</th><th>\(t(.who))</th><th>\(t(.address))</th><th>\(t(.action))</th>
             <th>\(t(.detail))</th></tr></thead><tbody>
             \(rows)
-            </tbody></table>
+            </tbody></table></div>
             """
         return Self.html(HTML.page(title: Strings.text(.audit, language), language: language, session: session, body: body), status: .ok)
     }

@@ -288,9 +288,9 @@ public struct Desk: Sendable {
         }
         let headings: [Key] = [.box, .alarms, .lastSeen, .recording, .camera, .clock, .footageSpan, .cardFree, .pinned, .queued, .uploading]
         let table = boxes.isEmpty ? "<p>\(t(.noBoxes))</p>" : """
-            <table class="boxes"><thead><tr>\(headings.map { "<th scope=\"col\">\(t($0))</th>" }.joined())</tr></thead>
+            <div class="scroll"><table class="boxes"><thead><tr>\(headings.map { "<th scope=\"col\">\(t($0))</th>" }.joined())</tr></thead>
             <tbody>
-            \(rows)</tbody></table>
+            \(rows)</tbody></table></div>
             """
         let body = "<h1>\(t(.boxes))</h1>\n\(table)"
         return Self.html(HTML.page(title: Strings.text(.boxes, language), language: language, session: session, body: body), status: .ok)

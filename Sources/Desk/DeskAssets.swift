@@ -34,6 +34,8 @@ enum DeskAssets {
         .ok { color: var(--good); }
         .error-text { color: var(--bad); }
         small { color: var(--muted); }
+        .scroll { overflow-x: auto; max-width: 100%; }
+        @media (max-width: 600px) { main { padding: .6rem; } header { padding: .5rem .6rem; } nav { gap: .6rem; flex-wrap: wrap; } }
         a.small { font-size: .8rem; font-weight: normal; color: var(--accent); }
         a.button { display: inline-block; padding: .45rem 1rem; background: var(--accent); color: #fff; border-radius: 4px; text-decoration: none; }
         .form { max-width: 34rem; background: #fff; padding: 1.5rem; border: 1px solid var(--line); border-radius: 8px; }

@@ -143,9 +143,9 @@ extension Desk {
         }.joined(separator: "\n")
         let body = """
             <h1>\(t(.evidence))</h1><p>\(t(.evidenceIntro))</p>
-            <table class="list evidence"><thead><tr><th>\(t(.file))</th><th>\(t(.size))</th><th>SHA-256</th></tr></thead><tbody>
+            <div class="scroll"><table class="list evidence"><thead><tr><th>\(t(.file))</th><th>\(t(.size))</th><th>SHA-256</th></tr></thead><tbody>
             \(rows)
-            </tbody></table>
+            </tbody></table></div>
             """
         return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session, body: body), status: .ok)
     }

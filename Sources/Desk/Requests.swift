@@ -43,9 +43,9 @@ extension Desk {
                 """
         }
         let table = all.isEmpty ? "<p>\(t(.noRequests))</p>" : """
-            <table class="list"><thead><tr><th>\(t(.box))</th><th>\(t(.from)) – \(t(.to))</th><th>\(t(.reason))</th>
+            <div class="scroll"><table class="list"><thead><tr><th>\(t(.box))</th><th>\(t(.from)) – \(t(.to))</th><th>\(t(.reason))</th>
             <th>\(t(.requestState))</th><th>\(t(.coverage))</th></tr></thead><tbody>
-            \(rows)</tbody></table>
+            \(rows)</tbody></table></div>
             """
         let body = """
             <h1>\(t(.requests))</h1><p><a class="button" href="/requests/new">\(t(.newRequest))</a></p>

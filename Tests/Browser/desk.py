@@ -185,6 +185,11 @@ post_roll_seconds = 0
         check("the real box is listed as recording, not silent", "Đang ghi" in second and "Mất liên lạc" not in second
               and "cam1" in second, second)
         driver.save_screenshot(os.path.join(out, "3-boxes-vi.png"))
+        driver.set_window_size(390, 844)  # a phone: the page fits, only the table scrolls sideways
+        widths = driver.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        check("at phone width the page fits its screen", widths[0] <= widths[1], str(widths))
+        driver.save_screenshot(os.path.join(out, "3b-boxes-phone.png"))
+        driver.set_window_size(1400, 900)
 
         driver.find_element(By.CSS_SELECTOR, "a.lang").click()
         wait.until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
