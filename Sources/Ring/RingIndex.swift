@@ -102,7 +102,26 @@ final class RingIndex: Sendable {
         self.path = path
     }
 
+    /// Attempts to open the index before it is called unusable: two processes opening a new
+    /// index at once (the daemon starting while `junction list` runs) can each see a transient
+    /// I/O error from the other's switch to WAL; a healthy index must never be moved aside for that.
+    static let openAttempts = 4
+
     static func open(path: String, logger: Logger) async throws(RingError) -> RingIndex {
+        var attempt = 1
+        while true {
+            do {
+                return try await openOnce(path: path, logger: logger)
+            } catch {
+                guard attempt < openAttempts else { throw error }
+                logger.notice("index: opening failed, trying again", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                attempt += 1
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    private static func openOnce(path: String, logger: Logger) async throws(RingError) -> RingIndex {
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
