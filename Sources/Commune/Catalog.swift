@@ -171,7 +171,8 @@ public actor Catalog {
 
     public func close() async { try? await connection.close() }
 
-    static func newToken() -> String {
+    /// 32 random bytes in hex: session cookies, CSRF and form tokens, operator and device tokens.
+    public static func newToken() -> String {
         var rng = SystemRandomNumberGenerator()
         return hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) })
     }

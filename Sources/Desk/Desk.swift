@@ -86,6 +86,7 @@ public struct Desk: Sendable {
         registerAudit(on: router)
         registerPlayback(on: router)
         registerEvidence(on: router)
+        registerBoxFootage(on: router)
         router.get("desk.svg") { _, _ in
             Response(status: .ok, headers: Self.securityHeaders(contentType: "image/svg+xml", cache: "max-age=86400"),
                      body: .init(byteBuffer: ByteBuffer(string: DeskAssets.icon)))
@@ -103,7 +104,7 @@ public struct Desk: Sendable {
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         // A form token before there is a session: the same random value in a cookie and in
         // the form (a page on another site can send the form but cannot read the cookie).
-        let formToken = Self.newFormToken()
+        let formToken = Catalog.newToken()
         let body = """
             <section class="sign-in"><h1>\(t(.signInTitle))</h1>
             \(notice.map { HTML.notice($0) } ?? "")
@@ -166,8 +167,7 @@ public struct Desk: Sendable {
               let session = try await catalog.session(cookie: cookie, lifetime: configuration.session)
         else { return Self.redirect("/sign-in") }
         guard let form = try await Self.form(TokenForm.self, request), Self.same(form.csrf, session.csrf) else {
-            return Self.html(HTML.page(title: "403", language: Self.language(request), session: session,
-                                       body: HTML.notice(Strings.text(.formExpired, Self.language(request)))), status: .forbidden)
+            return Self.forbidden(request, session)
         }
         try await catalog.closeSession(cookie: cookie)
         try await catalog.audit(operator: session.operator, address: address, action: "sign-out")
@@ -272,13 +272,14 @@ public struct Desk: Sendable {
                 if let error = h.lastError, h.recording != "recording" { recording += "<br><small class=\"error-text\">\(HTML.escape(error))</small>" }
             }
             let cells: [String] = [
-                "<th scope=\"row\">\(HTML.escape(box.device.id))<br><a class=\"small\" href=\"/requests/new?device=\(HTML.escape(box.device.id))\">\(t(.newRequest))</a></th>",
+                "<th scope=\"row\">\(HTML.escape(box.device.id))<br><a class=\"small\" href=\"/requests/new?device=\(HTML.escape(box.device.id))\">\(t(.newRequest))</a>"
+                    + " · <a class=\"small\" href=\"/boxes/\(HTML.escape(box.device.id))/play\">\(t(.arrivedFootage))</a></th>",
                 "<td class=\"alarms\">\(alarms)</td>",
                 "<td>\(seen)</td>",
                 "<td>\(recording)</td>",
                 "<td>\(h?.camera.map(HTML.escape) ?? "—")</td>",
                 "<td>\(h.map { $0.clockSynchronized ? t(.clockSynced) : t(.clockNotSynced) } ?? "—")</td>",
-                "<td>\(h?.oldest.map(local.dateTime) ?? "—")</td>",
+                "<td>\(h?.oldest.map { local.dateTime($0) } ?? "—")</td>",
                 "<td>\(h.map { local.bytes($0.freeBytes) } ?? "—")</td>",
                 "<td>\(h.map { "\(local.bytes($0.pinnedBytes)) / \(local.bytes($0.pinnedCapBytes))" } ?? "—")</td>",
                 "<td>\(h.map { "\($0.queuedSegments) \(t(.segmentsUnit))" } ?? "—")</td>",
@@ -323,6 +324,14 @@ public struct Desk: Sendable {
                  body: .init(byteBuffer: ByteBuffer(string: page)))
     }
 
+    /// A form sent without this session's token (another site's page, or a page from before a
+    /// sign-in): refused with a word on what to do.
+    static func forbidden(_ request: Request, _ session: Catalog.Session) -> Response {
+        let language = language(request)
+        return html(HTML.page(title: "403", language: language, session: session, body: HTML.notice(Strings.text(.formExpired, language))),
+                    status: .forbidden)
+    }
+
     /// A redirect to one of the desk's own paths (never to a place a request names).
     static func redirect(_ path: String) -> Response {
         precondition(path.hasPrefix("/") && !path.hasPrefix("//"))
@@ -346,15 +355,11 @@ public struct Desk: Sendable {
         return zip(x, y).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
-    static func newFormToken() -> String {
-        var rng = SystemRandomNumberGenerator()
-        return (0..<24).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.map { $0.count == 1 ? "0" + $0 : $0 }.joined()
-    }
-
     /// A bcrypt hash no password matches: what an unknown name is checked against.
-    static let decoyHash = Bcrypt.hash(newFormToken(), cost: 12)
+    static let decoyHash = Bcrypt.hash(Catalog.newToken(), cost: 12)
 
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () -> T) async throws -> T {
+    /// Runs slow work (bcrypt, hashing or joining files) on the thread pool, off the event loops.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await NIOThreadPool.singleton.runIfActive(body)
     }
 

@@ -67,6 +67,9 @@ enum DeskAssets {
         ol.clips a.playing { font-weight: 700; }
         .actions { display: flex; gap: 1rem; align-items: center; margin-top: 1rem; }
         .actions form { margin: 0; }
+        form.range { display: flex; flex-wrap: wrap; gap: .6rem 1rem; align-items: flex-end; margin: .5rem 0 1rem; }
+        form.range label { margin: 0; }
+        form.range input { width: 12.5rem; }
         .actions button[type=submit] { margin: 0; }
         code.sha256 { font-size: .85rem; word-break: break-all; }
         """

@@ -20,7 +20,7 @@ extension Desk {
         router.post("requests/:id/evidence") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await self.withSession(request) { session in
-                try await self.makeEvidence(request, session, id: id, address: Self.address(context))
+                try await self.makeRequestEvidence(request, session, id: id, address: Self.address(context))
             }
         }
         router.get("evidence/:name") { request, context in
@@ -37,41 +37,49 @@ extension Desk {
 
     struct EvidenceFailure: Error, CustomStringConvertible { var description: String }
 
-    func makeEvidence(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
-        let language = Self.language(request)
+    func makeRequestEvidence(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
         guard let form = try await Self.form(TokenForm.self, request), Self.same(form.csrf, session.csrf) else {
-            return Self.html(HTML.page(title: "403", language: language, session: session,
-                                       body: HTML.notice(Strings.text(.formExpired, language))), status: .forbidden)
+            return Self.forbidden(request, session)
         }
         guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
-        let clips = try await clips(of: r)
+        return try await makeEvidence(request, session, range: FootageRange(r), address: address)
+    }
+
+    /// Makes the package of a range (the form was checked by the caller) and shows it.
+    func makeEvidence(_ request: Request, _ session: Catalog.Session, range r: FootageRange, address: String) async throws -> Response {
+        let language = Self.language(request)
+        let clips = try await clips(in: r)
         guard !clips.isEmpty, clips.count <= Self.maxEvidenceClips else {
             let why = clips.isEmpty ? Strings.text(.noClipsYet, language) : "\(clips.count) clips: ask for a shorter range"
             return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session, body: HTML.notice(why)),
                              status: .badRequest)
         }
-        let name = "\(r.id)-\(Timestamp.now().compact)"
+        let name = "\(r.label)-\(Timestamp.now().compact)"
         let folder = configuration.evidenceRoot + "/" + name
         let stem = "\(r.device)-\(clips[0].camera)-\(r.from.compact)"
         let officer = session.operator
         let manifest: EvidenceManifest
         do {
-            manifest = try await Self.blockingThrowing {
-                try Self.writeEvidence(request: r, clips: clips, folder: folder, stem: stem, officer: officer)
+            manifest = try await Self.blocking {
+                try Self.writeEvidence(range: r, clips: clips, folder: folder, stem: stem, officer: officer)
             }
         } catch {
-            logger.error("desk: evidence could not be made", metadata: ["request": "\(r.id)", "error": "\(error)"])
+            logger.error("desk: evidence could not be made", metadata: ["range": "\(r.label)", "error": "\(error)"])
             return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session,
                                        body: HTML.notice("\(Strings.text(.evidenceFailed, language)) (\(error))")), status: .internalServerError)
         }
         let hashes = manifest.parts.map { "\($0.file) sha256 \($0.sha256)" }.joined(separator: "; ")
-        try await catalog.audit(operator: officer, address: address, action: "evidence made", detail: "\(r.id) \(name): \(hashes)")
+        try await catalog.audit(operator: officer, address: address, action: "evidence made", detail: "\(r.label) \(r.device) \(r.from)–\(r.to) \(name): \(hashes)")
         return Self.redirect("/evidence/" + name)
     }
 
-    /// Checks every clip, writes the parts and the manifest into `folder` (created; removed again
-    /// when anything fails). Blocking: runs on the thread pool.
-    static func writeEvidence(request r: Catalog.Request, clips: [Catalog.Clip], folder: String, stem: String,
+    /// The checksum list in each package, in `sha256sum`'s form, so that `sha256sum -c SHA256SUMS`
+    /// checks a copy anywhere; the page and the downloads read the sums from it.
+    static let sumsFile = "SHA256SUMS"
+
+    /// Checks every clip, writes the parts, the manifest and `SHA256SUMS` into `folder` (created;
+    /// removed again when anything fails). Blocking: runs on the thread pool.
+    static func writeEvidence(range r: FootageRange, clips: [Catalog.Clip], folder: String, stem: String,
                               officer: String) throws -> EvidenceManifest {
         try TusEndpoint.makeDirectories(folder)
         var done = false
@@ -106,35 +114,58 @@ extension Desk {
                 + damaged.map { .init(file: ($0.path as NSString).lastPathComponent, start: $0.start, end: $0.end, bytes: $0.bytes,
                                       sha256: $0.sha256, verified: false, part: nil) },
             gaps: EvidenceManifest.holes(from: r.from, to: r.to, covered: verified.map { ($0.start, $0.end) }),
-            request: r.id, reason: r.reason, exportedBy: officer)
+            request: r.request, reason: r.reason, exportedBy: officer)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let manifestPath = "\(folder)/\(stem).manifest.json"
         guard FileManager.default.createFile(atPath: manifestPath, contents: try encoder.encode(manifest)) else {
             throw EvidenceFailure(description: "cannot write \(manifestPath)")
         }
+        let sums = parts.map { "\($0.sha256)  \($0.file)\n" }.joined()
+            + "\(try TusEndpoint.sha256(manifestPath))  \((manifestPath as NSString).lastPathComponent)\n"
+        guard FileManager.default.createFile(atPath: "\(folder)/\(sumsFile)", contents: Data(sums.utf8)) else {
+            throw EvidenceFailure(description: "cannot write \(folder)/\(sumsFile)")
+        }
         try TusEndpoint.fsyncDirectory(folder)
         done = true
         return manifest
     }
 
-    /// The files of one package, as (name, bytes, sha256).
+    /// The files of one package, as (name, bytes, sha256 written when it was made), read from
+    /// its `SHA256SUMS`; nil when there is no such package. Nothing is re-hashed here: a page
+    /// view stays cheap however big the package is.
     func evidenceFiles(_ name: String) throws -> [(name: String, bytes: Int64, sha256: String)]? {
         guard PlainName.isValid(name) else { return nil }
         let folder = configuration.evidenceRoot + "/" + name
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return nil }
-        return try entries.filter { !$0.hasSuffix(".partial") && PlainName.isValid($0) }.sorted().map { file in
+        guard let sums = Self.readSums(folder) else { return nil }
+        return sums.map { file, sha in
             var st = stat()
-            _ = stat(folder + "/" + file, &st)
-            return (file, Int64(st.st_size), try TusEndpoint.sha256(folder + "/" + file))
+            return (file, stat(folder + "/" + file, &st) == 0 ? Int64(st.st_size) : 0, sha)
         }
+    }
+
+    /// `SHA256SUMS` of a package as (file, sha256) in its order, or nil when it is missing or
+    /// not in that form (at most 1 MiB; plain names only).
+    static func readSums(_ folder: String) -> [(String, String)]? {
+        guard let data = FileManager.default.contents(atPath: folder + "/" + sumsFile), data.count <= 1 << 20,
+              let text = String(data: data, encoding: .utf8) else { return nil }
+        var sums: [(String, String)] = []
+        for line in text.split(separator: "\n") {
+            let sha = String(line.prefix(64)), rest = line.dropFirst(64)
+            guard sha.count == 64, sha.allSatisfy(\.isHexDigit), rest.hasPrefix("  "), PlainName.isValid(String(rest.dropFirst(2))) else { return nil }
+            sums.append((String(rest.dropFirst(2)), sha))
+        }
+        return sums
     }
 
     func evidencePage(_ request: Request, _ session: Catalog.Session, name: String) async throws -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
-        guard let files = try await Self.blockingThrowing({ try self.evidenceFiles(name) }) else { return Self.notFound(request, session) }
+        guard var files = try await Self.blocking({ try self.evidenceFiles(name) }) else { return Self.notFound(request, session) }
+        let sumsPath = configuration.evidenceRoot + "/" + name + "/" + Self.sumsFile
+        files.append((Self.sumsFile, Int64(FileManager.default.contents(atPath: sumsPath)?.count ?? 0),
+                      try await Self.blocking { try TusEndpoint.sha256(sumsPath) }))
         let rows = files.map { f in
             """
             <tr><td><a href="/evidence/\(HTML.escape(name))/\(HTML.escape(f.name))" download>\(HTML.escape(f.name))</a></td>
@@ -156,16 +187,23 @@ extension Desk {
         let path = configuration.evidenceRoot + "/" + name + "/" + file
         var st = stat()
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return Self.notFound(request, session) }
-        let sha = try await Self.blockingThrowing { try TusEndpoint.sha256(path) }
+        // What is served is checked against the sum written when the package was made: a file
+        // changed on the server since is refused, and the refusal is audited.
+        let sha = try await Self.blocking { try TusEndpoint.sha256(path) }
+        let written = file == Self.sumsFile ? sha : Self.readSums(configuration.evidenceRoot + "/" + name)?.first { $0.0 == file }?.1
+        guard sha == written else {
+            try await catalog.audit(operator: session.operator, address: address, action: "download refused",
+                                    detail: "\(name)/\(file) sha256 \(sha), written \(written ?? "none")")
+            logger.error("desk: evidence file changed since it was made", metadata: ["file": "\(name)/\(file)", "sha256": "\(sha)"])
+            let language = Self.language(request)
+            return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session,
+                                       body: HTML.notice(Strings.text(.evidenceChanged, language))), status: .conflict)
+        }
         try await catalog.audit(operator: session.operator, address: address, action: "download", detail: "\(name)/\(file) sha256 \(sha)")
         var headers = Self.securityHeaders(contentType: file.hasSuffix(".json") ? "application/json" : "video/mp4")
         headers[.contentDisposition] = "attachment; filename=\"\(file)\""
         headers[.contentLength] = String(st.st_size)
         headers[HTTPField.Name("X-Content-SHA256")!] = sha
         return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: path, context: context))
-    }
-
-    static func blockingThrowing<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(body)
     }
 }

@@ -23,8 +23,11 @@ enum HTML {
     }
 
     /// A whole page: the header with the language switch (and sign-out when signed in), then
-    /// `body`. No inline script or style: the Content-Security-Policy forbids both.
-    static func page(title: String, language: Language, session: Catalog.Session? = nil, body: String) -> String {
+    /// `body`. No inline script or style: the Content-Security-Policy forbids both. A page whose
+    /// content is still changing (a request while footage arrives) gives `refreshSeconds`: the
+    /// browser then reloads it by itself, no script needed.
+    static func page(title: String, language: Language, session: Catalog.Session? = nil, refreshSeconds: Int? = nil,
+                     body: String) -> String {
         let t = { (k: Key) in escape(Strings.text(k, language)) }
         let other: Language = language == .vi ? .en : .vi
         var header = """
@@ -41,7 +44,7 @@ enum HTML {
         header += "</nav></header>"
         return """
             <!doctype html>
-            <html lang="\(language.rawValue)"><head><meta charset="utf-8">
+            <html lang="\(language.rawValue)"><head><meta charset="utf-8">\(refreshSeconds.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? "")
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <title>\(escape(title)) · Junction</title><link rel="stylesheet" href="/desk.css">
             <link rel="icon" href="/desk.svg" type="image/svg+xml"></head>
@@ -61,13 +64,28 @@ struct LocalForm: Sendable {
     let timeZone: TimeZone
     let language: Language
 
-    func dateTime(_ t: Timestamp) -> String {
+    /// "dd/mm/yyyy HH:mm", or "dd/mm/yyyy HH:mm:ss" with `seconds` (what `parse` reads back).
+    func dateTime(_ t: Timestamp, seconds: Bool = false) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
         let date = Date(timeIntervalSince1970: Double(t.milliseconds) / 1000)
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: date)
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         func two(_ v: Int?) -> String { let v = v ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
-        return "\(two(c.day))/\(two(c.month))/\(c.year ?? 0) \(two(c.hour)):\(two(c.minute))"
+        return "\(two(c.day))/\(two(c.month))/\(c.year ?? 0) \(two(c.hour)):\(two(c.minute))" + (seconds ? ":\(two(c.second))" : "")
+    }
+
+    /// A range as officers read it: to the second when either end is not on a whole minute, and
+    /// the day written once when both ends fall on it ("03/12/2026 02:12:31 – 02:12:42").
+    func span(_ a: Timestamp, _ b: Timestamp) -> String {
+        let seconds = a.milliseconds % 60_000 != 0 || b.milliseconds % 60_000 != 0
+        let left = dateTime(a, seconds: seconds), right = dateTime(b, seconds: seconds)
+        return left + " – " + (left.prefix(11) == right.prefix(11) ? String(right.dropFirst(11)) : right)
+    }
+
+    /// The two ends of a timeline's axis: to the second for a range under an hour.
+    func axis(_ a: Timestamp, _ b: Timestamp) -> String {
+        let seconds = b.seconds(since: a) < 3600
+        return "<div class=\"axis\"><span>\(dateTime(a, seconds: seconds))</span><span>\(dateTime(b, seconds: seconds))</span></div>"
     }
 
     func bytes(_ b: Int64) -> String {

@@ -20,7 +20,7 @@ extension Desk {
     func registerPlayback<Context: RemoteAddressRequestContext>(on router: Router<Context>) {
         router.get("requests/:id/play") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await self.withSession(request) { session in try await self.playPage(request, session, id: id, address: Self.address(context)) }
+            return try await self.withSession(request) { session in try await self.requestPlayPage(request, session, id: id, address: Self.address(context)) }
         }
         router.get("clips/:id") { request, context in
             let id = Int64(context.parameters.get("id") ?? "") ?? -1
@@ -34,33 +34,53 @@ extension Desk {
         }
     }
 
-    func playPage(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
+    /// A request's footage: its range, with the way back to the request and its evidence button.
+    func requestPlayPage(_ request: Request, _ session: Catalog.Session, id: String, address: String) async throws -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
-        let all = try await clips(of: r)
+        let back = """
+            <a href="/requests/\(HTML.escape(r.id))">← \(t(.requests))</a> · \(local.span(r.from, r.to)) · \(HTML.escape(r.reason ?? ""))
+            """
+        let evidence = """
+            <form method="post" action="/requests/\(HTML.escape(r.id))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
+            <button type="submit">\(t(.takeEvidence))</button></form>
+            """
+        return try await playPage(request, session, range: FootageRange(r), title: "\(t(.play)): \(HTML.escape(r.device))", back: back,
+                                  top: "", evidenceForm: evidence, address: address)
+    }
+
+    /// Plays a range clip after clip: the player, its timeline, the list of clips and gaps.
+    /// `title`, `back`, `top` and `evidenceForm` are HTML already escaped by the caller.
+    func playPage(_ request: Request, _ session: Catalog.Session, range r: FootageRange, title: String, back: String, top: String,
+                  evidenceForm: String, address: String) async throws -> Response {
+        let language = Self.language(request)
+        let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
+        let local = LocalForm(timeZone: configuration.timeZone, language: language)
+        let all = try await clips(in: r)
         let clips = Array(all.prefix(Self.maxClipsPerPage))
-        try await catalog.audit(operator: session.operator, address: address, action: "view", detail: "\(r.id) \(r.device) \(clips.count) clips")
+        try await catalog.audit(operator: session.operator, address: address, action: "view",
+                                detail: "\(r.label) \(r.device) \(r.from)–\(r.to) \(clips.count) clips")
         let total = max(r.to.seconds(since: r.from), 0.001)
         var items = "", rects = "", previousEnd = r.from
         for c in clips {
             if c.start.seconds(since: previousEnd) > Self.gapSeconds {
-                items += "<li class=\"gap\">\(t(.gap)) \(local.dateTime(previousEnd)) – \(local.dateTime(c.start))</li>\n"
+                items += "<li class=\"gap\">\(t(.gap)) \(local.span(previousEnd, c.start))</li>\n"
             }
             let x = max(0, c.start.seconds(since: r.from)) / total * 1000
             let w = max(0.5, c.end.seconds(since: c.start) / total * 1000)
             rects += "<rect class=\"uploaded clip\" data-clip=\"\(c.id)\" x=\"\(String(format: "%.2f", x))\" y=\"0\" width=\"\(String(format: "%.2f", w))\" height=\"20\"/>"
             items += """
                 <li><a href="/clips/\(c.id)" data-clip="\(c.id)" data-start-ms="\(c.start.milliseconds)" data-end-ms="\(c.end.milliseconds)">\
-                \(local.dateTime(c.start)) – \(local.dateTime(c.end))</a> <small>\(HTML.escape(c.camera)) · \(local.bytes(c.bytes)) · sha256 \
+                \(local.span(c.start, c.end))</a> <small>\(HTML.escape(c.camera)) · \(local.bytes(c.bytes)) · sha256 \
                 <code>\(HTML.escape(String(c.sha256.prefix(16))))…</code></small></li>
 
                 """
             previousEnd = max(previousEnd, c.end)
         }
         if r.to.seconds(since: previousEnd) > Self.gapSeconds, !clips.isEmpty {
-            items += "<li class=\"gap\">\(t(.gap)) \(local.dateTime(previousEnd)) – \(local.dateTime(r.to))</li>\n"
+            items += "<li class=\"gap\">\(t(.gap)) \(local.span(previousEnd, r.to))</li>\n"
         }
         let offsetMinutes = configuration.timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(r.from.milliseconds) / 1000)) / 60
         let player = clips.isEmpty ? "<p>\(t(.noClipsYet))</p>" : """
@@ -68,14 +88,16 @@ extension Desk {
             <video id="video" controls preload="metadata" playsinline src="/clips/\(clips[0].id)"></video>
             <p class="clock"><span class="label">\(t(.wallClock))</span> <b id="clock">\(local.dateTime(clips[0].start))</b></p>
             <svg class="bar timeline" id="timeline" viewBox="0 0 1000 20" preserveAspectRatio="none">\(rects)<rect id="cursor" x="0" y="0" width="2" height="20"/></svg>
-            <div class="axis"><span>\(local.dateTime(r.from))</span><span>\(local.dateTime(r.to))</span></div>
+            \(local.axis(r.from, r.to))
             </div>
             """
         let more = all.count > clips.count ? HTML.notice("\(all.count - clips.count) …", kind: "info") : ""
         let body = """
-            <h1>\(t(.play)): \(HTML.escape(r.device))</h1>
-            <p><a href="/requests/\(HTML.escape(r.id))">← \(t(.requests))</a> · \(local.dateTime(r.from)) – \(local.dateTime(r.to)) · \(HTML.escape(r.reason ?? ""))</p>
+            <h1>\(title)</h1>
+            <p>\(back)</p>
+            \(top)
             \(player)
+            \(clips.isEmpty ? "" : "<div class=\"actions\">\(evidenceForm)</div>")
             <ol class="clips" id="clips">
             \(items)</ol>\(more)
             <script src="/desk.js"></script>

@@ -37,7 +37,7 @@ extension Desk {
         for r in all {
             rows += """
                 <tr data-request="\(HTML.escape(r.id))"><td><a href="/requests/\(HTML.escape(r.id))">\(HTML.escape(r.device))</a></td>
-                <td>\(local.dateTime(r.from)) – \(local.dateTime(r.to))</td><td>\(HTML.escape(r.reason ?? ""))</td>
+                <td>\(local.span(r.from, r.to))</td><td>\(HTML.escape(r.reason ?? ""))</td>
                 <td class="state \(r.state.rawValue)">\(t(Self.stateKey(r.state)))</td><td>\(Self.bar(r))</td></tr>
 
                 """
@@ -93,7 +93,7 @@ extension Desk {
         let language = Self.language(request)
         let text = { (k: Key) in Strings.text(k, language) }
         guard let form = try await Self.form(RequestForm.self, request), Self.same(form.csrf, session.csrf) else {
-            return Self.html(HTML.page(title: "403", language: language, session: session, body: HTML.notice(text(.formExpired))), status: .forbidden)
+            return Self.forbidden(request, session)
         }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
         func again(_ notice: String) async throws -> Response {
@@ -124,13 +124,6 @@ extension Desk {
         return try await catalog.requests(id: id).first
     }
 
-    /// The clips that arrived for a request's range (and camera), oldest first.
-    func clips(of r: Catalog.Request) async throws -> [Catalog.Clip] {
-        try await catalog.clips(device: r.device)
-            .filter { $0.end > r.from && $0.start < r.to && (r.camera == nil || $0.camera == r.camera) }
-            .sorted { $0.start < $1.start }
-    }
-
     static func notFound(_ request: Request, _ session: Catalog.Session) -> Response {
         let language = language(request)
         return html(HTML.page(title: "404", language: language, session: session, body: HTML.notice(Strings.text(.notFound, language))),
@@ -142,7 +135,7 @@ extension Desk {
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
         let local = LocalForm(timeZone: configuration.timeZone, language: language)
-        let clips = try await clips(of: r)
+        let clips = try await clips(in: FootageRange(r))
         let arrivedBytes = clips.reduce(Int64(0)) { $0 + $1.bytes }
         let clipSeconds = clips.reduce(0.0) { $0 + $1.end.seconds(since: $1.start) }
         let pendingSeconds = r.coverage.filter { $0.status == .pending }.reduce(0.0) { $0 + $1.to.seconds(since: $1.from) }
@@ -161,26 +154,21 @@ extension Desk {
         let body = """
             <h1>\(t(.requests)): \(HTML.escape(r.device))</h1>
             <dl class="facts">
-            <dt>\(t(.from)) – \(t(.to))</dt><dd>\(local.dateTime(r.from)) – \(local.dateTime(r.to))</dd>
+            <dt>\(t(.from)) – \(t(.to))</dt><dd>\(local.span(r.from, r.to))</dd>
             <dt>\(t(.reason))</dt><dd>\(HTML.escape(r.reason ?? ""))</dd>
             <dt>\(t(.requestState))</dt><dd class="state \(r.state.rawValue)" id="state">\(t(Self.stateKey(r.state)))\(r.error.map { " — " + HTML.escape($0) } ?? "")</dd>
             <dt>\(t(.requested))</dt><dd>\(local.dateTime(r.createdAt))</dd>
             <dt>\(t(.coverage))</dt><dd id="progress">\(progress)</dd>
             </dl>
-            <div class="coverage">\(Self.bar(r))<div class="axis"><span>\(local.dateTime(r.from))</span><span>\(local.dateTime(r.to))</span></div>
+            <div class="coverage">\(Self.bar(r))\(local.axis(r.from, r.to))
             <p class="legend">\(legend)</p></div>
             <div class="actions"><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a>
             <form method="post" action="/requests/\(HTML.escape(r.id))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
             <button type="submit">\(t(.takeEvidence))</button></form></div>
             \(open ? "<p class=\"hint\">\(t(.refreshing))</p>" : "")
             """
-        var page = HTML.page(title: Strings.text(.requests, language), language: language, session: session, body: body)
-        if open {
-            // A refresh by the browser itself: no script needed while footage arrives.
-            page = page.replacingOccurrences(of: "<meta charset=\"utf-8\">",
-                                             with: "<meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"\(Self.refreshSeconds)\">")
-        }
-        return Self.html(page, status: .ok)
+        return Self.html(HTML.page(title: Strings.text(.requests, language), language: language, session: session,
+                                   refreshSeconds: open ? Self.refreshSeconds : nil, body: body), status: .ok)
     }
 
     /// The coverage as a bar: one SVG rectangle per span, coloured by the stylesheet (no inline

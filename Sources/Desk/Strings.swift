@@ -30,6 +30,7 @@ enum Key: String, CaseIterable {
     case audit, auditIntro, auditOnlyChief, when, who, address, action, detail, exportCSV
     case play, gap, noClipsYet, wallClock
     case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size
+    case show, boxFootage, arrivedFootage, evidenceChanged
 }
 
 enum Strings {
@@ -135,6 +136,10 @@ enum Strings {
         .takeEvidence: "Tải về làm chứng cứ",
         .file: "Tệp",
         .size: "Dung lượng",
+        .show: "Xem",
+        .boxFootage: "Phim đã về của hộp",
+        .arrivedFootage: "Phim đã về",
+        .evidenceChanged: "Tệp này trên máy chủ không còn khớp mã SHA-256 ghi lúc tạo gói: không tải về. Hãy báo cho cán bộ phụ trách.",
     ]
 
     static let en: [Key: String] = [
@@ -235,5 +240,9 @@ enum Strings {
         .takeEvidence: "Take away as evidence",
         .file: "File",
         .size: "Size",
+        .show: "Show",
+        .boxFootage: "Footage arrived from",
+        .arrivedFootage: "Arrived footage",
+        .evidenceChanged: "This file on the server no longer matches the SHA-256 written when the package was made: it is not served. Tell the officer in charge.",
     ]
 }

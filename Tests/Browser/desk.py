@@ -29,6 +29,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support import expected_conditions as EC
 
 CHECKS = []
 MEASURED = {}  # reported, never asserted: timings on a shared machine are noise
@@ -154,6 +155,9 @@ post_roll_seconds = 0
             field.send_keys(name)
             driver.find_element(By.NAME, "password").send_keys(password)
             driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            # The form's page must be gone first: right after the click the old page is still
+            # "complete", and reading it then would race the answer.
+            wait.until(EC.staleness_of(field))
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         driver.get(url + "/")
@@ -168,7 +172,7 @@ post_roll_seconds = 0
         driver.save_screenshot(os.path.join(out, "2-wrong-password.png"))
         for _ in range(6):  # five failures, then the sixth attempt is held back
             sign_in("tranthib", "doan-bua")
-        check("guessing is throttled", "15 phút" in driver.page_source)
+        check("guessing is throttled", "15 phút" in driver.page_source, driver.find_element(By.TAG_NAME, "main").text[:200])
 
         time.sleep(3.5)  # past three of the silent box's one-second heartbeats
         sign_in("nguyenvana", "mat-khau-dai-1")
@@ -299,6 +303,44 @@ post_roll_seconds = 0
         check("the manifest names the segments the box recorded, by their sha256, and who took it",
               {s["sha256"] for s in sources} == recorded and all(s["verified"] for s in sources)
               and manifest.get("exported_by") == "nguyenvana" and manifest.get("request") == request_id, json.dumps(manifest)[:400])
+
+        package = os.path.join(work, "package")
+        os.makedirs(package, exist_ok=True)
+        for name, data in downloaded.items():
+            open(os.path.join(package, name), "wb").write(data)
+        sums = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=package, capture_output=True, text=True, timeout=60)
+        check("the package checks itself: sha256sum -c SHA256SUMS", "SHA256SUMS" in shown and sums.returncode == 0
+              and sums.stdout.count(": OK") == len(shown) - 1, sums.stdout + sums.stderr)
+
+        # Any range of what a box sent plays and is taken away without a request: from the box
+        # list, the box's footage, a range typed to the second.
+        driver.get(url + "/boxes")
+        driver.find_element(By.CSS_SELECTOR, "tr[data-device='hop-that-02'] a[href$='/play']").click()
+        wait.until(lambda d: d.current_url.endswith("/boxes/hop-that-02/play"))
+        for field, value in (("from", typed_from), ("to", typed_to)):
+            box = driver.find_element(By.CSS_SELECTOR, f"form.range input[name={field}]")
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.CSS_SELECTOR, "form.range button").click()
+        WebDriverWait(driver, 20).until(lambda d: "from=" in d.current_url and d.execute_script(video_ready))
+        box_clips = {a.get_attribute("data-clip") for a in driver.find_elements(By.CSS_SELECTOR, "#clips a[data-clip]")}
+        shown_range = [driver.find_element(By.CSS_SELECTOR, f"form.range input[name={f}]").get_attribute("value") for f in ("from", "to")]
+        check("a box's footage plays for a range typed on its page", len(box_clips) == len(links) and driver.execute_script(video_ready)
+              and not driver.find_elements(By.CSS_SELECTOR, "main .notice") and shown_range == [typed_from, typed_to],
+              f"{len(box_clips)} clips vs {len(links)} for the request; range shown {shown_range}")
+        driver.save_screenshot(os.path.join(out, "9b-box-footage.png"))
+        driver.find_element(By.CSS_SELECTOR, ".actions button[type=submit]").click()
+        WebDriverWait(driver, 60).until(lambda d: "/evidence/" in d.current_url)
+        rows = driver.find_elements(By.CSS_SELECTOR, "table.evidence tbody tr")
+        shown_box = {r.find_element(By.TAG_NAME, "a").text: r.find_element(By.CSS_SELECTOR, "code.sha256").text for r in rows}
+        box_mp4 = [n for n in shown_box if n.endswith(".mp4")]
+        got = ""
+        if box_mp4:
+            req = urllib.request.Request(driver.current_url + "/" + box_mp4[0], headers={"Cookie": cookie})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                got = hashlib.sha256(r.read()).hexdigest()
+        check("that range is taken away as evidence, its sha256 shown and downloaded alike",
+              len(box_mp4) == 1 and got == shown_box[box_mp4[0]], f"{shown_box} {got}")
 
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(lambda d: d.current_url.endswith("/sign-in"))

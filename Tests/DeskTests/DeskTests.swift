@@ -14,6 +14,7 @@ import Wire
 struct DeskServer {
     let url: String
     let catalog: Catalog
+    let data: String
     let task: Task<Void, any Error>
 
     static func start(session: Catalog.SessionLifetime = .init()) async throws -> DeskServer {
@@ -30,7 +31,7 @@ struct DeskServer {
         let task = Task { try await app.runService() }
         var port = 0
         for await p in ports { port = p; break }
-        return DeskServer(url: "http://127.0.0.1:\(port)", catalog: catalog, task: task)
+        return DeskServer(url: "http://127.0.0.1:\(port)", catalog: catalog, data: data, task: task)
     }
 
     func addOperator(_ name: String, password: String, oneTime: Bool = false, chief: Bool = false) async throws {
@@ -131,7 +132,8 @@ final class Browser: @unchecked Sendable {
         let ok = try await browser.signIn("nguyenvana", "mat-khau-dai-1")
         #expect(ok.status == 303 && ok.location == "/boxes")
         let setCookie = ok.headers["set-cookie"].first { $0.hasPrefix("desk_session=") } ?? ""
-        #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict"), "\(setCookie)")
+        #expect(setCookie.contains("HttpOnly") && setCookie.contains("SameSite=Strict") && !setCookie.contains("Secure"),
+                "over plain HTTP a Secure cookie would never come back (HTTPS: UplinkFaultTests.footageRequestOverHTTPS): \(setCookie)")
         let boxes = try await browser.request(.GET, "/boxes")
         #expect(boxes.status == 200 && boxes.body.contains("nguyenvana"))
 
@@ -268,6 +270,12 @@ final class Browser: @unchecked Sendable {
         #expect(local.parse("29/11/2026 14:02") == Timestamp(rfc3339: "2026-11-29T07:02:00Z"))
         #expect(local.parse(" 1/2/2026 9:05 ") == Timestamp(rfc3339: "2026-02-01T02:05:00Z"))
         #expect(local.parse("29/11/2026 14:02:30") == Timestamp(rfc3339: "2026-11-29T07:02:30Z"))
+        let t = { Timestamp(rfc3339: $0)! }
+        #expect(local.span(t("2026-11-29T07:02:00Z"), t("2026-11-29T07:12:00Z")) == "29/11/2026 14:02 – 14:12")
+        #expect(local.span(t("2026-11-29T07:02:31Z"), t("2026-11-29T07:02:42Z")) == "29/11/2026 14:02:31 – 14:02:42", "seconds when they matter")
+        #expect(local.span(t("2026-11-29T16:30:00Z"), t("2026-11-29T17:30:00Z")) == "29/11/2026 23:30 – 30/11/2026 00:30", "the day when it changes")
+        #expect(local.dateTime(t("2026-11-29T07:02:31.900Z"), seconds: true) == "29/11/2026 14:02:31")
+        #expect(local.parse(local.dateTime(t("2026-11-29T07:02:31Z"), seconds: true)) == t("2026-11-29T07:02:31Z"), "what is shown reads back")
         for bad in ["31/02/2026 10:00", "29/11/2026", "2026-11-29 14:02", "29/13/2026 10:00", "29/11/2026 24:00",
                     "29/11/1999 10:00", "29/11/2026 10:60", "-1/11/2026 10:00", "٢٩/11/2026 10:00", String(repeating: "1", count: 100)] {
             #expect(local.parse(bad) == nil, "\(bad)")
@@ -360,7 +368,7 @@ final class Browser: @unchecked Sendable {
         _ = try await server.catalog.addDevice(id: "box-a")
         let file = NSTemporaryDirectory() + "clip-" + UUID().uuidString + ".mp4"
         let bytes = (0..<1000).map { UInt8(32 + $0 % 90) }  // printable: the test's body is read as text
-        FileManager.default.createFile(atPath: file, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
         let t0 = Timestamp(rfc3339: "2026-11-29T07:02:00Z")!
         try await server.catalog.createUpload(.init(id: "u1", device: "box-a", length: 1000, offset: 1000, metadata: "", expires: t0 + 86400))
         try await server.catalog.fileClip(.init(path: file, device: "box-a", camera: "cam1", start: t0, end: t0 + 4, bytes: 1000,
@@ -377,5 +385,78 @@ final class Browser: @unchecked Sendable {
         #expect(try await browser.request(.GET, "/clips/\(id)", headers: ["range": "bytes=5000-"]).status == 416)
         #expect(try await browser.request(.GET, "/clips/999999").status == 404)
         #expect(try await browser.request(.GET, "/clips/..%2Fetc").status == 404)
+    }
+
+    /// Two clips of box-a ten minutes apart (14:02 and 14:12 in Hà Nội on 29/11/2026).
+    static func twoClips(_ server: DeskServer) async throws -> (Int64, Int64) {
+        _ = try await server.catalog.addDevice(id: "box-a")
+        let t0 = Timestamp(rfc3339: "2026-11-29T07:02:00Z")!
+        for (n, start) in [t0, t0 + 600].enumerated() {
+            let file = NSTemporaryDirectory() + "clip-" + UUID().uuidString + ".mp4"
+            _ = FileManager.default.createFile(atPath: file, contents: Data(repeating: 65, count: 100))
+            try await server.catalog.createUpload(.init(id: "u\(n)", device: "box-a", length: 100, offset: 100, metadata: "", expires: t0 + 86400))
+            try await server.catalog.fileClip(.init(path: file, device: "box-a", camera: "cam1", start: start, end: start + 4, bytes: 100,
+                                                    sha256: String(repeating: "c", count: 64), request: nil, reason: nil, receivedAt: t0), uploadID: "u\(n)")
+        }
+        let ids = try await server.catalog.clips().map(\.id).sorted()
+        return (ids[0], ids[1])
+    }
+
+    @Test func anyRangeOfABoxsArrivedFootagePlaysWithoutARequest() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("dangg", password: "mat-khau-dai-9")
+        let (first, second) = try await Self.twoClips(server)
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("dangg", "mat-khau-dai-9")
+        #expect(try await browser.request(.GET, "/boxes").body.contains("href=\"/boxes/box-a/play\""), "each box links to its footage")
+        let whole = try await browser.request(.GET, "/boxes/box-a/play")
+        #expect(whole.status == 200 && whole.body.contains("data-clip=\"\(first)\"") && whole.body.contains("data-clip=\"\(second)\""),
+                "by default the last hour of what arrived")
+        #expect(whole.body.contains("value=\"29/11/2026 14:02:00\""), "the range is shown to the second, as it can be typed back")
+        #expect(whole.body.contains("action=\"/boxes/box-a/evidence\""), "the range can be taken as evidence")
+        let typed = try await browser.request(.GET, "/boxes/box-a/play?from=29/11/2026+14:01&to=29/11/2026%2014:05")
+        #expect(typed.status == 200 && typed.body.contains("data-clip=\"\(first)\"") && !typed.body.contains("data-clip=\"\(second)\"")
+                && !typed.body.contains("class=\"notice"), "a space sent as + (a GET form) or %20")
+        for (query, word) in [("from=31/02/2026%2010:00&to=01/03/2026%2010:00", Strings.vi[.badDate]!),
+                              ("from=29/11/2026%2014:05&to=29/11/2026%2014:01", Strings.vi[.rangeEmpty]!),
+                              ("from=01/01/2026%2000:00&to=01/03/2026%2000:00", Strings.vi[.rangeTooLong]!),
+                              ("from=%3Cscript%3E&to=x", Strings.vi[.badDate]!)] {
+            let page = try await browser.request(.GET, "/boxes/box-a/play?" + query)
+            #expect(page.status == 200 && page.body.contains(HTML.escape(word)) && !page.body.contains("<script>"), "\(query)")
+        }
+        #expect(try await browser.request(.GET, "/boxes/nope/play").status == 404)
+        #expect(try await browser.request(.GET, "/boxes/..%2Fx/play").status == 404)
+        #expect(try await browser.request(.POST, "/boxes/box-a/evidence", form: ["csrf": "forged", "from_ms": "0", "to_ms": "1"]).status == 403)
+        let csrf = try #require(Browser.field("csrf", in: whole.body))
+        let empty = try await browser.request(.POST, "/boxes/box-a/evidence", form: ["csrf": csrf, "from_ms": "10", "to_ms": "5"])
+        #expect(empty.status == 400)
+        let views = try await server.catalog.auditLog().filter { $0.action == "view" }
+        #expect(views.count == 6 && views.allSatisfy { $0.detail.contains("box-a") }, "every view is audited")
+    }
+
+    @Test func evidenceIsServedOnlyWhileItMatchesTheSumsWrittenWhenItWasMade() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("dangg", password: "mat-khau-dai-9")
+        let folder = server.data + "/evidence/r1-20261129T070200Z"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: folder + "/a.mp4", contents: Data("footage".utf8))
+        let sha = "4b7b2d8e0c5a2d2e0cc4c9e1e3b0fbb1b0e75b5a6f8a0b33b1f0a6a9a0d5e6f1"
+        let real = try TusEndpoint.sha256(folder + "/a.mp4")
+        _ = FileManager.default.createFile(atPath: folder + "/SHA256SUMS", contents: Data("\(real)  a.mp4\n".utf8))
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("dangg", "mat-khau-dai-9")
+        let page = try await browser.request(.GET, "/evidence/r1-20261129T070200Z")
+        #expect(page.status == 200 && page.body.contains(real) && page.body.contains("SHA256SUMS"))
+        let ok = try await browser.request(.GET, "/evidence/r1-20261129T070200Z/a.mp4")
+        #expect(ok.status == 200 && ok.body == "footage" && ok.headers.first(name: "x-content-sha256") == real)
+        _ = FileManager.default.createFile(atPath: folder + "/a.mp4", contents: Data("f00tage".utf8))
+        let refused = try await browser.request(.GET, "/evidence/r1-20261129T070200Z/a.mp4")
+        #expect(refused.status == 409 && !refused.body.contains("f00tage"), "a file changed on the server is not served")
+        #expect(try await server.catalog.auditLog().contains { $0.action == "download refused" })
+        _ = FileManager.default.createFile(atPath: folder + "/SHA256SUMS", contents: Data("\(sha)  ../a.mp4\n".utf8))
+        #expect(try await browser.request(.GET, "/evidence/r1-20261129T070200Z").status == 404, "a sums file not in its form is not trusted")
+        #expect(try await browser.request(.GET, "/evidence/nothing-here").status == 404)
     }
 }

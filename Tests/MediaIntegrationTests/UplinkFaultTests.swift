@@ -86,6 +86,12 @@ struct UplinkFaultTests {
                                                   "-keyout", pki + "/key.pem", "-out", pki + "/cert.pem"])
         try #require(ssl.status == 0, "\(ssl.stderr)")
         let commune = try Commune(tls: (pki + "/cert.pem", pki + "/key.pem"))
+        // The desk on the same HTTPS server: its cookies are Secure (and HttpOnly, SameSite=Strict).
+        let desk = try Rig.run("/usr/bin/curl", ["-sS", "--max-time", "10", "--retry", "30", "--retry-connrefused", "--retry-delay", "1", "--cacert", pki + "/cert.pem", "-D", "-", "-o", "/dev/null",
+                                                 "https://127.0.0.1:\(commune.port)/sign-in"])
+        let cookie = desk.stdout.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie: desk_form=") }.map(String.init) ?? ""
+        #expect(desk.stdout.hasPrefix("HTTP/1.1 200") && cookie.contains("; Secure") && cookie.contains("; HttpOnly")
+                && cookie.contains("SameSite=Strict"), "\(desk.stdout) \(desk.stderr)")
         let camera = Camera(clip: try Rig.clip())
         try camera.start()
         defer { camera.stop() }
