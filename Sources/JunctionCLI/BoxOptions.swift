@@ -69,10 +69,11 @@ extension JunctionConfiguration {
         return input
     }
 
-    /// Opens the ring for a CLI command, with an error that says what to do.
-    func openRing(logger: Logger = .cli) async throws -> Ring {
+    /// Opens the ring for a CLI command, with an error that says what to do. A command that only
+    /// looks (`readOnly`) creates nothing where nothing was recorded yet: it sees an empty ring.
+    func openRing(readOnly: Bool = false, logger: Logger = .cli) async throws -> Ring {
         do {
-            return try await Ring.open(ringConfiguration, logger: logger)
+            return try await Ring.open(ringConfiguration, creating: !readOnly, logger: logger)
         } catch {
             throw openFailure(error)
         }

@@ -25,7 +25,7 @@ extension JunctionCommand {
 
         func run() async throws {
             let config = try options.load()
-            let ring = try await config.openRing()
+            let ring = try await config.openRing(readOnly: true)
             let daemon = DaemonState.read(config)
             let open = daemon.running ? daemon.health?.openSegment : nil
             let findings = try await ring.check(deep: deep, skipping: open, recorderRunning: daemon.running)

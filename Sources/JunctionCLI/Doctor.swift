@@ -214,7 +214,12 @@ extension JunctionCommand {
 
         func ring(_ config: JunctionConfiguration, daemon: DaemonState) async -> Check {
             do {
-                let ring = try await config.openRing()
+                let ring = try await config.openRing(readOnly: true)
+                guard ring.exists else {
+                    await ring.close()
+                    return .init(name: "ring", level: .warning, detail: "nothing recorded yet: no index at \(config.ringConfiguration.indexPath)",
+                                 advice: "the recorder makes it when it starts: systemctl start junction")
+                }
                 let findings = try await ring.check(deep: false, skipping: daemon.running ? daemon.health?.openSegment : nil, recorderRunning: daemon.running)
                 let usage = try await ring.usage()
                 await ring.close()

@@ -54,7 +54,7 @@ extension JunctionCommand {
                 split = Int64(b.bytes)
             }
 
-            let ring = try await config.openRing()
+            let ring = try await config.openRing(readOnly: true)
             let camera = config.camera.id
             let segments = try await ring.segments(camera: camera, from: start, to: end)
             let recordedGaps = try await ring.gaps(camera: camera, from: start, to: end)

@@ -53,7 +53,7 @@ extension JunctionCommand {
             let now = Timestamp.now()
             let f = try from.map { try TimeExpression.parse($0, now: now) }
             let t = try to.map { try TimeExpression.parse($0, now: now) }
-            let ring = try await config.openRing()
+            let ring = try await config.openRing(readOnly: true)
             let segments = try await ring.segments(from: f, to: t)
             let gaps = try await ring.gaps(from: f, to: t)
             let items = segments.map {

@@ -45,7 +45,7 @@ extension JunctionCommand {
             if let at {
                 let t: Timestamp
                 do { t = try TimeExpression.parse(at, now: now) } catch { throw ValidationError(error.description) }
-                let ring = try await config.openRing()
+                let ring = try await config.openRing(readOnly: true)
                 let hit = try await ring.segments(camera: config.camera.id, from: t, to: t + 0.001).first
                 let all = try await ring.segments(camera: config.camera.id)
                 let path = hit.map { ring.path(of: $0) }

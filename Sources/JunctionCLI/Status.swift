@@ -139,7 +139,7 @@ extension JunctionCommand {
         }
 
         func snapshot(_ config: JunctionConfiguration) async throws -> (Report, String) {
-            let ring = try await config.openRing()
+            let ring = try await config.openRing(readOnly: true)
             let now = Timestamp.now()
             let daemon = DaemonState.read(config, now: now)
             let usage = try await ring.usage()

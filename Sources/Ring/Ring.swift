@@ -71,18 +71,27 @@ public actor Ring {
     let index: RingIndex
     let logger: Logger
     let pool: NIOThreadPool
+    /// False for the empty stand-in a read-only open gives where no index was ever made.
+    public nonisolated let exists: Bool
 
-    init(configuration: Configuration, index: RingIndex, logger: Logger) {
+    init(configuration: Configuration, index: RingIndex, logger: Logger, exists: Bool = true) {
         self.configuration = configuration
         self.index = index
         self.logger = logger
         self.pool = NIOThreadPool.singleton
+        self.exists = exists
     }
 
     /// Opens (creating if needed) the storage root and the index. Does not recover: call
-    /// `recover()` before recording.
-    public static func open(_ configuration: Configuration, logger: Logger) async throws(RingError) -> Ring {
+    /// `recover()` before recording. With `creating: false` (the read-only commands: list,
+    /// status, check, export) a box where nothing was ever recorded gets an empty ring held in
+    /// memory, `exists` false, and nothing is made on the card.
+    public static func open(_ configuration: Configuration, creating: Bool = true, logger: Logger) async throws(RingError) -> Ring {
         let root = configuration.root
+        if !creating, !FileSystem.exists(configuration.indexPath) {
+            let index = try await RingIndex.open(path: configuration.indexPath, inMemory: true, logger: logger)
+            return Ring(configuration: configuration, index: index, logger: logger, exists: false)
+        }
         do {
             try await NIOThreadPool.singleton.runIfActive {
                 try FileSystem.makeDirectories(configuration.segmentsRoot)

@@ -107,11 +107,14 @@ final class RingIndex: Sendable {
     /// I/O error from the other's switch to WAL; a healthy index must never be moved aside for that.
     static let openAttempts = 4
 
-    static func open(path: String, logger: Logger) async throws(RingError) -> RingIndex {
+    /// Opens (creating when missing) the index at `path`; with `inMemory`, an empty index of the
+    /// same schema that lives in memory only (what a read-only command uses where no index was
+    /// ever made, so that looking creates nothing).
+    static func open(path: String, inMemory: Bool = false, logger: Logger) async throws(RingError) -> RingIndex {
         var attempt = 1
         while true {
             do {
-                return try await openOnce(path: path, logger: logger)
+                return try await openOnce(path: path, inMemory: inMemory, logger: logger)
             } catch {
                 guard attempt < openAttempts else { throw error }
                 logger.notice("index: opening failed, trying again", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
@@ -121,10 +124,10 @@ final class RingIndex: Sendable {
         }
     }
 
-    private static func openOnce(path: String, logger: Logger) async throws(RingError) -> RingIndex {
+    private static func openOnce(path: String, inMemory: Bool, logger: Logger) async throws(RingError) -> RingIndex {
         let connection: SQLiteConnection
         do {
-            connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            connection = try await SQLiteConnection.open(storage: inMemory ? .memory : .file(path: path), logger: logger)
         } catch {
             throw RingError(.index, "cannot open the index", path: path, underlying: error)
         }

@@ -33,6 +33,27 @@ let t0 = Timestamp(rfc3339: "2026-11-29T10:00:00Z")!
         await ring.close()
     }
 
+    /// Looking creates nothing: a read-only open where no index was ever made sees an empty
+    /// ring and leaves the card as it was; once the recorder made one, the same open reads it.
+    @Test func aReadOnlyOpenCreatesNothingWhereNothingWasRecorded() async throws {
+        let root = makeRoot() + "/never-recorded"
+        let configuration = Ring.Configuration(root: root, budget: .bytes(100_000_000), reserveBytes: 0)
+        let looking = try await Ring.open(configuration, creating: false, logger: Logger(label: "test"))
+        #expect(!looking.exists)
+        let segments = try await looking.segments(), usage = try await looking.usage()
+        #expect(segments.isEmpty && usage.segments == 0)
+        #expect(try await looking.check(deep: false).isEmpty)
+        await looking.close()
+        #expect(!FileManager.default.fileExists(atPath: root), "nothing was made on the card")
+        let recorder = try await Ring.open(configuration, logger: Logger(label: "test"))
+        try await recorder.commit(try FakeSegment.write(recorder, start: t0))
+        await recorder.close()
+        let again = try await Ring.open(configuration, creating: false, logger: Logger(label: "test"))
+        let found = try await again.segments()
+        #expect(again.exists && found.count == 1)
+        await again.close()
+    }
+
     /// I2 and eviction order: oldest unpinned first, pinned kept, usage within budget.
     @Test func evictsOldestUnpinnedWithinBudget() async throws {
         let root = makeRoot()
