@@ -43,6 +43,15 @@ let package = Package(
         ),
         // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.
         .target(name: "Wire"),
+        // Evidence that holds up: the device key, the sealed hash chain of segments and gaps,
+        // the seal box inside each segment file, and the offline verifier. Box and commune both.
+        .target(
+            name: "Evidence",
+            dependencies: [
+                "Wire",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // Upload queue and tus client (state machine + driver).
         .target(
             name: "Uplink",
@@ -142,6 +151,7 @@ let package = Package(
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
         .testTarget(name: "RingTests", dependencies: ["Ring"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
         .testTarget(name: "CommuneTests", dependencies: [
             "Commune", "Uplink", "Ring", "Wire",

@@ -1,0 +1,97 @@
+import Crypto
+import Foundation
+import Wire
+
+/// One thing wrong with a chain or a file, said so a person can act on it.
+public struct ChainFinding: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Codable {
+        case malformed, badSeal = "bad_seal", wrongDevice = "wrong_device", brokenLink = "broken_link", missing
+        case reordered, timeBackwards = "time_backwards", changedBytes = "changed_bytes", missingFile = "missing_file"
+    }
+
+    public var kind: Kind
+    public var seq: Int64?
+    public var message: String
+
+    public init(_ kind: Kind, seq: Int64?, _ message: String) {
+        self.kind = kind
+        self.seq = seq
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Checks a stretch of a box's chain without the box, the index or the network: each seal is
+/// the expected key's, each record names the one before it, none is missing, moved or from
+/// another device, times never run backwards within one boot; and a segment file's bytes are
+/// the ones its record vouches for, naming the fragment that differs.
+public enum ChainVerifier {
+    /// Within one boot the monotonic clock cannot run backwards; wall times may be stepped by
+    /// NTP, so they are held to this much overlap only.
+    public static let allowedOverlapMs: Int64 = 2000
+
+    /// Verifies `sealed` in order. `after`, when given, is the record just before the first
+    /// (its hash and sequence). Returns the records read and everything found wrong.
+    public static func verify(_ sealed: [SealedRecord], key: Curve25519.Signing.PublicKey, device: String,
+                              after: (seq: Int64, hash: String)? = nil) -> (records: [ChainRecord], findings: [ChainFinding]) {
+        var records: [ChainRecord] = [], findings: [ChainFinding] = []
+        var previous: (seq: Int64, hash: String, record: ChainRecord?)? = after.map { ($0.seq, $0.hash, nil) }
+        for s in sealed {
+            let record: ChainRecord
+            do { record = try ChainRecord.parse(s.body) } catch {
+                findings.append(.init(.malformed, seq: nil, "a record cannot be read (\(error)): nothing after it can be vouched for"))
+                previous = nil
+                continue
+            }
+            records.append(record)
+            let hash = s.hash
+            if !s.isSealed(by: key) {
+                findings.append(.init(.badSeal, seq: record.seq,
+                    "record \(record.seq) (\(describe(record))): its seal is not this box's key (altered after sealing, or signed by another key)"))
+            }
+            if record.device != device {
+                findings.append(.init(.wrongDevice, seq: record.seq, "record \(record.seq) belongs to box \"\(TerminalText.safe(record.device))\", not \"\(device)\""))
+            }
+            if let p = previous {
+                if record.seq <= p.seq {
+                    findings.append(.init(.reordered, seq: record.seq, "record \(record.seq) comes after record \(p.seq): records were moved or repeated"))
+                } else if record.seq > p.seq + 1 {
+                    findings.append(.init(.missing, seq: record.seq,
+                        "records \(p.seq + 1)–\(record.seq - 1) are missing before record \(record.seq): footage or gaps were removed"))
+                } else if record.prev != p.hash {
+                    findings.append(.init(.brokenLink, seq: record.seq, "record \(record.seq) does not follow record \(p.seq): the chain was altered between them"))
+                }
+                if let pr = p.record, pr.bootID != nil, pr.bootID == record.bootID, record.startMs < pr.endMs - allowedOverlapMs {
+                    findings.append(.init(.timeBackwards, seq: record.seq,
+                        "record \(record.seq) starts at \(record.start), before record \(pr.seq) ended (\(pr.end)) in the same boot"))
+                }
+            }
+            previous = (record.seq, hash, record)
+        }
+        return (records, findings)
+    }
+
+    /// Checks a segment file against its record: its media bytes hash to `media_sha256`, or
+    /// else which pieces (0: the header; n: the n-th fragment) differ.
+    public static func verifyFile(path: String, record: ChainRecord) -> ChainFinding? {
+        guard let bytes = record.mediaBytes, let sha = record.mediaSHA256, let pieces = record.pieces else {
+            return .init(.malformed, seq: record.seq, "record \(record.seq) is not a segment's")
+        }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return .init(.missingFile, seq: record.seq, "\(record.file ?? path): the file is missing") }
+        guard Int64(st.st_size) >= bytes, let hasher = PieceHasher.hash(path: path, count: bytes) else {
+            return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): \(st.st_size) bytes, shorter than the \(bytes) sealed: it was cut")
+        }
+        let (got, gotPieces) = hasher.finish()
+        if got == sha { return nil }
+        let differing = zip(gotPieces, pieces).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
+        let which = differing.isEmpty ? "its pieces no longer line up with the sealed ones"
+            : differing.prefix(5).map { $0 == 0 ? "the header" : "fragment \($0)" }.joined(separator: ", ") + (differing.count > 5 ? " and \(differing.count - 5) more" : "")
+        return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): bytes changed since the box sealed it, in \(which)")
+    }
+
+    static func describe(_ r: ChainRecord) -> String {
+        r.kind == .segment ? "segment \(r.file ?? "?") \(r.start)" : "gap \(r.start)–\(r.end) (\(r.reason ?? "?"))"
+    }
+}
