@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "Media",
             dependencies: [
-                "CFFmpeg",
+                "CFFmpeg", "Evidence",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "Ring",
             dependencies: [
-                "Wire",
+                "Wire", "Evidence",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -101,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "JunctionCLI",
             dependencies: [
-                "Recorder", "Ring", "Config", "Uplink", "Control",
+                "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -149,7 +149,7 @@ let package = Package(
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire"]),
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
-        .testTarget(name: "RingTests", dependencies: ["Ring"]),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),

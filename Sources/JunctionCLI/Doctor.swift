@@ -1,3 +1,4 @@
+import Evidence
 import ArgumentParser
 import Config
 import Media
@@ -58,6 +59,7 @@ extension JunctionCommand {
             let (storage, cardSpeed) = storage(config)
             checks += storage
             checks.append(await ring(config, daemon: daemon))
+            checks.append(evidence(config))
             checks.append(speed(cardSpeed, cameraKbps: cameraKbps ?? daemon.health?.bitrateKbps ?? 0))
             checks.append(clock())
             checks += await server(config)
@@ -210,6 +212,19 @@ extension JunctionCommand {
                              advice: "a power cut may lose more than 2 s of recording on this card: " + advice)
             }
             return .init(name: "card speed", level: .ok, detail: detail)
+        }
+
+        /// The device key that seals the footage (issue 13): its fingerprint, to compare with
+        /// the one the commune shows for this box.
+        func evidence(_ config: JunctionConfiguration) -> Check {
+            guard let key = DeviceKey.readPublic(beside: config.deviceKeyPath) else {
+                let exists = FileManager.default.fileExists(atPath: config.deviceKeyPath)
+                return .init(name: "evidence", level: .warning,
+                             detail: exists ? "the device key's public half is missing" : "no device key yet: footage is not sealed",
+                             advice: "the recorder makes the key when it starts (systemctl restart junction); journalctl -u junction says why it could not")
+            }
+            return .init(name: "evidence", level: .ok,
+                         detail: "sealing with device key \(DeviceKey.fingerprint(of: key)) (public key \(key.rawRepresentation.base64EncodedString()))")
         }
 
         func ring(_ config: JunctionConfiguration, daemon: DaemonState) async -> Check {

@@ -1,3 +1,4 @@
+import Evidence
 import ArgumentParser
 import Config
 import Recorder
@@ -51,6 +52,15 @@ extension JunctionCommand {
             var timeline: Timeline
             /// Segment files a repair or the uplink found damaged, kept in quarantine/.
             var damaged: [String] = []
+            /// The device key and the chain (issue 13).
+            var evidence: EvidenceState? = nil
+
+            struct EvidenceState: Encodable {
+                var publicKey: String?
+                var fingerprint: String?
+                var chainRecords: Int64
+                enum CodingKeys: String, CodingKey { case publicKey = "public_key", fingerprint, chainRecords = "chain_records" }
+            }
 
             struct Queue: Encodable {
                 var segments: Int
@@ -60,7 +70,7 @@ extension JunctionCommand {
             }
 
             enum CodingKeys: String, CodingKey {
-                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged
+                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged, evidence
                 case gapsLast24h = "gaps_last_24h"
             }
         }
@@ -149,6 +159,7 @@ extension JunctionCommand {
             let windowGaps = hours > 24 ? try await ring.gaps(camera: config.camera.id, from: windowStart, to: nil) : gaps
             let queued = try await ring.uploadQueue(limit: 100_000, now: .latest)
             let damaged = (try? await ring.quarantined()) ?? []
+            let head = (try? await ring.chainHead()) ?? nil
             await ring.close()
 
             var problem: String? = daemon.note
@@ -168,7 +179,10 @@ extension JunctionCommand {
                                 queue: .init(segments: queued.count, bytes: queued.reduce(0) { $0 + $1.segment.bytes },
                                              oldestWaiting: queued.map(\.segment.start).min()),
                                 timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
-                                                   gaps: windowGaps), damaged: damaged)
+                                                   gaps: windowGaps), damaged: damaged,
+                                evidence: .init(publicKey: DeviceKey.readPublic(beside: config.deviceKeyPath)?.rawRepresentation.base64EncodedString(),
+                                                fingerprint: DeviceKey.readPublic(beside: config.deviceKeyPath).map(DeviceKey.fingerprint(of:)),
+                                                chainRecords: head?.seq ?? 0))
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
             return (report, Self.render(report, now: now, hasServer: config.server != nil, colour: colour, hours: hours))
@@ -232,6 +246,10 @@ extension JunctionCommand {
             }
             lines.append("         \(Output.bytes(u.ringBytes)) of \(Output.bytes(u.budgetBytes)) budget, \(Output.bytes(u.freeBytes)) free (reserve \(Output.bytes(u.reserveBytes)))")
             lines.append("Pinned   \(Output.bytes(u.pinnedBytes)) of \(Output.bytes(u.pinnedCapBytes)) cap")
+            if let e = r.evidence {
+                lines.append(e.fingerprint.map { "Evidence sealed with device key \($0) (\(e.chainRecords) chain records)" }
+                             ?? "Evidence NOT SEALED: no device key yet (the recorder makes it when it starts)")
+            }
             if !r.damaged.isEmpty {
                 lines.append("DAMAGED  \(r.damaged.count) segment file\(r.damaged.count == 1 ? "" : "s") in quarantine/ (the card changed them after they were written): junction check lists them; copy them off, then replace the card")
             }

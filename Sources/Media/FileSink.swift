@@ -1,5 +1,6 @@
 import Crypto
 import Dispatch
+import Evidence
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,8 @@ final class FileSink: @unchecked Sendable {
     /// is never closed (and its number reused) under it.
     private let lifetime = Mutex<Bool>(false)
     private let progress = Mutex<SyncProgress>(SyncProgress())
-    private var hasher = SHA256()
+    /// The whole file's SHA-256 and each piece's (header, then fragment by fragment).
+    private var hasher = PieceHasher()
     /// Written only by the writing thread.
     private(set) var bytes: Int64 = 0
     /// The first `errno` a write hit; later writes are refused.
@@ -123,14 +125,14 @@ final class FileSink: @unchecked Sendable {
             }
             offset += n
         }
-        hasher.update(bufferPointer: buffer)
+        hasher.update(buffer)
         bytes += Int64(buffer.count)
         return 0
     }
 
     /// `fdatasync` the file, close it, `fsync` its directory: after this the file survives a
-    /// power cut. Returns the SHA-256 of every byte written, in hex.
-    func finish() throws(MediaError) -> String {
+    /// power cut. Returns what was hashed on the way: every byte, and each piece.
+    func finish() throws(MediaError) -> PieceHasher {
         if failure != 0 { closeOnce(sync: false); throw storageError("write", failure) }
         if let e = progress.withLock({ $0.failure == 0 ? nil : $0.failure }) {
             closeOnce(sync: false)
@@ -142,7 +144,7 @@ final class FileSink: @unchecked Sendable {
             p.durable = bytes
         }
         try Self.syncDirectory(of: path)
-        return hasher.finalize().map { byteHex($0) }.joined()
+        return hasher
     }
 
     /// Closes without making anything more durable (the segment is abandoned; recovery repairs it).

@@ -1,4 +1,5 @@
 import CFFmpeg
+import Evidence
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,10 +13,14 @@ import Glibc
 /// power cut loses at most the fragment being written: ≤ 1 s of video plus the sync in flight.
 /// Owns its `AVFormatContext` and `AVIOContext`; `deinit` frees them.
 public final class SegmentMuxer {
-    public struct Finished: Sendable, Equatable {
+    public struct Finished: Sendable {
         public var path: String
         public var bytes: Int64
         public var sha256: String
+        /// The SHA-256 of each piece (header, then each fragment) and the hasher to go on with:
+        /// the ring seals the segment and appends the seal (`Evidence`).
+        public var pieces: [String]
+        public var hasher: PieceHasher
         /// Camera time of the first video packet and of the end of the last one, in µs.
         public var firstMicroseconds: Int64
         public var endMicroseconds: Int64
@@ -207,10 +212,11 @@ public final class SegmentMuxer {
         precondition(!finished, "SegmentMuxer.finish called twice")
         try check(av_write_trailer(output), "av_write_trailer", target: path)
         avio_flush(io)
-        let sha = try sink.finish()
+        let hasher = try sink.finish()
+        let (sha, pieces) = hasher.finish()
         let origin = originMicroseconds
         let first = (firstVideo ?? 0) + origin
-        let result = Finished(path: path, bytes: sink.bytes, sha256: sha,
+        let result = Finished(path: path, bytes: sink.bytes, sha256: sha, pieces: pieces, hasher: hasher,
                               firstMicroseconds: first,
                               endMicroseconds: lastVideo + origin + lastVideoDuration,
                               videoPackets: videoPackets, droppedPackets: dropped)

@@ -66,7 +66,7 @@ public struct CameraCapture: CaptureRunner {
                 let f = try m.finish()
                 durableUntil = segmentWall + Double(f.endMicroseconds - segmentMicros) / 1e6
                 emit(.segmentFinished(FinishedSegment(path: f.path, origin: o, bytes: f.bytes, sha256: f.sha256,
-                                                      durationSeconds: max(0, f.durationSeconds))))
+                                                      durationSeconds: max(0, f.durationSeconds), hashed: f.hasher)))
             } catch {
                 emit(.segmentFailed(path: openPath, error))
             }

@@ -1,3 +1,4 @@
+import Evidence
 import Logging
 import NIOPosix
 @_exported import Wire
@@ -71,6 +72,8 @@ public actor Ring {
     let index: RingIndex
     let logger: Logger
     let pool: NIOThreadPool
+    /// The device's key and name once the recorder has asked for sealing (`startSealing`).
+    var sealer: (key: DeviceKey, device: String)?
     /// False for the empty stand-in a read-only open gives where no index was ever made.
     public nonisolated let exists: Bool
 
@@ -145,9 +148,10 @@ public actor Ring {
     /// Step 3 of a segment's life: the file is durable, now the row says it exists.
     @discardableResult
     public func commit(_ finished: FinishedSegment) async throws(RingError) -> Segment {
-        let segment = try await index.insert(relativePath: relative(finished.path), origin: finished.origin,
-                                             end: finished.origin.start + finished.durationSeconds,
-                                             bytes: finished.bytes, sha256: finished.sha256, recovered: false)
+        let end = finished.origin.start + finished.durationSeconds
+        let (bytes, sha256, chain) = await seal(finished, end: end)
+        let segment = try await index.insert(relativePath: relative(finished.path), origin: finished.origin, end: end,
+                                             bytes: bytes, sha256: sha256, recovered: false, chain: chain)
         logger.debug("segment indexed", metadata: ["path": "\(segment.path)", "bytes": "\(segment.bytes)"])
         try await closeFinishedFlags(camera: segment.camera, recordedUntil: segment.end)
         return segment
@@ -167,7 +171,7 @@ public actor Ring {
     }
 
     public func recordGap(_ gap: Gap) async throws(RingError) {
-        try await index.insertGap(gap)
+        try await index.insertGap(gap, chain: try await sealGap(gap))
         logger.notice("gap recorded", metadata: ["from": "\(gap.start)", "to": "\(gap.end)", "reason": "\(gap.reason)"])
     }
 

@@ -1,3 +1,4 @@
+import Evidence
 import Logging
 import NIOPosix
 import SQLiteNIO
@@ -94,6 +95,22 @@ final class RingIndex: Sendable {
         // being re-sent whole every two seconds while the rest of the queue starves (issue 11).
         """
         ALTER TABLE upload ADD COLUMN retry_after_ms INTEGER NOT NULL DEFAULT 0
+        """,
+        // 7: the evidence chain (issue 13): one sealed record per finished segment and per gap,
+        // in order. Rows stay when the ring evicts a segment's file: the chain still spans it.
+        """
+        CREATE TABLE chain (
+            seq INTEGER PRIMARY KEY CHECK (seq > 0),
+            kind TEXT NOT NULL CHECK (kind IN ('segment', 'gap')),
+            camera TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            segment_path TEXT,
+            hash TEXT NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL
+        );
+        CREATE INDEX chain_time ON chain (camera, start_ms)
         """,
     ]
 
@@ -242,10 +259,50 @@ final class RingIndex: Sendable {
                        recovered: int("recovered") == 1)
     }
 
+    /// A sealed chain record as the index keeps it.
+    struct ChainRow: Sendable {
+        var sealed: SealedRecord
+        var record: ChainRecord
+        var segmentPath: String?
+    }
+
+    /// Inserts a segment and, when the ring seals, its chain record: both or neither.
     @discardableResult
     func insert(relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
-                recovered: Bool, flagged: Bool = false, uploaded: Bool = false) async throws(RingError) -> Segment {
-        let rows = try await run("""
+                recovered: Bool, flagged: Bool = false, uploaded: Bool = false, chain: ChainRow? = nil) async throws(RingError) -> Segment {
+        try await transaction { db throws(RingError) in
+            let segment = try await Self.insertSegment(db, relativePath: relativePath, origin: origin, end: end, bytes: bytes, sha256: sha256,
+                                                       recovered: recovered, flagged: flagged, uploaded: uploaded)
+            if let chain { try await Self.insertChain(db, chain) }
+            return segment
+        }
+    }
+
+    static func insertChain(_ db: Statements, _ row: ChainRow) async throws(RingError) {
+        _ = try await db.run("""
+            INSERT INTO chain (seq, kind, camera, start_ms, end_ms, segment_path, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.integer(Int(row.record.seq)), .text(row.record.kind.rawValue), .text(row.record.camera), .integer(Int(row.record.startMs)),
+                  .integer(Int(row.record.endMs)), row.segmentPath.map { .text($0) } ?? .null, .text(row.sealed.hash),
+                  .text(row.sealed.body), .text(row.sealed.signature)])
+    }
+
+    /// The newest record's sequence number and hash, or nil before the first.
+    func chainHead() async throws(RingError) -> (seq: Int64, hash: String)? {
+        try await run("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").first.map {
+            (Int64($0.column("seq")?.integer ?? 0), $0.column("hash")?.string ?? "")
+        }
+    }
+
+    /// Sealed records in order; `after` a sequence number, at most `limit`.
+    func chain(after: Int64 = 0, limit: Int = 1_000_000) async throws(RingError) -> [SealedRecord] {
+        try await run("SELECT body, signature FROM chain WHERE seq > ? ORDER BY seq LIMIT ?", [.integer(Int(after)), .integer(limit)]).map {
+            SealedRecord(body: $0.column("body")?.string ?? "", signature: $0.column("signature")?.string ?? "")
+        }
+    }
+
+    static func insertSegment(_ db: Statements, relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
+                              recovered: Bool, flagged: Bool, uploaded: Bool) async throws(RingError) -> Segment {
+        let rows = try await db.run("""
             INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
                     ?12 OR EXISTS (SELECT 1 FROM flag WHERE state != 'released' AND camera = ?1 AND pin_to_ms > ?3 AND pin_from_ms < ?4),
@@ -322,9 +379,12 @@ final class RingIndex: Sendable {
                           [.integer(Int(end.milliseconds)), .integer(Int(bytes)), .text(sha256), .integer(Int(id))])
     }
 
-    func insertGap(_ gap: Gap) async throws(RingError) {
-        _ = try await run("INSERT INTO gap (camera, start_ms, end_ms, reason) VALUES (?, ?, ?, ?)",
-                          [.text(gap.camera), .integer(Int(gap.start.milliseconds)), .integer(Int(max(gap.end, gap.start).milliseconds)), .text(gap.reason)])
+    func insertGap(_ gap: Gap, chain: ChainRow? = nil) async throws(RingError) {
+        try await transaction { db throws(RingError) in
+            _ = try await db.run("INSERT INTO gap (camera, start_ms, end_ms, reason) VALUES (?, ?, ?, ?)",
+                                 [.text(gap.camera), .integer(Int(gap.start.milliseconds)), .integer(Int(max(gap.end, gap.start).milliseconds)), .text(gap.reason)])
+            if let chain { try await Self.insertChain(db, chain) }
+        }
     }
 
     func gaps(camera: String?, from: Timestamp?, to: Timestamp?) async throws(RingError) -> [Gap] {

@@ -1,3 +1,5 @@
+import Evidence
+
 /// One segment file as the index knows it. `path` is relative to the storage root.
 public struct Segment: Sendable, Codable, Equatable {
     public var id: Int64
@@ -88,12 +90,19 @@ public struct FinishedSegment: Sendable, Equatable {
     public var bytes: Int64
     public var sha256: String
     public var durationSeconds: Double
+    /// What the recorder hashed as it wrote (nil: the ring reads the file to seal it).
+    public var hashed: PieceHasher?
 
-    public init(path: String, origin: SegmentOrigin, bytes: Int64, sha256: String, durationSeconds: Double) {
+    public init(path: String, origin: SegmentOrigin, bytes: Int64, sha256: String, durationSeconds: Double, hashed: PieceHasher? = nil) {
         self.path = path
         self.origin = origin
         self.bytes = bytes
         self.sha256 = sha256
         self.durationSeconds = durationSeconds
+        self.hashed = hashed
+    }
+
+    public static func == (a: FinishedSegment, b: FinishedSegment) -> Bool {
+        a.path == b.path && a.origin == b.origin && a.bytes == b.bytes && a.sha256 == b.sha256 && a.durationSeconds == b.durationSeconds
     }
 }

@@ -1,0 +1,104 @@
+import Crypto
+import Evidence
+import Foundation
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The evidence chain on the box (issue 13): once the recorder calls `startSealing`, every
+/// finished segment gets a sealed chain record, appended to its file as a seal box and kept in
+/// the index in the same transaction as the segment's row; every gap gets one too. Records
+/// stay in the index when the ring evicts the footage they describe.
+extension Ring {
+    /// Seals from now on with `key`, naming `device` in every record.
+    public func startSealing(key: DeviceKey, device: String) {
+        sealer = (key, device)
+        logger.info("evidence: sealing segments", metadata: ["key": "\(key.fingerprint)"])
+    }
+
+    public var isSealing: Bool { sealer != nil }
+
+    /// The newest record's sequence number and hash (the chain head), or nil before the first.
+    public func chainHead() async throws(RingError) -> (seq: Int64, hash: String)? {
+        try await index.chainHead()
+    }
+
+    /// Sealed records in order, after sequence `after`.
+    public func chain(after: Int64 = 0, limit: Int = 1_000_000) async throws(RingError) -> [SealedRecord] {
+        try await index.chain(after: after, limit: limit)
+    }
+
+    /// Makes the segment's record, appends its seal box to the file and returns the file's
+    /// new size and SHA-256 with the row for the index. A segment that cannot be sealed (the
+    /// card full, a read error) is kept unsealed: footage is never dropped for want of a seal.
+    func seal(_ finished: FinishedSegment, end: Timestamp) async -> (Int64, String, RingIndex.ChainRow?) {
+        guard let (key, device) = sealer else { return (finished.bytes, finished.sha256, nil) }
+        do {
+            let head = try await index.chainHead()
+            let path = finished.path, mediaBytes = finished.bytes
+            let hashed: PieceHasher
+            if let h = finished.hashed, h.bytes == mediaBytes { hashed = h } else {
+                guard let h = try await blocking({ PieceHasher.hash(path: path, count: mediaBytes) }) else {
+                    throw RingError(.storage, "cannot read the segment to seal it", path: path)
+                }
+                hashed = h
+            }
+            let (mediaSHA, pieces) = hashed.finish()
+            let o = finished.origin
+            let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .segment,
+                                     camera: o.camera, start: o.start, end: end, clockSynchronized: o.clockSynchronized,
+                                     monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
+                                     mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec)
+            let sealed = try SealedRecord.seal(record, with: key)
+            let box = SealBox(sealed: sealed, key: key.publicKeyBase64).encoded()
+            try await blocking { try Self.append(box, to: path, at: mediaBytes) }
+            var whole = hashed.wholeHasher
+            box.withUnsafeBytes { whole.update(bufferPointer: $0) }
+            let sha = whole.finalize().map { String(format: "%02x", $0) }.joined()
+            return (mediaBytes + Int64(box.count), sha, .init(sealed: sealed, record: record, segmentPath: relative(path)))
+        } catch {
+            logger.error("evidence: segment left unsealed", metadata: ["path": "\(finished.path)", "error": "\(error)"])
+            return (finished.bytes, finished.sha256, nil)
+        }
+    }
+
+    /// The record of a stretch with no footage.
+    func sealGap(_ gap: Gap) async throws(RingError) -> RingIndex.ChainRow? {
+        guard let (key, device) = sealer else { return nil }
+        let head = try await index.chainHead()
+        let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .gap,
+                                 camera: gap.camera, start: gap.start, end: max(gap.end, gap.start), clockSynchronized: true,
+                                 reason: gap.reason)
+        do {
+            return .init(sealed: try SealedRecord.seal(record, with: key), record: record, segmentPath: nil)
+        } catch {
+            logger.error("evidence: gap left unsealed", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Appends `box` at `offset` (the media's end) and makes it durable; on failure the file is
+    /// cut back to its media so it stays the segment it was.
+    static func append(_ box: [UInt8], to path: String, at offset: Int64) throws {
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RingError(.storage, "cannot open the segment to seal it: \(String(cString: strerror(errno)))", path: path) }
+        defer { Glibc.close(fd) }
+        var written = 0
+        while written < box.count {
+            let n = box.withUnsafeBytes { pwrite(fd, $0.baseAddress! + written, box.count - written, off_t(offset) + off_t(written)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let e = errno
+                _ = ftruncate(fd, off_t(offset))
+                throw RingError(.storage, "cannot write the seal: \(String(cString: strerror(e)))", path: path)
+            }
+            written += n
+        }
+        guard fdatasync(fd) == 0 else {
+            let e = errno
+            _ = ftruncate(fd, off_t(offset))
+            throw RingError(.storage, "cannot make the seal durable: \(String(cString: strerror(e)))", path: path)
+        }
+    }
+}
