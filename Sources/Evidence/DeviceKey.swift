@@ -35,19 +35,19 @@ public struct DeviceKey: Sendable {
 
     static let header = "junction-device-key/1 "
 
-    /// Writes the public key beside the private one (`device.ed25519.pub`, 0644: it is public),
-    /// so `junction status` and `doctor` show it without reading the private key.
-    public func writePublic(beside path: String) throws(ChainError) {
-        let pub = path + ".pub", line = publicKeyBase64 + "\n"
+    /// Writes the public key where anyone may read it (0644, outside the private key's 0700
+    /// directory), so `junction status` and `doctor` show it without reading the private key.
+    public func writePublic(to pub: String) throws(ChainError) {
+        let line = publicKeyBase64 + "\n"
         if let old = FileManager.default.contents(atPath: pub), String(decoding: old, as: UTF8.self) == line { return }
         do { try Data(line.utf8).write(to: URL(fileURLWithPath: pub), options: .atomic) } catch {
             throw .storage("cannot write \(pub): \(error)")
         }
     }
 
-    /// The public key written beside the private key at `path`, or nil.
-    public static func readPublic(beside path: String) -> Curve25519.Signing.PublicKey? {
-        guard let data = FileManager.default.contents(atPath: path + ".pub"), data.count <= 200 else { return nil }
+    /// The public key written by `writePublic`, or nil.
+    public static func readPublic(at path: String) -> Curve25519.Signing.PublicKey? {
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 200 else { return nil }
         return publicKey(base64: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 

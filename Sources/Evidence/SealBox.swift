@@ -16,20 +16,30 @@ public struct SealBox: Codable, Sendable, Equatable {
     public var signature: String
     /// Base64 of the public key that made the signature.
     public var key: String
+    /// The gap records sealed since the previous segment's, so that the files alone hold every
+    /// record (`reindex`): a gap is carried by the segment recorded after it.
+    public var gaps: [SealedRecord]?
+
+    /// Every record the box holds, oldest first: the gaps it carries, then its segment's.
+    public var records: [SealedRecord] { (gaps ?? []) + [sealed] }
 
     /// 4a756e63-7469-6f6e-2d73-65616c2d7631: "Junction-seal-v1" in ASCII.
     public static let uuid: [UInt8] = Array("Junction-seal-v1".utf8)
     /// A seal box is small; anything larger is not one of ours.
-    public static let maxBytes = ChainRecord.maxBodyBytes + 4096
+    public static let maxBytes = ChainRecord.maxBodyBytes + 4096 + maxGaps * 1024
 
-    public init(sealed: SealedRecord, key: String) {
+    public init(sealed: SealedRecord, key: String, gaps: [SealedRecord]? = nil) {
         version = 1
         record = sealed.body
         signature = sealed.signature
         self.key = key
+        self.gaps = gaps?.isEmpty == true ? nil : gaps
     }
 
-    enum CodingKeys: String, CodingKey { case version = "v", record, signature, key }
+    enum CodingKeys: String, CodingKey { case version = "v", record, signature, key, gaps }
+
+    /// Gap records a seal box carries at most (a camera down for a day, retried every few s).
+    public static let maxGaps = 200
 
     public var sealed: SealedRecord { SealedRecord(body: record, signature: signature) }
 
@@ -45,7 +55,8 @@ public struct SealBox: Codable, Sendable, Equatable {
     /// Decodes the box's bytes (header included), or nil when it is not a seal box.
     public static func decode(_ box: [UInt8]) -> SealBox? {
         guard box.count >= 24, box.count <= maxBytes, Array(box[4..<8]) == Array("uuid".utf8), Array(box[8..<24]) == uuid,
-              let seal = try? JSONDecoder().decode(SealBox.self, from: Data(box[24...])), seal.version == 1 else { return nil }
+              let seal = try? JSONDecoder().decode(SealBox.self, from: Data(box[24...])), seal.version == 1,
+              (seal.gaps?.count ?? 0) <= maxGaps else { return nil }
         return seal
     }
 

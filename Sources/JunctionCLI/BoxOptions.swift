@@ -57,7 +57,8 @@ extension JunctionConfiguration {
     var statusPath: String { storage.path + "/status.json" }
     var uplinkStatusPath: String { storage.path + "/uplink.json" }
     /// The box's Ed25519 key (issue 13), beside the footage it seals; `.pub` beside it.
-    var deviceKeyPath: String { storage.path + "/keys/device.ed25519" }
+    var deviceKeyPath: String { ringConfiguration.deviceKeyPath }
+    var devicePublicKeyPath: String { ringConfiguration.devicePublicKeyPath }
     /// The running recorder's control socket (flag and unflag go through it).
     var controlSocketPath: String { storage.path + "/control.sock" }
 

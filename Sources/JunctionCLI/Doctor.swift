@@ -217,10 +217,10 @@ extension JunctionCommand {
         /// The device key that seals the footage (issue 13): its fingerprint, to compare with
         /// the one the commune shows for this box.
         func evidence(_ config: JunctionConfiguration) -> Check {
-            guard let key = DeviceKey.readPublic(beside: config.deviceKeyPath) else {
+            guard let key = DeviceKey.readPublic(at: config.devicePublicKeyPath) else {
                 let exists = FileManager.default.fileExists(atPath: config.deviceKeyPath)
                 return .init(name: "evidence", level: .warning,
-                             detail: exists ? "the device key's public half is missing" : "no device key yet: footage is not sealed",
+                             detail: exists ? "the device key's public half (\(config.devicePublicKeyPath)) is missing" : "no device key yet: footage is not sealed",
                              advice: "the recorder makes the key when it starts (systemctl restart junction); journalctl -u junction says why it could not")
             }
             return .init(name: "evidence", level: .ok,

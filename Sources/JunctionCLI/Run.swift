@@ -38,20 +38,21 @@ extension JunctionCommand {
                 "device": "\(config.device.id)", "camera": "\(config.camera.redactedURL)", "storage": "\(config.storage.path)",
             ])
             let ring = try await Self.openRecovering(config, logger: logger)
-            let findings = try await ring.recover()
-            if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
-            try await ring.enforceRetention()
-            // Evidence: every segment and gap from now on is sealed with the box's key. A key
+            // Evidence: every segment and gap from now on is sealed with the box's key, and so are
+            // files a power cut left unsealed, which recovery finds next. A key
             // that cannot be read or made does not stop recording: footage goes on unsealed and
             // junction doctor says so.
             do {
                 let (key, created) = try DeviceKey.loadOrCreate(path: config.deviceKeyPath)
-                try key.writePublic(beside: config.deviceKeyPath)
+                try key.writePublic(to: config.devicePublicKeyPath)
                 if created { logger.notice("evidence: made this box's device key", metadata: ["fingerprint": "\(key.fingerprint)"]) }
                 await ring.startSealing(key: key, device: config.device.id)
             } catch {
                 logger.critical("evidence: no device key, segments are recorded UNSEALED", metadata: ["error": "\(error)"])
             }
+            let findings = try await ring.recover()
+            if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
+            try await ring.enforceRetention()
 
             let input = config.cameraInputOptions
             let clock = SystemClock()

@@ -180,8 +180,8 @@ extension JunctionCommand {
                                              oldestWaiting: queued.map(\.segment.start).min()),
                                 timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
                                                    gaps: windowGaps), damaged: damaged,
-                                evidence: .init(publicKey: DeviceKey.readPublic(beside: config.deviceKeyPath)?.rawRepresentation.base64EncodedString(),
-                                                fingerprint: DeviceKey.readPublic(beside: config.deviceKeyPath).map(DeviceKey.fingerprint(of:)),
+                                evidence: .init(publicKey: DeviceKey.readPublic(at: config.devicePublicKeyPath)?.rawRepresentation.base64EncodedString(),
+                                                fingerprint: DeviceKey.readPublic(at: config.devicePublicKeyPath).map(DeviceKey.fingerprint(of:)),
                                                 chainRecords: head?.seq ?? 0))
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"

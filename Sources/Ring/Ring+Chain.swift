@@ -51,7 +51,8 @@ extension Ring {
                                      monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
                                      mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec)
             let sealed = try SealedRecord.seal(record, with: key)
-            let box = SealBox(sealed: sealed, key: key.publicKeyBase64).encoded()
+            let gaps = try await index.trailingGaps(limit: SealBox.maxGaps)
+            let box = SealBox(sealed: sealed, key: key.publicKeyBase64, gaps: gaps).encoded()
             try await blocking { try Self.append(box, to: path, at: mediaBytes) }
             var whole = hashed.wholeHasher
             box.withUnsafeBytes { whole.update(bufferPointer: $0) }
@@ -61,6 +62,48 @@ extension Ring {
             logger.error("evidence: segment left unsealed", metadata: ["path": "\(finished.path)", "error": "\(error)"])
             return (finished.bytes, finished.sha256, nil)
         }
+    }
+
+    /// The records a file's seal box holds that the index lacks, to insert with the segment;
+    /// a record the index holds differently is named as a finding, never overwritten.
+    func recordsToImport(from seal: SealBox, file: String) async throws(RingError) -> (rows: [RingIndex.ChainRow], problems: [Finding]) {
+        var rows: [RingIndex.ChainRow] = [], problems: [Finding] = []
+        let segmentBody = seal.record
+        for sealed in seal.records {
+            guard let record = try? ChainRecord.parse(sealed.body) else {
+                problems.append(Finding(kind: .chainProblem, path: file, detail: "its seal box holds a record that cannot be read"))
+                continue
+            }
+            if let held = try await index.chainHash(seq: record.seq) {
+                if held != sealed.hash {
+                    problems.append(Finding(kind: .chainProblem, path: file,
+                                            detail: "its seal names record \(record.seq), which the index holds with other contents: both kept, the chain will not verify there"))
+                }
+                continue
+            }
+            rows.append(.init(sealed: sealed, record: record, segmentPath: sealed.body == segmentBody ? file : nil))
+        }
+        return (rows, problems)
+    }
+
+    /// Checks the index's chain (its newest `last` records, or all) with the box's public key:
+    /// each problem as a finding (`check`, `reindex`).
+    public func verifyChain(last: Int? = nil) async throws(RingError) -> [Finding] {
+        var after: (seq: Int64, hash: String)?
+        if let last, let head = try await index.chainHead(), head.seq > Int64(last) {
+            let seq = head.seq - Int64(last)
+            after = try await index.chainHash(seq: seq).map { (seq, $0) }
+        }
+        let sealed = try await index.chain(after: after?.seq ?? 0)
+        guard let first = sealed.first, let record = try? ChainRecord.parse(first.body) else { return [] }
+        guard let key = sealer?.key.publicKey ?? DeviceKey.readPublic(at: configuration.devicePublicKeyPath) else {
+            return [Finding(kind: .chainProblem, path: "chain", detail: "the device's public key (\(configuration.devicePublicKeyPath)) is missing: the chain cannot be checked")]
+        }
+        var findings = ChainVerifier.verify(sealed, key: key, device: record.device, after: after).findings
+        if after == nil, record.seq > 1 {
+            findings.insert(.init(.missing, seq: 1, "records 1–\(record.seq - 1) are not in the index (their footage was evicted before the index was rebuilt, or they were removed)"), at: 0)
+        }
+        return findings.map { Finding(kind: .chainProblem, path: "chain", detail: $0.message) }
     }
 
     /// The record of a stretch with no footage.

@@ -1,3 +1,4 @@
+import Evidence
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,6 +28,8 @@ extension Ring {
             case quarantined
             /// The index was corrupt and was rebuilt from the files and the journals.
             case indexRebuilt = "index_rebuilt"
+            /// The evidence chain has a broken, missing or conflicting link (issue 13).
+            case chainProblem = "chain_problem"
         }
         public var kind: Kind
         public var path: String
@@ -120,9 +123,23 @@ extension Ring {
             }
             return try await quarantine(file, why: "no whole fragment or no recorder metadata could be read")
         }
-        try await index.insert(relativePath: file, origin: origin, end: origin.start + repaired.scan.durationSeconds,
-                               bytes: repaired.scan.validLength, sha256: repaired.sha256, recovered: true,
-                               flagged: flagged, uploaded: uploaded)
+        let end = origin.start + repaired.scan.durationSeconds
+        // Its seal: carried in the file (a power cut after sealing, or a rebuilt index) and put
+        // back in the index; or, for a file the recorder never finished, made now.
+        var bytes = repaired.scan.validLength, sha = repaired.sha256
+        var rows: [RingIndex.ChainRow] = [], sealProblems: [Finding] = []
+        if let (_, seal) = try await blocking({ SealBox.find(path: abs) }) {
+            (rows, sealProblems) = try await recordsToImport(from: seal, file: file)
+        } else if isSealing {
+            let sealed = await self.seal(FinishedSegment(path: abs, origin: origin, bytes: bytes, sha256: sha,
+                                                         durationSeconds: repaired.scan.durationSeconds), end: end)
+            (bytes, sha) = (sealed.0, sealed.1)
+            rows = sealed.2.map { [$0] } ?? []
+        }
+        try await index.insert(relativePath: file, origin: origin, end: end, bytes: bytes, sha256: sha, recovered: true,
+                               flagged: flagged, uploaded: uploaded, chain: rows.last)
+        try await index.insertChain(Array(rows.dropLast()))
+        for p in sealProblems { logger.error("recovery: \(p)") }
         if repaired.cut > 0 {
             return Finding(kind: .tornSegmentRepaired, path: file,
                            detail: "cut \(repaired.cut) bytes of a torn fragment; \(repaired.scan.fragments) whole fragments, \(String(format1: repaired.scan.durationSeconds)) s kept")
@@ -154,6 +171,9 @@ extension Ring {
             }
         }
     }
+
+    /// Chain records `check` verifies without `deep` (a day of 10 s segments, ~0.5 s of CPU).
+    static let chainRecordsChecked = 10_000
 
     /// Verifies every invariant without changing anything.
     /// - Parameters:
@@ -188,7 +208,13 @@ extension Ring {
             } else if deep {
                 let sha = try await blocking { try FileSystem.sha256(abs) }
                 if sha != row.sha256 {
-                    findings.append(Finding(kind: .hashMismatch, path: row.path, detail: "SHA-256 differs from the one recorded: the file was altered or the card is failing"))
+                    // The seal in the file (if the change spared it) says which fragment changed.
+                    let which = try await blocking { () -> String? in
+                        guard let (_, seal) = SealBox.find(path: abs), let record = try? ChainRecord.parse(seal.record) else { return nil }
+                        return ChainVerifier.verifyFile(path: abs, record: record)?.message
+                    }
+                    findings.append(Finding(kind: .hashMismatch, path: row.path,
+                                            detail: "SHA-256 differs from the one recorded: the file was altered or the card is failing" + (which.map { " (\($0))" } ?? "")))
                 }
             }
             if let prev = last[row.camera], prev.end.milliseconds - row.start.milliseconds > 500 {
@@ -212,6 +238,8 @@ extension Ring {
             findings.append(Finding(kind: .indexRebuilt, path: dir + "/" + b,
                                     detail: "the index was corrupt and was rebuilt from the files and the flag journal; the old one is kept here"))
         }
+        // The evidence chain: every link of it with `deep`, else its newest day or so.
+        findings += try await verifyChain(last: deep ? nil : Self.chainRecordsChecked)
         let u = try await usage()
         if u.ringBytes > u.budgetBytes + u.headroomBytes {
             findings.append(Finding(kind: .overBudget, path: configuration.root,
@@ -256,6 +284,7 @@ extension Ring {
         }
         try await removeEmptyDirectories()
         try await replayJournals()
+        findings += try await verifyChain()
         return (count, findings)
     }
 

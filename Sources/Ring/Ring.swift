@@ -60,6 +60,10 @@ public actor Ring {
 
         public var segmentsRoot: String { root + "/segments" }
         public var indexPath: String { root + "/index.sqlite" }
+        /// The box's Ed25519 key (issue 13), kept with the footage it seals (0600 in a 0700
+        /// directory), and its public half, readable by anyone.
+        public var deviceKeyPath: String { root + "/keys/device.ed25519" }
+        public var devicePublicKeyPath: String { root + "/device-key.pub" }
         /// Damaged files a repair found: kept here, out of the ring, named in `check`.
         public var quarantineRoot: String { root + "/quarantine" }
         /// Flags as police asked for them, outside the index: a corrupt index loses none.

@@ -293,6 +293,29 @@ final class RingIndex: Sendable {
         }
     }
 
+    /// The gap records sealed since the newest segment's (the next seal box carries them).
+    func trailingGaps(limit: Int) async throws(RingError) -> [SealedRecord] {
+        try await run("""
+            SELECT body, signature FROM chain WHERE seq > COALESCE((SELECT MAX(seq) FROM chain WHERE kind = 'segment'), 0)
+            ORDER BY seq DESC LIMIT ?
+            """, [.integer(limit)]).reversed().map {
+            SealedRecord(body: $0.column("body")?.string ?? "", signature: $0.column("signature")?.string ?? "")
+        }
+    }
+
+    /// The hash of record `seq`, or nil when the index has none.
+    func chainHash(seq: Int64) async throws(RingError) -> String? {
+        try await run("SELECT hash FROM chain WHERE seq = ?", [.integer(Int(seq))]).first?.column("hash")?.string
+    }
+
+    /// Puts back records read from the files (reindex, recovery), each once.
+    func insertChain(_ rows: [ChainRow]) async throws(RingError) {
+        guard !rows.isEmpty else { return }
+        try await transaction { db throws(RingError) in
+            for row in rows { try await Self.insertChain(db, row) }
+        }
+    }
+
     /// Sealed records in order; `after` a sequence number, at most `limit`.
     func chain(after: Int64 = 0, limit: Int = 1_000_000) async throws(RingError) -> [SealedRecord] {
         try await run("SELECT body, signature FROM chain WHERE seq > ? ORDER BY seq LIMIT ?", [.integer(Int(after)), .integer(limit)]).map {

@@ -63,4 +63,84 @@ import Testing
         #expect(ChainVerifier.verify(chain, key: key.publicKey, device: "box").findings.isEmpty)
         await ring.close()
     }
+
+    /// A power cut after the seal was appended but before the index took the segment, and one
+    /// before the seal: recovery puts the first record back from the file and seals the second.
+    @Test func recoveryTakesSealsFromTheFilesAndSealsWhatWasLeftUnsealed() async throws {
+        let root = makeRoot()
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let ring = try await openRing(root)
+        await ring.startSealing(key: key, device: "box")
+        _ = try await ring.commit(try FakeSegment.write(ring, start: t0))
+        try await ring.recordGap(Gap(camera: "cam1", start: t0 + 4, end: t0 + 10, reason: "camera down"))
+        let sealedAlready = try await ring.commit(try FakeSegment.write(ring, start: t0 + 10))
+        // The cut: the index loses the last segment's row and record, as if the insert never ran.
+        _ = try await ring.index.run("DELETE FROM segment WHERE id = ?", [.integer(Int(sealedAlready.id))])
+        _ = try await ring.index.run("DELETE FROM chain WHERE seq = 3")
+        let unsealed = try FakeSegment.write(ring, start: t0 + 14)  // finished by the recorder, never committed
+        let findings = try await ring.recover()
+        #expect(findings.filter { $0.kind == .orphanIndexed }.count == 2, "\(findings)")
+        let chain = try await ring.chain()
+        let (records, problems) = ChainVerifier.verify(chain, key: key.publicKey, device: "box")
+        #expect(problems.isEmpty && records.map(\.seq) == [1, 2, 3, 4], "\(problems) \(records.map(\.seq))")
+        #expect(records[2].file == (sealedAlready.path as NSString).lastPathComponent, "record 3 came back from the file, unchanged")
+        #expect(SealBox.find(path: unsealed.path) != nil && records[3].file == (unsealed.path as NSString).lastPathComponent)
+        let recovered = try await ring.segments(), checked = try await ring.check(deep: true)
+        #expect(recovered.count == 3 && checked.isEmpty, "\(checked)")
+        await ring.close()
+    }
+
+    /// The index lost: rebuilt from the files alone, the chain comes back too, gaps included
+    /// (each carried by the segment after it); a link that is gone is reported, not re-made.
+    @Test func reindexRebuildsTheChainFromTheFilesAndSaysWhatIsMissing() async throws {
+        let root = makeRoot()
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let ring = try await openRing(root)
+        await ring.startSealing(key: key, device: "box")
+        try key.writePublic(to: ring.configuration.devicePublicKeyPath)
+        var segments: [Segment] = []
+        segments.append(try await ring.commit(try FakeSegment.write(ring, start: t0)))
+        try await ring.recordGap(Gap(camera: "cam1", start: t0 + 4, end: t0 + 20, reason: "box off"))
+        segments.append(try await ring.commit(try FakeSegment.write(ring, start: t0 + 20)))
+        segments.append(try await ring.commit(try FakeSegment.write(ring, start: t0 + 24)))
+        let before = try await ring.chain()
+        await ring.close()
+        unlink(root + "/index.sqlite"); unlink(root + "/index.sqlite-wal"); unlink(root + "/index.sqlite-shm")
+
+        let rebuilt = try await openRing(root)
+        let (count, findings) = try await rebuilt.reindex()
+        #expect(count == 3 && findings.isEmpty, "\(findings)")
+        let after = try await rebuilt.chain()
+        #expect(after == before, "every record, the gap's too, byte for byte")
+        // A segment deleted behind the ring's back: its record is missing and the chain says so.
+        await rebuilt.close()
+        unlink(rebuilt.path(of: segments[1]))
+        unlink(root + "/index.sqlite"); unlink(root + "/index.sqlite-wal"); unlink(root + "/index.sqlite-shm")
+        let again = try await openRing(root)
+        let (_, gone) = try await again.reindex()
+        #expect(gone.contains { $0.kind == .chainProblem && $0.detail.contains("records 2–3 are missing") }, "\(gone)")
+        await again.close()
+    }
+
+    @Test func checkNamesTheFragmentThatChangedAndAChainRecordRemoved() async throws {
+        let root = makeRoot()
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let ring = try await openRing(root)
+        await ring.startSealing(key: key, device: "box")
+        var segments: [Segment] = []
+        for i in 0..<3 { segments.append(try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4)))) }
+        let path = ring.path(of: segments[1])
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        let header = FakeSegment.header(origin: FakeSegment.origin(t0 + 4)).count
+        let fragment = FakeSegment.fragment(index: 0).count
+        try handle.seek(toOffset: UInt64(header + fragment * 2 + 500))  // inside the third fragment
+        try handle.write(contentsOf: Data([0xFF]))
+        try handle.close()
+        let deep = try await ring.check(deep: true)
+        #expect(deep.contains { $0.kind == .hashMismatch && $0.detail.contains("fragment 3") }, "\(deep)")
+        _ = try await ring.index.run("DELETE FROM chain WHERE seq = 2")
+        let shallow = try await ring.check(deep: false)
+        #expect(shallow.contains { $0.kind == .chainProblem && $0.detail.contains("records 2–2 are missing") }, "\(shallow)")
+        await ring.close()
+    }
 }
