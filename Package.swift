@@ -111,7 +111,7 @@ let package = Package(
         .target(
             name: "Commune",
             dependencies: [
-                "Wire",
+                "Wire", "Evidence",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -138,7 +138,7 @@ let package = Package(
         .executableTarget(
             name: "CommuneCLI",
             dependencies: [
-                "Commune", "Desk", "Wire", "Config",
+                "Commune", "Desk", "Wire", "Config", "Evidence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
         .testTarget(name: "CommuneTests", dependencies: [
-            "Commune", "Uplink", "Ring", "Wire",
+            "Commune", "Uplink", "Ring", "Wire", "Evidence",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
             .product(name: "Logging", package: "swift-log"),

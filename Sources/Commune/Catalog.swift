@@ -92,6 +92,21 @@ public actor Catalog {
         );
         CREATE INDEX audit_by_time ON audit (at_ms)
         """,
+        // 5: evidence (issue 13): each device's public key, bound at its first heartbeat (or
+        // given at `devices add --key`), and every countersignature given to it.
+        """
+        ALTER TABLE device ADD COLUMN public_key TEXT;
+        ALTER TABLE device ADD COLUMN key_bound_ms INTEGER;
+        CREATE TABLE countersign (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,
+            signature TEXT NOT NULL
+        );
+        CREATE INDEX countersign_by_device ON countersign (device, seq)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -195,13 +210,16 @@ public actor Catalog {
         public var lastSeen: Timestamp?
         /// What the box said in its last heartbeat.
         public var health: Heartbeat.Health?
-        enum CodingKeys: String, CodingKey { case id, health, lastSeen = "last_seen" }
+        /// Its Ed25519 public key (base64), once bound (issue 13).
+        public var publicKey: String?
+        enum CodingKeys: String, CodingKey { case id, health, lastSeen = "last_seen", publicKey = "public_key" }
     }
 
     public func devices() async throws -> [Device] {
-        try await query("SELECT id, last_seen_ms, health FROM device ORDER BY id", []).map {
+        try await query("SELECT id, last_seen_ms, health, public_key FROM device ORDER BY id", []).map {
             Device(id: $0.column("id")?.string ?? "", lastSeen: $0.column("last_seen_ms")?.integer.map { Timestamp(milliseconds: Int64($0)) },
-                   health: $0.column("health")?.string.flatMap { try? Heartbeat.decode(Heartbeat.Health.self, from: Array($0.utf8)) })
+                   health: $0.column("health")?.string.flatMap { try? Heartbeat.decode(Heartbeat.Health.self, from: Array($0.utf8)) },
+                   publicKey: $0.column("public_key")?.string)
         }
     }
 

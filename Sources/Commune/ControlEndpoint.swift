@@ -1,3 +1,4 @@
+import Evidence
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -12,9 +13,12 @@ public struct ControlEndpoint: Sendable {
     let logger: Logger
     /// Bodies beyond this are refused (413): a heartbeat is a few kilobytes.
     public var maxBodyBytes = Heartbeat.Limits.maxBodyBytes
+    /// The commune's own key: it countersigns each box's chain head (issue 13).
+    let communeKey: DeviceKey?
 
-    public init(catalog: Catalog, logger: Logger) {
+    public init(catalog: Catalog, communeKey: DeviceKey? = nil, logger: Logger) {
         self.catalog = catalog
+        self.communeKey = communeKey
         self.logger = logger
     }
 
@@ -49,7 +53,27 @@ public struct ControlEndpoint: Sendable {
         try await catalog.setHealth(device: device, report.health)
         for r in report.requests { try await catalog.report(device: device, r) }
         let open = try await catalog.requests(device: device, openOnly: true)
-        return try json(.ok, Heartbeat.Reply(requests: open.map(\.footageRequest)))
+        var reply = Heartbeat.Reply(requests: open.map(\.footageRequest))
+        if let head = report.evidence { (reply.countersign, reply.keyProblem) = try await countersign(head, device: device) }
+        return try json(.ok, reply)
+    }
+
+    /// Binds the box's key at first sight, refuses a different one, and countersigns its head.
+    func countersign(_ head: Heartbeat.ChainHead, device: String) async throws -> (Heartbeat.Countersign?, String?) {
+        guard DeviceKey.publicKey(base64: head.publicKey) != nil else { return (nil, "the heartbeat's public_key is not an Ed25519 public key") }
+        switch try await catalog.bindKey(device: device, publicKey: head.publicKey) {
+        case .refused(let since):
+            logger.warning("evidence: a different key for a device", metadata: ["device": "\(device)"])
+            return (nil, "this box's key is not the one enrolled for \(device)\(since.map { " on \($0)" } ?? ""): its footage is filed unverified until an operator re-enrols it (commune devices rekey \(device))")
+        case .bound:
+            logger.notice("evidence: device key bound", metadata: ["device": "\(device)"])
+        case .same:
+            break
+        }
+        guard let seq = head.seq, seq > 0, let hash = head.hash, ChainRecord.isHash(hash), let communeKey else { return (nil, nil) }
+        let c = try Heartbeat.Countersign.make(device: device, seq: seq, hash: hash, receivedAt: .now(), key: communeKey)
+        try await catalog.addCountersign(c)
+        return (c, nil)
     }
 
     struct NewRequest: Decodable {

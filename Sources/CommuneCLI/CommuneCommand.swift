@@ -1,3 +1,4 @@
+import Evidence
 import ArgumentParser
 import Commune
 import Desk
@@ -150,7 +151,12 @@ extension CommuneCommand {
                 }
             }
             defer { sweeper.cancel() }
-            ControlEndpoint(catalog: catalog, logger: logger).register(on: router)
+            // The commune's own key countersigns each box's chain head; made on first start.
+            let (communeKey, madeKey) = try DeviceKey.loadOrCreate(path: data + "/keys/commune.ed25519")
+            try communeKey.writePublic(to: data + "/commune-key.pub")
+            logger.notice("evidence: countersigning with the commune key", metadata: [
+                "fingerprint": "\(communeKey.fingerprint)", "new": "\(madeKey)", "public_key": "\(communeKey.publicKeyBase64)"])
+            ControlEndpoint(catalog: catalog, communeKey: communeKey, logger: logger).register(on: router)
             var desk = Desk.Configuration(secureCookies: cert != nil, evidenceRoot: data + "/evidence")
             if let zone = file.timeZone, let tz = TimeZone(identifier: zone) { desk.timeZone = tz }
             if let hours = file.sessionHours { desk.session.absoluteSeconds = Double(hours) * 3600 }
@@ -192,7 +198,8 @@ extension CommuneCommand {
     }
 
     struct Devices: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List devices, or add one.", subcommands: [List.self, Add.self], defaultSubcommand: List.self)
+        static let configuration = CommandConfiguration(abstract: "List devices, add one, or re-enrol one's key.", subcommands: [List.self, Add.self, Rekey.self],
+                                                        defaultSubcommand: List.self)
 
         struct List: AsyncParsableCommand {
             @OptionGroup var options: DataOptions
@@ -214,6 +221,7 @@ extension CommuneCommand {
             /// for the terminal (no escape sequences) before it is printed.
             static func line(_ d: Catalog.Device) -> String {
                 var s = "\(d.id)  last seen \(d.lastSeen?.rfc3339 ?? "never")"
+                s += d.publicKey.flatMap(DeviceKey.publicKey(base64:)).map { "  key \(DeviceKey.fingerprint(of: $0))" } ?? "  no key yet"
                 if let h = d.health {
                     let safe = TerminalText.safe
                     s += "  \(safe(h.recording, 40))"
@@ -232,15 +240,23 @@ extension CommuneCommand {
             static let configuration = CommandConfiguration(abstract: "Register a device; prints its token once (the server keeps only a hash).")
             @OptionGroup var options: DataOptions
             @Argument(help: "The device id, as in the box's device.id.") var id: String
+            @Option(help: ArgumentHelp("The box's public key (base64, from junction doctor on the box); without it the first heartbeat binds the key the box sends.",
+                                       valueName: "base64")) var key: String?
             @Flag(help: "Print {\"id\":..,\"token\":..}.") var json = false
             func validate() throws {
                 guard PlainName.isValid(id) else { throw ValidationError(PlainName.problem(id, what: "device id")) }
+                if let key, DeviceKey.publicKey(base64: key) == nil {
+                    throw ValidationError("--key is not an Ed25519 public key in base64 (44 characters, as junction doctor prints it)")
+                }
             }
             func run() async throws {
                 let token = try await options.withCatalog { catalog in
-                    do { return try await catalog.addDevice(id: id) } catch {
+                    let token: String
+                    do { token = try await catalog.addDevice(id: id) } catch {
                         throw ValidationError("device \(id) is already registered (commune devices lists them)")
                     }
+                    if let key { try await catalog.setKey(device: id, publicKey: key) }
+                    return token
                 }
                 if json {
                     print(try jsonText(["id": id, "token": token]))
@@ -249,6 +265,28 @@ extension CommuneCommand {
                     print(token)
                 }
             }
+        }
+    }
+
+    struct Rekey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-enrol a box's key (a re-flashed card, a replaced box): with --key it is set now, without it the box's next heartbeat binds the key it sends.",
+            discussion: "The old key's footage stays verified under the old key; the change is written to the audit log.")
+        @OptionGroup var options: DataOptions
+        @Argument(help: "The device id.") var id: String
+        @Option(help: ArgumentHelp("The box's new public key (base64, from junction doctor).", valueName: "base64")) var key: String?
+        func validate() throws {
+            guard PlainName.isValid(id) else { throw ValidationError(PlainName.problem(id, what: "device id")) }
+            if let key, DeviceKey.publicKey(base64: key) == nil { throw ValidationError("--key is not an Ed25519 public key in base64") }
+        }
+        func run() async throws {
+            try await options.withCatalog { catalog in
+                let old = try await catalog.publicKey(device: id)
+                try await catalog.setKey(device: id, publicKey: key)
+                try await catalog.audit(operator: nil, address: "command line", action: "device rekeyed",
+                                        detail: "\(id): \(old ?? "no key") → \(key ?? "the key of its next heartbeat")")
+            }
+            print(key == nil ? "Device \(id): its next heartbeat binds the key it sends." : "Device \(id): key set.")
         }
     }
 

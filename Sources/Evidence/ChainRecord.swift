@@ -105,7 +105,7 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     /// SHA-256 of a body, in hex.
     public static func hash(_ body: String) -> String { hex(SHA256.hash(data: Data(body.utf8))) }
 
-    static func isHash(_ s: String) -> Bool { s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } }
+    public static func isHash(_ s: String) -> Bool { s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } }
 }
 
 /// What is wrong with a chain, a record or a seal.

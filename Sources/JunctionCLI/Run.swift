@@ -42,8 +42,10 @@ extension JunctionCommand {
             // files a power cut left unsealed, which recovery finds next. A key
             // that cannot be read or made does not stop recording: footage goes on unsealed and
             // junction doctor says so.
+            var publicKey: String?
             do {
                 let (key, created) = try DeviceKey.loadOrCreate(path: config.deviceKeyPath)
+                publicKey = key.publicKeyBase64
                 try key.writePublic(to: config.devicePublicKeyPath)
                 if created { logger.notice("evidence: made this box's device key", metadata: ["fingerprint": "\(key.fingerprint)"]) }
                 await ring.startSealing(key: key, device: config.device.id)
@@ -96,6 +98,7 @@ extension JunctionCommand {
                 var heartbeat = HeartbeatService.Configuration(url: server.url + Heartbeat.path, token: server.token,
                                                                device: device, camera: config.camera.id)
                 heartbeat.interval = .seconds(server.heartbeatSeconds)
+                heartbeat.publicKey = publicKey
                 var heartbeatService = HeartbeatService(configuration: heartbeat, transport: HTTPTransport(client: transport.client),
                                                         ring: ring, version: JunctionVersion.current, logger: logger) {
                     let h = recorder.health

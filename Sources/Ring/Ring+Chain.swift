@@ -106,6 +106,35 @@ extension Ring {
         return findings.map { Finding(kind: .chainProblem, path: "chain", detail: $0.message) }
     }
 
+    /// Countersignatures kept from the last day, and one an hour before it (the newest covers
+    /// every record before it; older ones bound when those records were made more tightly).
+    static let countersignKeepAllSeconds: Int64 = 86_400
+
+    /// Keeps the commune's countersignature of the head `sent`, once it is checked: the same
+    /// device, sequence and hash, and a valid signature under the key it names.
+    public func keep(_ c: Heartbeat.Countersign, sent: Heartbeat.ChainHead, device: String) async throws(RingError) {
+        guard c.device == device, c.seq == sent.seq, c.hash == sent.hash else {
+            throw RingError(.invalidArgument, "the countersignature is not of the head this box sent")
+        }
+        guard c.isValid() else { throw RingError(.invalidArgument, "the countersignature does not verify under the key it names") }
+        _ = try await index.run("INSERT INTO countersign (seq, hash, received_ms, signature, commune_key) VALUES (?, ?, ?, ?, ?)",
+                                [.integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature), .text(c.communeKey)])
+        let cutoff = c.receivedAt.milliseconds - Self.countersignKeepAllSeconds * 1000
+        _ = try await index.run("""
+            DELETE FROM countersign WHERE received_ms < ?1
+              AND id NOT IN (SELECT MIN(id) FROM countersign WHERE received_ms < ?1 GROUP BY received_ms / 3600000)
+            """, [.integer(Int(cutoff))])
+    }
+
+    /// The countersignatures kept, oldest first.
+    public func countersigns(device: String) async throws(RingError) -> [Heartbeat.Countersign] {
+        try await index.run("SELECT seq, hash, received_ms, signature, commune_key FROM countersign ORDER BY seq, id").map {
+            Heartbeat.Countersign(device: device, seq: Int64($0.column("seq")?.integer ?? 0), hash: $0.column("hash")?.string ?? "",
+                                  receivedAt: Timestamp(milliseconds: Int64($0.column("received_ms")?.integer ?? 0)),
+                                  signature: $0.column("signature")?.string ?? "", communeKey: $0.column("commune_key")?.string ?? "")
+        }
+    }
+
     /// The record of a stretch with no footage.
     func sealGap(_ gap: Gap) async throws(RingError) -> RingIndex.ChainRow? {
         guard let (key, device) = sealer else { return nil }

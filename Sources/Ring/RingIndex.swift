@@ -112,6 +112,19 @@ final class RingIndex: Sendable {
         );
         CREATE INDEX chain_time ON chain (camera, start_ms)
         """,
+        // 8: the commune's countersignatures of the chain head (issue 13), as the heartbeat
+        // brought them back: they pin the chain in time and show a cut tail.
+        """
+        CREATE TABLE countersign (
+            id INTEGER PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            received_ms INTEGER NOT NULL,
+            signature TEXT NOT NULL,
+            commune_key TEXT NOT NULL
+        );
+        CREATE INDEX countersign_seq ON countersign (seq)
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

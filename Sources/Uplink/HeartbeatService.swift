@@ -18,6 +18,9 @@ public struct HeartbeatService: Service {
         public var camera: String
         public var interval: Duration = .seconds(60)
         public var retryInterval: Duration = .seconds(2)
+        /// The box's public key (base64): with it each heartbeat carries the chain head for the
+        /// commune to countersign (issue 13).
+        public var publicKey: String?
 
         public init(url: String, token: Secret?, device: String, camera: String) {
             self.url = url
@@ -114,6 +117,14 @@ public struct HeartbeatService: Service {
         guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: response.body) else {
             return .refused("the commune's answer is not the JSON expected")
         }
+        if let problem = reply.keyProblem {
+            logger.error("evidence: the commune refused this box's key", metadata: ["why": "\(TerminalText.safe(String(problem.prefix(300))))"])
+        }
+        if let c = reply.countersign, let head = report.evidence {
+            do { try await ring.keep(c, sent: head, device: configuration.device) } catch {
+                logger.error("evidence: countersignature not kept", metadata: ["error": "\(error)"])
+            }
+        }
         let before = Set(known.map(\.id))
         known = reply.requests
         var fresh = 0
@@ -167,6 +178,11 @@ public struct HeartbeatService: Service {
             }
             reports.append(.init(id: request.id, coverage: coverage, error: refusal))
         }
-        return Heartbeat.Report(device: configuration.device, health: health, requests: reports)
+        var evidence: Heartbeat.ChainHead?
+        if let key = configuration.publicKey {
+            let head = try await ring.chainHead()
+            evidence = .init(publicKey: key, seq: head?.seq, hash: head?.hash)
+        }
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence)
     }
 }

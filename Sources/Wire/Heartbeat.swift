@@ -26,12 +26,61 @@ public enum Heartbeat {
         public var health: Health
         /// Coverage of every request the last answer carried.
         public var requests: [RequestReport]
+        /// The box's public key and the head of its evidence chain (nil from older boxes).
+        public var evidence: ChainHead?
 
-        public init(device: String, health: Health, requests: [RequestReport] = []) {
+        public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil) {
             self.device = device
             self.health = health
             self.requests = requests
+            self.evidence = evidence
         }
+    }
+
+    /// The box's key (base64 of its Ed25519 public key) and its newest chain record (issue 13).
+    public struct ChainHead: Sendable, Codable, Equatable {
+        public var publicKey: String
+        public var seq: Int64?
+        public var hash: String?
+
+        public init(publicKey: String, seq: Int64?, hash: String?) {
+            self.publicKey = publicKey
+            self.seq = seq
+            self.hash = hash
+        }
+
+        enum CodingKeys: String, CodingKey { case publicKey = "public_key", seq, hash }
+    }
+
+    /// The commune's signature over (device, chain head, the time it received it): it pins the
+    /// box's chain in time even when the box's clock was wrong, and a later cut of the chain's
+    /// tail shows against it. The message signed is `Countersign.message`.
+    public struct Countersign: Sendable, Codable, Equatable {
+        public var device: String
+        public var seq: Int64
+        public var hash: String
+        public var receivedAt: Timestamp
+        /// Base64 of the commune's Ed25519 signature, and of the commune's public key.
+        public var signature: String
+        public var communeKey: String
+
+        public init(device: String, seq: Int64, hash: String, receivedAt: Timestamp, signature: String, communeKey: String) {
+            self.device = device
+            self.seq = seq
+            self.hash = hash
+            self.receivedAt = receivedAt
+            self.signature = signature
+            self.communeKey = communeKey
+        }
+
+        enum CodingKeys: String, CodingKey { case device, seq, hash, signature, receivedAt = "received_at", communeKey = "commune_key" }
+
+        /// `junction-countersign/1\n{device}\n{seq}\n{hash}\n{received_at as ms}`.
+        public static func message(device: String, seq: Int64, hash: String, receivedAt: Timestamp) -> [UInt8] {
+            Array("junction-countersign/1\n\(device)\n\(seq)\n\(hash)\n\(receivedAt.milliseconds)".utf8)
+        }
+
+        public var message: [UInt8] { Self.message(device: device, seq: seq, hash: hash, receivedAt: receivedAt) }
     }
 
     /// What in a report is past `Limits`, or nil.
@@ -40,7 +89,8 @@ public enum Heartbeat {
         if let big = r.requests.first(where: { $0.coverage.count > Limits.maxSpansPerRequest }) {
             return "request \(big.id.prefix(64)) has \(big.coverage.count) coverage spans; at most \(Limits.maxSpansPerRequest)"
         }
-        let texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? "", r.health.camera ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
+        var texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? "", r.health.camera ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
+        if let e = r.evidence { texts += [e.publicKey, e.hash ?? ""] }
         if texts.contains(where: { $0.count > Limits.maxTextCharacters }) { return "a text field is longer than \(Limits.maxTextCharacters) characters" }
         return nil
     }
@@ -119,7 +169,18 @@ public enum Heartbeat {
     /// What the server answers.
     public struct Reply: Sendable, Codable, Equatable {
         public var requests: [FootageRequest]
-        public init(requests: [FootageRequest]) { self.requests = requests }
+        /// The commune's countersignature of the head the box sent (nil when it sent none, or
+        /// its key is refused: then `keyProblem` says why and what an operator must do).
+        public var countersign: Countersign?
+        public var keyProblem: String?
+
+        public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil) {
+            self.requests = requests
+            self.countersign = countersign
+            self.keyProblem = keyProblem
+        }
+
+        enum CodingKeys: String, CodingKey { case requests, countersign, keyProblem = "key_problem" }
     }
 }
 

@@ -1,4 +1,5 @@
 import Crypto
+import Evidence
 import Foundation
 import Hummingbird
 import Logging
@@ -18,7 +19,7 @@ struct RunningServer {
     let task: Task<Void, any Error>
     let endpoint: TusEndpoint
 
-    static func start(deviceQuotaBytes: Int64? = nil, expirySeconds: Double? = nil) async throws -> RunningServer {
+    static func start(deviceQuotaBytes: Int64? = nil, expirySeconds: Double? = nil, communeKey: DeviceKey? = nil) async throws -> RunningServer {
         let data = NSTemporaryDirectory() + "commune-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
@@ -28,7 +29,7 @@ struct RunningServer {
         if let expirySeconds { tus.expirySeconds = expirySeconds }
         let endpoint = TusEndpoint(configuration: tus, catalog: catalog, logger: Logger(label: "t"))
         endpoint.register(on: router)
-        ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
+        ControlEndpoint(catalog: catalog, communeKey: communeKey, logger: Logger(label: "t")).register(on: router)
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
