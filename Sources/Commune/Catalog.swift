@@ -107,6 +107,21 @@ public actor Catalog {
         );
         CREATE INDEX countersign_by_device ON countersign (device, seq)
         """,
+        // 6: each clip's proof as it arrived (verified, unverified, failed: ClipProof), and the
+        // commune's copy of every box's chain records, from the seals the clips carried.
+        """
+        ALTER TABLE clip ADD COLUMN proof TEXT NOT NULL DEFAULT 'unverified' CHECK (proof IN ('verified', 'unverified', 'failed'));
+        ALTER TABLE clip ADD COLUMN proof_detail TEXT;
+        ALTER TABLE clip ADD COLUMN chain_seq INTEGER;
+        CREATE TABLE chain_record (
+            device TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            body TEXT NOT NULL,
+            signature TEXT NOT NULL,
+            PRIMARY KEY (device, seq)
+        )
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -307,23 +322,34 @@ public actor Catalog {
         public var receivedAt: Timestamp
         /// The catalog's row id (0 for a clip not filed yet): the desk names clips by it.
         public var id: Int64 = 0
+        /// What its seal proved on arrival: "verified", "unverified" or "failed" (issue 13).
+        public var proof: String = "unverified"
+        public var proofDetail: String? = nil
+        public var chainSeq: Int64? = nil
         enum CodingKeys: String, CodingKey {
-            case path, device, camera, start, end, bytes, sha256, request, reason, id
-            case receivedAt = "received_at"
+            case path, device, camera, start, end, bytes, sha256, request, reason, id, proof
+            case receivedAt = "received_at", proofDetail = "proof_detail", chainSeq = "chain_seq"
         }
     }
 
     /// Files a verified clip and forgets its upload in one transaction: a crash between the two
     /// can neither leave a clip whose upload still counts against the quota, nor an upload row
     /// for a file that was already filed.
-    public func fileClip(_ c: Clip, uploadID: String) async throws {
+    public func fileClip(_ c: Clip, uploadID: String, records: [(seq: Int64, hash: String, body: String, signature: String)] = []) async throws {
         try await transaction { db in
             _ = try await db.query("""
-                INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(c.device), .text(c.camera), .integer(Int(c.start.milliseconds)), .integer(Int(c.end.milliseconds)),
                       .integer(Int(c.bytes)), .text(c.sha256), .text(c.path), c.request.map { .text($0) } ?? .null,
-                      c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds))])
+                      c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds)), .text(c.proof),
+                      c.proofDetail.map { .text($0) } ?? .null, c.chainSeq.map { .integer(Int($0)) } ?? .null])
+            // The records the clip's seal carried: kept once each (a record seen again with other
+            // contents is not overwritten: the verifier finds the conflict).
+            for r in records {
+                _ = try await db.query("INSERT OR IGNORE INTO chain_record (device, seq, hash, body, signature) VALUES (?, ?, ?, ?, ?)",
+                                       [.text(c.device), .integer(Int(r.seq)), .text(r.hash), .text(r.body), .text(r.signature)])
+            }
             _ = try await db.query("DELETE FROM upload WHERE id = ?", [.text(uploadID)])
         }
     }
@@ -343,7 +369,9 @@ public actor Catalog {
             return Clip(path: r.column("path")?.string ?? "", device: r.column("device")?.string ?? "", camera: r.column("camera")?.string ?? "",
                         start: ms("start_ms"), end: ms("end_ms"), bytes: Int64(r.column("bytes")?.integer ?? 0),
                         sha256: r.column("sha256")?.string ?? "", request: r.column("request_id")?.string,
-                        reason: r.column("reason")?.string, receivedAt: ms("received_ms"), id: Int64(r.column("id")?.integer ?? 0))
+                        reason: r.column("reason")?.string, receivedAt: ms("received_ms"), id: Int64(r.column("id")?.integer ?? 0),
+                        proof: r.column("proof")?.string ?? "unverified", proofDetail: r.column("proof_detail")?.string,
+                        chainSeq: r.column("chain_seq")?.integer.map(Int64.init))
         }
     }
 }

@@ -1,3 +1,4 @@
+import Evidence
 import Crypto
 import HTTPTypes
 import Hummingbird
@@ -251,6 +252,14 @@ public struct TusEndpoint: Sendable {
             logger.error("tus: whole-file sha256 mismatch; upload discarded", metadata: ["id": "\(upload.id)", "device": "\(upload.device)"])
             return reply(.gone, "the file's sha256 does not match its metadata: it was discarded; upload it again")
         }
+        // Its seal: checked against the device's enrolled key before it is filed (issue 13).
+        let enrolled = try await catalog.publicKey(device: upload.device)
+        let named = metadata["chain_seq"].flatMap { Int64($0) }
+        let device = upload.device
+        let proof = try await blocking { ClipProof.examine(path: path, device: device, enrolledKey: enrolled, namedSeq: named) }
+        if proof.status != .verified {
+            logger.warning("tus: clip \(proof.status.rawValue)", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(proof.detail)"])
+        }
         let start = Timestamp(rfc3339: metadata["start"]!)!
         let dir = "\(configuration.data)/\(upload.device)/\(metadata["camera"]!)/\(start.day)"
         let final = try await blocking { () throws -> String in
@@ -267,8 +276,10 @@ public struct TusEndpoint: Sendable {
         }
         try await catalog.fileClip(.init(path: final, device: upload.device, camera: metadata["camera"]!, start: start,
                                          end: Timestamp(rfc3339: metadata["end"]!)!, bytes: upload.length, sha256: sha,
-                                         request: metadata["request"], reason: metadata["reason"], receivedAt: .now()),
-                                   uploadID: upload.id)
+                                         request: metadata["request"], reason: metadata["reason"], receivedAt: .now(),
+                                         proof: proof.status.rawValue, proofDetail: proof.detail, chainSeq: proof.seq),
+                                   uploadID: upload.id,
+                                   records: proof.status == .verified ? proof.records.map { ($0.record?.seq ?? 0, $0.hash, $0.body, $0.signature) }.filter { $0.0 > 0 } : [])
         logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
         return nil
     }

@@ -486,7 +486,10 @@ extension CommuneCommand {
             } else if clips.isEmpty {
                 print("No clips yet.")
             } else {
-                for c in clips { print(TerminalText.safe("\(c.device)  \(c.camera)  \(c.start.rfc3339) → \(c.end.rfc3339)  \(c.bytes) B  \(c.path)")) }
+                for c in clips {
+                    let proof = c.proof == "verified" ? "verified" : "\(c.proof.uppercased()): \(c.proofDetail ?? "")"
+                    print(TerminalText.safe("\(c.device)  \(c.camera)  \(c.start.rfc3339) → \(c.end.rfc3339)  \(c.bytes) B  \(proof)  \(c.path)"))
+                }
             }
         }
     }

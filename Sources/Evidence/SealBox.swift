@@ -60,8 +60,10 @@ public struct SealBox: Codable, Sendable, Equatable {
         return seal
     }
 
-    /// The seal box of the file at `path` and where it starts: the first top-level seal box
-    /// after the media. Nil when the file has none (not sealed yet, or cut before its seal).
+    /// The seal box of the file at `path` and where it starts: the box that ends the file (the
+    /// ring appends it last). Found from the end, so it does not depend on the media before it
+    /// being well formed. Nil when the file does not end with one (not sealed yet, cut before
+    /// its seal, or something appended after it).
     public static func find(path: String) -> (offset: Int64, seal: SealBox)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -69,28 +71,25 @@ public struct SealBox: Codable, Sendable, Equatable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return nil }
         let length = Int64(st.st_size)
-        var offset: Int64 = 0
-        var header = [UInt8](repeating: 0, count: 24)
-        for _ in 0..<1_000_000 {  // top-level boxes: a few per fragment
-            guard length - offset >= 24 else { return nil }
-            guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 24, off_t(offset)) }) == 24 else { return nil }
-            let size32 = header[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let size: Int64
-            if size32 == 1 {
-                let large = header[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                guard large <= UInt64(Int64.max) else { return nil }
-                size = Int64(large)
-            } else {
-                size = Int64(size32)
+        // Most seals are ~2 kB: look at the last 64 kB first, then as far back as a seal may be.
+        for window in [Int64(64 << 10), Int64(maxBytes)] {
+            let count = min(length, window)
+            guard count >= 24 else { return nil }
+            var tail = [UInt8](repeating: 0, count: Int(count))
+            guard tail.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, Int(count), off_t(length - count)) }) == Int(count) else { return nil }
+            let marker = Array("uuid".utf8) + uuid
+            var i = tail.count - 24
+            while i >= 4 {
+                if tail[i] == marker[0], Array(tail[i..<(i + 20)]) == marker {
+                    let start = i - 4
+                    let size = tail[start..<(start + 4)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                    if Int(size) == tail.count - start, let seal = decode(Array(tail[start...])) {
+                        return (length - count + Int64(start), seal)
+                    }
+                }
+                i -= 1
             }
-            guard size >= 8, size <= length - offset else { return nil }
-            if size32 != 1, Array(header[4..<8]) == Array("uuid".utf8), Array(header[8..<24]) == uuid, size <= Int64(maxBytes) {
-                var box = [UInt8](repeating: 0, count: Int(size))
-                guard box.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, Int(size), off_t(offset)) }) == Int(size),
-                      let seal = decode(box) else { return nil }
-                return (offset, seal)
-            }
-            offset += size
+            if count == length { return nil }
         }
         return nil
     }

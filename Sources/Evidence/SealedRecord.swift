@@ -17,6 +17,9 @@ public struct SealedRecord: Codable, Sendable, Equatable {
 
     public var hash: String { ChainRecord.hash(body) }
 
+    /// The record, when the body is one.
+    public var record: ChainRecord? { try? ChainRecord.parse(body) }
+
     static func message(hash: String) -> Data { Data("junction-seal/1\n\(hash)".utf8) }
 
     /// Seals a record with the device's key.

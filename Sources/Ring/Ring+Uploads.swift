@@ -24,6 +24,8 @@ extension Ring {
         public var reason: String?
         public var requestID: String?
         public var state: UploadState
+        /// The segment's chain record (issue 13), named in the upload's metadata.
+        public var chainSeq: Int64? = nil
     }
 
     /// Flagged segments not yet uploaded: flags in the order they were made (requests in
@@ -33,7 +35,7 @@ extension Ring {
             SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
                    f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
                    u.url AS up_url, COALESCE(u.offset_bytes, 0) AS up_offset, COALESCE(u.attempts, 0) AS up_attempts,
-                   u.last_error AS up_error
+                   u.last_error AS up_error, (SELECT c.seq FROM chain c WHERE c.segment_path = s.path) AS chain_seq
             FROM segment s
             JOIN flag f ON f.id = (SELECT MIN(g.id) FROM flag g WHERE g.state != 'released' AND g.camera = s.camera
                                    AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)
@@ -46,7 +48,8 @@ extension Ring {
             QueuedUpload(segment: RingIndex.segment(from: r), flagID: Int64(r.column("flag_id")?.integer ?? 0),
                          reason: r.column("flag_reason")?.string, requestID: r.column("flag_request")?.string,
                          state: UploadState(url: r.column("up_url")?.string, offset: Int64(r.column("up_offset")?.integer ?? 0),
-                                            attempts: Int(r.column("up_attempts")?.integer ?? 0), lastError: r.column("up_error")?.string))
+                                            attempts: Int(r.column("up_attempts")?.integer ?? 0), lastError: r.column("up_error")?.string),
+                         chainSeq: r.column("chain_seq")?.integer.map(Int64.init))
         }
     }
 

@@ -123,7 +123,8 @@ final class RingIndex: Sendable {
             signature TEXT NOT NULL,
             commune_key TEXT NOT NULL
         );
-        CREATE INDEX countersign_seq ON countersign (seq)
+        CREATE INDEX countersign_seq ON countersign (seq);
+        CREATE INDEX chain_segment ON chain (segment_path)
         """,
     ]
 

@@ -49,6 +49,7 @@ public struct UploadQueue: Sendable {
         ])
         if let r = item.requestID { m["request"] = r }
         if let r = item.reason { m["reason"] = r }
+        if let s = item.chainSeq { m["chain_seq"] = String(s) }
         return m
     }
 

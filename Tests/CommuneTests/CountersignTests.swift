@@ -100,4 +100,56 @@ import Wire
         #expect(kept > 720 && kept < 720 + 40, "\(kept) kept")
         await ring.close()
     }
+
+    /// Uploads carry their proof: a sealed clip from the enrolled key is filed verified and its
+    /// records join the commune's copy of the chain; an unsealed one unverified; one whose media
+    /// changed after sealing failed, naming the fragment.
+    @Test func clipsAreFiledVerifiedUnverifiedOrFailed() async throws {
+        let server = try await RunningServer.start(communeKey: DeviceKey(Curve25519.Signing.PrivateKey()))
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let (ring, service) = try await sealingBox(server, key: key)
+        let unsealedRoot = NSTemporaryDirectory() + "box-" + UUID().uuidString
+        try await segment(ring, at: 0)
+        try await ring.recordGap(Gap(camera: "cam1", start: t0 + 10, end: t0 + 20, reason: "camera down"))
+        try await segment(ring, at: 20)
+        try await segment(ring, at: 30)
+        var known: [FootageRequest] = []
+        #expect(await service.beat(&known) == .answered(newRequests: 0), "the key is bound first")
+        // The third segment's media changes after it was sealed (its index row follows, so the
+        // whole-file check at the commune passes: only the seal can tell).
+        let third = try #require(try await ring.segments().last)
+        let path = ring.path(of: third)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[100] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        _ = try await ring.index.run("UPDATE segment SET sha256 = ? WHERE id = ?", [.text(sha256Hex(bytes)), .integer(Int(third.id))])
+        _ = try await ring.flag(.init(camera: "cam1", from: t0, to: t0 + 40, reason: "robbery"), now: t0 + 60)
+        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/",
+                                                              token: service.configuration.token), device: "thaithuy-0042", checksum: .sha256,
+                                logger: Logger(label: "t"))
+        #expect(try await queue.drain(sleep: { _ in }).uploaded.count == 3)
+        let clips = try await server.catalog.clips().sorted { $0.start < $1.start }
+        #expect(clips.map(\.proof) == ["verified", "verified", "failed"], "\(clips.map { ($0.proof, $0.proofDetail ?? "") })")
+        #expect(clips[0].chainSeq == 1 && clips[1].chainSeq == 3 && clips[2].proofDetail?.contains("the header") == true)
+        let records = try await server.catalog.query("SELECT seq FROM chain_record ORDER BY seq", []).map { $0.column("seq")?.integer ?? 0 }
+        #expect(records == [1, 2, 3], "the gap came with the segment after it; a failed clip adds nothing")
+        await ring.close()
+
+        // A box that does not seal: its clips arrive unverified, and say why.
+        let plain = try await Ring.open(.init(root: unsealedRoot, budget: .bytes(1 << 30), reserveBytes: 0), logger: Logger(label: "t"))
+        let token = try await server.catalog.addDevice(id: "old-box")
+        let o = SegmentOrigin(camera: "cam1", start: t0, monotonicNanos: 0, bootID: "b", clockSynchronized: true, codec: "h264")
+        let p = try plain.prepareSegmentPath(for: o)
+        let b = (0..<3000).map { _ in UInt8.random(in: 0...255) }
+        try Data(b).write(to: URL(fileURLWithPath: p))
+        _ = try await plain.commit(FinishedSegment(path: p, origin: o, bytes: Int64(b.count), sha256: sha256Hex(b), durationSeconds: 10))
+        _ = try await plain.flag(.init(camera: "cam1", from: t0, to: t0 + 10, reason: "x"), now: t0 + 60)
+        let q2 = UploadQueue(ring: plain, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/", token: Secret(token)),
+                             device: "old-box", checksum: .sha256, logger: Logger(label: "t"))
+        #expect(try await q2.drain(sleep: { _ in }).uploaded.count == 1)
+        let old = try #require(try await server.catalog.clips(device: "old-box").first)
+        #expect(old.proof == "unverified" && old.proofDetail?.contains("no seal") == true)
+        await plain.close()
+        await server.stop()
+    }
 }
