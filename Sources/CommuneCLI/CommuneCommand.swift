@@ -32,7 +32,7 @@ struct CommuneCommand: AsyncParsableCommand {
               commune requests --data /srv/commune
               commune clips --data /srv/commune --json
             """,
-        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Clips.self, Operators.self])
+        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Clips.self, Operators.self, Verify.self])
 }
 
 struct DataOptions: ParsableArguments {
@@ -265,6 +265,17 @@ extension CommuneCommand {
                     print(token)
                 }
             }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an evidence bundle: authentic and complete, or exactly what is wrong.", discussion: VerifyCommand.discussion)
+        @Argument(help: "The bundle's .manifest.json, or the folder holding it.") var bundle: String
+        @Flag(help: "Print JSON for scripts.") var json = false
+        func run() throws {
+            let status = VerifyCommand.main(path: bundle, json: json)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 

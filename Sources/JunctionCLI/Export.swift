@@ -1,3 +1,4 @@
+import Evidence
 import ArgumentParser
 import Config
 import Media
@@ -116,12 +117,31 @@ extension JunctionCommand {
             }
             progress.done()
 
-            let manifest = Manifest(
+            var manifest = Manifest(
                 device: config.device.id, camera: camera, from: start, to: end, exportedAt: .now(), junctionVersion: JunctionVersion.current,
                 clockSynchronized: verified.allSatisfy(\.clockSynchronized), parts: parts,
                 segments: verified.map { .init(file: $0.path, start: $0.start, end: $0.end, bytes: $0.bytes, sha256: $0.sha256, verified: true, part: partOf[$0.id]) }
                     + corrupt.map { .init(file: $0.path, start: $0.start, end: $0.end, bytes: $0.bytes, sha256: $0.sha256, verified: false, part: nil) },
                 gaps: Self.gaps(in: start, end, segments: verified, recorded: recordedGaps))
+            // The proof: the sealed originals, their chain records, the box's key and the
+            // commune's countersignatures, for junction verify / commune verify (issue 13).
+            let records = try await ring.chainRecords(from: start, to: end)
+            if !records.isEmpty, let key = DeviceKey.readPublic(at: config.devicePublicKeyPath) {
+                let proofName = target.stem + ".proof"
+                let firstSeq = records.first?.record?.seq ?? 0
+                let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq }
+                let name = { (s: Segment) in String(s.path.split(separator: "/").last ?? "") }
+                let files = Set(records.compactMap { $0.record?.file })
+                let sealed = verified.filter { files.contains(name($0)) }
+                do {
+                    try Bundle.writeProof(into: target.directory + "/" + proofName, publicKey: key.rawRepresentation.base64EncodedString(),
+                                          chain: records, countersigns: countersigns,
+                                          segments: sealed.map { (name($0), paths[$0.id]!) })
+                    manifest.proof = proofName
+                } catch {
+                    throw CLIError("cannot write the proof folder \(proofName): \(error). The video parts are written; free some space and export again.")
+                }
+            }
             let manifestText = try Output.json(manifest)
             let manifestPath = target.manifestPath
             guard FileManager.default.createFile(atPath: manifestPath, contents: Data(manifestText.utf8)) else {

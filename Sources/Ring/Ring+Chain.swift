@@ -29,6 +29,18 @@ extension Ring {
         try await index.chain(after: after, limit: limit)
     }
 
+    /// The records an export of `from`–`to` carries: the one before the range, those that
+    /// overlap it, and on to the first record the commune countersigned at or after its end.
+    public func chainRecords(from: Timestamp, to: Timestamp) async throws(RingError) -> [SealedRecord] {
+        guard let first = try await index.run("SELECT MIN(seq) AS s FROM chain WHERE end_ms > ?", [.integer(Int(from.milliseconds))])
+                .first?.column("s")?.integer,
+              let last = try await index.run("SELECT MAX(seq) AS s FROM chain WHERE start_ms < ?", [.integer(Int(to.milliseconds))])
+                .first?.column("s")?.integer, last >= first else { return [] }
+        let signed = try await index.run("SELECT MIN(seq) AS s FROM countersign WHERE seq >= ?", [.integer(last)]).first?.column("s")?.integer
+        let upTo = min(signed ?? last, last + Bundle.maxRecords / 2)
+        return try await index.chain(after: Int64(max(0, first - 2)), limit: upTo - max(0, first - 2))
+    }
+
     /// Makes the segment's record, appends its seal box to the file and returns the file's
     /// new size and SHA-256 with the row for the index. A segment that cannot be sealed (the
     /// card full, a read error) is kept unsealed: footage is never dropped for want of a seal.

@@ -67,6 +67,10 @@ public struct EvidenceManifest: Codable, Sendable, Equatable {
     public var request: String?
     public var reason: String?
     public var exportedBy: String?
+    /// The folder beside the manifest holding what proves the footage (issue 13): the sealed
+    /// original segments, the chain records, the device's key, the commune's countersignatures.
+    /// `junction verify` / `commune verify` check it (README, "Evidence bundles").
+    public var proof: String?
 
     public init(device: String, camera: String, from: Timestamp, to: Timestamp, exportedAt: Timestamp, junctionVersion: String,
                 clockSynchronized: Bool, parts: [Part], segments: [Source], gaps: [Hole],
@@ -84,10 +88,11 @@ public struct EvidenceManifest: Codable, Sendable, Equatable {
         self.request = request
         self.reason = reason
         self.exportedBy = exportedBy
+        self.proof = nil
     }
 
     enum CodingKeys: String, CodingKey {
-        case device, camera, from, to, parts, segments, gaps, request, reason
+        case device, camera, from, to, parts, segments, gaps, request, reason, proof
         case exportedAt = "exported_at", junctionVersion = "junction_version", clockSynchronized = "clock_synchronized"
         case exportedBy = "exported_by"
     }

@@ -1,0 +1,57 @@
+import Crypto
+import Foundation
+import Wire
+
+/// An evidence bundle's proof folder (issue 13; README, "Evidence bundles"): beside the joined
+/// MP4 and its manifest, everything a third party needs to check the footage without the box,
+/// the commune or the network.
+///
+///     <stem>.proof/
+///       device-key.pub        the box's Ed25519 public key, base64, one line
+///       chain.jsonl           sealed records, one JSON object {"body":…,"signature":…} a line,
+///                             in order: from the record before the range to the first record
+///                             the commune countersigned at or after its end
+///       countersigns.jsonl    the commune's countersignatures of the chain head, one a line
+///       segments/<file>.mp4   each sealed original segment of the range, byte for byte
+public enum Bundle {
+    public static let keyFile = "device-key.pub"
+    public static let chainFile = "chain.jsonl"
+    public static let countersignFile = "countersigns.jsonl"
+    public static let segmentsDir = "segments"
+    /// Bounds the verifier holds a bundle to.
+    public static let maxChainBytes = 256 << 20
+    public static let maxRecords = 1_000_000
+
+    /// Writes a proof folder. `segments` are (file name, path of the sealed original).
+    public static func writeProof(into dir: String, publicKey: String, chain: [SealedRecord], countersigns: [Heartbeat.Countersign],
+                                  segments: [(name: String, path: String)]) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/" + segmentsDir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        func lines<T: Encodable>(_ items: [T]) throws -> Data {
+            var data = Data()
+            for item in items { data += try encoder.encode(item); data.append(0x0A) }
+            return data
+        }
+        try Data((publicKey + "\n").utf8).write(to: URL(fileURLWithPath: dir + "/" + keyFile))
+        try lines(chain).write(to: URL(fileURLWithPath: dir + "/" + chainFile))
+        try lines(countersigns).write(to: URL(fileURLWithPath: dir + "/" + countersignFile))
+        for s in segments {
+            let target = dir + "/" + segmentsDir + "/" + s.name
+            if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
+            try fm.copyItem(atPath: s.path, toPath: target)
+        }
+    }
+
+    /// The records to put in a bundle for `from`–`to`: the one before the range, those that
+    /// overlap it, and on to the first countersigned record at or after its end (so a cut tail
+    /// shows). `all` in sequence order.
+    public static func records(for from: Timestamp, _ to: Timestamp, all: [SealedRecord], countersigned: Set<Int64>) -> [SealedRecord] {
+        let parsed = all.map { ($0, $0.record) }
+        guard let first = parsed.firstIndex(where: { ($0.1?.endMs ?? 0) > from.milliseconds }) else { return Array(all.suffix(1)) }
+        var last = parsed.lastIndex(where: { ($0.1?.startMs ?? Int64.max) < to.milliseconds }) ?? first
+        if let signed = parsed[last...].firstIndex(where: { $0.1.map { countersigned.contains($0.seq) } ?? false }) { last = signed }
+        return Array(all[max(0, first - 1)...max(first, last)])
+    }
+}
