@@ -108,10 +108,10 @@ public enum BundleVerifier {
                 }
                 if let problem = ChainVerifier.verifyFile(path: path, record: r) {
                     problems.append("record \(r.seq): \(problem.message)")
-                } else {
-                    report.verifiedSegments += 1
+                    continue
                 }
-                // The manifest's word on this file must be the file's.
+                report.verifiedSegments += 1
+                // The file is the one sealed: the manifest's word on it must be the file's.
                 if let listed = sources[name], listed.verified, let sha = try? sha256(path), sha != listed.sha256 {
                     problems.append("the manifest gives \(name) a sha256 that is not the file's: the manifest was edited")
                 }

@@ -61,6 +61,10 @@ extension JunctionCommand {
             let recordedGaps = try await ring.gaps(camera: camera, from: start, to: end)
             let all = try await ring.segments(camera: camera)
             let paths = Dictionary(uniqueKeysWithValues: segments.map { ($0.id, ring.path(of: $0)) })
+            // What proves the range (issue 13), read while the index is open.
+            let records = try await ring.chainRecords(from: start, to: end)
+            let firstSeq = records.first?.record?.seq ?? 0
+            let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq }
             await ring.close()
             guard !segments.isEmpty else {
                 let held = all.first.map { "the ring holds \(Output.local($0.start)) → \(Output.local(all.last!.end))" } ?? "the ring is empty"
@@ -125,11 +129,8 @@ extension JunctionCommand {
                 gaps: Self.gaps(in: start, end, segments: verified, recorded: recordedGaps))
             // The proof: the sealed originals, their chain records, the box's key and the
             // commune's countersignatures, for junction verify / commune verify (issue 13).
-            let records = try await ring.chainRecords(from: start, to: end)
             if !records.isEmpty, let key = DeviceKey.readPublic(at: config.devicePublicKeyPath) {
                 let proofName = target.stem + ".proof"
-                let firstSeq = records.first?.record?.seq ?? 0
-                let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq }
                 let name = { (s: Segment) in String(s.path.split(separator: "/").last ?? "") }
                 let files = Set(records.compactMap { $0.record?.file })
                 let sealed = verified.filter { files.contains(name($0)) }
@@ -156,6 +157,11 @@ extension JunctionCommand {
             for p in parts { print("  \(p.file)  \(Output.bytes(p.bytes))  sha256 \(p.sha256.prefix(16))…") }
             if parts.count > 1 { print("  (split into \(parts.count) parts: \(target.isFAT ? "FAT/exFAT cannot hold files of 4 GiB or more" : "--split-size"))") }
             print("Manifest: \(manifestPath)")
+            if let proof = manifest.proof {
+                print("Proof:    \(target.directory)/\(proof) (sealed originals and their chain: junction verify \(manifestPath))")
+            } else {
+                print("No proof folder: this footage was recorded without sealing (junction doctor: evidence)")
+            }
             if !manifest.gaps.isEmpty {
                 print("Not in the export (not recorded): " + manifest.gaps.map { "\(Output.local($0.from)) → \(Output.local($0.to))" }.joined(separator: ", "))
             }
