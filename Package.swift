@@ -168,7 +168,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
-        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink"],
+        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence",
+                                                     .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),

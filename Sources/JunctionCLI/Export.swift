@@ -63,8 +63,9 @@ extension JunctionCommand {
             let paths = Dictionary(uniqueKeysWithValues: segments.map { ($0.id, ring.path(of: $0)) })
             // What proves the range (issue 13), read while the index is open.
             let records = try await ring.chainRecords(from: start, to: end)
-            let firstSeq = records.first?.record?.seq ?? 0
-            let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq }
+            // The countersignatures of the records carried (one past them would read as a cut tail).
+            let firstSeq = records.first?.record?.seq ?? 0, lastSeq = records.last?.record?.seq ?? 0
+            let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq && $0.seq <= lastSeq }
             await ring.close()
             guard !segments.isEmpty else {
                 let held = all.first.map { "the ring holds \(Output.local($0.start)) → \(Output.local(all.last!.end))" } ?? "the ring is empty"

@@ -125,7 +125,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
                 i += 1
             }
             guard digits > 0 else { return nil }
-            for _ in digits..<3 where digits < 3 { ms *= 10 }
+            // (A `for … in digits..<3 where digits < 3` built its range first and trapped on four
+            // or more digits: found by the countersign fuzz target.)
+            if digits < 3 { for _ in digits..<3 { ms *= 10 } }
         }
         var offsetMinutes = 0
         guard i < chars.count else { return nil }

@@ -1,3 +1,5 @@
+import Crypto
+import Evidence
 import Foundation
 import Testing
 import Wire
@@ -20,6 +22,7 @@ enum Fuzz {
     }
 
     static let now = Timestamp(rfc3339: "2026-11-29T15:30:00Z")!
+    static let fuzzKey = DeviceKey(Curve25519.Signing.PrivateKey())
     static let scratch = NSTemporaryDirectory() + "junction-fuzz-\(getpid())"
 
     static func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
@@ -77,6 +80,31 @@ enum Fuzz {
                 _ = try? Ring.validate(.init(camera: r.camera ?? "", from: from, to: to, reason: r.reason,
                                              preRollSeconds: r.preRollSeconds ?? 0, postRollSeconds: r.postRollSeconds ?? 0))
             }
+        },
+        // Evidence (issue 13): records and seals from a box, a card or a bundle.
+        Target(name: "chain") { b in
+            let lines = text(b).split(separator: "\n").prefix(64).map(String.init)
+            let sealed = lines.compactMap { try? JSONDecoder().decode(SealedRecord.self, from: Data($0.utf8)) }
+            for l in lines { _ = try? ChainRecord.parse(l) }
+            _ = ChainVerifier.verify(sealed + [SealedRecord(body: text(b), signature: text(b))], key: fuzzKey.publicKey, device: "d")
+        },
+        Target(name: "sealbox") { b in
+            _ = SealBox.decode(b)
+            let path = scratch + "-\(UInt64.random(in: 0...UInt64.max)).seal"
+            FileManager.default.createFile(atPath: path, contents: Data(b))
+            defer { unlink(path) }
+            _ = ClipProof.examine(path: path, device: "d", enrolledKey: fuzzKey.publicKeyBase64, namedSeq: 1)
+            var h = PieceHasher()
+            h.update(b)
+            _ = h.finish()
+        },
+        Target(name: "countersign") { b in
+            for line in text(b).split(separator: "\n").prefix(16) {
+                guard let c = try? JSONDecoder().decode(Heartbeat.Countersign.self, from: Data(line.utf8)) else { continue }
+                _ = c.isValid()
+                _ = c.isValid(trusting: fuzzKey.publicKey)
+            }
+            _ = DeviceKey.publicKey(base64: text(b))
         },
         Target(name: "mp4") { b in
             let path = scratch + "-\(UInt64.random(in: 0...UInt64.max)).seg"

@@ -60,6 +60,11 @@ import Wire
         #expect(Timestamp(rfc3339: "2026-02-30T00:00:00Z") == nil)
         #expect(Timestamp(rfc3339: "2026-04-31T00:00:00Z") == nil)
         #expect(Timestamp(rfc3339: "2028-02-29T00:00:00Z") != nil)
+        // More than three fractional digits (microseconds, nanoseconds) are read to the
+        // millisecond; four or more once trapped the parser (fuzz finding, issue 13).
+        #expect(Timestamp(rfc3339: "2026-11-29T14:02:00.123456Z")?.milliseconds == Timestamp(rfc3339: "2026-11-29T14:02:00.123Z")!.milliseconds)
+        #expect(Timestamp(rfc3339: "2026-11-29T14:02:00.1234567890123Z") != nil)
+        #expect(Timestamp(rfc3339: "2026-11-29T14:02:00.5Z")?.milliseconds == Timestamp(rfc3339: "2026-11-29T14:02:00.500Z")!.milliseconds)
         #expect(Timestamp(rfc3339: "2100-02-29T00:00:00Z") == nil)
         #expect(Timestamp(rfc3339: "0000-01-01T00:00:00Z") == nil)
         #expect(throws: TimeExpression.ParseError.self) { try TimeExpression.parse("2026-02-30 10:00") }
