@@ -1,3 +1,4 @@
+import Evidence
 import SQLiteNIO
 import Wire
 
@@ -44,6 +45,15 @@ extension Catalog {
             Heartbeat.Countersign(device: device, seq: Int64($0.column("seq")?.integer ?? 0), hash: $0.column("hash")?.string ?? "",
                                   receivedAt: Timestamp(milliseconds: Int64($0.column("received_ms")?.integer ?? 0)),
                                   signature: $0.column("signature")?.string ?? "", communeKey: communeKey)
+        }
+    }
+
+    /// The commune's copy of a device's chain records overlapping `from`–`to` (those its
+    /// verified clips carried), in sequence order.
+    public func chainRecords(device: String, from: Timestamp, to: Timestamp) async throws -> [SealedRecord] {
+        try await query("SELECT body, signature FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ? ORDER BY seq",
+                        [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).map {
+            SealedRecord(body: $0.column("body")?.string ?? "", signature: $0.column("signature")?.string ?? "")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Evidence
 import Crypto
 import Logging
 import SQLiteNIO
@@ -116,6 +117,8 @@ public actor Catalog {
         CREATE TABLE chain_record (
             device TEXT NOT NULL,
             seq INTEGER NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
             hash TEXT NOT NULL,
             body TEXT NOT NULL,
             signature TEXT NOT NULL,
@@ -335,7 +338,7 @@ public actor Catalog {
     /// Files a verified clip and forgets its upload in one transaction: a crash between the two
     /// can neither leave a clip whose upload still counts against the quota, nor an upload row
     /// for a file that was already filed.
-    public func fileClip(_ c: Clip, uploadID: String, records: [(seq: Int64, hash: String, body: String, signature: String)] = []) async throws {
+    public func fileClip(_ c: Clip, uploadID: String, records: [SealedRecord] = []) async throws {
         try await transaction { db in
             _ = try await db.query("""
                 INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq)
@@ -346,9 +349,12 @@ public actor Catalog {
                       c.proofDetail.map { .text($0) } ?? .null, c.chainSeq.map { .integer(Int($0)) } ?? .null])
             // The records the clip's seal carried: kept once each (a record seen again with other
             // contents is not overwritten: the verifier finds the conflict).
-            for r in records {
-                _ = try await db.query("INSERT OR IGNORE INTO chain_record (device, seq, hash, body, signature) VALUES (?, ?, ?, ?, ?)",
-                                       [.text(c.device), .integer(Int(r.seq)), .text(r.hash), .text(r.body), .text(r.signature)])
+            for sealed in records {
+                guard let r = sealed.record else { continue }
+                _ = try await db.query("""
+                    INSERT OR IGNORE INTO chain_record (device, seq, start_ms, end_ms, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(c.device), .integer(Int(r.seq)), .integer(Int(r.startMs)), .integer(Int(r.endMs)), .text(sealed.hash),
+                          .text(sealed.body), .text(sealed.signature)])
             }
             _ = try await db.query("DELETE FROM upload WHERE id = ?", [.text(uploadID)])
         }

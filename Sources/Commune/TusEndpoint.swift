@@ -279,7 +279,7 @@ public struct TusEndpoint: Sendable {
                                          request: metadata["request"], reason: metadata["reason"], receivedAt: .now(),
                                          proof: proof.status.rawValue, proofDetail: proof.detail, chainSeq: proof.seq),
                                    uploadID: upload.id,
-                                   records: proof.status == .verified ? proof.records.map { ($0.record?.seq ?? 0, $0.hash, $0.body, $0.signature) }.filter { $0.0 > 0 } : [])
+                                   records: proof.status == .verified ? proof.records : [])
         logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
         return nil
     }

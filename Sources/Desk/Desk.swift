@@ -26,6 +26,8 @@ public struct Desk: Sendable {
         public var bcryptCost: UInt8
         /// Where evidence packages are written (`<data>/evidence`).
         public var evidenceRoot: String
+        /// The commune's public key (base64): its countersignatures go into each package's proof.
+        public var communePublicKey: String?
 
         public init(timeZone: TimeZone = Desk.defaultTimeZone, secureCookies: Bool, session: Catalog.SessionLifetime = .init(),
                     bcryptCost: UInt8 = 12, evidenceRoot: String) {

@@ -6,6 +6,8 @@ import Media
 import NIOCore
 import NIOPosix
 import Wire
+import Evidence
+import ZIPFoundation
 
 /// Taking footage away as evidence: a request's clips, each checked against the sha256 the box
 /// recorded, joined without re-encoding into one MP4 (the box's own export code, `ExportMuxer`;
@@ -58,10 +60,22 @@ extension Desk {
         let folder = configuration.evidenceRoot + "/" + name
         let stem = "\(r.device)-\(clips[0].camera)-\(r.from.compact)"
         let officer = session.operator
+        // The proof (issue 13): the device's key, the commune's copy of its chain records for the
+        // range, and the countersignatures among them.
+        var proof: Proof?
+        if let key = try await catalog.publicKey(device: r.device) {
+            let records = try await catalog.chainRecords(device: r.device, from: r.from, to: r.to)
+            let seqs = records.compactMap { $0.record?.seq }
+            var countersigns: [Heartbeat.Countersign] = []
+            if let communeKey = configuration.communePublicKey, let low = seqs.min(), let high = seqs.max() {
+                countersigns = try await catalog.countersigns(device: r.device, communeKey: communeKey).filter { $0.seq >= low && $0.seq <= high }
+            }
+            if !records.isEmpty { proof = Proof(publicKey: key, records: records, countersigns: countersigns) }
+        }
         let manifest: EvidenceManifest
         do {
-            manifest = try await Self.blocking {
-                try Self.writeEvidence(range: r, clips: clips, folder: folder, stem: stem, officer: officer)
+            manifest = try await Self.blocking { [proof] in
+                try Self.writeEvidence(range: r, clips: clips, folder: folder, stem: stem, officer: officer, proof: proof)
             }
         } catch {
             logger.error("desk: evidence could not be made", metadata: ["range": "\(r.label)", "error": "\(error)"])
@@ -77,10 +91,19 @@ extension Desk {
     /// checks a copy anywhere; the page and the downloads read the sums from it.
     static let sumsFile = "SHA256SUMS"
 
-    /// Checks every clip, writes the parts, the manifest and `SHA256SUMS` into `folder` (created;
-    /// removed again when anything fails). Blocking: runs on the thread pool.
+    /// What proves a package's footage: the device's key, its sealed records, the countersignatures.
+    struct Proof: Sendable {
+        var publicKey: String
+        var records: [SealedRecord]
+        var countersigns: [Heartbeat.Countersign]
+    }
+
+    /// Checks every clip, writes the parts, the manifest, the proof folder, all of it once more as
+    /// one `.bundle.zip` (what an officer on a Windows PC downloads and hands over), and
+    /// `SHA256SUMS` into `folder` (created; removed again when anything fails). Blocking: runs on
+    /// the thread pool.
     static func writeEvidence(range r: FootageRange, clips: [Catalog.Clip], folder: String, stem: String,
-                              officer: String) throws -> EvidenceManifest {
+                              officer: String, proof: Proof? = nil) throws -> EvidenceManifest {
         try TusEndpoint.makeDirectories(folder)
         var done = false
         defer { if !done { try? FileManager.default.removeItem(atPath: folder) } }
@@ -106,7 +129,7 @@ extension Desk {
                                   from: Timestamp(milliseconds: $0.startMicroseconds / 1000),
                                   to: Timestamp(milliseconds: $0.endMicroseconds / 1000), segments: $0.segments)
         }
-        let manifest = EvidenceManifest(
+        var manifest = EvidenceManifest(
             device: r.device, camera: verified[0].camera, from: r.from, to: r.to, exportedAt: .now(), junctionVersion: "commune",
             clockSynchronized: true, parts: parts,
             segments: verified.map { .init(file: ($0.path as NSString).lastPathComponent, start: $0.start, end: $0.end, bytes: $0.bytes,
@@ -115,20 +138,48 @@ extension Desk {
                                       sha256: $0.sha256, verified: false, part: nil) },
             gaps: EvidenceManifest.holes(from: r.from, to: r.to, covered: verified.map { ($0.start, $0.end) }),
             request: r.request, reason: r.reason, exportedBy: officer)
+        if let proof {
+            // Each sealed clip under the name its record gives it.
+            let fileBySeq = Dictionary(proof.records.compactMap { s in s.record.map { ($0.seq, $0.file) } }, uniquingKeysWith: { a, _ in a })
+            let segments = verified.compactMap { c -> (name: String, path: String)? in
+                guard let seq = c.chainSeq, let name = fileBySeq[seq] ?? nil, PlainName.isValid(name) else { return nil }
+                return (name, c.path)
+            }
+            try Bundle.writeProof(into: "\(folder)/\(stem).proof", publicKey: proof.publicKey, chain: proof.records,
+                                  countersigns: proof.countersigns, segments: segments)
+            manifest.proof = "\(stem).proof"
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let manifestPath = "\(folder)/\(stem).manifest.json"
         guard FileManager.default.createFile(atPath: manifestPath, contents: try encoder.encode(manifest)) else {
             throw EvidenceFailure(description: "cannot write \(manifestPath)")
         }
-        let sums = parts.map { "\($0.sha256)  \($0.file)\n" }.joined()
+        var sums = parts.map { "\($0.sha256)  \($0.file)\n" }.joined()
             + "\(try TusEndpoint.sha256(manifestPath))  \((manifestPath as NSString).lastPathComponent)\n"
+        // One file to download: the parts, the manifest and the proof folder, stored (video does
+        // not compress), paths relative to the package, as `commune verify` reads them unzipped.
+        let zipName = "\(stem).bundle.zip"
+        let archive = try Archive(url: URL(fileURLWithPath: "\(folder)/\(zipName)"), accessMode: .create)
+        let base = URL(fileURLWithPath: folder)
+        var entries = parts.map(\.file) + [(manifestPath as NSString).lastPathComponent]
+        if let p = manifest.proof {
+            entries += (FileManager.default.enumerator(atPath: "\(folder)/\(p)")?.allObjects as? [String] ?? [])
+                .filter { !Self.isDirectory("\(folder)/\(p)/\($0)") }.sorted().map { "\(p)/\($0)" }
+        }
+        for entry in entries { try archive.addEntry(with: entry, relativeTo: base, compressionMethod: .none) }
+        sums += "\(try TusEndpoint.sha256("\(folder)/\(zipName)"))  \(zipName)\n"
         guard FileManager.default.createFile(atPath: "\(folder)/\(sumsFile)", contents: Data(sums.utf8)) else {
             throw EvidenceFailure(description: "cannot write \(folder)/\(sumsFile)")
         }
         try TusEndpoint.fsyncDirectory(folder)
         done = true
         return manifest
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// The files of one package, as (name, bytes, sha256 written when it was made), read from
@@ -200,7 +251,9 @@ extension Desk {
                                        body: HTML.notice(Strings.text(.evidenceChanged, language))), status: .conflict)
         }
         try await catalog.audit(operator: session.operator, address: address, action: "download", detail: "\(name)/\(file) sha256 \(sha)")
-        var headers = Self.securityHeaders(contentType: file.hasSuffix(".json") ? "application/json" : "video/mp4")
+        let type = file.hasSuffix(".json") ? "application/json" : file.hasSuffix(".zip") ? "application/zip"
+            : file.hasSuffix(".mp4") ? "video/mp4" : "text/plain; charset=utf-8"
+        var headers = Self.securityHeaders(contentType: type)
         headers[.contentDisposition] = "attachment; filename=\"\(file)\""
         headers[.contentLength] = String(st.st_size)
         headers[HTTPField.Name("X-Content-SHA256")!] = sha
