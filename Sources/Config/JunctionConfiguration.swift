@@ -63,6 +63,9 @@ public struct JunctionConfiguration: Sendable, Equatable {
         /// fdatasync each fragment as it is written (a power cut loses at most ~1 s). Off, only
         /// a finished segment is synced: for storage that survives power loss (a UPS, a PC).
         public var syncFragments: Bool = true
+        /// Seal every segment and gap with the box's key (issue 13). Off only to measure its cost
+        /// (`make bench`) or on a box whose footage is never evidence: doctor then warns.
+        public var seal: Bool = true
         public init() {}
     }
 
@@ -175,6 +178,7 @@ private struct Reader {
         "storage.segment_seconds": "target segment length in seconds (2–120)",
         "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
         "storage.sync_fragments": "true (each second is on the card as it is written) or false (only whole segments: a power cut may lose the open one)",
+        "storage.seal": "true (every segment is sealed with the box's key: evidence a court can check) or false (no seal: for measuring its cost)",
         "server.url": "the commune server, e.g. \"https://commune.example.vn\"",
         "server.token": "this box's token (commune devices add ID prints it)",
         "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
@@ -309,6 +313,12 @@ private struct Reader {
                 throw fail("storage.sync_fragments", line: v.line, "expected true or false (true keeps all but the last second through a power cut)")
             }
             storage.syncFragments = b
+        }
+        if let v = value("storage.seal") {
+            guard case .bool(let b) = v.kind else {
+                throw fail("storage.seal", line: v.line, "expected true or false (true seals every segment so a court can check it)")
+            }
+            storage.seal = b
         }
 
         var upload = JunctionConfiguration.Upload()

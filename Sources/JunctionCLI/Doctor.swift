@@ -217,6 +217,10 @@ extension JunctionCommand {
         /// The device key that seals the footage (issue 13): its fingerprint, to compare with
         /// the one the commune shows for this box.
         func evidence(_ config: JunctionConfiguration) -> Check {
+            if !config.storage.seal {
+                return .init(name: "evidence", level: .warning, detail: "storage.seal = false: footage is not sealed, a court cannot check it",
+                             advice: "remove storage.seal from junction.toml (sealing is on by default) and restart junction")
+            }
             guard let key = DeviceKey.readPublic(at: config.devicePublicKeyPath) else {
                 let exists = FileManager.default.fileExists(atPath: config.deviceKeyPath)
                 return .init(name: "evidence", level: .warning,

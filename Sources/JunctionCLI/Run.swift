@@ -43,7 +43,9 @@ extension JunctionCommand {
             // that cannot be read or made does not stop recording: footage goes on unsealed and
             // junction doctor says so.
             var publicKey: String?
-            do {
+            if !config.storage.seal {
+                logger.warning("evidence: storage.seal = false: segments are recorded UNSEALED")
+            } else { do {
                 let (key, created) = try DeviceKey.loadOrCreate(path: config.deviceKeyPath)
                 publicKey = key.publicKeyBase64
                 try key.writePublic(to: config.devicePublicKeyPath)
@@ -51,7 +53,7 @@ extension JunctionCommand {
                 await ring.startSealing(key: key, device: config.device.id)
             } catch {
                 logger.critical("evidence: no device key, segments are recorded UNSEALED", metadata: ["error": "\(error)"])
-            }
+            } }
             let findings = try await ring.recover()
             if !findings.isEmpty { logger.notice("recovery: \(findings.count) repairs, see above") }
             try await ring.enforceRetention()

@@ -52,6 +52,17 @@ import Testing
         }
     }
 
+    @Test func sealingIsOnUnlessTheConfigTurnsItOff() throws {
+        #expect(try JunctionConfiguration.parse(minimal).storage.seal, "every segment is sealed by default")
+        #expect(try !JunctionConfiguration.parse(minimal + "\n[storage]\nseal = false\n").storage.seal)
+        #expect {
+            try JunctionConfiguration.parse(minimal + "\n[storage]\nseal = 0\n")
+        } throws: { error in
+            let e = error as! ConfigError
+            return e.key == "storage.seal" && e.line == 6 && e.message.contains("true or false")
+        }
+    }
+
     @Test func unknownKeyNamesKeyAndLine() {
         let text = minimal + "\nstall_secnds = 5\n"
         #expect {
