@@ -39,7 +39,6 @@ let package = Package(
             name: "Media",
             dependencies: [
                 "CFFmpeg", "Evidence",
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.

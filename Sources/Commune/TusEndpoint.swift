@@ -429,11 +429,3 @@ public struct CommuneError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ s: String) { description = s }
 }
-
-/// Lower-case hex of bytes.
-func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    let digits = Array("0123456789abcdef")
-    var s = ""
-    for b in bytes { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
-    return s
-}

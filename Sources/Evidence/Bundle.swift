@@ -43,15 +43,4 @@ public enum Bundle {
             try fm.copyItem(atPath: s.path, toPath: target)
         }
     }
-
-    /// The records to put in a bundle for `from`–`to`: the one before the range, those that
-    /// overlap it, and on to the first countersigned record at or after its end (so a cut tail
-    /// shows). `all` in sequence order.
-    public static func records(for from: Timestamp, _ to: Timestamp, all: [SealedRecord], countersigned: Set<Int64>) -> [SealedRecord] {
-        let parsed = all.map { ($0, $0.record) }
-        guard let first = parsed.firstIndex(where: { ($0.1?.endMs ?? 0) > from.milliseconds }) else { return Array(all.suffix(1)) }
-        var last = parsed.lastIndex(where: { ($0.1?.startMs ?? Int64.max) < to.milliseconds }) ?? first
-        if let signed = parsed[last...].firstIndex(where: { $0.1.map { countersigned.contains($0.seq) } ?? false }) { last = signed }
-        return Array(all[max(0, first - 1)...max(first, last)])
-    }
 }

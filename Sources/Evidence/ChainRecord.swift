@@ -123,7 +123,8 @@ public enum ChainError: Error, Equatable, CustomStringConvertible, Sendable {
     }
 }
 
-func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
+/// Lower-case hex of bytes (hashes, tokens, ids): box and commune share this one.
+public func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
     let digits = Array("0123456789abcdef".utf8)
     var out = [UInt8]()
     for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }

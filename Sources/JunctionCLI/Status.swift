@@ -160,6 +160,7 @@ extension JunctionCommand {
             let queued = try await ring.uploadQueue(limit: 100_000, now: .latest)
             let damaged = (try? await ring.quarantined()) ?? []
             let head = (try? await ring.chainHead()) ?? nil
+            let deviceKey = DeviceKey.readPublic(at: config.devicePublicKeyPath)
             await ring.close()
 
             var problem: String? = daemon.note
@@ -180,8 +181,8 @@ extension JunctionCommand {
                                              oldestWaiting: queued.map(\.segment.start).min()),
                                 timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
                                                    gaps: windowGaps), damaged: damaged,
-                                evidence: .init(publicKey: DeviceKey.readPublic(at: config.devicePublicKeyPath)?.rawRepresentation.base64EncodedString(),
-                                                fingerprint: DeviceKey.readPublic(at: config.devicePublicKeyPath).map(DeviceKey.fingerprint(of:)),
+                                evidence: .init(publicKey: deviceKey?.rawRepresentation.base64EncodedString(),
+                                                fingerprint: deviceKey.map(DeviceKey.fingerprint(of:)),
                                                 chainRecords: head?.seq ?? 0))
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"

@@ -1,4 +1,3 @@
-import Crypto
 import Dispatch
 import Evidence
 import Synchronization
@@ -188,10 +187,4 @@ final class FileSink: @unchecked Sendable {
         MediaError(code: e == ENOSPC || e == EDQUOT ? .storageFull : .storage, call: call, target: path,
                    message: e == ENOSPC || e == EDQUOT ? "the data filesystem is full" : "writing the segment failed: \(String(cString: strerror(e)))")
     }
-}
-
-@inline(__always)
-func byteHex(_ b: UInt8) -> String {
-    let digits: [Character] = ["0","1","2","3","4","5","6","7","8","9","a","b","c","d","e","f"]
-    return String([digits[Int(b >> 4)], digits[Int(b & 0xf)]])
 }

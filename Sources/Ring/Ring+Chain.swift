@@ -68,7 +68,7 @@ extension Ring {
             try await blocking { try Self.append(box, to: path, at: mediaBytes) }
             var whole = hashed.wholeHasher
             box.withUnsafeBytes { whole.update(bufferPointer: $0) }
-            let sha = whole.finalize().map { String(format: "%02x", $0) }.joined()
+            let sha = hex(whole.finalize())
             return (mediaBytes + Int64(box.count), sha, .init(sealed: sealed, record: record, segmentPath: relative(path)))
         } catch {
             logger.error("evidence: segment left unsealed", metadata: ["path": "\(finished.path)", "error": "\(error)"])
