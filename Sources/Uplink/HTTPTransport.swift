@@ -23,8 +23,11 @@ public struct HTTPTransport: TusTransport {
     }
 
     /// The uplink's client: a 10 s connect timeout, and the CAs in `caFile` (PEM) trusted
-    /// instead of the system's when given.
-    public static func makeClient(caFile: String?) throws -> HTTPClient {
+    /// instead of the system's when given. A connection on which no byte moves for `stall`
+    /// (writing the body, or waiting for the answer) is dropped: a peer that went silent (a
+    /// server killed behind a proxy, a NAT that forgot the flow) fails the request in seconds,
+    /// where the whole-request deadline of a 4 MiB chunk would wait minutes.
+    public static func makeClient(caFile: String?, stall: TimeAmount = .seconds(30)) throws -> HTTPClient {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile {
             do {
@@ -35,6 +38,8 @@ public struct HTTPTransport: TusTransport {
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout.connect = .seconds(10)
+        configuration.timeout.read = stall
+        configuration.timeout.write = stall
         // Never follow a redirect: it could lead the token or footage to another server or to
         // plain http. A 3xx is an answer like any other (the upload says what it got).
         configuration.redirectConfiguration = .disallow

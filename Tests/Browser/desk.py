@@ -30,7 +30,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from selenium.webdriver.support import expected_conditions as EC
+from selenium.common.exceptions import WebDriverException
 
 CHECKS = []
 MEASURED = {}  # reported, never asserted: timings on a shared machine are noise
@@ -149,6 +149,17 @@ post_roll_seconds = 0
         driver.set_page_load_timeout(30)
         wait = WebDriverWait(driver, 15)
 
+        def gone(element):
+            # Selenium's staleness_of only knows StaleElementReference; Chromium may instead say
+            # "Node with given id does not belong to the document" while the old page unloads.
+            def detached(_):
+                try:
+                    element.is_enabled()
+                    return False
+                except WebDriverException:
+                    return True
+            return detached
+
         def sign_in(name, password):
             driver.get(url + "/sign-in")
             field = driver.find_element(By.NAME, "name")
@@ -158,7 +169,7 @@ post_roll_seconds = 0
             driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
             # The form's page must be gone first: right after the click the old page is still
             # "complete", and reading it then would race the answer.
-            wait.until(EC.staleness_of(field))
+            wait.until(gone(field))
             wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
         driver.get(url + "/")

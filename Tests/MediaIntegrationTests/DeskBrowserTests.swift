@@ -14,6 +14,6 @@ struct DeskBrowserTests {
                             timeout: 240)
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("checks passed"), "\(r.stdout)\n\(r.stderr)")
-        print(r.stdout.split(separator: "\n").last ?? "")
+        print(r.stdout.split(separator: "\n").last.map(String.init) ?? "")
     }
 }
