@@ -62,7 +62,8 @@ extension JunctionCommand {
             let clock = SystemClock()
             let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
                                                              segmentSeconds: config.storage.segmentSeconds,
-                                                             syncFragments: config.storage.syncFragments),
+                                                             syncFragments: config.storage.syncFragments,
+                                                             ringSeals: await ring.isSealing),
                                         ring: ring, clock: clock)
             var recorderConfig = RecorderService.Configuration(device: config.device.id, cameraID: config.camera.id,
                                                                cameraURL: config.camera.redactedURL, statusPath: config.statusPath)

@@ -26,6 +26,8 @@ public final class SegmentMuxer {
         public var endMicroseconds: Int64
         public var videoPackets: Int
         public var droppedPackets: Int
+        /// False when `finish(sync: false)` left the last fdatasync to the caller.
+        public var durable: Bool
         public var durationSeconds: Double { Double(endMicroseconds - firstMicroseconds) / 1e6 }
     }
 
@@ -208,18 +210,20 @@ public final class SegmentMuxer {
     }
 
     /// Writes the last fragment, makes the file durable and returns what the index needs.
-    public func finish() throws(MediaError) -> Finished {
+    /// Writes the trailer and closes the file; `sync` false leaves its last `fdatasync` (and
+    /// the directory's) to the caller, who appends the seal first.
+    public func finish(sync: Bool = true) throws(MediaError) -> Finished {
         precondition(!finished, "SegmentMuxer.finish called twice")
         try check(av_write_trailer(output), "av_write_trailer", target: path)
         avio_flush(io)
-        let hasher = try sink.finish()
+        let hasher = try sink.finish(sync: sync)
         let (sha, pieces) = hasher.finish()
         let origin = originMicroseconds
         let first = (firstVideo ?? 0) + origin
         let result = Finished(path: path, bytes: sink.bytes, sha256: sha, pieces: pieces, hasher: hasher,
                               firstMicroseconds: first,
                               endMicroseconds: lastVideo + origin + lastVideoDuration,
-                              videoPackets: videoPackets, droppedPackets: dropped)
+                              videoPackets: videoPackets, droppedPackets: dropped, durable: sync)
         release()
         return result
     }

@@ -10,12 +10,16 @@ public struct CameraCapture: CaptureRunner {
         public var segmentSeconds: Int
         /// fdatasync each whole fragment as it is written (`storage.sync_fragments`).
         public var syncFragments: Bool
+        /// The ring seals each segment (`storage.seal`): a finished file is handed over unsynced
+        /// and the ring's one `fdatasync` after the seal makes media and seal durable together.
+        public var ringSeals: Bool
 
-        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true) {
+        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true, ringSeals: Bool = false) {
             self.input = input
             self.cameraID = cameraID
             self.segmentSeconds = segmentSeconds
             self.syncFragments = syncFragments
+            self.ringSeals = ringSeals
         }
     }
 
@@ -63,10 +67,10 @@ public struct CameraCapture: CaptureRunner {
                 return
             }
             do {
-                let f = try m.finish()
+                let f = try m.finish(sync: !configuration.ringSeals)
                 durableUntil = segmentWall + Double(f.endMicroseconds - segmentMicros) / 1e6
                 emit(.segmentFinished(FinishedSegment(path: f.path, origin: o, bytes: f.bytes, sha256: f.sha256,
-                                                      durationSeconds: max(0, f.durationSeconds), hashed: f.hasher)))
+                                                      durationSeconds: max(0, f.durationSeconds), hashed: f.hasher, durable: f.durable)))
             } catch {
                 emit(.segmentFailed(path: openPath, error))
             }

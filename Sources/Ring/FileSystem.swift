@@ -89,6 +89,16 @@ public enum FileSystem {
         return p.isEmpty ? "/" : p
     }
 
+    /// `fdatasync` a file: its data on the card, or a storage error saying why not.
+    static func syncFile(_ path: String) throws(RingError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RingError(.storage, "cannot open the segment to sync it: \(errnoText())", path: path) }
+        defer { close(fd) }
+        while fdatasync(fd) != 0 {
+            if errno != EINTR { throw RingError(.storage, "cannot make the segment durable: \(errnoText())", path: path) }
+        }
+    }
+
     static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }

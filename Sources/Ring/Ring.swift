@@ -154,6 +154,15 @@ public actor Ring {
     public func commit(_ finished: FinishedSegment) async throws(RingError) -> Segment {
         let end = finished.origin.start + finished.durationSeconds
         let (bytes, sha256, chain) = await seal(finished, end: end)
+        if !finished.durable {
+            // The recorder left the last fdatasync to the seal; unsealed, it happens here. Either
+            // way the file and its directory entry are on the card before the row says so.
+            let path = finished.path, synced = chain != nil
+            try await blocking {
+                if !synced { try FileSystem.syncFile(path) }
+                FileSystem.syncDirectory(FileSystem.parent(of: path))
+            }
+        }
         let segment = try await index.insert(relativePath: relative(finished.path), origin: finished.origin, end: end,
                                              bytes: bytes, sha256: sha256, recovered: false, chain: chain)
         logger.debug("segment indexed", metadata: ["path": "\(segment.path)", "bytes": "\(segment.bytes)"])

@@ -92,17 +92,23 @@ public struct FinishedSegment: Sendable, Equatable {
     public var durationSeconds: Double
     /// What the recorder hashed as it wrote (nil: the ring reads the file to seal it).
     public var hashed: PieceHasher?
+    /// False when the recorder left the file's last `fdatasync` to the ring (which appends the
+    /// seal first and syncs once); the ring makes it durable before indexing it.
+    public var durable: Bool
 
-    public init(path: String, origin: SegmentOrigin, bytes: Int64, sha256: String, durationSeconds: Double, hashed: PieceHasher? = nil) {
+    public init(path: String, origin: SegmentOrigin, bytes: Int64, sha256: String, durationSeconds: Double, hashed: PieceHasher? = nil,
+                durable: Bool = true) {
         self.path = path
         self.origin = origin
         self.bytes = bytes
         self.sha256 = sha256
         self.durationSeconds = durationSeconds
         self.hashed = hashed
+        self.durable = durable
     }
 
     public static func == (a: FinishedSegment, b: FinishedSegment) -> Bool {
         a.path == b.path && a.origin == b.origin && a.bytes == b.bytes && a.sha256 == b.sha256 && a.durationSeconds == b.durationSeconds
+            && a.durable == b.durable
     }
 }
