@@ -56,7 +56,7 @@ let package = Package(
         .target(
             name: "Uplink",
             dependencies: [
-                "Wire", "Ring",
+                "Wire", "Ring", "Evidence",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -48,12 +48,95 @@ extension Catalog {
         }
     }
 
-    /// The commune's copy of a device's chain records overlapping `from`–`to` (those its
-    /// verified clips carried), in sequence order.
+    /// The commune's copy of a device's chain for `from`–`to`: the record before the range,
+    /// those overlapping it, and on to the first record the commune countersigned at or after
+    /// its last (so a bundle shows when the footage existed by, and a cut tail), in order.
     public func chainRecords(device: String, from: Timestamp, to: Timestamp) async throws -> [SealedRecord] {
-        try await query("SELECT body, signature FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ? ORDER BY seq",
-                        [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).map {
+        guard let span = try await query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ?",
+                                         [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).first,
+              let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer else { return [] }
+        let through = try await countersignedSeq(device: device, atOrAfter: hi) ?? hi
+        return try await query("SELECT body, signature FROM chain_record WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                               [.text(device), .integer(max(1, lo - 1)), .integer(through)]).map {
             SealedRecord(body: $0.column("body")?.string ?? "", signature: $0.column("signature")?.string ?? "")
         }
+    }
+
+    func countersignedSeq(device: String, atOrAfter seq: Int) async throws -> Int? {
+        try await query("SELECT MIN(seq) AS s FROM countersign WHERE device = ? AND seq >= ?", [.text(device), .integer(seq)])
+            .first?.column("s")?.integer
+    }
+
+    /// Keeps chain records a box sent when asked (`Heartbeat.Report.chain`): each must be sealed
+    /// by the device's bound key and name the device. A sequence number the commune already holds
+    /// is kept as first received (a differing copy shows in the verifier, never overwrites).
+    /// Returns how many were new, and why any was refused.
+    public func addChainRecords(device: String, _ records: [SealedRecord]) async throws -> (added: Int, refused: String?) {
+        guard !records.isEmpty else { return (0, nil) }
+        guard let key = try await publicKey(device: device).flatMap(DeviceKey.publicKey(base64:)) else {
+            return (0, "no key is bound to \(device): its chain records cannot be checked")
+        }
+        var added = 0
+        for sealed in records {
+            guard let r = sealed.record else { return (added, "a chain record that cannot be read") }
+            guard r.device == device else { return (added, "chain record \(r.seq) names another device") }
+            guard sealed.isSealed(by: key) else { return (added, "chain record \(r.seq) is not sealed by \(device)'s key") }
+            let rows = try await query("""
+                INSERT OR IGNORE INTO chain_record (device, seq, start_ms, end_ms, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq
+                """, [.text(device), .integer(Int(r.seq)), .integer(Int(r.startMs)), .integer(Int(r.endMs)), .text(sealed.hash),
+                      .text(sealed.body), .text(sealed.signature)])
+            added += rows.count
+        }
+        return (added, nil)
+    }
+
+    /// The chain records the commune lacks for the proof of a request's footage (requests of
+    /// the last `days` with clips filed): from the record before the first clip through the
+    /// first countersigned record at or after the last. The first such stretch, or nil.
+    public func chainWanted(device: String, now: Timestamp = .now(), days: Int64 = 30) async throws -> Heartbeat.ChainRange? {
+        let spans = try await query("""
+            SELECT MIN(c.chain_seq) AS lo, MAX(c.chain_seq) AS hi FROM clip c JOIN request r ON r.id = c.request_id
+            WHERE r.device = ? AND r.created_ms > ? AND c.chain_seq IS NOT NULL GROUP BY r.id ORDER BY MIN(r.created_ms)
+            """, [.text(device), .integer(Int(now.milliseconds - days * 86_400_000))])
+        for span in spans {
+            guard let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer,
+                  let through = try await countersignedSeq(device: device, atOrAfter: hi),
+                  let missing = try await firstMissing(device: device, from: max(1, lo - 1), through: through) else { continue }
+            return .init(after: Int64(missing - 1), through: Int64(through))
+        }
+        return nil
+    }
+
+    /// The first sequence number in `from`...`through` the commune's copy lacks, or nil.
+    func firstMissing(device: String, from first: Int, through: Int) async throws -> Int? {
+        let held = try await query("SELECT COUNT(*) AS n FROM chain_record WHERE device = ? AND seq BETWEEN ? AND ?",
+                                   [.text(device), .integer(first), .integer(through)]).first?.column("n")?.integer ?? 0
+        if held == through - first + 1 { return nil }
+        if try await query("SELECT 1 AS x FROM chain_record WHERE device = ? AND seq = ?", [.text(device), .integer(first)]).isEmpty { return first }
+        return try await query("""
+            SELECT MIN(a.seq) + 1 AS m FROM chain_record a WHERE a.device = ?1 AND a.seq BETWEEN ?2 AND ?3
+              AND NOT EXISTS (SELECT 1 FROM chain_record b WHERE b.device = a.device AND b.seq = a.seq + 1)
+            """, [.text(device), .integer(first), .integer(through - 1)]).first?.column("m")?.integer
+    }
+
+    /// How far the commune's copy of the chain proves a range (the desk shows it).
+    public enum Proof: Sendable, Equatable {
+        /// No sealed record covers the range (an unsealed box, or nothing arrived yet).
+        case none
+        /// Records are still to come from the box (or no head past the range is countersigned yet).
+        case waiting
+        /// From the record before the range through one the commune countersigned at `at`.
+        case whole(countersignedAt: Timestamp)
+    }
+
+    public func proof(device: String, from: Timestamp, to: Timestamp) async throws -> Proof {
+        guard let span = try await query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ?",
+                                         [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).first,
+              let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer else { return .none }
+        guard let through = try await countersignedSeq(device: device, atOrAfter: hi),
+              try await firstMissing(device: device, from: max(1, lo - 1), through: through) == nil,
+              let at = try await query("SELECT MIN(received_ms) AS t FROM countersign WHERE device = ? AND seq = ?",
+                                       [.text(device), .integer(through)]).first?.column("t")?.integer else { return .waiting }
+        return .whole(countersignedAt: Timestamp(milliseconds: Int64(at)))
     }
 }

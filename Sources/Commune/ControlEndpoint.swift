@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 import Wire
 
 /// The commune's JSON API. Boxes: `POST /api/v1/heartbeat` (device token). Operators (operator
@@ -15,6 +16,17 @@ public struct ControlEndpoint: Sendable {
     public var maxBodyBytes = Heartbeat.Limits.maxBodyBytes
     /// The commune's own key: it countersigns each box's chain head (issue 13).
     let communeKey: DeviceKey?
+    /// Devices whose chain records were refused, and when: they are not asked again for an hour
+    /// (a box re-enrolled with a new key still holds records sealed by its old one).
+    let chainRefused = ChainRefusals()
+
+    final class ChainRefusals: Sendable {
+        let at = Mutex<[String: Timestamp]>([:])
+        func recent(_ device: String, now: Timestamp) -> Bool {
+            at.withLock { $0[device].map { now.milliseconds - $0.milliseconds < 3_600_000 } ?? false }
+        }
+        func note(_ device: String, now: Timestamp) { at.withLock { $0[device] = now } }
+    }
 
     public init(catalog: Catalog, communeKey: DeviceKey? = nil, logger: Logger) {
         self.catalog = catalog
@@ -54,7 +66,20 @@ public struct ControlEndpoint: Sendable {
         for r in report.requests { try await catalog.report(device: device, r) }
         let open = try await catalog.requests(device: device, openOnly: true)
         var reply = Heartbeat.Reply(requests: open.map(\.footageRequest))
-        if let head = report.evidence { (reply.countersign, reply.keyProblem) = try await countersign(head, device: device) }
+        if let head = report.evidence {
+            (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
+            // The chain records a request's proof still lacks: those this report carries are
+            // kept (each checked under the bound key), and the next stretch asked for.
+            let (added, refused) = try await catalog.addChainRecords(device: device, report.chain ?? [])
+            if let refused {
+                chainRefused.note(device, now: .now())
+                logger.warning("evidence: chain records refused; not asked again for an hour", metadata: ["device": "\(device)", "why": "\(refused)"])
+            }
+            if added > 0 { logger.info("evidence: chain records kept", metadata: ["device": "\(device)", "records": "\(added)"]) }
+            if reply.keyProblem == nil, !chainRefused.recent(device, now: .now()) {
+                reply.chainWanted = try await catalog.chainWanted(device: device)
+            }
+        }
         return try json(.ok, reply)
     }
 

@@ -149,7 +149,14 @@ extension Desk {
                 progress += ", \(t(.unknownRate))"
             }
         }
-        let open = r.state == .waiting || r.state == .accepted
+        let proofText: String, proofClass: String
+        switch try await catalog.proof(device: r.device, from: r.from, to: r.to) {
+        case .none: (proofText, proofClass) = (t(.proofNone), "none")
+        case .waiting: (proofText, proofClass) = (t(.proofWaiting), "waiting")
+        case .whole(let at): (proofText, proofClass) = (t(.proofWhole) + " " + local.dateTime(at, seconds: true), "whole")
+        }
+        // Refreshed while footage or the seal chain is still on its way.
+        let open = r.state == .waiting || r.state == .accepted || (proofClass == "waiting" && !clips.isEmpty)
         let legend = CoverageSpan.Status.allCases.map { "<span class=\"key \($0.rawValue)\">\(t(Self.coverageKey($0)))</span>" }.joined(separator: " ")
         let body = """
             <h1>\(t(.requests)): \(HTML.escape(r.device))</h1>
@@ -159,6 +166,7 @@ extension Desk {
             <dt>\(t(.requestState))</dt><dd class="state \(r.state.rawValue)" id="state">\(t(Self.stateKey(r.state)))\(r.error.map { " — " + HTML.escape($0) } ?? "")</dd>
             <dt>\(t(.requested))</dt><dd>\(local.dateTime(r.createdAt))</dd>
             <dt>\(t(.coverage))</dt><dd id="progress">\(progress)</dd>
+            <dt>\(t(.proof))</dt><dd id="proof" class="proof \(proofClass)">\(proofText)</dd>
             </dl>
             <div class="coverage">\(Self.bar(r))\(local.axis(r.from, r.to))
             <p class="legend">\(legend)</p></div>

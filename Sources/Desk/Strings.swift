@@ -31,6 +31,7 @@ enum Key: String, CaseIterable {
     case play, gap, noClipsYet, wallClock
     case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size
     case show, boxFootage, arrivedFootage, evidenceChanged
+    case proof, proofWhole, proofWaiting, proofNone
 }
 
 enum Strings {
@@ -99,6 +100,10 @@ enum Strings {
         .requestState: "Trạng thái",
         .requested: "Lúc yêu cầu",
         .coverage: "Tiến độ",
+        .proof: "Niêm phong",
+        .proofWhole: "Đủ: chuỗi niêm phong của hộp liền mạch, xã đã ký xác nhận lúc",
+        .proofWaiting: "Đang chờ hộp gửi nốt chuỗi niêm phong",
+        .proofNone: "Không có (các đoạn phim này không được hộp niêm phong)",
         .stateWaiting: "Chờ hộp nhận",
         .stateAccepted: "Đang gửi về",
         .stateComplete: "Hoàn tất",
@@ -203,6 +208,10 @@ enum Strings {
         .requestState: "State",
         .requested: "Requested",
         .coverage: "Progress",
+        .proof: "Seals",
+        .proofWhole: "Whole: the box's seal chain is unbroken, countersigned by the commune at",
+        .proofWaiting: "Waiting for the box to send the rest of its seal chain",
+        .proofNone: "None (the box did not seal these clips)",
         .stateWaiting: "Waiting for the box",
         .stateAccepted: "Arriving",
         .stateComplete: "Complete",

@@ -1,20 +1,12 @@
 import Crypto
 import Foundation
+import Wire
 
 /// A record with the box's Ed25519 signature over `junction-seal/1\n` + the record's hash. Every
 /// record is sealed on its own: a seal is 64 bytes and ~50 µs of CPU per segment (README,
 /// "Evidence": cost), and a single seal per record means any stretch of the chain verifies
 /// without the records around it.
-public struct SealedRecord: Codable, Sendable, Equatable {
-    public var body: String
-    /// Base64 of the 64-byte Ed25519 signature.
-    public var signature: String
-
-    public init(body: String, signature: String) {
-        self.body = body
-        self.signature = signature
-    }
-
+extension SealedRecord {
     public var hash: String { ChainRecord.hash(body) }
 
     /// The record, when the body is one.

@@ -1,4 +1,5 @@
 import Logging
+import Evidence
 import Ring
 import ServiceLifecycle
 import Wire
@@ -49,6 +50,18 @@ public struct HeartbeatService: Service {
         self.recorder = recorder
     }
 
+    /// What the last answer said that the next heartbeat acts on.
+    public struct Known: Sendable, Equatable {
+        /// The requests of the last answer (their coverage goes in the next report).
+        public var requests: [FootageRequest] = []
+        /// The chain records the commune asked for (issue 13): the next report carries them.
+        public var chainWanted: Heartbeat.ChainRange?
+        /// Records the last report carried (a commune still wanting more gets them at once).
+        public var chainSent = 0
+
+        public init() {}
+    }
+
     public enum Outcome: Sendable, Equatable {
         /// The server answered; `newRequests` of its requests were not known before.
         case answered(newRequests: Int)
@@ -60,7 +73,7 @@ public struct HeartbeatService: Service {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var known: [FootageRequest] = []
+            var known = Known()
             var lastProblem: String?
             while !Task.isCancelled {
                 let outcome = await beat(&known)
@@ -71,8 +84,10 @@ public struct HeartbeatService: Service {
                     monitor?.update { $0.lastHeartbeat = .now(); $0.lastContact = .now(); $0.connected = true }
                     if lastProblem != nil { logger.notice("heartbeat: the commune answers again") }
                     lastProblem = nil
-                    // New requests were just flagged: report their coverage right away.
+                    // New requests were just flagged: report their coverage right away; the
+                    // commune wants more of the chain and the box has it: send the next batch.
                     if fresh > 0 { pause = .milliseconds(200) }
+                    else if known.chainSent > 0, known.chainWanted != nil { pause = .seconds(1) }
                 case .refused(let why):
                     if lastProblem != why { logger.warning("heartbeat: \(why)") }
                     lastProblem = why
@@ -86,21 +101,22 @@ public struct HeartbeatService: Service {
         }
     }
 
-    /// One heartbeat: report, read the answer, flag new requests. `known` is the request list of
-    /// the last answer (their coverage goes in this report).
-    public func beat(_ known: inout [FootageRequest], now: Timestamp = .now()) async -> Outcome {
+    /// One heartbeat: report, read the answer, flag new requests. `known` is what the last
+    /// answer said (its requests' coverage and the chain records it wanted go in this report).
+    public func beat(_ known: inout Known, now: Timestamp = .now()) async -> Outcome {
         let report: Heartbeat.Report
+        let body: [UInt8]
         do {
-            report = try await makeReport(known, now: now)
+            (report, body) = try await fitted(try await makeReport(known.requests, now: now), wanted: known.chainWanted)
         } catch {
             return .refused("cannot read the ring to report: \(error)")
         }
+        known.chainSent = report.chain?.count ?? 0
         var headers = ["Content-Type": "application/json"]
         if let token = configuration.token { headers["Authorization"] = "Bearer " + token.reveal() }
         let response: TusResponse
         do {
-            response = try await transport.perform(TusRequest(method: "POST", url: configuration.url, headers: headers,
-                                                              body: try Heartbeat.encode(report)))
+            response = try await transport.perform(TusRequest(method: "POST", url: configuration.url, headers: headers, body: body))
         } catch {
             return .unreachable(String(describing: error))
         }
@@ -125,8 +141,9 @@ public struct HeartbeatService: Service {
                 logger.error("evidence: countersignature not kept", metadata: ["error": "\(error)"])
             }
         }
-        let before = Set(known.map(\.id))
-        known = reply.requests
+        let before = Set(known.requests.map(\.id))
+        known.requests = reply.requests
+        known.chainWanted = reply.chainWanted
         var fresh = 0
         for request in reply.requests {
             let isNew = !before.contains(request.id)
@@ -150,6 +167,26 @@ public struct HeartbeatService: Service {
         } catch {
             if firstSight { logger.error("footage request not taken: \(error)", metadata: ["request": "\(request.id)"]) }
         }
+    }
+
+    /// The report with the chain records the commune wants, from the first it asked for and
+    /// only then (a box that lacks that one sends none: the commune's copy shows the hole), as
+    /// many as fit the commune's bounds; and its encoded body.
+    func fitted(_ report: Heartbeat.Report, wanted: Heartbeat.ChainRange?) async throws -> (Heartbeat.Report, [UInt8]) {
+        var report = report
+        if let wanted, wanted.through > wanted.after, wanted.after >= 0 {
+            let limit = Int(min(Int64(Heartbeat.Limits.maxChainRecords), wanted.through - wanted.after))
+            let records = try await ring.chain(after: wanted.after, limit: limit)
+            if records.first?.record?.seq == wanted.after + 1 {
+                report.chain = records
+            }
+        }
+        var body = try Heartbeat.encode(report)
+        while body.count > Heartbeat.Limits.maxBodyBytes, let chain = report.chain, !chain.isEmpty {
+            report.chain = chain.count == 1 ? nil : Array(chain.prefix(chain.count / 2))
+            body = try Heartbeat.encode(report)
+        }
+        return (report, body)
     }
 
     func makeReport(_ known: [FootageRequest], now: Timestamp) async throws -> Heartbeat.Report {

@@ -18,6 +18,9 @@ public enum Heartbeat {
         public static let maxRequests = 100
         public static let maxSpansPerRequest = 1000
         public static let maxTextCharacters = 500
+        /// Chain records a heartbeat carries for the commune's copy (their bodies are bounded by
+        /// `ChainRecord`; the whole heartbeat by `maxBodyBytes`, which the box fits them to).
+        public static let maxChainRecords = 200
     }
 
     /// What the box posts.
@@ -28,12 +31,29 @@ public enum Heartbeat {
         public var requests: [RequestReport]
         /// The box's public key and the head of its evidence chain (nil from older boxes).
         public var evidence: ChainHead?
+        /// The chain records the commune's last answer asked for (`Reply.chainWanted`), from the
+        /// first one asked, in order: the commune's copy of a requested range's chain, through
+        /// the head it countersigned after the range (so its bundles show a cut tail).
+        public var chain: [SealedRecord]?
 
-        public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil) {
+        public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil,
+                    chain: [SealedRecord]? = nil) {
             self.device = device
             self.health = health
             self.requests = requests
             self.evidence = evidence
+            self.chain = chain
+        }
+    }
+
+    /// Sequence numbers of chain records the commune lacks: `after` + 1 through `through`.
+    public struct ChainRange: Sendable, Codable, Equatable {
+        public var after: Int64
+        public var through: Int64
+
+        public init(after: Int64, through: Int64) {
+            self.after = after
+            self.through = through
         }
     }
 
@@ -91,6 +111,10 @@ public enum Heartbeat {
         }
         var texts = [r.device, r.health.recording, r.health.version, r.health.lastError ?? "", r.health.camera ?? ""] + r.requests.flatMap { [$0.id, $0.error ?? ""] }
         if let e = r.evidence { texts += [e.publicKey, e.hash ?? ""] }
+        if let c = r.chain {
+            if c.count > Limits.maxChainRecords { return "the heartbeat carries \(c.count) chain records; at most \(Limits.maxChainRecords)" }
+            texts += c.map(\.signature)
+        }
         if texts.contains(where: { $0.count > Limits.maxTextCharacters }) { return "a text field is longer than \(Limits.maxTextCharacters) characters" }
         return nil
     }
@@ -173,14 +197,18 @@ public enum Heartbeat {
         /// its key is refused: then `keyProblem` says why and what an operator must do).
         public var countersign: Countersign?
         public var keyProblem: String?
+        /// Chain records the commune wants for a requested range's proof; the next heartbeat
+        /// carries as many of them as fit (`Report.chain`).
+        public var chainWanted: ChainRange?
 
-        public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil) {
+        public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil) {
             self.requests = requests
             self.countersign = countersign
             self.keyProblem = keyProblem
+            self.chainWanted = chainWanted
         }
 
-        enum CodingKeys: String, CodingKey { case requests, countersign, keyProblem = "key_problem" }
+        enum CodingKeys: String, CodingKey { case requests, countersign, keyProblem = "key_problem", chainWanted = "chain_wanted" }
     }
 }
 

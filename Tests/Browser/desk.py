@@ -283,6 +283,19 @@ post_roll_seconds = 0
             check("seeking inside a clip (byte ranges) shows the right second",
                   int(driver.find_element(By.ID, "clock").get_attribute("data-ms") or 0) >= second_start + 2400)
 
+        # The seals (issue 13): the commune asks the box for the rest of its chain, through a head
+        # it countersigned after the range; the request page says when the proof is whole.
+        driver.get(url + f"/requests/{request_id}")
+        proof_whole = "return (document.getElementById('proof') || {className: ''}).className.includes('whole')"
+        try:
+            WebDriverWait(driver, 60, poll_frequency=1).until(lambda d: d.execute_script(proof_whole))  # the page refreshes itself
+        except Exception:
+            pass
+        check("the seal chain reaches the commune by itself, countersigned past the range",
+              driver.execute_script(proof_whole) and "xã đã ký xác nhận lúc" in driver.page_source,
+              driver.find_element(By.ID, "proof").text if driver.find_elements(By.ID, "proof") else "no #proof")
+        driver.save_screenshot(os.path.join(out, "7b-seals-whole.png"))
+
         # Evidence: one MP4 and its manifest, with the sha256 of what was downloaded on the page.
         driver.get(url + f"/requests/{request_id}")
         driver.find_element(By.CSS_SELECTOR, ".actions button[type=submit]").click()
@@ -336,6 +349,8 @@ post_roll_seconds = 0
         check("the downloaded bundle verifies offline: authentic, complete, every clip sealed by the box",
               len(bundle) == 1 and v is not None and v.returncode == 0 and report.get("authentic") is True and report.get("complete") is True
               and report.get("verified_segments") == len(recorded), verdict)
+        check("the bundle shows when the footage existed by: a countersignature past the range",
+              bool((report.get("time") or {}).get("countersigned_at")), json.dumps(report.get("time")))
 
         # Any range of what a box sent plays and is taken away without a request: from the box
         # list, the box's footage, a range typed to the second.

@@ -41,7 +41,7 @@ import Wire
         let (ring, service) = try await sealingBox(server, key: key)
         try await segment(ring, at: 0)
         try await segment(ring, at: 10)
-        var known: [FootageRequest] = []
+        var known = HeartbeatService.Known()
         #expect(await service.beat(&known) == .answered(newRequests: 0))
         #expect(try await server.catalog.publicKey(device: "thaithuy-0042") == key.publicKeyBase64, "bound at the first heartbeat")
         let head = try #require(try await ring.chainHead())
@@ -113,7 +113,7 @@ import Wire
         try await ring.recordGap(Gap(camera: "cam1", start: t0 + 10, end: t0 + 20, reason: "camera down"))
         try await segment(ring, at: 20)
         try await segment(ring, at: 30)
-        var known: [FootageRequest] = []
+        var known = HeartbeatService.Known()
         #expect(await service.beat(&known) == .answered(newRequests: 0), "the key is bound first")
         // The third segment's media changes after it was sealed (its index row follows, so the
         // whole-file check at the commune passes: only the seal can tell).
@@ -150,6 +150,83 @@ import Wire
         let old = try #require(try await server.catalog.clips(device: "old-box").first)
         #expect(old.proof == "unverified" && old.proofDetail?.contains("no seal") == true)
         await plain.close()
+        await server.stop()
+    }
+
+    /// A request's proof reaches past its footage: the commune asks the box (in its heartbeat
+    /// answer) for the chain records it lacks, from the one before the first clip through the
+    /// first head it countersigned at or after the last, and keeps only records sealed by the
+    /// device's key.
+    @Test func theCommuneFetchesTheChainARequestsProofNeeds() async throws {
+        let server = try await RunningServer.start(communeKey: DeviceKey(Curve25519.Signing.PrivateKey()))
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let (ring, service) = try await sealingBox(server, key: key)
+        for s in stride(from: 0.0, through: 50, by: 10) { try await segment(ring, at: s) }   // records 1–6
+        var known = HeartbeatService.Known()
+        #expect(await service.beat(&known) == .answered(newRequests: 0), "binds the key, countersigns head 6")
+        #expect(known.chainWanted == nil, "no request, nothing wanted")
+        let request = try await server.catalog.addRequest(device: "thaithuy-0042", camera: nil, from: t0 + 10, to: t0 + 30, reason: "theft")
+        #expect(await service.beat(&known) == .answered(newRequests: 1))
+        let queue = UploadQueue(ring: ring, client: TusClient(transport: HTTPTransport(), collectionURL: server.url + "/files/",
+                                                              token: service.configuration.token), device: "thaithuy-0042", checksum: .sha256,
+                                logger: Logger(label: "t"))
+        #expect(try await queue.drain(sleep: { _ in }).uploaded.count == 2)
+        let filed = try await server.catalog.clips().filter { $0.request == request.id }.compactMap(\.chainSeq).sorted()
+        #expect(filed == [2, 3], "\(filed)")
+        let partial = try await server.catalog.chainRecords(device: "thaithuy-0042", from: t0 + 10, to: t0 + 30)
+        #expect(partial.compactMap(\.record?.seq) == [2, 3], "before the box is asked: only what the clips carried")
+
+        // A forged or foreign copy is refused, and nothing of it kept.
+        let held = try await ring.chain(after: 0)
+        var forged = SealedRecord(body: held[0].body.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":1 "), signature: held[0].signature)
+        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged]).refused != nil)
+        let stranger = DeviceKey(Curve25519.Signing.PrivateKey())
+        let record = try #require(held[0].record)
+        forged = .init(body: held[0].body, signature: try SealedRecord.seal(record, with: stranger).signature)
+        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged]).refused?.contains("not sealed") == true)
+
+        // The next answer asks for records 1 and 4–6 (through the countersigned head 6); the
+        // heartbeat after it carries them; then nothing more is wanted.
+        #expect(await service.beat(&known) == .answered(newRequests: 0))
+        #expect(known.chainWanted == Heartbeat.ChainRange(after: 0, through: 6), "\(String(describing: known.chainWanted))")
+        #expect(await service.beat(&known) == .answered(newRequests: 0))
+        #expect(known.chainSent == 6 && known.chainWanted == nil, "\(known.chainSent) \(String(describing: known.chainWanted))")
+        let full = try await server.catalog.chainRecords(device: "thaithuy-0042", from: t0 + 10, to: t0 + 30)
+        #expect(full.compactMap(\.record?.seq) == [1, 2, 3, 4, 5, 6], "the record before, the range, on to the countersigned head")
+        #expect(full == held.prefix(6).map { $0 }, "byte for byte the box's records")
+        #expect(await service.beat(&known) == .answered(newRequests: 0))
+        #expect(known.chainSent == 0, "nothing sent once the proof is whole")
+        await ring.close()
+        await server.stop()
+    }
+
+    /// The box fits the records asked for under the heartbeat's 256 kB bound (halving what it
+    /// sends), and sends none unless it holds the first one asked for.
+    @Test func chainRecordsAreFittedToTheHeartbeatBound() async throws {
+        let server = try await RunningServer.start(communeKey: DeviceKey(Curve25519.Signing.PrivateKey()))
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let (ring, service) = try await sealingBox(server, key: key)
+        var prev = ChainRecord.genesis
+        var rows: [RingIndex.ChainRow] = []
+        for seq in 1...3 {   // ~100 kB each: 1 500 fragments' hashes
+            let pieces = (0..<1500).map { sha256Hex(Array("\(seq)-\($0)".utf8)) }
+            let record = ChainRecord(device: "thaithuy-0042", seq: Int64(seq), prev: prev, kind: .segment, camera: "cam1", start: t0 + Double(seq * 10),
+                                     end: t0 + Double(seq * 10 + 10), clockSynchronized: true, monotonicStartNs: 0, bootID: "b",
+                                     file: "f\(seq).mp4", mediaBytes: 1, mediaSHA256: pieces[0], pieces: pieces, codec: "h264")
+            let sealed = try SealedRecord.seal(record, with: key)
+            rows.append(.init(sealed: sealed, record: record, segmentPath: nil))
+            prev = sealed.hash
+        }
+        try await ring.index.insertChain(rows)
+        let health = Heartbeat.Health(recording: "recording", version: "t", sentAt: t0)
+        let (fitted, body) = try await service.fitted(.init(device: "thaithuy-0042", health: health), wanted: .init(after: 0, through: 3))
+        #expect(body.count <= Heartbeat.Limits.maxBodyBytes && fitted.chain?.count == 1, "\(body.count) B, \(fitted.chain?.count ?? 0) records")
+        #expect(fitted.chain?.first?.body == rows[0].sealed.body, "from the first one asked for")
+        let (rest, _) = try await service.fitted(.init(device: "thaithuy-0042", health: health), wanted: .init(after: 2, through: 3))
+        #expect(rest.chain?.count == 1 && rest.chain?.first?.body == rows[2].sealed.body)
+        let (none, _) = try await service.fitted(.init(device: "thaithuy-0042", health: health), wanted: .init(after: 5, through: 9))
+        #expect(none.chain == nil, "a box without the first record asked for sends none")
+        await ring.close()
         await server.stop()
     }
 }

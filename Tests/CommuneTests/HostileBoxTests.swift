@@ -1,3 +1,5 @@
+import Crypto
+import Evidence
 import Foundation
 import Testing
 import Wire
@@ -38,6 +40,27 @@ extension CommuneServerTests {
         let paintTook = clock.measure { painted = Coverage.paint(from: t0, to: t0 + 20_001, base: .notRecorded, layers: layers) }
         #expect(paintTook < .seconds(10))
         #expect(painted.first?.status == .pending && painted.last?.status == .notRecorded)
+        await server.stop()
+    }
+
+    /// Chain records in a heartbeat (issue 13): 200 are taken, 201 refused (413); a record the
+    /// device did not seal is not kept, and the heartbeat still goes through.
+    @Test func chainRecordsInAHeartbeatAreBoundedAndChecked() async throws {
+        let server = try await RunningServer.start()
+        let token = try await server.catalog.addDevice(id: "box-a")
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        func report(records: Int) throws -> [UInt8] {
+            let copies = (0..<records).map { i in SealedRecord(body: "{\"seq\":\(i + 1)}", signature: "AAAA") }
+            return try Heartbeat.encode(Heartbeat.Report(device: "box-a", health: .init(recording: "recording", version: "t", sentAt: t0),
+                                                         evidence: .init(publicKey: key.publicKeyBase64, seq: nil, hash: nil), chain: copies))
+        }
+        let over = try await send(server, "POST", Heartbeat.path, token: token, headers: ["Content-Type": "application/json"],
+                                  body: try report(records: Heartbeat.Limits.maxChainRecords + 1))
+        #expect(over.status == 413 && String(decoding: over.body, as: UTF8.self).contains("chain records"), "\(over.status)")
+        let at = try await send(server, "POST", Heartbeat.path, token: token, headers: ["Content-Type": "application/json"],
+                                body: try report(records: Heartbeat.Limits.maxChainRecords))
+        #expect(at.status == 200, "\(at.status) \(String(decoding: at.body, as: UTF8.self))")
+        #expect(try await server.catalog.query("SELECT COUNT(*) AS n FROM chain_record", []).first?.column("n")?.integer == 0)
         await server.stop()
     }
 

@@ -45,7 +45,7 @@ import Wire
         #expect(request.state == .waiting)
 
         let service = heartbeat(server, ring, token: token)
-        var known: [FootageRequest] = []
+        var known = HeartbeatService.Known()
         #expect(await service.beat(&known, now: t0 + 100) == .answered(newRequests: 1))
         let flag = try #require(try await ring.flag(requestID: request.id))
         #expect(flag.source == .request && flag.reason == "robbery" && flag.segments == 3)
@@ -74,7 +74,7 @@ import Wire
 
         // Once complete the commune stops sending it.
         #expect(await service.beat(&known, now: t0 + 102) == .answered(newRequests: 0))
-        #expect(known.isEmpty)
+        #expect(known.requests.isEmpty)
         #expect(try await server.catalog.requests(id: request.id).first?.state == .complete)
         await ring.close()
         await server.stop()
@@ -94,7 +94,7 @@ import Wire
         #expect(garbage.status == 400 && String(decoding: garbage.body, as: UTF8.self).contains("not the JSON expected"))
 
         // A box pointed at a plain tus server (no heartbeat endpoint) says so and carries on.
-        var known: [FootageRequest] = []
+        var known = HeartbeatService.Known()
         guard case .refused(let why) = await heartbeat(server, ring, token: token, path: "/elsewhere").beat(&known) else {
             Issue.record("expected a refusal"); return
         }
@@ -130,13 +130,13 @@ import Wire
         for i in 0..<3 { _ = try await segment(ring, at: Double(i * 10)) }
         let request = try await server.catalog.addRequest(device: "thaithuy-0042", camera: nil, from: t0, to: t0 + 30, reason: nil, now: t0 + 60)
         let service = heartbeat(server, ring, token: token)
-        var known: [FootageRequest] = []
+        var known = HeartbeatService.Known()
         _ = await service.beat(&known, now: t0 + 60)
         #expect(try await ring.flag(requestID: request.id) == nil)
         _ = await service.beat(&known, now: t0 + 61)
         let stored = try #require(try await server.catalog.requests(id: request.id).first)
         #expect(stored.state == .refused && stored.error?.contains("max_pinned_percent") == true)
-        #expect(known.map(\.id) == [request.id], "still offered to the box")
+        #expect(known.requests.map(\.id) == [request.id], "still offered to the box")
         await ring.close()
         await server.stop()
     }
