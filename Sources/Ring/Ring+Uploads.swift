@@ -35,7 +35,7 @@ extension Ring {
             SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
                    f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
                    u.url AS up_url, COALESCE(u.offset_bytes, 0) AS up_offset, COALESCE(u.attempts, 0) AS up_attempts,
-                   u.last_error AS up_error, (SELECT c.seq FROM chain c WHERE c.segment_path = s.path) AS chain_seq
+                   u.last_error AS up_error, s.chain_seq AS chain_seq
             FROM segment s
             JOIN flag f ON f.id = (SELECT MIN(g.id) FROM flag g WHERE g.state != 'released' AND g.camera = s.camera
                                    AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)

@@ -50,6 +50,29 @@ import Testing
         await again.close()
     }
 
+    /// Migration 9 on an index made before it: each segment learns its record from the chain,
+    /// and the upload queue names it as before.
+    @Test func anIndexFromBeforeMigrationNineKeepsEachSegmentsRecord() async throws {
+        let root = makeRoot()
+        let ring = try await openRing(root)
+        await ring.startSealing(key: DeviceKey(Curve25519.Signing.PrivateKey()), device: "box")
+        for i in 0..<3 { _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4))) }
+        // Back to schema 8: no chain_seq on segments, the chain's two indexes.
+        for sql in ["ALTER TABLE segment DROP COLUMN chain_seq", "CREATE INDEX chain_time ON chain (camera, start_ms)",
+                    "CREATE INDEX chain_segment ON chain (segment_path)", "PRAGMA user_version = 8"] {
+            _ = try await ring.index.run(sql)
+        }
+        await ring.close()
+        let again = try await openRing(root)
+        let seqs = try await again.index.run("SELECT chain_seq FROM segment ORDER BY start_ms").map { $0.column("chain_seq")?.integer }
+        #expect(seqs == [1, 2, 3], "\(seqs)")
+        let indexes = try await again.index.run("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'chain'")
+        #expect(indexes.isEmpty, "the chain keeps no secondary index")
+        _ = try await again.flag(.init(camera: "cam1", from: t0, to: t0 + 12, reason: "x"), now: t0 + 60)
+        #expect(try await again.uploadQueue().map(\.chainSeq) == [1, 2, 3])
+        await again.close()
+    }
+
     @Test func recordsOutliveTheFootageTheRingEvicts() async throws {
         let root = makeRoot()
         let ring = try await openRing(root, budget: .bytes(250_000))
