@@ -38,11 +38,15 @@ let package = Package(
         .target(
             name: "Media",
             dependencies: [
-                "CFFmpeg", "Evidence",
+                "CFFmpeg", "Evidence", "Activity",
             ]
         ),
         // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.
         .target(name: "Wire"),
+        // Finding the moment over a thin link (issue 14): movement from keyframe to keyframe on
+        // small grey pictures, per cell of a grid, and each segment's compact activity summary.
+        // Pure Swift: the decode is Media's.
+        .target(name: "Activity"),
         // Evidence that holds up: the device key, the sealed hash chain of segments and gaps,
         // the seal box inside each segment file, and the offline verifier. Box and commune both.
         .target(
@@ -152,6 +156,7 @@ let package = Package(
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
         .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
         .testTarget(name: "CommuneTests", dependencies: [
@@ -173,6 +178,6 @@ let package = Package(
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
-        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config"]),
+        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity"]),
     ]
 )

@@ -42,6 +42,8 @@ static inline unsigned int cff_mktag(char a, char b, char c, char d) { return MK
 /// SWS_BICUBIC as the `int` sws_getContext takes: FFmpeg 8 made it a member of `enum SwsFlags`,
 /// which Swift imports as a struct.
 static inline int cff_sws_bicubic(void) { return SWS_BICUBIC; }
+/// SWS_AREA, the same way: averaging, for a keyframe scaled down to the activity index's 64×36.
+static inline int cff_sws_area(void) { return SWS_AREA; }
 
 /// av_err2str, written into a caller-provided buffer (the macro uses a compound literal).
 static inline const char *cff_err2str(int errnum, char *buf, size_t size) {
