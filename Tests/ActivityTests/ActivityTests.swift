@@ -122,4 +122,16 @@ struct Scene {
         over[19] = UInt8((ActivitySummary.maxEntries + 1) >> 8); over[20] = UInt8(truncatingIfNeeded: ActivitySummary.maxEntries + 1)
         #expect(throws: ActivitySummary.DecodeError.self) { try ActivitySummary(encoded: over + [0, 0, 0, 0]) }
     }
+
+    /// The ring waits for a segment's summary a bounded time: it comes when the worker passes
+    /// the segment's end, or the wait ends without it (the segment is indexed all the same).
+    @Test func aPendingSummaryComesOrTheWaitEnds() async {
+        let pending = PendingActivity()
+        Task { try? await Task.sleep(for: .milliseconds(50)); pending.complete(ActivitySummary(entries: [.init(deciseconds: 3, score: 9)])) }
+        #expect(await pending.value(timeout: .seconds(5))?.peak == 9)
+        let never = PendingActivity()
+        let clock = ContinuousClock()
+        let waited = await clock.measure { #expect(await never.value(timeout: .milliseconds(100)) == nil) }
+        #expect(waited < .seconds(5), "bounded: \(waited)")
+    }
 }

@@ -1,0 +1,94 @@
+import Activity
+import CFFmpeg
+import Dispatch
+import Synchronization
+
+/// The activity index's side of a camera session (issue 14), off the capture thread: the
+/// recorder offers each video keyframe and marks where each segment begins and ends, and never
+/// waits. A serial queue decodes keyframes (`KeyframeDecoder`), compares them with the
+/// background (`ActivityDetector`) and adds them to the open segment's summary. When the
+/// decoder falls behind, keyframes are dropped (counted), never the segment marks; a segment's
+/// summary is ready once the queue has passed its end mark (`PendingActivity`).
+public final class ActivityWorker: @unchecked Sendable {
+    /// Keyframes waiting at most: past this a new one is dropped (a 1080p keyframe decodes in
+    /// tens of milliseconds; a keyframe comes every second or two).
+    public static let maxPendingKeyframes = 2
+
+    private let queue = DispatchQueue(label: "junction.activity")
+    private let decoder: KeyframeDecoder
+    // Touched only on `queue`:
+    private var detector: ActivityDetector
+    private var open: (start: Int64, summary: ActivitySummary)?
+    private let state = Mutex<(pending: Int, dropped: Int, decoded: Int, failures: Int)>((0, 0, 0, 0))
+    /// Each keyframe's observation, on the worker's queue (motion flags listen here).
+    private let onObservation: (@Sendable (Observation) -> Void)?
+
+    /// For the stream `input` records (its video), or nil when it cannot be decoded here.
+    public init(input: CameraInput, detector: ActivityDetector = ActivityDetector(),
+                onObservation: (@Sendable (Observation) -> Void)? = nil) throws(MediaError) {
+        decoder = try input.withRecordedStreams { (streams) throws(MediaError) in
+            guard let video = streams.first else {
+                throw MediaError(code: .noVideo, call: "activity", target: input.options.displayURL, message: "no video")
+            }
+            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
+        }
+        self.detector = detector
+        self.onObservation = onObservation
+    }
+
+    /// Keyframes decoded, dropped because the decoder was behind, and refused by the decoder.
+    public var counts: (decoded: Int, dropped: Int, failures: Int) {
+        state.withLock { ($0.decoded, $0.dropped, $0.failures) }
+    }
+
+    /// Offers a video keyframe read at camera time `microseconds` (never blocks).
+    public func offer(_ packet: Packet, microseconds: Int64) {
+        guard packet.isKeyframe, packet.kind == .video else { return }
+        let take = state.withLock { s -> Bool in
+            guard s.pending < Self.maxPendingKeyframes else { s.dropped += 1; return false }
+            s.pending += 1
+            return true
+        }
+        guard take, let copy = av_packet_clone(packet.raw) else { return }
+        let box = PacketBox(copy)
+        queue.async { [self] in
+            defer { state.withLock { $0.pending -= 1 } }
+            do {
+                let picture = try decoder.grey(box.packet)
+                let o = detector.observe(picture, microseconds: microseconds)
+                state.withLock { $0.decoded += 1 }
+                if let start = open?.start {
+                    open?.summary.add(o, secondsIntoSegment: Double(microseconds - start) / 1e6)
+                }
+                onObservation?(o)
+            } catch {
+                state.withLock { $0.failures += 1 }
+            }
+        }
+    }
+
+    /// A segment begins at camera time `microseconds`: keyframes from here on are its.
+    public func beginSegment(atMicroseconds microseconds: Int64) {
+        queue.async { [self] in open = (microseconds, ActivitySummary()) }
+    }
+
+    /// The open segment ends here: its summary, once every keyframe offered before is counted.
+    public func endSegment() -> PendingActivity {
+        let pending = PendingActivity()
+        queue.async { [self] in
+            pending.complete(open?.summary)
+            open = nil
+        }
+        return pending
+    }
+}
+
+/// A cloned packet owned by one queued decode (freed with it).
+private final class PacketBox: @unchecked Sendable {
+    var packet: UnsafeMutablePointer<AVPacket>
+    init(_ p: UnsafeMutablePointer<AVPacket>) { packet = p }
+    deinit {
+        var p: UnsafeMutablePointer<AVPacket>? = packet
+        av_packet_free(&p)
+    }
+}
