@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "Ring",
             dependencies: [
-                "Wire", "Evidence",
+                "Wire", "Evidence", "Activity",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -178,6 +178,7 @@ let package = Package(
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
-        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity"]),
+        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity", "Evidence",
+                                                               .product(name: "Logging", package: "swift-log")]),
     ]
 )

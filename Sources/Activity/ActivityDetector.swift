@@ -110,7 +110,10 @@ public struct Observation: Sendable, Equatable {
 /// difference against it (after taking out the picture's overall brightness change), counted
 /// per cell. A change over most of the picture at once is lighting, not movement: the
 /// background is taken anew (as Frigate recalibrates), so headlights sweeping a still junction
-/// at night or dawn coming up never read as activity. Pure Swift: no decode here.
+/// at night or dawn coming up never read as activity. A pixel that stays different from the
+/// background but still from keyframe to keyframe (a car that parked, or the ghost of one that
+/// was there when the background was taken) joins the background after `absorbAfter` keyframes.
+/// Pure Swift: no decode here.
 public struct ActivityDetector: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// A pixel moved when it differs from the background by more than this (0–255).
@@ -123,14 +126,18 @@ public struct ActivityDetector: Sendable {
         public var lightingMeanDelta: Double = 28
         /// How fast the background follows the picture where nothing moved (per keyframe)...
         public var learning: Float = 0.15
-        /// ... and where something did (slower: a car that parks becomes background in a minute).
+        /// ... and where something did (slower, so a passing shape does not smear into it).
         public var learningMoving: Float = 0.03
+        /// Keyframes a pixel may stay changed yet still before it is background.
+        public var absorbAfter: UInt8 = 4
 
         public init() {}
     }
 
     public let configuration: Configuration
     private var background: [Float] = []
+    private var previous: [UInt8] = []
+    private var still: [UInt8] = []
     private var size = (width: 0, height: 0)
     private var backgroundMean: Double = 0
 
@@ -193,21 +200,36 @@ public struct ActivityDetector: Sendable {
 
     private mutating func restart(_ picture: GreyPicture, mean: Double) {
         background = picture.pixels.map(Float.init)
+        previous = picture.pixels
+        still = [UInt8](repeating: 0, count: picture.pixels.count)
         size = (picture.width, picture.height)
         backgroundMean = mean
     }
 
     private mutating func learn(_ picture: GreyPicture, changed: [Bool]) {
         let a = configuration.learning, am = configuration.learningMoving
+        let steady = configuration.pixelThreshold / 2, absorb = configuration.absorbAfter
         var sum: Float = 0
         picture.pixels.withUnsafeBufferPointer { p in
             background.withUnsafeMutableBufferPointer { b in
                 for i in 0..<b.count {
-                    b[i] += (changed[i] ? am : a) * (Float(p[i]) - b[i])
+                    if changed[i] {
+                        still[i] = abs(Int(p[i]) - Int(previous[i])) <= steady ? still[i] &+ 1 : 0
+                        if still[i] >= absorb {
+                            b[i] = Float(p[i])
+                            still[i] = 0
+                        } else {
+                            b[i] += am * (Float(p[i]) - b[i])
+                        }
+                    } else {
+                        still[i] = 0
+                        b[i] += a * (Float(p[i]) - b[i])
+                    }
                     sum += b[i]
                 }
             }
         }
+        previous = picture.pixels
         backgroundMean = Double(sum) / Double(background.count)
     }
 }

@@ -106,12 +106,21 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// The activity index (issue 14, being built): each keyframe decoded to a small grey
+    /// picture beside the recording, movement per cell, a summary sealed with each segment.
+    public struct Activity: Sendable, Equatable {
+        /// Off until its cost is measured on a Raspberry Pi (`make bench`).
+        public var enabled: Bool = false
+        public init() {}
+    }
+
     public var device: Device
     public var camera: Camera
     public var storage: Storage = Storage()
     public var upload: Upload = Upload()
     public var server: Server?
     public var log: Log = Log()
+    public var activity: Activity = Activity()
 
     public init(device: Device, camera: Camera, storage: Storage = Storage(), upload: Upload = Upload(), log: Log = Log()) {
         self.device = device
@@ -179,6 +188,7 @@ private struct Reader {
         "storage.max_pinned_percent": "share of the ring flagged footage may hold (1–90)",
         "storage.sync_fragments": "true (each second is on the card as it is written) or false (only whole segments: a power cut may lose the open one)",
         "storage.seal": "true (every segment is sealed with the box's key: evidence a court can check) or false (no seal: for measuring its cost)",
+        "activity.enabled": "true (index movement from each keyframe, sealed with the segment) or false (no activity index)",
         "server.url": "the commune server, e.g. \"https://commune.example.vn\"",
         "server.token": "this box's token (commune devices add ID prints it)",
         "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
@@ -378,6 +388,12 @@ private struct Reader {
         }
         var config = JunctionConfiguration(device: .init(id: id), camera: camera, storage: storage, upload: upload, log: log)
         config.server = server
+        if let v = value("activity.enabled") {
+            guard case .bool(let b) = v.kind else {
+                throw fail("activity.enabled", line: v.line, "expected true or false (true indexes movement from each keyframe)")
+            }
+            config.activity.enabled = b
+        }
         return config
     }
 

@@ -39,15 +39,21 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     public var codec: String?
     /// Why there is no footage (gaps): "camera down", "box off", "recorder stopped"...
     public var reason: String?
+    /// The segment's activity summary (issue 14: `Activity.ActivitySummary`, lowercase hex),
+    /// sealed with it; absent when the box does not index activity.
+    public var activity: String?
 
     public static let genesis = String(repeating: "0", count: 64)
     /// Bounds a verifier holds a record to (a 1-hour segment at one fragment a second has 3 601 pieces).
     public static let maxBodyBytes = 512 * 1024
     public static let maxPieces = 8192
+    /// An hour of keyframes at two a second (`ActivitySummary.maxEntries`), in hex.
+    public static let maxActivityCharacters = 2 * (21 + 7200 * 4)
 
     public init(device: String, seq: Int64, prev: String, kind: Kind, camera: String, start: Timestamp, end: Timestamp,
                 clockSynchronized: Bool, monotonicStartNs: Int64? = nil, bootID: String? = nil, file: String? = nil,
-                mediaBytes: Int64? = nil, mediaSHA256: String? = nil, pieces: [String]? = nil, codec: String? = nil, reason: String? = nil) {
+                mediaBytes: Int64? = nil, mediaSHA256: String? = nil, pieces: [String]? = nil, codec: String? = nil, reason: String? = nil,
+                activity: String? = nil) {
         self.version = 1
         self.device = device
         self.seq = seq
@@ -65,10 +71,11 @@ public struct ChainRecord: Codable, Sendable, Equatable {
         self.pieces = pieces
         self.codec = codec
         self.reason = reason
+        self.activity = activity
     }
 
     enum CodingKeys: String, CodingKey {
-        case version = "v", device, seq, prev, kind, camera, file, pieces, codec, reason
+        case version = "v", device, seq, prev, kind, camera, file, pieces, codec, reason, activity
         case startMs = "start_ms", endMs = "end_ms", clockSynchronized = "clock_synced", monotonicStartNs = "mono_start_ns"
         case bootID = "boot_id", mediaBytes = "media_bytes", mediaSHA256 = "media_sha256"
     }
@@ -98,6 +105,12 @@ public struct ChainRecord: Codable, Sendable, Equatable {
             guard let sha = record.mediaSHA256, isHash(sha), let pieces = record.pieces, !pieces.isEmpty, pieces.count <= maxPieces,
                   pieces.allSatisfy(isHash), (record.mediaBytes ?? -1) >= 0, let file = record.file, PlainName.isValid(file)
             else { throw .malformed("segment record \(record.seq) lacks its file, hashes or pieces") }
+        }
+        if let a = record.activity {
+            guard a.utf8.count <= maxActivityCharacters, a.utf8.count % 2 == 0,
+                  a.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+                throw .malformed("record \(record.seq): its activity is not hex of at most \(maxActivityCharacters) characters")
+            }
         }
         return record
     }

@@ -63,7 +63,8 @@ extension JunctionCommand {
             let capture = CameraCapture(configuration: .init(input: input, cameraID: config.camera.id,
                                                              segmentSeconds: config.storage.segmentSeconds,
                                                              syncFragments: config.storage.syncFragments,
-                                                             ringSeals: await ring.isSealing),
+                                                             ringSeals: await ring.isSealing,
+                                                             activity: config.activity.enabled),
                                         ring: ring, clock: clock)
             var recorderConfig = RecorderService.Configuration(device: config.device.id, cameraID: config.camera.id,
                                                                cameraURL: config.camera.redactedURL, statusPath: config.statusPath)

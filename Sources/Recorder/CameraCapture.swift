@@ -13,13 +13,18 @@ public struct CameraCapture: CaptureRunner {
         /// The ring seals each segment (`storage.seal`): a finished file is handed over unsynced
         /// and the ring's one `fdatasync` after the seal makes media and seal durable together.
         public var ringSeals: Bool
+        /// Index activity (issue 14): keyframes decoded beside the capture (`ActivityWorker`),
+        /// each segment's summary sealed and indexed with it.
+        public var activity: Bool
 
-        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true, ringSeals: Bool = false) {
+        public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true, ringSeals: Bool = false,
+                    activity: Bool = false) {
             self.input = input
             self.cameraID = cameraID
             self.segmentSeconds = segmentSeconds
             self.syncFragments = syncFragments
             self.ringSeals = ringSeals
+            self.activity = activity
         }
     }
 
@@ -36,6 +41,11 @@ public struct CameraCapture: CaptureRunner {
     public func runSession(stop: Interrupter, emit: @escaping @Sendable (CaptureEvent) -> Void) throws(MediaError) {
         let input = try CameraInput(options: configuration.input, interrupter: stop)
         emit(.connected(input.info, unusedOptions: input.unusedOptions))
+        // A camera whose video cannot be decoded here is still recorded, without activity.
+        var activity: ActivityWorker?
+        if configuration.activity {
+            do { activity = try ActivityWorker(input: input) } catch { emit(.activityUnavailable(String(describing: error))) }
+        }
 
         let packet = Packet()
         var cutter = SegmentCutter(targetSeconds: configuration.segmentSeconds)
@@ -66,11 +76,13 @@ public struct CameraCapture: CaptureRunner {
                 emit(.segmentFailed(path: openPath, failure))
                 return
             }
+            let summary = activity?.endSegment()
             do {
                 let f = try m.finish(sync: !configuration.ringSeals)
                 durableUntil = segmentWall + Double(f.endMicroseconds - segmentMicros) / 1e6
                 emit(.segmentFinished(FinishedSegment(path: f.path, origin: o, bytes: f.bytes, sha256: f.sha256,
-                                                      durationSeconds: max(0, f.durationSeconds), hashed: f.hasher, durable: f.durable)))
+                                                      durationSeconds: max(0, f.durationSeconds), hashed: f.hasher, durable: f.durable,
+                                                      activity: summary)))
             } catch {
                 emit(.segmentFailed(path: openPath, error))
             }
@@ -121,12 +133,15 @@ public struct CameraCapture: CaptureRunner {
                     segmentWall = start
                     segmentMicros = t
                     openPath = path
+                    activity?.beginSegment(atMicroseconds: t)
                     emit(.segmentStarted(o, path: path))
                 case .write:
                     break
                 }
                 if isVideo { statFrames += 1 }
                 statBytes += packet.size
+                // Offered before the write: the muxer takes the packet's data and blanks it.
+                if isVideo, packet.isKeyframe, let t = time { activity?.offer(packet, microseconds: t) }
                 try muxer!.write(packet)
 
                 if isVideo, let t = time {

@@ -12,6 +12,8 @@ public enum CaptureEvent: Sendable {
     /// A segment could not be finished (disk full, I/O error); the file at `path` is left for
     /// the ring to cut back and index.
     case segmentFailed(path: String, MediaError)
+    /// Activity is on but this camera's video cannot be decoded here: recorded without it.
+    case activityUnavailable(String)
     /// The connection ended (the service adds this after the runner returns, so the consumer sees
     /// it in order with the segments).
     case sessionEnded(MediaError)

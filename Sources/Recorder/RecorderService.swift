@@ -254,6 +254,8 @@ public final class RecorderService: Service, Sendable {
                 if !path.isEmpty, let finding = try? await ring.adoptFailed(path: path) {
                     logger.notice("storage: \(finding)")
                 }
+            case .activityUnavailable(let why):
+                logger.warning("activity: this camera's keyframes cannot be decoded here, recording without the activity index: \(why)")
             case .sessionEnded(let failure):
                 pendingGapReason.withLock { $0 = $0 ?? failure.message }
                 writeStatus()

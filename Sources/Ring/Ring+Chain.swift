@@ -1,3 +1,4 @@
+import Activity
 import Crypto
 import Evidence
 import Foundation
@@ -44,7 +45,7 @@ extension Ring {
     /// Makes the segment's record, appends its seal box to the file and returns the file's
     /// new size and SHA-256 with the row for the index. A segment that cannot be sealed (the
     /// card full, a read error) is kept unsealed: footage is never dropped for want of a seal.
-    func seal(_ finished: FinishedSegment, end: Timestamp) async -> (Int64, String, RingIndex.ChainRow?) {
+    func seal(_ finished: FinishedSegment, end: Timestamp, activity: ActivitySummary? = nil) async -> (Int64, String, RingIndex.ChainRow?) {
         guard let (key, device) = sealer else { return (finished.bytes, finished.sha256, nil) }
         do {
             let head = try await index.chainHead()
@@ -61,7 +62,7 @@ extension Ring {
             let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .segment,
                                      camera: o.camera, start: o.start, end: end, clockSynchronized: o.clockSynchronized,
                                      monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
-                                     mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec)
+                                     mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec, activity: activity?.hex)
             let sealed = try SealedRecord.seal(record, with: key)
             let gaps = try await index.trailingGaps(limit: SealBox.maxGaps)
             let box = SealBox(sealed: sealed, key: key.publicKeyBase64, gaps: gaps).encoded()

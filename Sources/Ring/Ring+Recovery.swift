@@ -1,3 +1,4 @@
+import Activity
 import Evidence
 #if canImport(Glibc)
 import Glibc
@@ -128,17 +129,26 @@ extension Ring {
         // back in the index; or, for a file the recorder never finished, made now.
         var bytes = repaired.scan.validLength, sha = repaired.sha256
         var rows: [RingIndex.ChainRow] = [], sealProblems: [Finding] = []
+        var own: SealedRecord?
         if let (_, seal) = try await blocking({ SealBox.find(path: abs) }) {
             (rows, sealProblems) = try await recordsToImport(from: seal, file: file)
+            own = SealedRecord(body: seal.record, signature: seal.signature)
         } else if isSealing {
             let sealed = await self.seal(FinishedSegment(path: abs, origin: origin, bytes: bytes, sha256: sha,
                                                          durationSeconds: repaired.scan.durationSeconds), end: end)
             (bytes, sha) = (sealed.0, sealed.1)
             rows = sealed.2.map { [$0] } ?? []
         }
+        // Its activity summary comes back from its own sealed record (issue 14).
+        let ownRecord = (own?.body).flatMap { try? ChainRecord.parse($0) } ?? rows.last.flatMap { $0.segmentPath == file ? $0.record : nil }
+        let activity = ownRecord?.activity.flatMap { try? ActivitySummary(hex: $0) }
         try await index.insert(relativePath: file, origin: origin, end: end, bytes: bytes, sha256: sha, recovered: true,
-                               flagged: flagged, uploaded: uploaded, chain: rows.last)
+                               flagged: flagged, uploaded: uploaded, chain: rows.last, activity: activity)
         try await index.insertChain(Array(rows.dropLast()))
+        // A record the index already held (reindex keeps the chain): the segment names it again.
+        if let r = ownRecord, let own, try await index.chainHash(seq: r.seq) == own.hash {
+            _ = try await index.run("UPDATE segment SET chain_seq = ? WHERE path = ? AND chain_seq IS NULL", [.integer(Int(r.seq)), .text(file)])
+        }
         for p in sealProblems { logger.error("recovery: \(p)") }
         if repaired.cut > 0 {
             return Finding(kind: .tornSegmentRepaired, path: file,

@@ -153,7 +153,8 @@ public actor Ring {
     @discardableResult
     public func commit(_ finished: FinishedSegment) async throws(RingError) -> Segment {
         let end = finished.origin.start + finished.durationSeconds
-        let (bytes, sha256, chain) = await seal(finished, end: end)
+        let activity = await finished.activity?.value(timeout: .seconds(2))
+        let (bytes, sha256, chain) = await seal(finished, end: end, activity: activity)
         if !finished.durable {
             // The recorder left the last fdatasync to the seal; unsealed, it happens here. Either
             // way the file and its directory entry are on the card before the row says so.
@@ -164,7 +165,7 @@ public actor Ring {
             }
         }
         let segment = try await index.insert(relativePath: relative(finished.path), origin: finished.origin, end: end,
-                                             bytes: bytes, sha256: sha256, recovered: false, chain: chain)
+                                             bytes: bytes, sha256: sha256, recovered: false, chain: chain, activity: activity)
         logger.debug("segment indexed", metadata: ["path": "\(segment.path)", "bytes": "\(segment.bytes)"])
         try await closeFinishedFlags(camera: segment.camera, recordedUntil: segment.end)
         return segment

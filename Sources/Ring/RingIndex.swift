@@ -1,5 +1,7 @@
+import Activity
 import Evidence
 import Logging
+import NIOCore
 import NIOPosix
 import SQLiteNIO
 import Wire
@@ -134,6 +136,10 @@ final class RingIndex: Sendable {
         UPDATE segment SET chain_seq = (SELECT c.seq FROM chain c WHERE c.segment_path = segment.path);
         DROP INDEX chain_segment;
         DROP INDEX chain_time
+        """,
+        // 10: each segment's activity summary (issue 14), in its own row.
+        """
+        ALTER TABLE segment ADD COLUMN activity BLOB
         """,
     ]
 
@@ -292,10 +298,11 @@ final class RingIndex: Sendable {
     /// Inserts a segment and, when the ring seals, its chain record: both or neither.
     @discardableResult
     func insert(relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
-                recovered: Bool, flagged: Bool = false, uploaded: Bool = false, chain: ChainRow? = nil) async throws(RingError) -> Segment {
+                recovered: Bool, flagged: Bool = false, uploaded: Bool = false, chain: ChainRow? = nil,
+                activity: ActivitySummary? = nil) async throws(RingError) -> Segment {
         try await transaction { db throws(RingError) in
             let segment = try await Self.insertSegment(db, relativePath: relativePath, origin: origin, end: end, bytes: bytes, sha256: sha256,
-                                                       recovered: recovered, flagged: flagged, uploaded: uploaded)
+                                                       recovered: recovered, flagged: flagged, uploaded: uploaded, activity: activity)
             if let chain { try await Self.insertChain(db, chain) }
             return segment
         }
@@ -350,17 +357,18 @@ final class RingIndex: Sendable {
     }
 
     static func insertSegment(_ db: Statements, relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
-                              recovered: Bool, flagged: Bool, uploaded: Bool) async throws(RingError) -> Segment {
+                              recovered: Bool, flagged: Bool, uploaded: Bool, activity: ActivitySummary? = nil) async throws(RingError) -> Segment {
         let rows = try await db.run("""
-            INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded)
+            INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded, activity)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
                     ?12 OR EXISTS (SELECT 1 FROM flag WHERE state != 'released' AND camera = ?1 AND pin_to_ms > ?3 AND pin_from_ms < ?4),
-                    ?13)
+                    ?13, ?14)
             RETURNING \(Self.segmentColumns)
             """, [.text(origin.camera), .text(relativePath), .integer(Int(origin.start.milliseconds)),
                   .integer(Int(max(end.milliseconds, origin.start.milliseconds))), .integer(Int(origin.monotonicNanos)),
                   .text(origin.bootID), .integer(origin.clockSynchronized ? 1 : 0), .integer(Int(bytes)),
-                  .text(sha256), .text(origin.codec), .integer(recovered ? 1 : 0), .integer(flagged ? 1 : 0), .integer(uploaded ? 1 : 0)])
+                  .text(sha256), .text(origin.codec), .integer(recovered ? 1 : 0), .integer(flagged ? 1 : 0), .integer(uploaded ? 1 : 0),
+                  activity.map { .blob(ByteBuffer(bytes: $0.encoded)) } ?? .null])
         guard let row = rows.first else { throw RingError(.index, "insert returned no row", path: relativePath) }
         return Self.segment(from: row)
     }

@@ -1,3 +1,4 @@
+import Activity
 import Evidence
 
 /// One segment file as the index knows it. `path` is relative to the storage root.
@@ -95,9 +96,12 @@ public struct FinishedSegment: Sendable, Equatable {
     /// False when the recorder left the file's last `fdatasync` to the ring (which appends the
     /// seal first and syncs once); the ring makes it durable before indexing it.
     public var durable: Bool
+    /// The segment's activity summary (issue 14), ready when the activity worker has passed its
+    /// end: the ring waits for it a bounded time, then seals and indexes it with the segment.
+    public var activity: PendingActivity?
 
     public init(path: String, origin: SegmentOrigin, bytes: Int64, sha256: String, durationSeconds: Double, hashed: PieceHasher? = nil,
-                durable: Bool = true) {
+                durable: Bool = true, activity: PendingActivity? = nil) {
         self.path = path
         self.origin = origin
         self.bytes = bytes
@@ -105,6 +109,7 @@ public struct FinishedSegment: Sendable, Equatable {
         self.durationSeconds = durationSeconds
         self.hashed = hashed
         self.durable = durable
+        self.activity = activity
     }
 
     public static func == (a: FinishedSegment, b: FinishedSegment) -> Bool {

@@ -1,6 +1,9 @@
 import Activity
+import Evidence
 import Foundation
+import Logging
 import Media
+import Ring
 import Testing
 
 /// Keyframes decoded for real (issue 14): FFmpeg draws a white box crossing a grey street, and a
@@ -67,5 +70,61 @@ import Testing
         try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: URL(fileURLWithPath: path))
         defer { unlink(path) }
         #expect(throws: MediaError.self) { try KeyframeDecoder.keyframes(inFile: path) { _, _ in } }
+    }
+
+    /// The recorder with `activity.enabled` (issue 14): a camera whose box crosses the street
+    /// for 5 s of every 10 gets segments with movement and segments without; each summary is in
+    /// the index and sealed in the segment's chain record; `reindex` brings it back from the files.
+    @Test func theRecorderIndexesActivityAndSealsIt() async throws {
+        let clip = try Self.clip("crossing-cam", inputs: ["color=c=0x505050:s=640x360:r=25", "color=c=white:s=60x40:r=25"],
+                                 filter: "[0][1]overlay=x='if(lt(t,4),-200,(t-4)*120)':y=220")
+        defer { unlink(clip) }
+        let camera = Camera(clip: clip)
+        try camera.start()
+        defer { camera.stop() }
+        let dir = Rig.tempDir("activity")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2, extra: "[activity]\nenabled = true")
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        #expect(Rig.wait(seconds: 40) { ((try? listSegments(config)) ?? []).count >= 10 }, "\(daemon.output.suffix(1500))")
+        daemon.stop()
+
+        struct Listed: Decodable {
+            struct A: Decodable { var peak: Int; var cells: Int; var moments: [M] }
+            struct M: Decodable { var at: String; var score: Int }
+            var relative_path: String
+            var activity: A?
+        }
+        func listed() throws -> [Listed] {
+            let r = try Rig.junction(["list", "--config", config, "--activity", "--json"])
+            try #require(r.status == 0, "\(r.stderr)")
+            return try JSONDecoder().decode([Listed].self, from: Data(r.stdout.utf8))
+        }
+        let before = try listed()
+        let indexed = before.filter { $0.activity != nil }
+        #expect(indexed.count >= before.count - 1, "every segment but perhaps the last has its summary: \(indexed.count) of \(before.count)")
+        print("recorded activity: " + before.map { "\($0.activity.map { "\($0.peak)/\($0.cells)/\($0.moments.count)" } ?? "-")" }.joined(separator: " "))
+        let moving = indexed.filter { !($0.activity?.moments.isEmpty ?? true) }
+        let still = indexed.filter { $0.activity?.moments.isEmpty ?? false }
+        #expect(moving.count >= 2 && still.count >= 2, "\(moving.count) segments with movement, \(still.count) without")
+        #expect(moving.allSatisfy { ($0.activity?.peak ?? 0) > 0 && ($0.activity?.cells ?? 0) > 0 })
+        let text = try Rig.junction(["list", "--config", config, "--activity"])
+        #expect(text.stdout.contains("moments with movement"), "\(text.stdout)")
+
+        // Sealed: each segment's chain record carries the summary the index holds.
+        let ring = try await Ring.open(.init(root: dir + "/data", budget: .bytes(1 << 30), reserveBytes: 0), creating: false,
+                                       logger: Logger(label: "t"))
+        let records = try await ring.chain().compactMap(\.record).filter { $0.kind == .segment }
+        for a in try await ring.activity() {
+            let record = records.first { $0.file == (a.path as NSString).lastPathComponent }
+            #expect(record?.activity == a.summary.hex, "\(a.path): sealed with its activity")
+        }
+        await ring.close()
+
+        // The files alone bring it back.
+        let re = try Rig.junction(["reindex", "--config", config])
+        #expect(re.status == 0, "\(re.stdout) \(re.stderr)")
+        let after = try listed()
+        #expect(after.map(\.activity?.moments.count) == before.map(\.activity?.moments.count), "reindex keeps the activity index")
     }
 }

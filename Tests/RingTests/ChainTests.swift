@@ -58,7 +58,7 @@ import Testing
         await ring.startSealing(key: DeviceKey(Curve25519.Signing.PrivateKey()), device: "box")
         for i in 0..<3 { _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4))) }
         // Back to schema 8: no chain_seq on segments, the chain's two indexes.
-        for sql in ["ALTER TABLE segment DROP COLUMN chain_seq", "CREATE INDEX chain_time ON chain (camera, start_ms)",
+        for sql in ["ALTER TABLE segment DROP COLUMN activity", "ALTER TABLE segment DROP COLUMN chain_seq", "CREATE INDEX chain_time ON chain (camera, start_ms)",
                     "CREATE INDEX chain_segment ON chain (segment_path)", "PRAGMA user_version = 8"] {
             _ = try await ring.index.run(sql)
         }
@@ -71,6 +71,18 @@ import Testing
         _ = try await again.flag(.init(camera: "cam1", from: t0, to: t0 + 12, reason: "x"), now: t0 + 60)
         #expect(try await again.uploadQueue().map(\.chainSeq) == [1, 2, 3])
         await again.close()
+    }
+
+    /// `reindex` keeps the chain and each segment's name for its record (the upload carries it).
+    @Test func reindexKeepsEachSegmentsRecord() async throws {
+        let ring = try await openRing(makeRoot())
+        await ring.startSealing(key: DeviceKey(Curve25519.Signing.PrivateKey()), device: "box")
+        for i in 0..<2 { _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4))) }
+        let (count, findings) = try await ring.reindex()
+        #expect(count == 2 && findings.isEmpty, "\(findings)")
+        _ = try await ring.flag(.init(camera: "cam1", from: t0, to: t0 + 8, reason: "x"), now: t0 + 60)
+        #expect(try await ring.uploadQueue().map(\.chainSeq) == [1, 2])
+        await ring.close()
     }
 
     @Test func recordsOutliveTheFootageTheRingEvicts() async throws {
