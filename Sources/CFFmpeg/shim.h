@@ -44,6 +44,17 @@ static inline unsigned int cff_mktag(char a, char b, char c, char d) { return MK
 static inline int cff_sws_bicubic(void) { return SWS_BICUBIC; }
 /// SWS_AREA, the same way: averaging, for a keyframe scaled down to the activity index's 64×36.
 static inline int cff_sws_area(void) { return SWS_AREA; }
+/// A scaler kept between calls, through `void *`: FFmpeg 8 made `SwsContext` a complete type, so
+/// Swift would see `UnsafeMutablePointer<SwsContext>` there and an `OpaquePointer` before.
+static inline void *cff_sws_cached(void *context, int srcW, int srcH, enum AVPixelFormat srcFormat,
+                                   int dstW, int dstH, enum AVPixelFormat dstFormat, int flags) {
+    return sws_getCachedContext((struct SwsContext *)context, srcW, srcH, srcFormat, dstW, dstH, dstFormat, flags, NULL, NULL, NULL);
+}
+static inline int cff_sws_scale(void *context, const uint8_t *const src[], const int srcStride[], int srcSliceY, int srcSliceH,
+                                uint8_t *const dst[], const int dstStride[]) {
+    return sws_scale((struct SwsContext *)context, src, srcStride, srcSliceY, srcSliceH, dst, dstStride);
+}
+static inline void cff_sws_free(void *context) { sws_freeContext((struct SwsContext *)context); }
 
 /// av_err2str, written into a caller-provided buffer (the macro uses a compound literal).
 static inline const char *cff_err2str(int errnum, char *buf, size_t size) {

@@ -8,7 +8,8 @@ import CFFmpeg
 public final class KeyframeDecoder {
     private var context: UnsafeMutablePointer<AVCodecContext>?
     private var frame: UnsafeMutablePointer<AVFrame>?
-    private var scaler: OpaquePointer?
+    /// The scaler, kept while the picture size stays (`cff_sws_cached`).
+    private var scaler: UnsafeMutableRawPointer?
     private let target: String
 
     /// Opens a decoder for the stream `codecpar` describes (copied: the stream may go away).
@@ -39,7 +40,7 @@ public final class KeyframeDecoder {
     private func release() {
         avcodec_free_context(&context)
         av_frame_free(&frame)
-        if let scaler { sws_freeContext(scaler) }
+        if let scaler { cff_sws_free(scaler) }
         scaler = nil
     }
 
@@ -55,8 +56,8 @@ public final class KeyframeDecoder {
         guard f.width > 0, f.height > 0, f.width <= 16384, f.height <= 16384 else {
             throw MediaError(code: .invalidData, call: "avcodec_receive_frame", target: target, message: "a picture of \(f.width)×\(f.height)")
         }
-        scaler = sws_getCachedContext(scaler, f.width, f.height, AVPixelFormat(rawValue: f.format), Int32(width), Int32(height),
-                                      AV_PIX_FMT_GRAY8, cff_sws_area(), nil, nil, nil)
+        scaler = cff_sws_cached(scaler, f.width, f.height, AVPixelFormat(rawValue: f.format), Int32(width), Int32(height),
+                                AV_PIX_FMT_GRAY8, cff_sws_area())
         guard let scaler else {
             throw MediaError(code: .other, call: "sws_getCachedContext", target: target, message: "cannot scale a \(f.width)×\(f.height) picture")
         }
@@ -68,7 +69,7 @@ public final class KeyframeDecoder {
                 withUnsafePointer(to: &frame!.pointee.linesize) { srcStride in
                     let s = src.withMemoryRebound(to: UnsafePointer<UInt8>?.self, capacity: 8) { $0 }
                     let ss = srcStride.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
-                    return sws_scale(scaler, s, ss, 0, f.height, &dst, &dstStride)
+                    return cff_sws_scale(scaler, s, ss, 0, f.height, &dst, &dstStride)
                 }
             }
         }
