@@ -46,7 +46,7 @@ let package = Package(
         // Finding the moment over a thin link (issue 14): movement from keyframe to keyframe on
         // small grey pictures, per cell of a grid, and each segment's compact activity summary.
         // Pure Swift: the decode is Media's.
-        .target(name: "Activity"),
+        .target(name: "Activity", dependencies: ["Wire"]),
         // Evidence that holds up: the device key, the sealed hash chain of segments and gaps,
         // the seal box inside each segment file, and the offline verifier. Box and commune both.
         .target(

@@ -138,6 +138,9 @@ public struct ActivityDetector: Sendable {
     private var background: [Float] = []
     private var previous: [UInt8] = []
     private var still: [UInt8] = []
+    /// Each pixel's grid cell, and each cell's pixel count, for the picture size in use.
+    private var cellOf: [UInt8] = []
+    private var cellPixels: [Int] = []
     private var size = (width: 0, height: 0)
     private var backgroundMean: Double = 0
 
@@ -158,14 +161,16 @@ public struct ActivityDetector: Sendable {
             restart(picture, mean: mean)
             return Observation(microseconds: microseconds, lighting: true)
         }
-        // Changed pixels, after the overall brightness shift is taken out.
+        // Changed pixels, after the overall brightness shift is taken out, counted per cell.
         let threshold = Float(configuration.pixelThreshold), offset = Float(shift)
         var changed = [Bool](repeating: false, count: n)
+        var counts = [Int](repeating: 0, count: ActivityGrid.cells)
         var total = 0
         picture.pixels.withUnsafeBufferPointer { p in
             background.withUnsafeBufferPointer { b in
                 for i in 0..<n where abs(Float(p[i]) - (b[i] + offset)) > threshold {
                     changed[i] = true
+                    counts[Int(cellOf[i])] += 1
                     total += 1
                 }
             }
@@ -174,21 +179,11 @@ public struct ActivityDetector: Sendable {
             restart(picture, mean: mean)
             return Observation(microseconds: microseconds, lighting: true)
         }
-        // Per cell: the share of its pixels that changed.
-        var counts = [Int](repeating: 0, count: ActivityGrid.cells)
-        var sizes = [Int](repeating: 0, count: ActivityGrid.cells)
-        for y in 0..<picture.height {
-            let row = min(ActivityGrid.rows - 1, y * ActivityGrid.rows / picture.height)
-            for x in 0..<picture.width {
-                let cell = row * ActivityGrid.columns + min(ActivityGrid.columns - 1, x * ActivityGrid.columns / picture.width)
-                sizes[cell] += 1
-                if changed[y * picture.width + x] { counts[cell] += 1 }
-            }
-        }
+        // A cell moved when enough of its pixels did.
         var cells = CellMask()
         var best = 0.0
-        for c in 0..<ActivityGrid.cells where sizes[c] > 0 {
-            let share = Double(counts[c]) / Double(sizes[c])
+        for c in 0..<ActivityGrid.cells where cellPixels[c] > 0 {
+            let share = Double(counts[c]) / Double(cellPixels[c])
             if share >= configuration.cellShare {
                 cells[c] = true
                 best = max(best, share)
@@ -202,8 +197,20 @@ public struct ActivityDetector: Sendable {
         background = picture.pixels.map(Float.init)
         previous = picture.pixels
         still = [UInt8](repeating: 0, count: picture.pixels.count)
-        size = (picture.width, picture.height)
         backgroundMean = mean
+        if size == (picture.width, picture.height) && cellOf.count == picture.pixels.count { return }
+        size = (picture.width, picture.height)
+        cellOf = []
+        cellOf.reserveCapacity(picture.pixels.count)
+        cellPixels = [Int](repeating: 0, count: ActivityGrid.cells)
+        for y in 0..<picture.height {
+            let row = min(ActivityGrid.rows - 1, y * ActivityGrid.rows / picture.height)
+            for x in 0..<picture.width {
+                let cell = row * ActivityGrid.columns + min(ActivityGrid.columns - 1, x * ActivityGrid.columns / picture.width)
+                cellOf.append(UInt8(cell))
+                cellPixels[cell] += 1
+            }
+        }
     }
 
     private mutating func learn(_ picture: GreyPicture, changed: [Bool]) {

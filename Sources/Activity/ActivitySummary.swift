@@ -1,3 +1,5 @@
+import Wire
+
 /// A segment's activity, compact (issue 14): every cell that moved during it, and for each
 /// keyframe when it came and how busy its busiest cell was. Kept in the index beside the segment
 /// and in its chain record, so `reindex` brings it back from the files and it is sealed with
@@ -81,31 +83,12 @@ public struct ActivitySummary: Sendable, Equatable {
         self.init(cells: cells, entries: entries)
     }
 
-    public var hex: String { encoded.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
+    public var hex: String { Wire.hex(encoded) }
 
     public init(hex: String) throws(DecodeError) {
-        let u = Array(hex.utf8)
-        guard u.count % 2 == 0, u.count <= 2 * (21 + Self.maxEntries * 4) else { throw .malformed("hex of \(u.count) characters") }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(u.count / 2)
-        var i = 0
-        while i < u.count {
-            guard let h = Self.nibble(u[i]), let l = Self.nibble(u[i + 1]) else { throw .malformed("not hex") }
-            bytes.append(h << 4 | l)
-            i += 2
-        }
+        let n = hex.utf8.count
+        guard n <= 2 * (21 + Self.maxEntries * 4) else { throw .malformed("hex of \(n) characters") }
+        guard let bytes = bytes(fromHex: hex) else { throw .malformed("not hex") }
         try self.init(encoded: bytes)
     }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
-}
-
-extension String {
-    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

@@ -52,14 +52,21 @@ extension Catalog {
     /// those overlapping it, and on to the first record the commune countersigned at or after
     /// its last (so a bundle shows when the footage existed by, and a cut tail), in order.
     public func chainRecords(device: String, from: Timestamp, to: Timestamp) async throws -> [SealedRecord] {
-        guard let span = try await query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ?",
-                                         [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).first,
-              let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer else { return [] }
-        let through = try await countersignedSeq(device: device, atOrAfter: hi) ?? hi
+        guard let span = try await proofSpan(device: device, from: from, to: to) else { return [] }
         return try await query("SELECT body, signature FROM chain_record WHERE device = ? AND seq BETWEEN ? AND ? ORDER BY seq",
-                               [.text(device), .integer(max(1, lo - 1)), .integer(through)]).map {
+                               [.text(device), .integer(span.first), .integer(span.through ?? span.last)]).map {
             SealedRecord(body: $0.column("body")?.string ?? "", signature: $0.column("signature")?.string ?? "")
         }
+    }
+
+    /// The sequence numbers that prove `from`–`to` in the commune's copy: the record before the
+    /// first overlapping it, the last overlapping it, and the first countersigned at or after
+    /// that (nil: none yet). Nil when no record overlaps the range.
+    func proofSpan(device: String, from: Timestamp, to: Timestamp) async throws -> (first: Int, last: Int, through: Int?)? {
+        guard let span = try await query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ?",
+                                         [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).first,
+              let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer else { return nil }
+        return (max(1, lo - 1), hi, try await countersignedSeq(device: device, atOrAfter: hi))
     }
 
     func countersignedSeq(device: String, atOrAfter seq: Int) async throws -> Int? {
@@ -130,11 +137,8 @@ extension Catalog {
     }
 
     public func proof(device: String, from: Timestamp, to: Timestamp) async throws -> Proof {
-        guard let span = try await query("SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM chain_record WHERE device = ? AND end_ms > ? AND start_ms < ?",
-                                         [.text(device), .integer(Int(from.milliseconds)), .integer(Int(to.milliseconds))]).first,
-              let lo = span.column("lo")?.integer, let hi = span.column("hi")?.integer else { return .none }
-        guard let through = try await countersignedSeq(device: device, atOrAfter: hi),
-              try await firstMissing(device: device, from: max(1, lo - 1), through: through) == nil,
+        guard let span = try await proofSpan(device: device, from: from, to: to) else { return .none }
+        guard let through = span.through, try await firstMissing(device: device, from: span.first, through: through) == nil,
               let at = try await query("SELECT MIN(received_ms) AS t FROM countersign WHERE device = ? AND seq = ?",
                                        [.text(device), .integer(through)]).first?.column("t")?.integer else { return .waiting }
         return .whole(countersignedAt: Timestamp(milliseconds: Int64(at)))

@@ -107,8 +107,7 @@ public struct ChainRecord: Codable, Sendable, Equatable {
             else { throw .malformed("segment record \(record.seq) lacks its file, hashes or pieces") }
         }
         if let a = record.activity {
-            guard a.utf8.count <= maxActivityCharacters, a.utf8.count % 2 == 0,
-                  a.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            guard a.utf8.count <= maxActivityCharacters, bytes(fromHex: a) != nil else {
                 throw .malformed("record \(record.seq): its activity is not hex of at most \(maxActivityCharacters) characters")
             }
         }
@@ -134,12 +133,4 @@ public enum ChainError: Error, Equatable, CustomStringConvertible, Sendable {
         case .storage(let s): s
         }
     }
-}
-
-/// Lower-case hex of bytes (hashes, tokens, ids): box and commune share this one.
-public func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xf)]) }
-    return String(decoding: out, as: UTF8.self)
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -20,12 +20,9 @@ public final class ActivityWorker: @unchecked Sendable {
     private var detector: ActivityDetector
     private var open: (start: Int64, summary: ActivitySummary)?
     private let state = Mutex<(pending: Int, dropped: Int, decoded: Int, failures: Int)>((0, 0, 0, 0))
-    /// Each keyframe's observation, on the worker's queue (motion flags listen here).
-    private let onObservation: (@Sendable (Observation) -> Void)?
 
-    /// For the stream `input` records (its video), or nil when it cannot be decoded here.
-    public init(input: CameraInput, detector: ActivityDetector = ActivityDetector(),
-                onObservation: (@Sendable (Observation) -> Void)? = nil) throws(MediaError) {
+    /// For the stream `input` records (its video); throws when it cannot be decoded here.
+    public init(input: CameraInput, detector: ActivityDetector = ActivityDetector()) throws(MediaError) {
         decoder = try input.withRecordedStreams { (streams) throws(MediaError) in
             guard let video = streams.first else {
                 throw MediaError(code: .noVideo, call: "activity", target: input.options.displayURL, message: "no video")
@@ -33,7 +30,6 @@ public final class ActivityWorker: @unchecked Sendable {
             return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
         }
         self.detector = detector
-        self.onObservation = onObservation
     }
 
     /// Keyframes decoded, dropped because the decoder was behind, and refused by the decoder.
@@ -41,7 +37,8 @@ public final class ActivityWorker: @unchecked Sendable {
         state.withLock { ($0.decoded, $0.dropped, $0.failures) }
     }
 
-    /// Offers a video keyframe read at camera time `microseconds` (never blocks).
+    /// Offers a packet read at camera time `microseconds`: video keyframes are taken, the rest
+    /// ignored (never blocks).
     public func offer(_ packet: Packet, microseconds: Int64) {
         guard packet.isKeyframe, packet.kind == .video else { return }
         let take = state.withLock { s -> Bool in
@@ -60,7 +57,6 @@ public final class ActivityWorker: @unchecked Sendable {
                 if let start = open?.start {
                     open?.summary.add(o, secondsIntoSegment: Double(microseconds - start) / 1e6)
                 }
-                onObservation?(o)
             } catch {
                 state.withLock { $0.failures += 1 }
             }

@@ -141,7 +141,7 @@ public struct CameraCapture: CaptureRunner {
                 if isVideo { statFrames += 1 }
                 statBytes += packet.size
                 // Offered before the write: the muxer takes the packet's data and blanks it.
-                if isVideo, packet.isKeyframe, let t = time { activity?.offer(packet, microseconds: t) }
+                if let t = time { activity?.offer(packet, microseconds: t) }
                 try muxer!.write(packet)
 
                 if isVideo, let t = time {

@@ -140,7 +140,7 @@ extension Ring {
             rows = sealed.2.map { [$0] } ?? []
         }
         // Its activity summary comes back from its own sealed record (issue 14).
-        let ownRecord = (own?.body).flatMap { try? ChainRecord.parse($0) } ?? rows.last.flatMap { $0.segmentPath == file ? $0.record : nil }
+        let ownRecord = (own?.body).flatMap { try? ChainRecord.parse($0) }
         let activity = ownRecord?.activity.flatMap { try? ActivitySummary(hex: $0) }
         try await index.insert(relativePath: file, origin: origin, end: end, bytes: bytes, sha256: sha, recovered: true,
                                flagged: flagged, uploaded: uploaded, chain: rows.last, activity: activity)
