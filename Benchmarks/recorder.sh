@@ -52,6 +52,7 @@ media() { find "$1" -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}'
 cpu() { awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u+s}' "$1"; }
 rss() { awk -F': ' '/Maximum resident/ {print $2}' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ratio4() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.4f", a / b; else print "n/a" }'; }
 HZ=$(getconf CLK_TCK)
 
 # run_once N: the three recorders side by side for DURATION s; facts into $WORK/rN/<variant>.*
@@ -101,6 +102,12 @@ TOML
   echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, ffmpeg ${pp[3]})..."
   sleep 10
   for i in 0 1 2 3; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
+  # The steady state, from 10 s on: what a box pays every segment for months, without the
+  # start's one-time writes (the device key, the index's tables, the first gap's record).
+  for v in "${VARIANTS[@]}"; do
+    media "$R/$v" > "$R/$v.media0"
+    [ "$DEVICE" = yes ] && device_written "r$1-$v" > "$R/$v.dev10"
+  done
   sleep $((DURATION - 10))
   for i in 0 1 2 3; do
     ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t1"
@@ -115,6 +122,7 @@ TOML
     if [ "$DEVICE" = yes ]; then
       umount "$R/$v"
       echo $(( $(device_written "r$1-$v") - $(cat "$R/$v.dev0") )) > "$R/$v.written"
+      echo $(( $(device_written "r$1-$v") - $(cat "$R/$v.dev10") )) > "$R/$v.written10"
       losetup -d "$(cat "$WORK/r$1-$v.dev")"; rm -f "$WORK/r$1-$v.dev" "$R/$v.img"
     fi
     awk -v a="$(cat "$R/$v.t0")" -v b="$(cat "$R/$v.t1")" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}' > "$R/$v.steady"
@@ -134,7 +142,7 @@ summary() {
   local n j s u f rj rs ru all_j="" all_s="" all_u="" all_f="" all_rj="" all_rs="" all_ru=""
   for n in $(seq 1 "$RUNS"); do
     j=$(fact "$n" junction "$1"); s=$(fact "$n" nosync "$1"); u=$(fact "$n" noseal "$1"); f=$(fact "$n" ffmpeg "$1")
-    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio "$j" "$u")
+    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u")
     row "$2, run $n" "$j" "$s" "$u" "$f" "$rj" "$rs" "$ru"
     all_j+="$j "; all_s+="$s "; all_u+="$u "; all_f+="$f "; all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "
   done
@@ -143,7 +151,9 @@ summary() {
 }
 for n in $(seq 1 "$RUNS"); do
   for v in "${VARIANTS[@]}"; do
+    echo $(( $(fact "$n" "$v" media) - $(fact "$n" "$v" media0) )) > "$WORK/r$n/$v.media10"
     [ "$DEVICE" = yes ] && ratio "$(fact "$n" "$v" written)" "$(fact "$n" "$v" media)" > "$WORK/r$n/$v.amp"
+    [ "$DEVICE" = yes ] && ratio4 "$(fact "$n" "$v" written10)" "$(fact "$n" "$v" media10)" > "$WORK/r$n/$v.amp10"
   done
 done
 SIZE=$(stat -c %s "$JUNCTION")
@@ -160,6 +170,8 @@ SIZE=$(stat -c %s "$JUNCTION")
   if [ "$DEVICE" = yes ]; then
     summary written "bytes the device took"
     summary amp "device bytes / media byte"
+    summary written10 "device bytes, steady"
+    summary amp10 "device / media byte, steady"
   else
     echo "(not root: no loop devices, so the bytes the card would take are not measured)"
   fi
