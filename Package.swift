@@ -81,7 +81,7 @@ let package = Package(
             ]
         ),
         // The box's configuration file (junction.toml): parsing and validation.
-        .target(name: "Config", dependencies: ["Wire"]),
+        .target(name: "Config", dependencies: ["Wire", "Activity"]),
         // The on-disk ring: segment files + SQLite index, retention, recovery.
         .target(
             name: "Ring",
@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "Recorder",
             dependencies: [
-                "Media", "Ring", "Config", "CJunctionSys",
+                "Media", "Ring", "Config", "Activity", "CJunctionSys",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Activity
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,14 @@ import Glibc
 public struct JunctionConfiguration: Sendable, Equatable {
     public struct Device: Sendable, Equatable {
         public var id: String
+        /// The box's local time zone (an IANA name): motion schedules are read in it.
+        public var timeZone: String = Self.defaultTimeZone
+        public static let defaultTimeZone = "Asia/Ho_Chi_Minh"
+
+        public init(id: String, timeZone: String = Self.defaultTimeZone) {
+            self.id = id
+            self.timeZone = timeZone
+        }
     }
 
     public struct Camera: Sendable, Equatable {
@@ -114,6 +123,32 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public init() {}
     }
 
+    /// Motion flags (issue 14): movement in the zones, in the schedule, flags footage itself
+    /// (source `motion`), uploaded like any other flag. Needs the activity index: turning
+    /// motion on turns it on.
+    public struct Motion: Sendable, Equatable {
+        public var enabled: Bool = false
+        /// Polygons on the picture, x and y from 0 to 1 (none and no `cells`: the whole picture).
+        public var zones: [[MotionZones.Point]] = []
+        /// Cells of the 16x9 activity grid, 0 (top left) to 143, row by row.
+        public var cells: [Int] = []
+        /// When movement counts, local time; empty: always.
+        public var schedule: [DailyWindow] = []
+        public var threshold: Int = 1
+        public var minSeconds: Int = 2
+        public var preRollSeconds: Int = 10
+        public var postRollSeconds: Int = 10
+        public var maxPinSecondsPerHour: Int = 600
+        public init() {}
+
+        /// The rules the recorder's trigger applies.
+        public var rules: MotionRules {
+            MotionRules(zone: MotionZones.mask(polygons: zones, cells: cells), schedule: schedule, threshold: threshold,
+                        minSeconds: Double(minSeconds), preRollSeconds: Double(preRollSeconds), postRollSeconds: Double(postRollSeconds),
+                        maxPinSecondsPerHour: Double(maxPinSecondsPerHour))
+        }
+    }
+
     public var device: Device
     public var camera: Camera
     public var storage: Storage = Storage()
@@ -121,6 +156,7 @@ public struct JunctionConfiguration: Sendable, Equatable {
     public var server: Server?
     public var log: Log = Log()
     public var activity: Activity = Activity()
+    public var motion: Motion = Motion()
 
     public init(device: Device, camera: Camera, storage: Storage = Storage(), upload: Upload = Upload(), log: Log = Log()) {
         self.device = device
@@ -175,6 +211,7 @@ private struct Reader {
 
     static let known: [String: String] = [
         "device.id": "the box's name, e.g. \"thaithuy-0042\"",
+        "device.time_zone": "the box's local time zone, e.g. \"Asia/Ho_Chi_Minh\" (motion schedules are read in it)",
         "camera.id": "a short camera name, e.g. \"cam1\"",
         "camera.url": "the camera's stream, e.g. \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"",
         "camera.transport": "\"tcp\" or \"udp\"",
@@ -189,6 +226,15 @@ private struct Reader {
         "storage.sync_fragments": "true (each second is on the card as it is written) or false (only whole segments: a power cut may lose the open one)",
         "storage.seal": "true (every segment is sealed with the box's key: evidence a court can check) or false (no seal: for measuring its cost)",
         "activity.enabled": "true (index movement from each keyframe, sealed with the segment) or false (no activity index)",
+        "motion.enabled": "true (movement in the zones flags footage by itself; turns the activity index on) or false",
+        "motion.zones": "polygons on the picture, x and y from 0 to 1, e.g. [[0.1, 0.5, 0.6, 0.5, 0.6, 1.0, 0.1, 1.0]]",
+        "motion.cells": "cells of the 16x9 grid, 0 (top left) to 143, e.g. [80, 81, 96, 97]",
+        "motion.schedule": "when movement counts, local time, e.g. [\"22:00-05:00\"] (empty: always)",
+        "motion.threshold": "cells of the zones that must move at once (1–144)",
+        "motion.min_seconds": "movement shorter than this flags nothing (0–600)",
+        "motion.pre_roll_seconds": "seconds flagged before the movement (0–600)",
+        "motion.post_roll_seconds": "seconds flagged after it (0–600)",
+        "motion.max_pin_seconds_per_hour": "footage motion flags may pin in any hour, rolls included (10–3600)",
         "server.url": "the commune server, e.g. \"https://commune.example.vn\"",
         "server.token": "this box's token (commune devices add ID prints it)",
         "server.tus_url": "the upload endpoint (default: server.url + \"/files/\")",
@@ -251,7 +297,7 @@ private struct Reader {
             let section = key.split(separator: ".").first.map(String.init) ?? key
             let siblings = Self.known.keys.filter { $0.hasPrefix(section + ".") }.sorted()
             let hint = siblings.isEmpty
-                ? "known sections: [device], [camera], [camera.options], [storage], [server], [upload], [log]"
+                ? "known sections: [device], [camera], [camera.options], [storage], [server], [upload], [log], [activity], [motion]"
                 : "known keys here: " + siblings.joined(separator: ", ")
             throw fail(key, line: v.line, "unknown key (\(hint))")
         }
@@ -394,7 +440,85 @@ private struct Reader {
             }
             config.activity.enabled = b
         }
+        if let (zone, line) = try string("device.time_zone") {
+            guard zone.utf8.count <= 64, LocalTime(identifier: zone) != nil else {
+                throw fail("device.time_zone", line: line, "\"\(TerminalText.safe(zone))\" is not a time zone: use a name like \"Asia/Ho_Chi_Minh\"")
+            }
+            config.device.timeZone = zone
+        }
+        config.motion = try readMotion()
+        if config.motion.enabled { config.activity.enabled = true }
         return config
+    }
+
+    mutating func readMotion() throws(ConfigError) -> JunctionConfiguration.Motion {
+        var m = JunctionConfiguration.Motion()
+        if let v = value("motion.enabled") {
+            guard case .bool(let b) = v.kind else {
+                throw fail("motion.enabled", line: v.line, "expected true or false (true flags footage where something moves in the zones)")
+            }
+            m.enabled = b
+        }
+        func number(_ k: TOMLValue.Kind) -> Double? {
+            switch k {
+            case .integer(let i): Double(i)
+            case .float(let d): d
+            default: nil
+            }
+        }
+        if let v = value("motion.zones") {
+            let example = "write each zone as x, y pairs from 0 to 1, e.g. zones = [[0.1, 0.5, 0.6, 0.5, 0.6, 1.0, 0.1, 1.0]]"
+            guard case .array(let zones) = v.kind else { throw fail("motion.zones", line: v.line, "expected a list of zones: \(example)") }
+            guard zones.count <= MotionZones.maxPolygons else {
+                throw fail("motion.zones", line: v.line, "\(zones.count) zones: at most \(MotionZones.maxPolygons)")
+            }
+            for (n, zone) in zones.enumerated() {
+                guard case .array(let values) = zone else { throw fail("motion.zones", line: v.line, "zone \(n + 1) is not a list of numbers: \(example)") }
+                let numbers = values.compactMap(number)
+                guard numbers.count == values.count, numbers.count % 2 == 0, numbers.count >= 6 else {
+                    throw fail("motion.zones", line: v.line, "zone \(n + 1) needs at least 3 points, each an x and a y: \(example)")
+                }
+                guard numbers.count / 2 <= MotionZones.maxPoints else {
+                    throw fail("motion.zones", line: v.line, "zone \(n + 1) has \(numbers.count / 2) points: at most \(MotionZones.maxPoints)")
+                }
+                guard numbers.allSatisfy({ $0.isFinite && $0 >= 0 && $0 <= 1 }) else {
+                    throw fail("motion.zones", line: v.line, "zone \(n + 1) has a point off the picture: x and y go from 0 (left, top) to 1 (right, bottom)")
+                }
+                m.zones.append(stride(from: 0, to: numbers.count, by: 2).map { MotionZones.Point(x: numbers[$0], y: numbers[$0 + 1]) })
+            }
+        }
+        if let v = value("motion.cells") {
+            guard case .array(let values) = v.kind, values.count <= ActivityGrid.cells else {
+                throw fail("motion.cells", line: v.line, "expected a list of at most \(ActivityGrid.cells) cell numbers, e.g. [80, 81, 96, 97]")
+            }
+            for value in values {
+                guard case .integer(let c) = value, (0..<Int64(ActivityGrid.cells)).contains(c) else {
+                    throw fail("motion.cells", line: v.line, "cells are numbered 0 (top left) to \(ActivityGrid.cells - 1), row by row (16 a row)")
+                }
+                m.cells.append(Int(c))
+            }
+        }
+        if let v = value("motion.schedule") {
+            guard case .array(let values) = v.kind, values.count <= 24 else {
+                throw fail("motion.schedule", line: v.line, "expected a list of at most 24 times of day, e.g. [\"22:00-05:00\"]")
+            }
+            for value in values {
+                guard case .string(let s) = value, let w = DailyWindow(parsing: s) else {
+                    throw fail("motion.schedule", line: v.line, "write each as \"HH:MM-HH:MM\" on a 24-hour clock, e.g. \"22:00-05:00\" (across midnight)")
+                }
+                m.schedule.append(w)
+            }
+        }
+        if let t = try int("motion.threshold", in: 1...ActivityGrid.cells) { m.threshold = t }
+        if let s = try int("motion.min_seconds", in: 0...600) { m.minSeconds = s }
+        if let s = try int("motion.pre_roll_seconds", in: 0...600) { m.preRollSeconds = s }
+        if let s = try int("motion.post_roll_seconds", in: 0...600) { m.postRollSeconds = s }
+        if let s = try int("motion.max_pin_seconds_per_hour", in: 10...3600) { m.maxPinSecondsPerHour = s }
+        if m.enabled, m.preRollSeconds + m.postRollSeconds + max(1, m.minSeconds) > m.maxPinSecondsPerHour {
+            throw fail("motion.max_pin_seconds_per_hour", line: doc["motion.max_pin_seconds_per_hour"]?.line ?? doc.tables["motion"],
+                       "\(m.maxPinSecondsPerHour) s cannot hold one flag: its rolls (\(m.preRollSeconds) + \(m.postRollSeconds) s) and the least movement (\(max(1, m.minSeconds)) s); raise it or shorten the rolls")
+        }
+        return m
     }
 
     func checkName(_ name: String, key: String, line: Int) throws(ConfigError) {

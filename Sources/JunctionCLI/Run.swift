@@ -70,6 +70,9 @@ extension JunctionCommand {
                                                                cameraURL: config.camera.redactedURL, statusPath: config.statusPath)
             recorderConfig.notifier = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
             recorderConfig.stallSeconds = Double(config.camera.stallSeconds) + 2
+            if config.motion.enabled, let local = LocalTime(identifier: config.device.timeZone) {
+                recorderConfig.motion = (config.motion.rules, local)
+            }
             let recorder = RecorderService(
                 configuration: recorderConfig,
                 ring: ring, runner: capture, clock: clock, probe: TCPProbe(url: config.camera.url), logger: logger)

@@ -251,6 +251,13 @@ extension JunctionCommand {
                 lines.append(e.fingerprint.map { "Evidence sealed with device key \($0) (\(e.chainRecords) chain records)" }
                              ?? "Evidence NOT SEALED: no device key yet (the recorder makes it when it starts)")
             }
+            if let m = r.health?.motion {
+                var line = "Motion   \(m.flags) flag\(m.flags == 1 ? "" : "s") since the recorder started"
+                if let at = m.lastFlagAt { line += " (last \(Output.local(at)))" }
+                line += "; \(Int(m.usedSeconds)) s of the \(Int(m.capSeconds)) s hourly cap pinned"
+                if m.capped > 0 { line += "; \(m.capped) movement\(m.capped == 1 ? "" : "s") not flagged: the cap was reached" }
+                lines.append(line)
+            }
             if !r.damaged.isEmpty {
                 lines.append("DAMAGED  \(r.damaged.count) segment file\(r.damaged.count == 1 ? "" : "s") in quarantine/ (the card changed them after they were written): junction check lists them; copy them off, then replace the card")
             }

@@ -18,7 +18,7 @@ public final class ActivityWorker: @unchecked Sendable {
     private let decoder: KeyframeDecoder
     // Touched only on `queue`:
     private var detector: ActivityDetector
-    private var open: (start: Int64, summary: ActivitySummary)?
+    private var open: (start: Int64, found: SegmentActivity)?
     private let state = Mutex<(pending: Int, dropped: Int, decoded: Int, failures: Int)>((0, 0, 0, 0))
 
     /// For the stream `input` records (its video); throws when it cannot be decoded here.
@@ -55,7 +55,7 @@ public final class ActivityWorker: @unchecked Sendable {
                 let o = detector.observe(picture, microseconds: microseconds)
                 state.withLock { $0.decoded += 1 }
                 if let start = open?.start {
-                    open?.summary.add(o, secondsIntoSegment: Double(microseconds - start) / 1e6)
+                    open?.found.add(o, secondsIntoSegment: Double(microseconds - start) / 1e6)
                 }
             } catch {
                 state.withLock { $0.failures += 1 }
@@ -65,14 +65,14 @@ public final class ActivityWorker: @unchecked Sendable {
 
     /// A segment begins at camera time `microseconds`: keyframes from here on are its.
     public func beginSegment(atMicroseconds microseconds: Int64) {
-        queue.async { [self] in open = (microseconds, ActivitySummary()) }
+        queue.async { [self] in open = (microseconds, SegmentActivity()) }
     }
 
     /// The open segment ends here: its summary, once every keyframe offered before is counted.
     public func endSegment() -> PendingActivity {
         let pending = PendingActivity()
         queue.async { [self] in
-            pending.complete(open?.summary)
+            pending.complete(open?.found)
             open = nil
         }
         return pending

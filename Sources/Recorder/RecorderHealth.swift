@@ -38,6 +38,8 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
     public var storageError: String?
     public var clockSynchronized: Bool = false
     public var pid: Int32 = 0
+    /// Motion flags (nil when `[motion]` is off).
+    public var motion: MotionHealth?
     public var updatedAt: Timestamp
     public var version: String = JunctionVersion.current
 
@@ -50,12 +52,30 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case state, since, device, stream, fps, reconnects, gaps, pid, version
+        case state, since, device, stream, fps, reconnects, gaps, pid, version, motion
         case cameraID = "camera_id", cameraURL = "camera_url", bitrateKbps = "bitrate_kbps"
         case lastPacketAt = "last_packet_at", durableUntil = "durable_until", timelineLeadSeconds = "timeline_lead_seconds", segmentsWritten = "segments_written", droppedPackets = "dropped_packets"
         case openSegment = "open_segment", lastError = "last_error", lastErrorCode = "last_error_code"
         case lastErrorAt = "last_error_at", unusedCameraOptions = "unused_camera_options"
         case storageError = "storage_error", clockSynchronized = "clock_synchronized", updatedAt = "updated_at"
+    }
+}
+
+/// What motion flags have done since the recorder started.
+public struct MotionHealth: Sendable, Codable, Equatable {
+    /// Flags made, and events the hourly cap left unflagged.
+    public var flags: Int = 0
+    public var capped: Int = 0
+    public var lastFlagAt: Timestamp?
+    /// Seconds motion flags pinned in the last hour, of `capSeconds`.
+    public var usedSeconds: Double = 0
+    public var capSeconds: Double
+
+    public init(capSeconds: Double) { self.capSeconds = capSeconds }
+
+    enum CodingKeys: String, CodingKey {
+        case flags, capped
+        case lastFlagAt = "last_flag_at", usedSeconds = "used_seconds", capSeconds = "cap_seconds"
     }
 }
 

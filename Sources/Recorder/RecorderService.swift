@@ -1,3 +1,5 @@
+import Activity
+import Config
 import Logging
 import Media
 import NIOPosix
@@ -29,6 +31,8 @@ public final class RecorderService: Service, Sendable {
         public var notifier: SystemdNotifier?
         /// No packet for this long: the watchdog is not fed.
         public var stallSeconds: Double = 5
+        /// Motion flags from the activity index, and the local time their schedule is read in.
+        public var motion: (rules: MotionRules, localTime: LocalTime)?
 
         public init(device: String, cameraID: String, cameraURL: String, statusPath: String?) {
             self.device = device
@@ -47,6 +51,8 @@ public final class RecorderService: Service, Sendable {
     let logger: Logger
     let interrupter = Interrupter()
     let state: Mutex<RecorderHealth>
+    /// The motion trigger, touched only by the event consumer.
+    private let motion: Mutex<MotionTrigger?>
     /// Camera failure waiting to be written as a gap when recording resumes.
     private let pendingGapReason = Mutex<String?>(nil)
 
@@ -62,7 +68,9 @@ public final class RecorderService: Service, Sendable {
         var h = RecorderHealth(device: configuration.device, cameraID: configuration.cameraID,
                                cameraURL: configuration.cameraURL, now: clock.now())
         h.pid = getpid()
+        if let m = configuration.motion { h.motion = MotionHealth(capSeconds: m.rules.maxPinSecondsPerHour) }
         state = Mutex(h)
+        motion = Mutex(configuration.motion.map { MotionTrigger(rules: $0.rules) })
     }
 
     /// The health as it is now.
@@ -73,6 +81,7 @@ public final class RecorderService: Service, Sendable {
         let capturePool = NIOThreadPool(numberOfThreads: 1)
         capturePool.start()
         defer { capturePool.shutdownGracefully { _ in } }
+        await rememberMotionFlags()
         if let latest = try? await ring.latest(camera: configuration.cameraID) {
             pendingGapReason.withLock { $0 = $0 ?? "the recorder was not running" }
             lastEnd.withLock { $0 = latest.end }
@@ -242,6 +251,7 @@ public final class RecorderService: Service, Sendable {
                         $0.segmentsWritten += 1
                         $0.storageError = nil
                     }
+                    if let found = finished.activity?.current.result { await flagMotion(found, in: segment) }
                 } catch {
                     logger.error("index: cannot index \(finished.path): \(error); recovery indexes it at next start")
                     update { $0.storageError = "\(error)" }
@@ -268,6 +278,58 @@ public final class RecorderService: Service, Sendable {
                     $0.durableUntil = durable ?? $0.durableUntil
                     $0.timelineLeadSeconds = lead
                 }
+            }
+        }
+    }
+
+    /// Motion flags made in the last hour count against the cap after a restart too.
+    func rememberMotionFlags() async {
+        guard configuration.motion != nil, let flags = try? await ring.flags(includeReleased: true) else { return }
+        let now = clock.now()
+        motion.withLock { trigger in
+            for f in flags where f.source == .motion && now.seconds(since: f.createdAt) < 3600 {
+                trigger?.remember(flagMadeAt: f.createdAt, pinnedSeconds: f.pinTo.seconds(since: f.pinFrom))
+            }
+        }
+    }
+
+    /// Feeds a segment's keyframes to the motion trigger and makes the flags it decides on.
+    func flagMotion(_ found: SegmentActivity, in segment: Segment) async {
+        guard let local = configuration.motion?.localTime else { return }
+        let (decisions, used) = motion.withLock { trigger -> ([MotionTrigger.Decision], Double) in
+            guard trigger != nil else { return ([], 0) }
+            var decisions: [MotionTrigger.Decision] = []
+            for k in found.keyframes {
+                let t = segment.start + k.secondsIntoSegment
+                decisions += trigger!.observe(at: t, localMinute: local.minuteOfDay(milliseconds: t.milliseconds), cells: k.cells, lighting: k.lighting)
+            }
+            decisions += trigger!.advance(to: segment.end)
+            return (decisions, trigger!.usedSeconds(now: segment.end))
+        }
+        update { $0.motion?.usedSeconds = used }
+        guard let rules = configuration.motion?.rules else { return }
+        for decision in decisions {
+            switch decision {
+            case .flag(let from, let to, let peak, let trimmed):
+                let request = Ring.FlagRequest(camera: segment.camera, from: from, to: to,
+                                               reason: "motion: \(peak) cell\(peak == 1 ? "" : "s") moved in the zone" + (trimmed ? " (cut to the hourly cap)" : ""),
+                                               source: .motion, preRollSeconds: rules.preRollSeconds, postRollSeconds: rules.postRollSeconds)
+                do {
+                    let flag = try await ring.flag(request, now: clock.now())
+                    logger.notice("motion: flagged \(from) → \(to)", metadata: ["flag": "\(flag.id)", "cells": "\(peak)", "trimmed": "\(trimmed)"])
+                    update {
+                        $0.motion?.flags += 1
+                        $0.motion?.lastFlagAt = clock.now()
+                    }
+                } catch {
+                    logger.warning("motion: movement at \(from) → \(to) not flagged: \(error)")
+                    update { $0.motion?.capped += 1 }
+                }
+            case .capped(let e, let used):
+                logger.notice("motion: movement at \(e.from) → \(e.to) not flagged: motion flags pinned \(Int(used)) s this hour, the cap is \(Int(rules.maxPinSecondsPerHour)) s")
+                update { $0.motion?.capped += 1 }
+            case .tooShort:
+                break
             }
         }
     }

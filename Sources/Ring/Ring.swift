@@ -153,7 +153,7 @@ public actor Ring {
     @discardableResult
     public func commit(_ finished: FinishedSegment) async throws(RingError) -> Segment {
         let end = finished.origin.start + finished.durationSeconds
-        let activity = await finished.activity?.value(timeout: .seconds(2))
+        let activity = await finished.activity?.value(timeout: .seconds(2))?.summary
         let (bytes, sha256, chain) = await seal(finished, end: end, activity: activity)
         if !finished.durable {
             // The recorder left the last fdatasync to the seal; unsealed, it happens here. Either

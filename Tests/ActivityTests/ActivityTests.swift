@@ -154,8 +154,8 @@ struct Scene {
     @Test func aPendingSummaryComesOrTheWaitEnds() async {
         let pending = PendingActivity()
         // Completed from a dispatch queue, as the worker does (never from the concurrency pool).
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { pending.complete(ActivitySummary(entries: [.init(deciseconds: 3, score: 9)])) }
-        #expect(await pending.value(timeout: .seconds(30))?.peak == 9)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { pending.complete(SegmentActivity(summary: ActivitySummary(entries: [.init(deciseconds: 3, score: 9)]))) }
+        #expect(await pending.value(timeout: .seconds(30))?.summary.peak == 9)
         let never = PendingActivity()
         #expect(await never.value(timeout: .milliseconds(100)) == nil, "the wait ends without it")
     }

@@ -75,6 +75,9 @@ import Testing
     /// The recorder with `activity.enabled` (issue 14): a camera whose box crosses the street
     /// for 5 s of every 10 gets segments with movement and segments without; each summary is in
     /// the index and sealed in the segment's chain record; `reindex` brings it back from the files.
+    /// Motion flags on a zone over the box's path pin only segments where it moved, and stop at
+    /// the hourly cap (10 s here: the first crossing's ~5 s and a second of pre-roll, then the
+    /// second crossing cut to what is left).
     @Test func theRecorderIndexesActivityAndSealsIt() async throws {
         let clip = try Self.clip("crossing-cam", inputs: ["color=c=0x505050:s=640x360:r=25", "color=c=white:s=60x40:r=25"],
                                  filter: "[0][1]overlay=x='if(lt(t,4),-200,(t-4)*120)':y=220")
@@ -83,7 +86,18 @@ import Testing
         try camera.start()
         defer { camera.stop() }
         let dir = Rig.tempDir("activity")
-        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2, extra: "[activity]\nenabled = true")
+        let motion = """
+            [activity]
+            enabled = true
+            [motion]
+            enabled = true
+            zones = [[0.0, 0.5, 1.0, 0.5, 1.0, 0.8, 0.0, 0.8]]
+            min_seconds = 2
+            pre_roll_seconds = 1
+            post_roll_seconds = 0
+            max_pin_seconds_per_hour = 10
+            """
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2, extra: motion)
         let daemon = Daemon(config: config)
         try daemon.start()
         #expect(Rig.wait(seconds: 40) { ((try? listSegments(config)) ?? []).count >= 10 }, "\(daemon.output.suffix(1500))")
@@ -110,6 +124,30 @@ import Testing
         #expect(moving.allSatisfy { ($0.activity?.peak ?? 0) > 0 && ($0.activity?.cells ?? 0) > 0 })
         let text = try Rig.junction(["list", "--config", config, "--activity"])
         #expect(text.stdout.contains("moments with movement"), "\(text.stdout)")
+
+        // Motion flags: only where the box moved, and no more than the hour's cap.
+        let flagsRun = try Rig.junction(["flags", "--config", config, "--json"])
+        let flags = try JSONDecoder().decode([Ring.Flag].self, from: Data(flagsRun.stdout.utf8)).filter { $0.source == .motion }
+        let segments = try listSegments(config)
+        try #require(segments.count == before.count && zip(segments, before).allSatisfy { $0.0.path.hasSuffix($0.1.relative_path) || $0.1.relative_path.hasSuffix($0.0.path) },
+                     "the two listings name the same segments in the same order")
+        print("motion flags: " + flags.map { "\($0.from)→\($0.to) \($0.reason ?? "")" }.joined(separator: "; "))
+        #expect(!flags.isEmpty, "the crossings made motion flags: \(flagsRun.stdout)")
+        let pinned = flags.reduce(0.0) { $0 + $1.pinTo.seconds(since: $1.pinFrom) }
+        #expect(pinned <= 10.001, "motion flags pinned \(pinned) s, the cap is 10 s")
+        for f in flags {
+            #expect((2.0...6.0).contains(f.to.seconds(since: f.from)), "a crossing lasts about 5 s, or what the cap left of it: \(f.from)→\(f.to)")
+            let covered = zip(segments, before).filter { seg, _ in
+                guard let a = Timestamp(rfc3339: seg.start), let b = Timestamp(rfc3339: seg.end) else { return false }
+                return b > f.from && a < f.to
+            }
+            #expect(!covered.isEmpty && covered.allSatisfy { !($0.1.activity?.moments.isEmpty ?? true) },
+                    "flag \(f.id) pins only segments where something moved: \(covered.map { "\($0.0.path) \($0.1.activity?.moments.count ?? -1)" })")
+        }
+        let health = (try statusJSON(config)["health"] as? [String: Any])?["motion"] as? [String: Any]
+        let capped = health?["capped"] as? Int ?? 0, made = health?["flags"] as? Int ?? 0
+        #expect(made == flags.count && (capped >= 1 || flags.contains { $0.reason?.contains("hourly cap") == true }),
+                "the second crossing is cut or left out by the cap: \(String(describing: health))")
 
         // Sealed: each segment's chain record carries the summary the index holds.
         let ring = try await Ring.open(.init(root: dir + "/data", budget: .bytes(1 << 30), reserveBytes: 0), creating: false,
