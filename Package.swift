@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "JunctionCLI",
             dependencies: [
-                "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence",
+                "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence", "Activity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

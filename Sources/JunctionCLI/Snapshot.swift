@@ -1,4 +1,5 @@
 import ArgumentParser
+import Activity
 import Config
 import Media
 import Ring
@@ -19,11 +20,14 @@ extension JunctionCommand {
                   junction snapshot -o /tmp/aim.jpg
                   junction snapshot --at 21:40 -o /media/usb/2140.jpg
                   junction snapshot --at=-5m
+                  junction snapshot --zones              # the motion zones in red over the 16x9 grid
                 """)
 
         @OptionGroup var options: BoxOptions
         @Option(name: [.customShort("o"), .long], help: "Where to write the JPEG.") var output: String?
         @Option(help: "Take the picture from the recording at this time instead of the live camera.") var at: String?
+        @Flag(help: "Draw the motion zones ([motion] zones and cells, tinted red) over the 16x9 activity grid, cells numbered 0 (top left) to 143, 16 a row.")
+        var zones = false
         @Flag(help: "Print {path, width, height, bytes, source} as JSON.") var json = false
 
         struct Result: Encodable {
@@ -40,6 +44,7 @@ extension JunctionCommand {
             Media.Snapshot.quietFFmpegLogs()
             let now = Timestamp.now()
             let picture: Media.Snapshot.Picture
+            let zoneCells = zones ? config.motion.rules.zone : nil
             var source: String
             var when: Timestamp?
             if let at {
@@ -55,7 +60,7 @@ extension JunctionCommand {
                     throw CLIError("nothing recorded at \(Output.local(t)): \(held)")
                 }
                 do {
-                    picture = try Media.Snapshot.recorded(segment: path, atSeconds: max(0, t.seconds(since: hit.start)))
+                    picture = try Media.Snapshot.recorded(segment: path, atSeconds: max(0, t.seconds(since: hit.start)), zones: zoneCells)
                 } catch {
                     throw CLIError("cannot take a picture from \(hit.path): \(error.message). Run junction check --deep.")
                 }
@@ -64,7 +69,7 @@ extension JunctionCommand {
             } else {
                 do {
                     let input = try CameraInput(options: config.cameraInputOptions, interrupter: Interrupter())
-                    picture = try Media.Snapshot.live(input, seconds: Double(config.camera.connectTimeoutSeconds))
+                    picture = try Media.Snapshot.live(input, seconds: Double(config.camera.connectTimeoutSeconds), zones: zoneCells)
                 } catch {
                     throw CLIError("""
                         cannot take a picture from the camera (\(config.camera.redactedURL)): \(error.message)
@@ -83,6 +88,11 @@ extension JunctionCommand {
                 print(try Output.json(result))
             } else {
                 print("Snapshot \(picture.width)×\(picture.height) (\(Output.bytes(Int64(picture.jpeg.count)))) from the \(source)\(when.map { " at \(Output.local($0))" } ?? "") → \(path)")
+                if let zoneCells {
+                    let m = config.motion
+                    let what = m.zones.isEmpty && m.cells.isEmpty ? "no zone is set, so motion counts the whole picture" : "\(zoneCells.count) of \(ActivityGrid.cells) cells"
+                    print("Zones in red: \(what)\(m.enabled ? "" : " (motion flags are off: [motion] enabled = false)"). The grid's cells are numbered 0 (top left) to 143, 16 a row, for [motion] cells.")
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
+import Activity
 import CFFmpeg
 
 /// One JPEG picture of the camera, for aiming and focusing: the next keyframe of the live
@@ -15,14 +16,14 @@ public enum Snapshot {
     }
 
     /// The next keyframe from a live camera (waits at most `seconds` for it).
-    public static func live(_ input: CameraInput, seconds: Double = 10) throws(MediaError) -> Picture {
+    public static func live(_ input: CameraInput, seconds: Double = 10, zones: CellMask? = nil) throws(MediaError) -> Picture {
         let packet = Packet()
         let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
         while ContinuousClock.now < deadline {
             try input.read(into: packet)
             guard packet.kind == .video, packet.isKeyframe else { continue }
             return try input.withRecordedStreams { (streams) throws(MediaError) in
-                try picture(codecpar: streams[0].pointee.codecpar, packet: packet.raw, target: input.options.displayURL)
+                try picture(codecpar: streams[0].pointee.codecpar, packet: packet.raw, target: input.options.displayURL, zones: zones)
             }
         }
         throw MediaError(code: .timedOut, call: "snapshot", target: input.options.displayURL,
@@ -30,7 +31,7 @@ public enum Snapshot {
     }
 
     /// The keyframe at or before `seconds` into a segment file.
-    public static func recorded(segment path: String, atSeconds seconds: Double) throws(MediaError) -> Picture {
+    public static func recorded(segment path: String, atSeconds seconds: Double, zones: CellMask? = nil) throws(MediaError) -> Picture {
         let reader = try SegmentReader(path: path)
         guard let video = reader.video else { throw MediaError(code: .noVideo, call: "snapshot", target: path, message: "no video") }
         let pkt = av_packet_alloc()
@@ -49,12 +50,12 @@ public enum Snapshot {
             best = av_packet_clone(pkt)
         }
         guard let best else { throw MediaError(code: .invalidData, call: "snapshot", target: path, message: "the segment has no keyframe") }
-        return try picture(codecpar: video.pointee.codecpar, packet: best, target: path)
+        return try picture(codecpar: video.pointee.codecpar, packet: best, target: path, zones: zones)
     }
 
-    /// Decodes one keyframe packet and encodes the picture as JPEG.
+    /// Decodes one keyframe packet and encodes the picture as JPEG, with `zones` drawn over it.
     static func picture(codecpar: UnsafeMutablePointer<AVCodecParameters>, packet: UnsafeMutablePointer<AVPacket>,
-                        target: String) throws(MediaError) -> Picture {
+                        target: String, zones: CellMask? = nil) throws(MediaError) -> Picture {
         guard let decoder = avcodec_find_decoder(codecpar.pointee.codec_id) else {
             throw MediaError(code: .unsupportedCodec, call: "avcodec_find_decoder", target: target, message: "no decoder for this video")
         }
@@ -106,6 +107,7 @@ public enum Snapshot {
                 }
             }
         }
+        if let zones { draw(zones, on: yuv!, width: Int(width), height: Int(height)) }
         try check(avcodec_send_frame(enc, yuv), "avcodec_send_frame", target: target)
         _ = avcodec_send_frame(enc, nil)
         var out = av_packet_alloc()
@@ -113,5 +115,36 @@ public enum Snapshot {
         try check(avcodec_receive_packet(enc, out), "avcodec_receive_packet", target: target)
         let jpeg = Array(UnsafeBufferPointer(start: out!.pointee.data, count: Int(out!.pointee.size)))
         return Picture(jpeg: jpeg, width: Int(width), height: Int(height))
+    }
+
+    /// Draws the activity grid (each cell's border darkened) and tints the zone's cells red, on
+    /// a YUV 4:2:0 picture, with the detector's own mapping of pixels to cells: what the
+    /// technician sees is what motion counts.
+    static func draw(_ zones: CellMask, on frame: UnsafeMutablePointer<AVFrame>, width: Int, height: Int) {
+        guard width >= 2, height >= 2, let luma = frame.pointee.data.0, let cb = frame.pointee.data.1, let cr = frame.pointee.data.2 else { return }
+        let ys = Int(frame.pointee.linesize.0), us = Int(frame.pointee.linesize.1), vs = Int(frame.pointee.linesize.2)
+        let columns = ActivityGrid.columns, rows = ActivityGrid.rows
+        for cy in 0..<(height / 2) {
+            let row = min(rows - 1, (cy * 2) * rows / height)
+            for cx in 0..<(width / 2) {
+                let cell = row * columns + min(columns - 1, (cx * 2) * columns / width)
+                guard zones[cell] else { continue }
+                cb[cy * us + cx] = UInt8((Int(cb[cy * us + cx]) + 90) / 2)
+                cr[cy * vs + cx] = UInt8((Int(cr[cy * vs + cx]) + 240) / 2)
+            }
+        }
+        let thickness = max(1, width / 640)
+        for r in 1..<rows {
+            let y0 = r * height / rows
+            for y in y0..<min(height, y0 + thickness) {
+                for x in 0..<width { luma[y * ys + x] /= 3 }
+            }
+        }
+        for c in 1..<columns {
+            let x0 = c * width / columns
+            for y in 0..<height {
+                for x in x0..<min(width, x0 + thickness) { luma[y * ys + x] /= 3 }
+            }
+        }
     }
 }

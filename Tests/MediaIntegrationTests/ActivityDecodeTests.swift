@@ -144,6 +144,20 @@ import Testing
             #expect(!covered.isEmpty && covered.allSatisfy { !($0.1.activity?.moments.isEmpty ?? true) },
                     "flag \(f.id) pins only segments where something moved: \(covered.map { "\($0.0.path) \($0.1.activity?.moments.count ?? -1)" })")
         }
+        // The technician's check of the zones: drawn over a picture of the recording.
+        let shot = dir + "/zones.jpg"
+        let snap = try Rig.junction(["snapshot", "--config", config, "--at", segments[2].start, "--zones", "-o", shot])
+        #expect(snap.status == 0 && snap.stdout.contains("Zones in red:") && snap.stdout.contains("of 144 cells"), "\(snap.stdout) \(snap.stderr)")
+        let raw = try Rig.run("/usr/bin/ffmpeg", ["-y", "-loglevel", "error", "-i", shot, "-f", "rawvideo", "-pix_fmt", "rgb24", dir + "/zones.rgb"], timeout: 30)
+        try #require(raw.status == 0, "\(raw.stderr)")
+        let rgb = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/zones.rgb")))
+        try #require(rgb.count == 640 * 360 * 3, "\(rgb.count) bytes of RGB")
+        func pixel(_ x: Int, _ y: Int) -> (r: Int, g: Int, b: Int) { let o = (y * 640 + x) * 3; return (Int(rgb[o]), Int(rgb[o + 1]), Int(rgb[o + 2])) }
+        let inZone = pixel(20, 265), outside = pixel(300, 60), line = pixel(40, 60), beside = pixel(60, 60)
+        #expect(inZone.r - inZone.g > 30, "row 6 is in the zone, tinted red: \(inZone)")
+        #expect(abs(outside.r - outside.g) < 12, "row 1 is not: \(outside)")
+        #expect(line.g * 10 < beside.g * 6, "the grid's line between columns 0 and 1: \(line) beside \(beside)")
+
         let health = (try statusJSON(config)["health"] as? [String: Any])?["motion"] as? [String: Any]
         let capped = health?["capped"] as? Int ?? 0, made = health?["flags"] as? Int ?? 0
         #expect(made == flags.count && (capped >= 1 || flags.contains { $0.reason?.contains("hourly cap") == true }),
