@@ -22,24 +22,78 @@ extension Ring {
 
     /// The newest record's sequence number and hash (the chain head), or nil before the first.
     public func chainHead() async throws(RingError) -> (seq: Int64, hash: String)? {
-        try await index.chainHead()
+        if let last = try await unfiledRecords().last { return (last.record.seq, last.sealed.hash) }
+        return try await index.chainHead()
     }
 
     /// Sealed records in order, after sequence `after`.
     public func chain(after: Int64 = 0, limit: Int = 1_000_000) async throws(RingError) -> [SealedRecord] {
-        try await index.chain(after: after, limit: limit)
+        let filed = try await index.chain(after: after, limit: limit)
+        // Unfiled records are the newest: every filing files all of them before anything after.
+        let newest = try await unfiledRecords().filter { $0.record.seq > after }.map(\.sealed)
+        return newest.isEmpty ? filed : Array((filed + newest).prefix(limit))
+    }
+
+    /// Records of indexed segments not yet filed in the chain table: this ring's own, or, for
+    /// another process reading the index (`junction export`, `status`), those the newest rows
+    /// name, read back from their files' seal boxes.
+    func unfiledRecords() async throws(RingError) -> [RingIndex.ChainRow] {
+        if !unfiled.isEmpty || isSealing { return unfiled }
+        return try await recordsFromNewestSealBoxes()
+    }
+
+    /// The records the newest rows name and the chain table lacks, from their files' seal boxes.
+    /// A file whose seal box is gone or names another record is left out (`verifyChain` then
+    /// reports the missing link).
+    private func recordsFromNewestSealBoxes() async throws(RingError) -> [RingIndex.ChainRow] {
+        var rows: [RingIndex.ChainRow] = []
+        for (path, seq) in try await index.unfiledSegments() {
+            let abs = configuration.segmentsRoot + "/" + path
+            guard let found = try await blocking({ SealBox.find(path: abs) }) else { continue }
+            let sealed = SealedRecord(body: found.seal.record, signature: found.seal.signature)
+            guard let record = try? ChainRecord.parse(sealed.body), record.seq == seq else { continue }
+            rows.append(.init(sealed: sealed, record: record, segmentPath: path))
+        }
+        return rows
+    }
+
+    /// Files, from their seal boxes, the records a crash left unfiled (recovery, before anything
+    /// is sealed).
+    func fileUnfiledRecords() async throws(RingError) -> Int {
+        guard unfiled.isEmpty else { return 0 }
+        let rows = try await recordsFromNewestSealBoxes()
+        try await index.file(rows)
+        return rows.count
+    }
+
+    /// Files the waiting records now when any of `segments` is one of theirs (eviction keeps
+    /// every record).
+    func fileUnfiled(before segments: [Segment]) async throws(RingError) {
+        guard segments.contains(where: { s in unfiled.contains { $0.segmentPath == s.path } }) else { return }
+        try await fileWaiting()
+    }
+
+    /// Files every waiting record now (closing, `reindex`).
+    func fileWaiting() async throws(RingError) {
+        guard !unfiled.isEmpty else { return }
+        try await index.file(unfiled)
+        unfiled.removeAll()
     }
 
     /// The records an export of `from`–`to` carries: the one before the range, those that
     /// overlap it, and on to the first record the commune countersigned at or after its end.
     public func chainRecords(from: Timestamp, to: Timestamp) async throws(RingError) -> [SealedRecord] {
-        guard let first = try await index.run("SELECT MIN(seq) AS s FROM chain WHERE end_ms > ?", [.integer(Int(from.milliseconds))])
-                .first?.column("s")?.integer,
-              let last = try await index.run("SELECT MAX(seq) AS s FROM chain WHERE start_ms < ?", [.integer(Int(to.milliseconds))])
-                .first?.column("s")?.integer, last >= first else { return [] }
-        let signed = try await index.run("SELECT MIN(seq) AS s FROM countersign WHERE seq >= ?", [.integer(last)]).first?.column("s")?.integer
-        let upTo = min(signed ?? last, last + Bundle.maxRecords / 2)
-        return try await index.chain(after: Int64(max(0, first - 2)), limit: upTo - max(0, first - 2))
+        let newest = try await unfiledRecords()
+        let firstFiled = try await index.run("SELECT MIN(seq) AS s FROM chain WHERE end_ms > ?", [.integer(Int(from.milliseconds))])
+            .first?.column("s")?.integer.map(Int64.init)
+        let lastFiled = try await index.run("SELECT MAX(seq) AS s FROM chain WHERE start_ms < ?", [.integer(Int(to.milliseconds))])
+            .first?.column("s")?.integer.map(Int64.init)
+        let first = ([firstFiled] + newest.filter { $0.record.endMs > from.milliseconds }.map { Optional($0.record.seq) }).compactMap { $0 }.min()
+        let last = ([lastFiled] + newest.filter { $0.record.startMs < to.milliseconds }.map { Optional($0.record.seq) }).compactMap { $0 }.max()
+        guard let first, let last, last >= first else { return [] }
+        let signed = try await index.run("SELECT MIN(seq) AS s FROM countersign WHERE seq >= ?", [.integer(Int(last))]).first?.column("s")?.integer
+        let upTo = min(Int64(signed ?? Int(last)), last + Int64(Bundle.maxRecords / 2))
+        return try await chain(after: max(0, first - 2), limit: Int(upTo - max(0, first - 2)))
     }
 
     /// Makes the segment's record, appends its seal box to the file and returns the file's
@@ -48,7 +102,7 @@ extension Ring {
     func seal(_ finished: FinishedSegment, end: Timestamp, activity: ActivitySummary? = nil) async -> (Int64, String, RingIndex.ChainRow?) {
         guard let (key, device) = sealer else { return (finished.bytes, finished.sha256, nil) }
         do {
-            let head = try await index.chainHead()
+            let head = try await chainHead()
             let path = finished.path, mediaBytes = finished.bytes
             let hashed: PieceHasher
             if let h = finished.hashed, h.bytes == mediaBytes { hashed = h } else {
@@ -64,7 +118,8 @@ extension Ring {
                                      monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
                                      mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec, activity: activity?.hex)
             let sealed = try SealedRecord.seal(record, with: key)
-            let gaps = try await index.trailingGaps(limit: SealBox.maxGaps)
+            // Gaps since the newest segment's record (none while a segment's waits unfiled).
+            let gaps = unfiled.isEmpty ? try await index.trailingGaps(limit: SealBox.maxGaps) : []
             let box = SealBox(sealed: sealed, key: key.publicKeyBase64, gaps: gaps).encoded()
             try await blocking { try Self.append(box, to: path, at: mediaBytes) }
             var whole = hashed.wholeHasher
@@ -103,11 +158,11 @@ extension Ring {
     /// each problem as a finding (`check`, `reindex`).
     public func verifyChain(last: Int? = nil) async throws(RingError) -> [Finding] {
         var after: (seq: Int64, hash: String)?
-        if let last, let head = try await index.chainHead(), head.seq > Int64(last) {
+        if let last, let head = try await chainHead(), head.seq > Int64(last) {
             let seq = head.seq - Int64(last)
             after = try await index.chainHash(seq: seq).map { (seq, $0) }
         }
-        let sealed = try await index.chain(after: after?.seq ?? 0)
+        let sealed = try await chain(after: after?.seq ?? 0)
         guard let first = sealed.first, let record = try? ChainRecord.parse(first.body) else { return [] }
         guard let key = sealer?.key.publicKey ?? DeviceKey.readPublic(at: configuration.devicePublicKeyPath) else {
             return [Finding(kind: .chainProblem, path: "chain", detail: "the device's public key (\(configuration.devicePublicKeyPath)) is missing: the chain cannot be checked")]
@@ -151,7 +206,7 @@ extension Ring {
     /// The record of a stretch with no footage.
     func sealGap(_ gap: Gap) async throws(RingError) -> RingIndex.ChainRow? {
         guard let (key, device) = sealer else { return nil }
-        let head = try await index.chainHead()
+        let head = try await chainHead()
         let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .gap,
                                  camera: gap.camera, start: gap.start, end: max(gap.end, gap.start), clockSynchronized: true,
                                  reason: gap.reason)

@@ -44,6 +44,11 @@ extension Ring {
     public func recover(skipping open: String? = nil) async throws(RingError) -> [Finding] {
         var findings: [Finding] = []
 
+        // Chain records the last run had not filed yet: back from their seal boxes, before
+        // anything new is sealed after them.
+        let filed = try await fileUnfiledRecords()
+        if filed > 0 { logger.info("recovery: filed \(filed) chain records from their segments' seal boxes") }
+
         // Half-deleted: the row said "deleting"; finish the job.
         let deleting = try await index.deleting()
         if !deleting.isEmpty {
@@ -266,6 +271,7 @@ extension Ring {
     /// moved to quarantine untouched, never cut back, re-hashed or deleted. Flags and uploads
     /// come back from the journals.
     public func reindex() async throws(RingError) -> (segments: Int, findings: [Finding]) {
+        try await fileWaiting()
         let previous = (try? await index.segments(camera: nil, from: nil, to: nil, includeDeleting: true)) ?? []
         let known = Dictionary(previous.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         try await index.deleteAllSegments()

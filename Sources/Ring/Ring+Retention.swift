@@ -93,6 +93,7 @@ extension Ring {
 
     /// Deletion in the crash-safe order: mark, unlink, drop.
     func evict(_ segments: [Segment]) async throws(RingError) {
+        try await fileUnfiled(before: segments)
         let ids = segments.map(\.id)
         try await index.markDeleting(ids)
         let paths = segments.map { path(of: $0) }

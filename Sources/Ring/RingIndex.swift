@@ -297,23 +297,56 @@ final class RingIndex: Sendable {
 
     /// Inserts a segment and, when the ring seals, its chain record: both or neither.
     @discardableResult
+    /// - Parameter filing: nil files `chain` now; otherwise the row only names `chain` and these
+    ///   records (earlier segments' and perhaps its own) are filed in the chain table.
     func insert(relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
                 recovered: Bool, flagged: Bool = false, uploaded: Bool = false, chain: ChainRow? = nil,
-                activity: ActivitySummary? = nil) async throws(RingError) -> Segment {
+                filing: [ChainRow]? = nil, activity: ActivitySummary? = nil) async throws(RingError) -> Segment {
         try await transaction { db throws(RingError) in
             let segment = try await Self.insertSegment(db, relativePath: relativePath, origin: origin, end: end, bytes: bytes, sha256: sha256,
-                                                       recovered: recovered, flagged: flagged, uploaded: uploaded, activity: activity)
-            if let chain { try await Self.insertChain(db, chain) }
+                                                       recovered: recovered, flagged: flagged, uploaded: uploaded, activity: activity,
+                                                       chainSeq: chain.flatMap { $0.segmentPath == nil ? nil : $0.record.seq })
+            for row in filing ?? (chain.map { [$0] } ?? []) { try await Self.file(db, row) }
             return segment
         }
     }
 
-    static func insertChain(_ db: Statements, _ row: ChainRow) async throws(RingError) {
+    /// Files records in the chain table (their segments' rows already name them).
+    static func file(_ db: Statements, _ row: ChainRow) async throws(RingError) {
         _ = try await db.run("""
             INSERT INTO chain (seq, kind, camera, start_ms, end_ms, segment_path, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(Int(row.record.seq)), .text(row.record.kind.rawValue), .text(row.record.camera), .integer(Int(row.record.startMs)),
                   .integer(Int(row.record.endMs)), row.segmentPath.map { .text($0) } ?? .null, .text(row.sealed.hash),
                   .text(row.sealed.body), .text(row.sealed.signature)])
+    }
+
+    func file(_ rows: [ChainRow]) async throws(RingError) {
+        guard !rows.isEmpty else { return }
+        try await transaction { db throws(RingError) in
+            for row in rows { try await Self.file(db, row) }
+        }
+    }
+
+    /// Rows past which an unfiled record is never looked for: the recorder files every few
+    /// segments, so only the newest rows can name a record the chain table lacks.
+    static let unfiledWindow = 64
+
+    /// The newest segments whose rows name a record the chain table does not hold yet, in
+    /// chain order.
+    func unfiledSegments() async throws(RingError) -> [(path: String, seq: Int64)] {
+        try await run("""
+            SELECT path, chain_seq FROM segment
+            WHERE id > (SELECT COALESCE(MAX(id), 0) FROM segment) - ? AND chain_seq IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM chain c WHERE c.seq = segment.chain_seq)
+            ORDER BY chain_seq
+            """, [.integer(Self.unfiledWindow)]).compactMap { row in
+            guard let path = row.column("path")?.string, let seq = row.column("chain_seq")?.integer else { return nil }
+            return (path, Int64(seq))
+        }
+    }
+
+    static func insertChain(_ db: Statements, _ row: ChainRow) async throws(RingError) {
+        try await file(db, row)
         if let path = row.segmentPath {
             _ = try await db.run("UPDATE segment SET chain_seq = ? WHERE path = ?", [.integer(Int(row.record.seq)), .text(path)])
         }
@@ -357,18 +390,19 @@ final class RingIndex: Sendable {
     }
 
     static func insertSegment(_ db: Statements, relativePath: String, origin: SegmentOrigin, end: Timestamp, bytes: Int64, sha256: String,
-                              recovered: Bool, flagged: Bool, uploaded: Bool, activity: ActivitySummary? = nil) async throws(RingError) -> Segment {
+                              recovered: Bool, flagged: Bool, uploaded: Bool, activity: ActivitySummary? = nil,
+                              chainSeq: Int64? = nil) async throws(RingError) -> Segment {
         let rows = try await db.run("""
-            INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded, activity)
+            INSERT INTO segment (camera, path, start_ms, end_ms, mono_start_ns, boot_id, clock_synced, bytes, sha256, codec, recovered, flagged, uploaded, activity, chain_seq)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
                     ?12 OR EXISTS (SELECT 1 FROM flag WHERE state != 'released' AND camera = ?1 AND pin_to_ms > ?3 AND pin_from_ms < ?4),
-                    ?13, ?14)
+                    ?13, ?14, ?15)
             RETURNING \(Self.segmentColumns)
             """, [.text(origin.camera), .text(relativePath), .integer(Int(origin.start.milliseconds)),
                   .integer(Int(max(end.milliseconds, origin.start.milliseconds))), .integer(Int(origin.monotonicNanos)),
                   .text(origin.bootID), .integer(origin.clockSynchronized ? 1 : 0), .integer(Int(bytes)),
                   .text(sha256), .text(origin.codec), .integer(recovered ? 1 : 0), .integer(flagged ? 1 : 0), .integer(uploaded ? 1 : 0),
-                  activity.map { .blob(ByteBuffer(bytes: $0.encoded)) } ?? .null])
+                  activity.map { .blob(ByteBuffer(bytes: $0.encoded)) } ?? .null, chainSeq.map { .integer(Int($0)) } ?? .null])
         guard let row = rows.first else { throw RingError(.index, "insert returned no row", path: relativePath) }
         return Self.segment(from: row)
     }
@@ -436,8 +470,10 @@ final class RingIndex: Sendable {
                           [.integer(Int(end.milliseconds)), .integer(Int(bytes)), .text(sha256), .integer(Int(id))])
     }
 
-    func insertGap(_ gap: Gap, chain: ChainRow? = nil) async throws(RingError) {
+    /// A gap and its record, after `filing` (segments' records still unfiled: the gap's follows them).
+    func insertGap(_ gap: Gap, chain: ChainRow? = nil, filing: [ChainRow] = []) async throws(RingError) {
         try await transaction { db throws(RingError) in
+            for row in filing { try await Self.file(db, row) }
             _ = try await db.run("INSERT INTO gap (camera, start_ms, end_ms, reason) VALUES (?, ?, ?, ?)",
                                  [.text(gap.camera), .integer(Int(gap.start.milliseconds)), .integer(Int(max(gap.end, gap.start).milliseconds)), .text(gap.reason)])
             if let chain { try await Self.insertChain(db, chain) }

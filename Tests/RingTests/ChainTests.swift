@@ -73,6 +73,55 @@ import Testing
         await again.close()
     }
 
+    /// Records are filed in the chain table twelve at a time (the card writes the chain's newest
+    /// page once a batch, not once a segment); until then the ring, and another process reading
+    /// the same index (`junction export`, `status`), see them all the same.
+    @Test func recordsAreFiledTwelveAtATimeAndSeenBefore() async throws {
+        let root = makeRoot()
+        let ring = try await openRing(root)
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        await ring.startSealing(key: key, device: "box")
+        for i in 0..<11 { _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4))) }
+        let filed = { () async throws -> Int in try await ring.index.run("SELECT COUNT(*) AS n FROM chain").first?.column("n")?.integer ?? -1 }
+        #expect(try await filed() == 0, "11 records wait in their seal boxes")
+        let own = try await ring.chain(), ownHead = try await ring.chainHead()
+        #expect(own.count == 11 && ownHead?.seq == 11)
+        let reader = try await openRing(root)
+        let seen = try await reader.chain()
+        #expect(seen.count == 11 && ChainVerifier.verify(seen, key: key.publicKey, device: "box").findings.isEmpty,
+                "another reader takes them from the newest files' seal boxes")
+        #expect(try await reader.chainHead()?.seq == 11)
+        #expect(try await reader.chainRecords(from: t0 + 41, to: t0 + 43).count >= 1, "an export of the newest seconds carries their record")
+        await reader.close()
+        _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + 44))
+        #expect(try await filed() == 12, "the twelfth segment files all twelve")
+        _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + 48))
+        try await ring.recordGap(Gap(camera: "cam1", start: t0 + 52, end: t0 + 60, reason: "camera down"))
+        #expect(try await filed() == 14, "a gap's record follows the segment's before it")
+        await ring.close()
+    }
+
+    /// A crash (kill -9, a power cut) loses the waiting list, not the records: the next start
+    /// files them from their seal boxes before it seals anything new.
+    @Test func aCrashLeavesRecordsThatRecoveryFilesFromTheirSealBoxes() async throws {
+        let root = makeRoot()
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let crashed = try await openRing(root)
+        await crashed.startSealing(key: key, device: "box")
+        for i in 0..<5 { _ = try await crashed.commit(try FakeSegment.write(crashed, start: t0 + Double(i * 4))) }
+        // No close: the next run opens the index as the crash left it.
+        let next = try await openRing(root)
+        await next.startSealing(key: key, device: "box")
+        _ = try await next.recover()
+        #expect(try await next.index.run("SELECT COUNT(*) AS n FROM chain").first?.column("n")?.integer == 5)
+        _ = try await next.commit(try FakeSegment.write(next, start: t0 + 20))
+        let chain = try await next.chain()
+        let (records, findings) = ChainVerifier.verify(chain, key: key.publicKey, device: "box")
+        #expect(findings.isEmpty && records.map(\.seq) == [1, 2, 3, 4, 5, 6], "\(findings)")
+        await next.close()
+        await crashed.index.close()  // its connection only: the crashed run never filed its list
+    }
+
     /// `reindex` keeps the chain and each segment's name for its record (the upload carries it).
     @Test func reindexKeepsEachSegmentsRecord() async throws {
         let ring = try await openRing(makeRoot())
@@ -110,6 +159,7 @@ import Testing
         try await ring.recordGap(Gap(camera: "cam1", start: t0 + 4, end: t0 + 10, reason: "camera down"))
         let sealedAlready = try await ring.commit(try FakeSegment.write(ring, start: t0 + 10))
         // The cut: the index loses the last segment's row and record, as if the insert never ran.
+        try await ring.fileWaiting()
         _ = try await ring.index.run("DELETE FROM segment WHERE id = ?", [.integer(Int(sealedAlready.id))])
         _ = try await ring.index.run("DELETE FROM chain WHERE seq = 3")
         let unsealed = try FakeSegment.write(ring, start: t0 + 14)  // finished by the recorder, never committed
@@ -173,6 +223,7 @@ import Testing
         try handle.close()
         let deep = try await ring.check(deep: true)
         #expect(deep.contains { $0.kind == .hashMismatch && $0.detail.contains("fragment 3") }, "\(deep)")
+        try await ring.fileWaiting()
         _ = try await ring.index.run("DELETE FROM chain WHERE seq = 2")
         let shallow = try await ring.check(deep: false)
         #expect(shallow.contains { $0.kind == .chainProblem && $0.detail.contains("records 2–2 are missing") }, "\(shallow)")
