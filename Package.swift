@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "Uplink",
             dependencies: [
-                "Wire", "Ring", "Evidence",
+                "Wire", "Ring", "Evidence", "Activity",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -125,6 +125,16 @@ public actor Catalog {
             PRIMARY KEY (device, seq)
         )
         """,
+        // 7: when something moved at each box, a byte a minute (issue 14, `ActivityMinutes`):
+        // minutes with no footage known are not kept.
+        """
+        CREATE TABLE activity_minute (
+            device TEXT NOT NULL,
+            minute_ms INTEGER NOT NULL,
+            level INTEGER NOT NULL CHECK (level BETWEEN 0 AND 254),
+            PRIMARY KEY (device, minute_ms)
+        ) WITHOUT ROWID
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {

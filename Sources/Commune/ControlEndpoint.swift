@@ -66,6 +66,10 @@ public struct ControlEndpoint: Sendable {
         for r in report.requests { try await catalog.report(device: device, r) }
         let open = try await catalog.requests(device: device, openOnly: true)
         var reply = Heartbeat.Reply(requests: open.map(\.footageRequest))
+        if let a = report.activity, try await catalog.addActivity(device: device, a) == nil {
+            logger.warning("activity: a heartbeat's activity broke its rules and was not kept", metadata: ["device": "\(device)"])
+        }
+        reply.activityFrom = try await catalog.activityFrom(device: device)
         if let head = report.evidence {
             (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
             // The chain records a request's proof still lacks: those this report carries are

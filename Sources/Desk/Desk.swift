@@ -286,10 +286,11 @@ public struct Desk: Sendable {
                 "<td>\(h.map { "\(local.bytes($0.pinnedBytes)) / \(local.bytes($0.pinnedCapBytes))" } ?? "—")</td>",
                 "<td>\(h.map { "\($0.queuedSegments) \(t(.segmentsUnit))" } ?? "—")</td>",
                 "<td>\(h?.uploadBytesPerSecond.map(local.rate) ?? "—")</td>",
+                "<td class=\"activity\">\(try await activityStrip(device: box.device.id, from: now - 86_400, to: now, language: language))</td>",
             ]
             rows += "<tr class=\"\(box.alarms.isEmpty ? "fine" : "trouble")\" data-device=\"\(HTML.escape(box.device.id))\">\(cells.joined())</tr>\n"
         }
-        let headings: [Key] = [.box, .alarms, .lastSeen, .recording, .camera, .clock, .footageSpan, .cardFree, .pinned, .queued, .uploading]
+        let headings: [Key] = [.box, .alarms, .lastSeen, .recording, .camera, .clock, .footageSpan, .cardFree, .pinned, .queued, .uploading, .activity24h]
         let table = boxes.isEmpty ? "<p>\(t(.noBoxes))</p>" : """
             <div class="scroll"><table class="boxes"><thead><tr>\(headings.map { "<th scope=\"col\">\(t($0))</th>" }.joined())</tr></thead>
             <tbody>

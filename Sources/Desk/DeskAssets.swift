@@ -53,6 +53,12 @@ enum DeskAssets {
         svg.bar .pending, .key.pending::before { fill: #f0a400; background: #f0a400; }
         svg.bar .not_recorded, .key.not_recorded::before { fill: #9aa5b1; background: #9aa5b1; }
         svg.bar .evicted, .key.evicted::before { fill: #b3261e; background: #b3261e; }
+        svg.activity { display: block; width: 100%; height: 22px; border-bottom: 1px solid var(--line); background: #fff; }
+        td.activity svg.activity { width: 12rem; }
+        svg.activity .moved { fill: #6a1b9a; }
+        svg.activity .still { fill: #c5cbd3; }
+        p.activity-label { margin: .6rem 0 .1rem; font-size: .85rem; color: #4a5560; }
+        p.activity.none { font-size: .85rem; color: #6b7680; margin: .2rem 0; }
         .axis { display: flex; justify-content: space-between; color: var(--muted); font-size: .85rem; }
         .key { margin-right: 1rem; }
         .key::before { content: ""; display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: -2px; }

@@ -95,6 +95,7 @@ extension Desk {
             <label>\(t(.to)) <input name="to" value="\(HTML.escape(notice == nil ? local.dateTime(r.to, seconds: true) : typedTo))" placeholder="\(t(.dateHint))" required maxlength="40" inputmode="numeric"></label>
             <button type="submit">\(t(.show))</button></form>
             \(notice.map { HTML.notice($0) } ?? "")
+            <p class="activity-label">\(t(.activity))</p>\(try await activityStrip(device: device, from: r.from, to: r.to, language: language))\(local.axis(r.from, r.to))
             """
         let evidence = """
             <form method="post" action="/boxes/\(HTML.escape(device))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">

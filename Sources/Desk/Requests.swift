@@ -169,6 +169,7 @@ extension Desk {
             <dt>\(t(.proof))</dt><dd id="proof" class="proof \(proofClass)">\(proofText)</dd>
             </dl>
             <div class="coverage">\(Self.bar(r))\(local.axis(r.from, r.to))
+            <p class="activity-label">\(t(.activity))</p>\(try await activityStrip(device: r.device, from: r.from, to: r.to, language: language))
             <p class="legend">\(legend)</p></div>
             <div class="actions"><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a>
             <form method="post" action="/requests/\(HTML.escape(r.id))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
@@ -191,6 +192,27 @@ extension Desk {
             rects += "<rect class=\"\(span.status.rawValue)\" x=\"\(String(format: "%.2f", x))\" y=\"0\" width=\"\(String(format: "%.2f", w))\" height=\"20\"/>"
         }
         return "<svg class=\"bar\" viewBox=\"0 0 1000 20\" preserveAspectRatio=\"none\" role=\"img\">\(rects)</svg>"
+    }
+
+    /// When something moved, a bar a minute (what the boxes' heartbeats brought): tall where
+    /// something moved, as tall as the busiest moment; a low grey bar where the box recorded and
+    /// nothing moved; nothing where it knows nothing. Coloured by the stylesheet.
+    func activityStrip(device: String, from: Timestamp, to: Timestamp, language: Language) async throws -> String {
+        let minutes = try await catalog.activity(device: device, from: from, to: to)
+        let label = HTML.escape(Strings.text(.activity, language))
+        guard !minutes.isEmpty else { return "<p class=\"activity none\">\(HTML.escape(Strings.text(.activityNone, language)))</p>" }
+        let total = max(to.seconds(since: from), 60)
+        let width = max(0.5, 60 / total * 1000)
+        var rects = ""
+        // Still minutes first, movement over them; a moment of movement in a day's strip (a
+        // minute is under a pixel there) is drawn at least 1 % wide so it can be seen.
+        for (minute, level) in minutes.sorted(by: { $0.level < $1.level }) {
+            let x = max(0, minute.seconds(since: from)) / total * 1000
+            let h = level == 0 ? 2 : 4 + Double(level) / 254 * 16
+            let w = level == 0 ? width : max(width, 10)
+            rects += "<rect class=\"\(level == 0 ? "still" : "moved")\" x=\"\(String(format: "%.2f", min(x, 1000 - w)))\" y=\"\(String(format: "%.1f", 20 - h))\" width=\"\(String(format: "%.2f", w))\" height=\"\(String(format: "%.1f", h))\"/>"
+        }
+        return "<svg class=\"activity\" viewBox=\"0 0 1000 20\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"\(label)\">\(rects)</svg>"
     }
 
     static func stateKey(_ s: Catalog.Request.State) -> Key {

@@ -32,6 +32,7 @@ enum Key: String, CaseIterable {
     case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size
     case show, boxFootage, arrivedFootage, evidenceChanged
     case proof, proofWhole, proofWaiting, proofNone
+    case activity, activity24h, activityNone
 }
 
 enum Strings {
@@ -101,6 +102,9 @@ enum Strings {
         .requested: "Lúc yêu cầu",
         .coverage: "Tiến độ",
         .proof: "Niêm phong",
+        .activity: "Chuyển động",
+        .activity24h: "Chuyển động 24 giờ",
+        .activityNone: "Hộp chưa gửi chỉ số chuyển động cho khoảng này",
         .proofWhole: "Đủ: chuỗi niêm phong của hộp liền mạch, xã đã ký xác nhận lúc",
         .proofWaiting: "Đang chờ hộp gửi nốt chuỗi niêm phong",
         .proofNone: "Không có (các đoạn phim này không được hộp niêm phong)",
@@ -209,6 +213,9 @@ enum Strings {
         .requested: "Requested",
         .coverage: "Progress",
         .proof: "Seals",
+        .activity: "Movement",
+        .activity24h: "Movement, 24 h",
+        .activityNone: "The box has sent no movement index for this range",
         .proofWhole: "Whole: the box's seal chain is unbroken, countersigned by the commune at",
         .proofWaiting: "Waiting for the box to send the rest of its seal chain",
         .proofNone: "None (the box did not seal these clips)",

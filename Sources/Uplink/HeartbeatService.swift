@@ -1,3 +1,4 @@
+import Activity
 import Logging
 import Evidence
 import Ring
@@ -58,6 +59,8 @@ public struct HeartbeatService: Service {
         public var chainWanted: Heartbeat.ChainRange?
         /// Records the last report carried (a commune still wanting more gets them at once).
         public var chainSent = 0
+        /// The minute the commune wants activity from (issue 14); nil: the last day.
+        public var activityFrom: Timestamp?
 
         public init() {}
     }
@@ -107,7 +110,9 @@ public struct HeartbeatService: Service {
         let report: Heartbeat.Report
         let body: [UInt8]
         do {
-            (report, body) = try await fitted(try await makeReport(known.requests, now: now), wanted: known.chainWanted)
+            var made = try await makeReport(known.requests, now: now)
+            made.activity = try await activity(from: known.activityFrom, now: now)
+            (report, body) = try await fitted(made, wanted: known.chainWanted)
         } catch {
             return .refused("cannot read the ring to report: \(error)")
         }
@@ -144,6 +149,7 @@ public struct HeartbeatService: Service {
         let before = Set(known.requests.map(\.id))
         known.requests = reply.requests
         known.chainWanted = reply.chainWanted
+        known.activityFrom = reply.activityFrom
         var fresh = 0
         for request in reply.requests {
             let isNew = !before.contains(request.id)
@@ -187,6 +193,21 @@ public struct HeartbeatService: Service {
             body = try Heartbeat.encode(report)
         }
         return (report, body)
+    }
+
+    /// The camera's activity a byte a minute from `from` (a day back at most, and by default)
+    /// to now; nil when none of it is known (the activity index is off, or nothing recorded).
+    func activity(from: Timestamp?, now: Timestamp) async throws -> Heartbeat.ActivityMinutes? {
+        let day = Int64(Heartbeat.ActivityMinutes.maxMinutes) * 60_000
+        let end = now.milliseconds / 60_000 * 60_000 + 60_000
+        let start = max(from.map { $0.milliseconds / 60_000 * 60_000 } ?? 0, end - day)
+        guard end > start else { return nil }
+        let first = Timestamp(milliseconds: start)
+        let covered = try await ring.activity(camera: configuration.camera, from: first, to: Timestamp(milliseconds: end))
+            .map { ActivityTimeline.Covered(start: $0.start, end: $0.end, summary: $0.summary) }
+        guard !covered.isEmpty else { return nil }
+        let levels = ActivityTimeline.minutes(from: first, count: Int((end - start) / 60_000), segments: covered)
+        return Heartbeat.ActivityMinutes(from: first, levels: levels)
     }
 
     func makeReport(_ known: [FootageRequest], now: Timestamp) async throws -> Heartbeat.Report {

@@ -35,14 +35,44 @@ public enum Heartbeat {
         /// first one asked, in order: the commune's copy of a requested range's chain, through
         /// the head it countersigned after the range (so its bundles show a cut tail).
         public var chain: [SealedRecord]?
+        /// When something moved in the box's recent footage, a byte a minute (issue 14), from
+        /// the minute the commune's last answer named (`Reply.activityFrom`).
+        public var activity: ActivityMinutes?
 
         public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil,
-                    chain: [SealedRecord]? = nil) {
+                    chain: [SealedRecord]? = nil, activity: ActivityMinutes? = nil) {
             self.device = device
             self.health = health
             self.requests = requests
             self.evidence = evidence
             self.chain = chain
+            self.activity = activity
+        }
+    }
+
+    /// Activity per minute, compact: the officer sees *when* something moved before any video
+    /// is asked for. `levels` is hex, one byte a minute from `from` (a whole minute): 255
+    /// nothing known (not recorded, or recorded without the activity index), 0 recorded and
+    /// still, 1–254 how busy the busiest moment was (the busiest cell's share of changed
+    /// pixels, 254 all of it). A day is 1 440 bytes; a heartbeat a minute carries two or three.
+    public struct ActivityMinutes: Sendable, Codable, Equatable {
+        public var from: Timestamp
+        public var levels: String
+
+        /// Bound (README, "Limits"): a day of minutes.
+        public static let maxMinutes = 1440
+        public static let unknown: UInt8 = 255
+
+        public init(from: Timestamp, levels: [UInt8]) {
+            self.from = from
+            self.levels = hex(levels)
+        }
+
+        /// The levels, or nil when they break a rule (not hex, past the bound, `from` not a
+        /// whole minute): the commune then keeps none of them.
+        public var decoded: [UInt8]? {
+            guard from.milliseconds % 60_000 == 0, levels.utf8.count <= 2 * Self.maxMinutes, let b = bytes(fromHex: levels) else { return nil }
+            return b
         }
     }
 
@@ -200,15 +230,22 @@ public enum Heartbeat {
         /// Chain records the commune wants for a requested range's proof; the next heartbeat
         /// carries as many of them as fit (`Report.chain`).
         public var chainWanted: ChainRange?
+        /// The minute from which the commune wants activity next (the newest it holds, which may
+        /// have been partial); nil: the last day.
+        public var activityFrom: Timestamp?
 
-        public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil) {
+        public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil,
+                    activityFrom: Timestamp? = nil) {
             self.requests = requests
             self.countersign = countersign
             self.keyProblem = keyProblem
             self.chainWanted = chainWanted
+            self.activityFrom = activityFrom
         }
 
-        enum CodingKeys: String, CodingKey { case requests, countersign, keyProblem = "key_problem", chainWanted = "chain_wanted" }
+        enum CodingKeys: String, CodingKey {
+            case requests, countersign, keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
+        }
     }
 }
 

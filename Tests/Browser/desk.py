@@ -128,6 +128,8 @@ heartbeat_seconds = 5
 [upload]
 pre_roll_seconds = 0
 post_roll_seconds = 0
+[activity]
+enabled = true
 """)
         box_log = open(os.path.join(work, "junction.log"), "w")
         box = subprocess.Popen([args.junction, "run", "--config", box_config], stdout=box_log, stderr=subprocess.STDOUT)
@@ -368,7 +370,18 @@ post_roll_seconds = 0
         check("a box's footage plays for a range typed on its page", len(box_clips) == len(links) and driver.execute_script(video_ready)
               and not driver.find_elements(By.CSS_SELECTOR, "main .notice") and shown_range == [typed_from, typed_to],
               f"{len(box_clips)} clips vs {len(links)} for the request; range shown {shown_range}")
+        moved = driver.find_elements(By.CSS_SELECTOR, "svg.activity rect.moved")
+        check("the box's page shows when something moved in that range, from the box's heartbeats", len(moved) >= 1,
+              driver.find_element(By.CSS_SELECTOR, "main").text[:300])
         driver.save_screenshot(os.path.join(out, "9b-box-footage.png"))
+        box_page = driver.current_url
+        driver.get(url + "/boxes")
+        listed_moved = driver.find_elements(By.CSS_SELECTOR, "tr[data-device='hop-that-02'] svg.activity rect.moved")
+        quiet = driver.find_elements(By.CSS_SELECTOR, "tr[data-device='hop-ngatu-01'] td.activity p.activity.none")
+        check("the box list draws each box's last 24 h of movement; a box that sent none says so", len(listed_moved) >= 1 and len(quiet) == 1,
+              f"{len(listed_moved)} minutes with movement, {len(quiet)} 'none'")
+        driver.save_screenshot(os.path.join(out, "9c-boxes-activity.png"))
+        driver.get(box_page)
         driver.find_element(By.CSS_SELECTOR, ".actions button[type=submit]").click()
         WebDriverWait(driver, 60).until(lambda d: "/evidence/" in d.current_url)
         rows = driver.find_elements(By.CSS_SELECTOR, "table.evidence tbody tr")

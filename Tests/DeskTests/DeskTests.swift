@@ -402,6 +402,39 @@ final class Browser: @unchecked Sendable {
         return (ids[0], ids[1])
     }
 
+    /// When something moved, before any video (issue 14): the box list draws each box's last
+    /// 24 h a bar a minute, and a box's page the range shown; a box that sent none says so.
+    @Test func theBoxListAndABoxsPageShowWhenSomethingMoved() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("lanh", password: "mat-khau-dai-7")
+        _ = try await server.catalog.addDevice(id: "box-a")
+        _ = try await server.catalog.addDevice(id: "box-quiet")
+        let now = Timestamp.now()
+        let from = Timestamp(milliseconds: now.milliseconds / 60_000 * 60_000) - 1800
+        // 30 minutes: still, but movement in minutes 10 (a little) and 11 (a lot); 255: not known.
+        var levels = [UInt8](repeating: 0, count: 30)
+        levels[10] = 30
+        levels[11] = 254
+        levels[20] = 255
+        #expect(try await server.catalog.addActivity(device: "box-a", Heartbeat.ActivityMinutes(from: from, levels: levels), now: now) == 29)
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("lanh", "mat-khau-dai-7")
+        let list = try await browser.request(.GET, "/boxes").body
+        #expect(list.contains(Strings.vi[.activity24h]!))
+        #expect(list.components(separatedBy: "class=\"moved\"").count - 1 == 2 && list.components(separatedBy: "class=\"still\"").count - 1 == 27,
+                "two minutes moved, 27 still, the unknown one not drawn")
+        #expect(list.contains(HTML.escape(Strings.vi[.activityNone]!)), "the quiet box has sent none")
+        let local = LocalForm(timeZone: Desk.defaultTimeZone, language: .vi)
+        let range = "from=\(local.dateTime(from + 540, seconds: true))&to=\(local.dateTime(from + 780, seconds: true))"
+            .replacingOccurrences(of: " ", with: "%20")
+        let page = try await browser.request(.GET, "/boxes/box-a/play?" + range)
+        #expect(page.status == 200 && page.body.contains("<svg class=\"activity\""))
+        #expect(page.body.components(separatedBy: "class=\"moved\"").count - 1 == 2 && page.body.components(separatedBy: "class=\"still\"").count - 1 == 2,
+                "minutes 9–12 of the range: 9 and 12 still, 10 and 11 moved: \(page.body)")
+        #expect(page.body.contains("height=\"20.0\""), "the busiest minute is the tallest bar")
+    }
+
     @Test func anyRangeOfABoxsArrivedFootagePlaysWithoutARequest() async throws {
         let server = try await DeskServer.start()
         defer { Task { await server.stop() } }
