@@ -1,9 +1,11 @@
+import Activity
 import Evidence
 import ArgumentParser
 import Config
 import Recorder
 import Ring
 import Uplink
+import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -82,11 +84,29 @@ extension JunctionCommand {
             var to: Timestamp
             var cellSeconds: Double
             var cells: [Mark]
-            enum CodingKeys: String, CodingKey { case from, to, cells, cellSeconds = "cell_seconds" }
+            /// Per cell, the busiest movement the activity index saw (issue 14): 255 nothing known,
+            /// 0 still, else 1–254. Nil when the index knows nothing of the window.
+            var movement: [UInt8]?
+            enum CodingKeys: String, CodingKey { case from, to, cells, movement, cellSeconds = "cell_seconds" }
 
-            init(from: Timestamp, to: Timestamp, width: Int, segments: [Segment], gaps: [Gap]) {
+            init(from: Timestamp, to: Timestamp, width: Int, segments: [Segment], gaps: [Gap], activity: [ActivityTimeline.Covered] = []) {
                 self.from = from
                 self.to = to
+                if !activity.isEmpty, width > 0 {
+                    let first = Timestamp(milliseconds: from.milliseconds / 60_000 * 60_000)
+                    let count = Int((to.milliseconds - first.milliseconds) / 60_000) + 1
+                    let minutes = ActivityTimeline.minutes(from: first, count: count, segments: activity)
+                    let unknown = Heartbeat.ActivityMinutes.unknown
+                    var cells = [UInt8](repeating: unknown, count: width)
+                    let cellMs = Double(to.milliseconds - from.milliseconds) / Double(width)
+                    for (m, level) in minutes.enumerated() where level != unknown {
+                        let startMs = Double(first.milliseconds + Int64(m) * 60_000 - from.milliseconds)
+                        for k in max(0, Int(startMs / cellMs))...min(width - 1, max(0, Int((startMs + 59_999) / cellMs))) {
+                            cells[k] = cells[k] == unknown ? level : max(cells[k], level)
+                        }
+                    }
+                    movement = cells.contains { $0 != unknown } ? cells : nil
+                }
                 let cellSeconds = to.seconds(since: from) / Double(width)
                 self.cellSeconds = cellSeconds
                 var cells = [Mark](repeating: .none, count: width)
@@ -131,6 +151,20 @@ extension JunctionCommand {
                 }
                 return ["|" + line + "|", " " + String(labels).trimmingSpaces]
             }
+
+            /// The movement row under the marks: "." still, ":" something moved, "|" much moved
+            /// (a quarter or more of a cell's pixels at once), blank where nothing is known.
+            func renderMovement() -> String? {
+                guard let movement else { return nil }
+                return " " + movement.map { level -> String in
+                    switch level {
+                    case Heartbeat.ActivityMinutes.unknown: " "
+                    case 0: "."
+                    case 1..<64: ":"
+                    default: "|"
+                    }
+                }.joined() + " "
+            }
         }
 
         func run() async throws {
@@ -160,6 +194,8 @@ extension JunctionCommand {
             let queued = try await ring.uploadQueue(limit: 100_000, now: .latest)
             let damaged = (try? await ring.quarantined()) ?? []
             let head = (try? await ring.chainHead()) ?? nil
+            let activity = ((try? await ring.activity(camera: config.camera.id, from: windowStart, to: now)) ?? [])
+                .map { ActivityTimeline.Covered(start: $0.start, end: $0.end, summary: $0.summary) }
             let deviceKey = DeviceKey.readPublic(at: config.devicePublicKeyPath)
             await ring.close()
 
@@ -180,7 +216,7 @@ extension JunctionCommand {
                                 queue: .init(segments: queued.count, bytes: queued.reduce(0) { $0 + $1.segment.bytes },
                                              oldestWaiting: queued.map(\.segment.start).min()),
                                 timeline: Timeline(from: windowStart, to: now, width: width, segments: all.filter { $0.end > windowStart },
-                                                   gaps: windowGaps), damaged: damaged,
+                                                   gaps: windowGaps, activity: activity), damaged: damaged,
                                 evidence: .init(publicKey: deviceKey?.rawRepresentation.base64EncodedString(),
                                                 fingerprint: deviceKey.map(DeviceKey.fingerprint(of:)),
                                                 chainRecords: head?.seq ?? 0))
@@ -263,8 +299,12 @@ extension JunctionCommand {
             }
             let t = r.timeline.render(colour: colour)
             lines.append("Last \(hours) h " + t[0])
+            if let moved = r.timeline.renderMovement() {
+                lines.append("Moved".padding(toLength: "Last \(hours) h ".count, withPad: " ", startingAt: 0) + moved)
+            }
             lines.append(String(repeating: " ", count: "Last \(hours) h ".count) + t[1])
             lines.append("         # recorded  - not recorded  F flagged, waiting  U uploaded")
+            if r.timeline.movement != nil { lines.append("         . still  : something moved  | much moved (the activity index)") }
             if !hasServer {
                 lines.append("Uplink   none configured ([server] in junction.toml): flagged footage stays on the card")
             } else if let up = r.uplink {

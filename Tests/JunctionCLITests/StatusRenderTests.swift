@@ -5,6 +5,7 @@ import Testing
 @testable import Ring
 @testable import Uplink
 import Media
+import Activity
 
 /// `junction status` as a technician sees it, on a ring made here: recorded, gap, flagged and
 /// uploaded spans, with and without colour (a terminal, or a pipe / NO_COLOR).
@@ -75,6 +76,26 @@ import Media
                      2026-11-29 09:00:00 – 2026-11-29 09:30:00: camera unreachable
             """
         #expect(text == golden, "\n\(text)")
+    }
+
+    /// With the activity index (issue 14): a row under the marks says when something moved.
+    @Test func theTimelineSaysWhenSomethingMoved() {
+        setenv("TZ", "UTC", 1)
+        tzset()
+        var report = Self.report()
+        // 10:00–10:20 indexed: still, but much movement at 10:05 and a little at 10:16.
+        var summary = ActivitySummary()
+        for s in stride(from: 0, to: 1200, by: 2) {
+            summary.entries.append(.init(deciseconds: UInt16(s * 10), score: s == 300 ? 200 : s == 960 ? 20 : 0))
+        }
+        report.timeline = .init(from: Self.now - 4 * 3600, to: Self.now, width: 48, segments: [], gaps: [],
+                                activity: [.init(start: Self.at("10:00"), end: Self.at("10:20"), summary: summary)])
+        let lines = JunctionCommand.Status.render(report, now: Self.now, hasServer: true, colour: false, hours: 4).split(separator: "\n").map(String.init)
+        let row = lines.first { $0.hasPrefix("Moved") }
+        #expect(row == "Moved    " + " " + String(repeating: " ", count: 24) + ".|.:" + String(repeating: " ", count: 20) + " ", "\(lines)")
+        #expect(lines.contains("         . still  : something moved  | much moved (the activity index)"))
+        #expect(!JunctionCommand.Status.render(Self.report(), now: Self.now, hasServer: true, colour: false, hours: 4).contains("Moved"),
+                "no row where the index knows nothing")
     }
 
     @Test func colourForm() {

@@ -158,6 +158,9 @@ import Testing
         #expect(abs(outside.r - outside.g) < 12, "row 1 is not: \(outside)")
         #expect(line.g * 10 < beside.g * 6, "the grid's line between columns 0 and 1: \(line) beside \(beside)")
 
+        let status = try Rig.junction(["status", "--config", config, "--hours", "1"]).stdout
+        #expect(status.split(separator: "\n").contains { $0.hasPrefix("Moved") && ($0.contains("|") || $0.contains(":")) }
+                && status.contains("Motion   2 flags"), "status draws when something moved and what motion did: \(status)")
         let health = (try statusJSON(config)["health"] as? [String: Any])?["motion"] as? [String: Any]
         let capped = health?["capped"] as? Int ?? 0, made = health?["flags"] as? Int ?? 0
         #expect(made == flags.count && (capped >= 1 || flags.contains { $0.reason?.contains("hourly cap") == true }),
