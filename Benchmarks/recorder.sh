@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: junction vs FFmpeg's segment muxer recording the same synthetic RTSP camera
 # (1080p25, H.264 4 Mbit/s) side by side, on loopback, plus junction with per-fragment sync off
-# (storage.sync_fragments = false) and junction with sealing off (storage.seal = false) in the
+# (storage.sync_fragments = false), junction with sealing off (storage.seal = false) and junction with
+# the activity index on ([activity] enabled = true, issue 14) in the
 # same run, so the cost of losing at most ~1 s to a power cut, and of sealing every segment, are
 # measured against the same run. Reports CPU seconds, max RSS, private dirty memory, bytes
 # written per media byte, and the ratios, plus the size of the release binary.
@@ -19,7 +20,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /var/tmp/junction-bench.XXXXXX)
 mkdir -p "$HERE/results"
 OUT="$HERE/results/recorder-$(date -u +%Y%m%dT%H%M%SZ).txt"
-VARIANTS=(junction nosync noseal ffmpeg)
+VARIANTS=(junction nosync noseal activity ffmpeg)
 pids=()
 mounted=()
 cleanup() {
@@ -68,7 +69,7 @@ run_once() {
       device_written "r$1-$v" > "$R/$v.dev0"
     fi
   done
-  for v in junction nosync noseal; do
+  for v in junction nosync noseal activity; do
     cat > "$R/$v.toml" <<TOML
 [device]
 id = "bench"
@@ -81,6 +82,8 @@ reserve_bytes = "100MB"
 segment_seconds = 10
 sync_fragments = $([ "$v" = nosync ] && echo false || echo true)
 seal = $([ "$v" = noseal ] && echo false || echo true)
+[activity]
+enabled = $([ "$v" = activity ] && echo true || echo false)
 [log]
 level = "warning"
 TOML
@@ -92,16 +95,18 @@ TOML
   tp+=($!)
   /usr/bin/time -v -o "$R/noseal.time" "$JUNCTION" run --config "$R/noseal.toml" > "$R/noseal.log" 2>&1 &
   tp+=($!)
+  /usr/bin/time -v -o "$R/activity.time" "$JUNCTION" run --config "$R/activity.toml" > "$R/activity.log" 2>&1 &
+  tp+=($!)
   /usr/bin/time -v -o "$R/ffmpeg.time" ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$URL" -c copy \
     -f segment -segment_time 10 -segment_format mp4 -reset_timestamps 1 "$R/ffmpeg/%05d.mp4" > "$R/ffmpeg.log" 2>&1 &
   tp+=($!)
   pids+=("${tp[@]}")
   sleep 1
   local i
-  for i in 0 1 2 3; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
-  echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, ffmpeg ${pp[3]})..."
+  for i in 0 1 2 3 4; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
+  echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, activity ${pp[3]}, ffmpeg ${pp[4]})..."
   sleep 10
-  for i in 0 1 2 3; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
+  for i in 0 1 2 3 4; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
   # The steady state, from 10 s on: what a box pays every segment for months, without the
   # start's one-time writes (the device key, the index's tables, the first gap's record).
   for v in "${VARIANTS[@]}"; do
@@ -109,12 +114,12 @@ TOML
     [ "$DEVICE" = yes ] && device_written "r$1-$v" > "$R/$v.dev10"
   done
   sleep $((DURATION - 10))
-  for i in 0 1 2 3; do
+  for i in 0 1 2 3 4; do
     ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t1"
     awk '/^Private_Dirty/ {print $2}' "/proc/${pp[$i]}/smaps_rollup" > "$R/${VARIANTS[$i]}.dirty"
   done
-  kill -TERM "${pp[0]}" "${pp[1]}" "${pp[2]}"; kill -INT "${pp[3]}"
-  for i in 0 1 2 3; do wait "${tp[$i]}" || true; done
+  kill -TERM "${pp[0]}" "${pp[1]}" "${pp[2]}" "${pp[3]}"; kill -INT "${pp[4]}"
+  for i in 0 1 2 3 4; do wait "${tp[$i]}" || true; done
   for v in "${VARIANTS[@]}"; do media "$R/$v" > "$R/$v.media"; done
   # Everything each recorder left in the page cache reaches its device before counting.
   sync
@@ -136,18 +141,18 @@ for n in $(seq 1 "$RUNS"); do run_once "$n"; done
 # fact RUN VARIANT NAME; median of a list of numbers
 fact() { cat "$WORK/r$1/$2.$3"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
-row() { printf '%-30s %12s %12s %12s %12s %9s %9s %9s\n' "$@"; }
+row() { printf '%-30s %12s %12s %12s %12s %12s %9s %9s %9s %9s\n' "$@"; }
 # summary NAME LABEL: per run, the four values and the three ratios; then the median of each.
 summary() {
-  local n j s u f rj rs ru all_j="" all_s="" all_u="" all_f="" all_rj="" all_rs="" all_ru=""
+  local n j s u a f rj rs ru ra all_j="" all_s="" all_u="" all_a="" all_f="" all_rj="" all_rs="" all_ru="" all_ra=""
   for n in $(seq 1 "$RUNS"); do
-    j=$(fact "$n" junction "$1"); s=$(fact "$n" nosync "$1"); u=$(fact "$n" noseal "$1"); f=$(fact "$n" ffmpeg "$1")
-    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u")
-    row "$2, run $n" "$j" "$s" "$u" "$f" "$rj" "$rs" "$ru"
-    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_f+="$f "; all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "
+    j=$(fact "$n" junction "$1"); s=$(fact "$n" nosync "$1"); u=$(fact "$n" noseal "$1"); a=$(fact "$n" activity "$1"); f=$(fact "$n" ffmpeg "$1")
+    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u"); ra=$(ratio4 "$a" "$j")
+    row "$2, run $n" "$j" "$s" "$u" "$a" "$f" "$rj" "$rs" "$ru" "$ra"
+    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_a+="$a "; all_f+="$f "; all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "; all_ra+="$ra "
   done
-  row "$2, median" "$(echo "$all_j" | median)" "$(echo "$all_s" | median)" "$(echo "$all_u" | median)" "$(echo "$all_f" | median)" \
-    "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" "$(echo "$all_ru" | median)"
+  row "$2, median" "$(echo "$all_j" | median)" "$(echo "$all_s" | median)" "$(echo "$all_u" | median)" "$(echo "$all_a" | median)" \
+    "$(echo "$all_f" | median)" "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" "$(echo "$all_ru" | median)" "$(echo "$all_ra" | median)"
 }
 for n in $(seq 1 "$RUNS"); do
   for v in "${VARIANTS[@]}"; do
@@ -160,8 +165,9 @@ SIZE=$(stat -c %s "$JUNCTION")
 {
   echo "# junction vs ffmpeg -f segment, $(date -u +%FT%TZ), $(nproc) cores, $RUNS runs of ${DURATION} s, 1080p25 H.264 4 Mbit/s over RTSP/TCP (loopback)"
   echo "# junction: each fragment (<= 1 s) fdatasynced as written, every segment sealed; nosync: storage.sync_fragments = false"
-  echo "# (synced per segment); noseal: storage.seal = false (the cost of sealing is j/noseal)"
-  row "metric" "junction" "nosync" "noseal" "ffmpeg" "j/ffmpeg" "j/nosync" "j/noseal"
+  echo "# (synced per segment); noseal: storage.seal = false (the cost of sealing is j/noseal); activity: [activity] enabled"
+  echo "# (keyframes decoded to 64x36 grey, movement per cell, a summary per segment: its cost is act/j)"
+  row "metric" "junction" "nosync" "noseal" "activity" "ffmpeg" "j/ffmpeg" "j/nosync" "j/noseal" "act/j"
   summary cpu "CPU s (user+sys)"
   summary steady "CPU s, steady (10 s..end)"
   summary rss "max RSS (kB)"
@@ -176,7 +182,14 @@ SIZE=$(stat -c %s "$JUNCTION")
     echo "(not root: no loop devices, so the bytes the card would take are not measured)"
   fi
   printf '%-30s %12s\n' "junction binary (bytes)" "$SIZE"
+  # What the activity index adds: the summaries in the seal boxes (the media bytes of the same
+  # camera, sealed alike, with and without it), per hour of recording.
+  per_hour=""
+  for n in $(seq 1 "$RUNS"); do
+    per_hour+="$(( ($(fact "$n" activity media) - $(fact "$n" junction media)) * 3600 / DURATION )) "
+  done
+  printf '%-30s %12s   (runs: %s)\n' "activity index, bytes/hour" "$(echo "$per_hour" | median)" "$per_hour"
   echo "targets: CPU <= 0.7x ffmpeg, RSS <= 0.7x, device bytes per media byte <= 1.02, binary <= 30 MB;"
-  echo "sealing (j/noseal): CPU <= 1.02, bytes <= 1.001"
+  echo "sealing (j/noseal): CPU <= 1.02, bytes <= 1.001; activity (act/j): CPU <= 1.10"
 } | tee "$OUT"
 echo "results: $OUT"

@@ -11,9 +11,14 @@ public struct LocalTime: Sendable {
         self.zone = zone
     }
 
+    /// The zone's offset from UTC at `milliseconds` since 1970, in seconds.
+    public func offsetSeconds(milliseconds: Int64) -> Int {
+        zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+
     /// Minutes since local midnight at `milliseconds` since 1970.
     public func minuteOfDay(milliseconds: Int64) -> Int {
-        let offset = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(milliseconds) / 1000)))
+        let offset = Int64(offsetSeconds(milliseconds: milliseconds))
         let seconds = (milliseconds / 1000 + offset) % 86_400
         return Int((seconds + 86_400) % 86_400) / 60
     }

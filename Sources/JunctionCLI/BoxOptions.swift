@@ -19,12 +19,19 @@ struct BoxOptions: ParsableArguments {
     var config: String = ProcessInfo.processInfo.environment["JUNCTION_CONFIG"] ?? "/etc/junction/junction.toml"
 
     /// Loads and validates the config, or exits with its error (file, line, key, what to write).
+    /// The config; from here on, times are read and shown in its `[device] time_zone` (the
+    /// zone motion schedules use), unless TZ is set in the environment, which wins.
     func load() throws -> JunctionConfiguration {
+        let loaded: JunctionConfiguration
         do {
-            return try JunctionConfiguration.load(path: config)
+            loaded = try JunctionConfiguration.load(path: config)
         } catch {
             throw CLIError("\(error)")
         }
+        if (ProcessInfo.processInfo.environment["TZ"] ?? "").isEmpty, let local = LocalTime(identifier: loaded.device.timeZone) {
+            TimeExpression.useZone { local.offsetSeconds(milliseconds: $0.milliseconds) }
+        }
+        return loaded
     }
 }
 

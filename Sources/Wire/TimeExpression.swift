@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Times as a technician types them on the CLI: RFC 3339 ("2026-11-29T14:02:00Z",
 /// "2026-11-29T21:02:00+07:00"), the box's local time today ("14:02", "14:02:30"), a local date
@@ -69,8 +70,17 @@ public enum TimeExpression {
         return h * 3600 + m * 60 + sec
     }
 
-    /// The local zone's UTC offset at `t` (from TZ / /etc/localtime).
+    private static let zone = Mutex<(@Sendable (Timestamp) -> Int)?>(nil)
+
+    /// Reads and writes local times in this zone from now on (the box's `[device] time_zone`),
+    /// instead of the system's.
+    public static func useZone(_ offset: @escaping @Sendable (Timestamp) -> Int) {
+        zone.withLock { $0 = offset }
+    }
+
+    /// The local zone's UTC offset at `t`: the zone `useZone` set, else TZ / /etc/localtime.
     public static func localOffset(at t: Timestamp) -> Int {
+        if let offset = zone.withLock({ $0 }) { return offset(t) }
         var secs = time_t(t.milliseconds / 1000)
         var tmv = tm()
         localtime_r(&secs, &tmv)

@@ -158,7 +158,13 @@ import Testing
         #expect(abs(outside.r - outside.g) < 12, "row 1 is not: \(outside)")
         #expect(line.g * 10 < beside.g * 6, "the grid's line between columns 0 and 1: \(line) beside \(beside)")
 
-        let status = try Rig.junction(["status", "--config", config, "--hours", "1"]).stdout
+        let status = try Rig.run(Rig.junction, ["status", "--config", config, "--hours", "1"], environment: ["TZ": ""]).stdout
+        // Times in the box's zone ([device] time_zone, Asia/Ho_Chi_Minh by default: UTC+7), as the schedule reads them.
+        let firstStart = try #require(Timestamp(rfc3339: segments[0].start))
+        let c = Timestamp(milliseconds: firstStart.milliseconds + 7 * 3_600_000).civil
+        let two = { (v: Int) in v < 10 ? "0\(v)" : "\(v)" }
+        let shown = "\(c.year)-\(two(c.month))-\(two(c.day)) \(two(c.hour)):\(two(c.minute)):\(two(c.second))"
+        #expect(status.contains("Ring     \(shown)"), "the ring's start in the box's zone, \(shown): \(status)")
         #expect(status.split(separator: "\n").contains { $0.hasPrefix("Moved") && ($0.contains("|") || $0.contains(":")) }
                 && status.contains("Motion   2 flags"), "status draws when something moved and what motion did: \(status)")
         let health = (try statusJSON(config)["health"] as? [String: Any])?["motion"] as? [String: Any]
