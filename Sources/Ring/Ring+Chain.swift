@@ -28,9 +28,13 @@ extension Ring {
 
     /// Sealed records in order, after sequence `after`.
     public func chain(after: Int64 = 0, limit: Int = 1_000_000) async throws(RingError) -> [SealedRecord] {
-        let filed = try await index.chain(after: after, limit: limit)
         // Unfiled records are the newest: every filing files all of them before anything after.
-        let newest = try await unfiledRecords().filter { $0.record.seq > after }.map(\.sealed)
+        // Read before the filed ones, so a batch the recorder files in between (another process
+        // reading) shows up twice, and is taken once, rather than not at all.
+        let waiting = try await unfiledRecords()
+        let filed = try await index.chain(after: after, limit: limit)
+        let lastFiled = filed.last?.record?.seq ?? after
+        let newest = waiting.filter { $0.record.seq > max(after, lastFiled) }.map(\.sealed)
         return newest.isEmpty ? filed : Array((filed + newest).prefix(limit))
     }
 

@@ -312,9 +312,12 @@ final class RingIndex: Sendable {
     }
 
     /// Files records in the chain table (their segments' rows already name them).
+    /// A record whose sequence number the table already holds (a seal whose segment's row was
+    /// never written, its number then sealed again) is not filed twice and never blocks the
+    /// segment being indexed: it stays in its file's seal box, and `verifyChain` names the link.
     static func file(_ db: Statements, _ row: ChainRow) async throws(RingError) {
         _ = try await db.run("""
-            INSERT INTO chain (seq, kind, camera, start_ms, end_ms, segment_path, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT OR IGNORE INTO chain (seq, kind, camera, start_ms, end_ms, segment_path, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [.integer(Int(row.record.seq)), .text(row.record.kind.rawValue), .text(row.record.camera), .integer(Int(row.record.startMs)),
                   .integer(Int(row.record.endMs)), row.segmentPath.map { .text($0) } ?? .null, .text(row.sealed.hash),
                   .text(row.sealed.body), .text(row.sealed.signature)])
