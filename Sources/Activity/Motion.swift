@@ -13,7 +13,7 @@ public struct DailyWindow: Sendable, Equatable, CustomStringConvertible {
 
     /// Reads "HH:MM-HH:MM" (24-hour clock; "24:00" is midnight at the end of the day).
     public init?(parsing text: String) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { $0.trimmingSpaces }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Substring(String($0).trimmingSpaces) }
         guard parts.count == 2, let a = Self.minute(parts[0]), let b = Self.minute(parts[1]) else { return nil }
         self.init(startMinute: a % 1440, endMinute: b % 1440)
     }
@@ -33,15 +33,6 @@ public struct DailyWindow: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         func hm(_ m: Int) -> String { (m / 60 < 10 ? "0" : "") + "\(m / 60):" + (m % 60 < 10 ? "0" : "") + "\(m % 60)" }
         return "\(hm(startMinute))-\(hm(endMinute))"
-    }
-}
-
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return s
     }
 }
 
@@ -177,7 +168,7 @@ public struct MotionTrigger: Sendable {
     public mutating func observe(at t: Timestamp, localMinute: Int, cells: CellMask, lighting: Bool = false) -> [Decision] {
         var decisions: [Decision] = []
         if let e = open, t.seconds(since: e.to) > rules.joinSeconds {
-            decisions.append(close(now: t))
+            decisions.append(close(e, now: t))
         }
         let inSchedule = rules.schedule.isEmpty || rules.schedule.contains { $0.contains(minute: localMinute) }
         let moving = lighting ? 0 : cells.intersection(rules.zone).count
@@ -186,7 +177,7 @@ public struct MotionTrigger: Sendable {
             e.to = t
             e.peakCells = max(e.peakCells, moving)
             open = e
-            if t.seconds(since: e.from) >= rules.maxEventSeconds { decisions.append(close(now: t)) }
+            if t.seconds(since: e.from) >= rules.maxEventSeconds { decisions.append(close(e, now: t)) }
         } else {
             open = Event(from: t, to: t, peakCells: moving)
         }
@@ -197,11 +188,12 @@ public struct MotionTrigger: Sendable {
     /// `joinSeconds` before it is closed.
     public mutating func advance(to t: Timestamp) -> [Decision] {
         guard let e = open, t.seconds(since: e.to) > rules.joinSeconds else { return [] }
-        return [close(now: t)]
+        return [close(e, now: t)]
     }
 
-    private mutating func close(now: Timestamp) -> Decision {
-        guard var e = open else { preconditionFailure("close without an open event") }
+    /// Ends the open event `e`.
+    private mutating func close(_ event: Event, now: Timestamp) -> Decision {
+        var e = event
         open = nil
         // A single keyframe shows movement at an instant: it stands for the interval it opens.
         if e.to == e.from { e.to = e.from + 1 }
