@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence", "Activity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

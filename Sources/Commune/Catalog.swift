@@ -135,6 +135,21 @@ public actor Catalog {
             PRIMARY KEY (device, minute_ms)
         ) WITHOUT ROWID
         """,
+        // 8: a request's preview (issue 14): the file once whole and checked, and, while it
+        // arrives, which upload carries it (the desk shows the pictures already there).
+        """
+        CREATE TABLE preview (
+            request TEXT PRIMARY KEY REFERENCES request (id),
+            device TEXT NOT NULL,
+            path TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            pictures INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            received_ms INTEGER NOT NULL
+        );
+        ALTER TABLE upload ADD COLUMN preview_request TEXT;
+        ALTER TABLE upload ADD COLUMN part_path TEXT
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -304,7 +319,8 @@ public actor Catalog {
     /// Bytes of a device's clips plus the full length of its uploads in progress.
     public func bytesHeld(device: String, now: Timestamp = .now()) async throws -> Int64 {
         let rows = try await query("""
-            SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1 AND expires_ms > ?2) AS b
+            SELECT (SELECT COALESCE(SUM(bytes), 0) FROM clip WHERE device = ?1) + (SELECT COALESCE(SUM(length), 0) FROM upload WHERE device = ?1 AND expires_ms > ?2)
+                 + (SELECT COALESCE(SUM(bytes), 0) FROM preview WHERE device = ?1) AS b
             """, [.text(device), .integer(Int(now.milliseconds))])
         return Int64(rows.first?.column("b")?.integer ?? 0)
     }

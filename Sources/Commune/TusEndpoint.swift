@@ -96,6 +96,15 @@ public struct TusEndpoint: Sendable {
             return reply(.badRequest, "\(error)")
         }
         if let problem = Self.validate(metadata, device: device) { return reply(problem.0, problem.1) }
+        let previewOf = metadata["kind"] == "preview" ? metadata["request"] : nil
+        if let previewOf {
+            guard length <= PreviewSheet.Limits.maxBytes else {
+                return reply(.contentTooLarge, "a preview is limited to \(PreviewSheet.Limits.maxBytes) bytes")
+            }
+            guard try await catalog.requests(device: device, id: previewOf).first != nil else {
+                return reply(.notFound, "device \(device) has no request \(previewOf.prefix(64)): a preview belongs to a request of its own box")
+            }
+        }
         if let quota = configuration.deviceQuotaBytes {
             let used = try await catalog.bytesHeld(device: device)
             guard used + length <= quota else {
@@ -109,6 +118,7 @@ public struct TusEndpoint: Sendable {
         let path = partPath(id)
         try await blocking { try Self.createFile(path) }
         try await catalog.createUpload(.init(id: id, device: device, length: length, offset: 0, metadata: metadata.encoded, expires: expires))
+        if let previewOf { try await catalog.previewUploadStarted(uploadID: id, request: previewOf, partPath: path) }
         logger.info("tus: upload created", metadata: ["id": "\(id)", "device": "\(device)", "file": "\(metadata["filename"] ?? "")"])
         var headers = [(Tus.Header.location, "/files/\(id)"), (Tus.Header.uploadExpires, HTTPDate.format(expires))]
         // creation-with-upload: a first chunk in the POST body.
@@ -140,6 +150,14 @@ public struct TusEndpoint: Sendable {
         }
         let sha = m["sha256"]!
         guard sha.count == 64, sha.allSatisfy(\.isHexDigit) else { return (.badRequest, "sha256 must be 64 hex digits") }
+        switch m["kind"] {
+        case nil, "clip":
+            break
+        case "preview":
+            guard let r = m["request"], PlainName.isValid(r) else { return (.badRequest, "a preview names its request (a plain name)") }
+        default:
+            return (.badRequest, "kind must be clip or preview")
+        }
         return nil
     }
 
@@ -252,6 +270,7 @@ public struct TusEndpoint: Sendable {
             logger.error("tus: whole-file sha256 mismatch; upload discarded", metadata: ["id": "\(upload.id)", "device": "\(upload.device)"])
             return reply(.gone, "the file's sha256 does not match its metadata: it was discarded; upload it again")
         }
+        if metadata["kind"] == "preview" { return try await finishPreview(upload, metadata: metadata, path: path, sha256: sha) }
         // Its seal: checked against the device's enrolled key before it is filed (issue 13).
         let enrolled = try await catalog.publicKey(device: upload.device)
         let named = metadata["chain_seq"].flatMap { Int64($0) }
@@ -282,6 +301,47 @@ public struct TusEndpoint: Sendable {
                                    records: proof.status == .verified ? proof.records : [])
         logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
         return nil
+    }
+
+    /// Files a whole preview that scans clean beside its request (a later one replaces it);
+    /// refuses one that does not, so the box does not send it again.
+    func finishPreview(_ upload: Catalog.Upload, metadata: UploadMetadata, path: String, sha256: String) async throws -> Response? {
+        let scan = try await blocking { () throws -> PreviewSheet.Scan in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CommuneError("cannot read the preview: \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            return try PreviewSheet.scan(size: Int(upload.length), whole: true) { offset, count in try Self.pread(fd, offset: offset, count: count) }
+        }
+        guard scan.problem == nil, let request = metadata["request"] else {
+            _ = try await blocking { unlink(path) }
+            try await catalog.deleteUpload(id: upload.id)
+            logger.error("tus: preview refused", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(scan.problem ?? "")"])
+            return reply(.unprocessableContent, "the preview is not well-formed: \(scan.problem ?? "no request"); it was discarded")
+        }
+        let dir = "\(configuration.data)/previews/\(upload.device)"
+        let final = "\(dir)/\(request).jpv"
+        try await blocking {
+            try Self.makeDirectories(dir)
+            guard rename(path, final) == 0 else { throw CommuneError("cannot file the preview: \(String(cString: strerror(errno)))") }
+            try Self.fsyncDirectory(dir)
+        }
+        try await catalog.filePreview(request: request, device: upload.device, path: final, bytes: upload.length,
+                                      pictures: scan.entries.count, sha256: sha256, uploadID: upload.id)
+        logger.info("tus: preview received", metadata: ["request": "\(request)", "pictures": "\(scan.entries.count)", "bytes": "\(upload.length)"])
+        return nil
+    }
+
+    /// `count` bytes at `offset` (fewer at the end of the file).
+    public static func pread(_ fd: Int32, offset: Int, count: Int) throws -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let n = buf.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
+            if n < 0 { if errno == EINTR { continue }; throw CommuneError("cannot read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(buf.prefix(done))
     }
 
     func terminate(_ request: Request, id: String) async throws -> Response {

@@ -32,7 +32,7 @@ struct CommuneCommand: AsyncParsableCommand {
               commune requests --data /srv/commune
               commune clips --data /srv/commune --json
             """,
-        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Clips.self, Operators.self, Verify.self])
+        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Narrow.self, Clips.self, Operators.self, Verify.self])
 }
 
 struct DataOptions: ParsableArguments {
@@ -222,13 +222,7 @@ extension CommuneCommand {
 
         func run() async throws {
             let now = Timestamp.now()
-            let start: Timestamp, end: Timestamp
-            do {
-                start = try TimeExpression.parse(from, now: now)
-                end = try TimeExpression.parse(to, now: now)
-            } catch {
-                throw ValidationError(error.description)
-            }
+            let (start, end) = try timeRange(from, to, now: now)
             let made = try await options.withCatalog { catalog in
                 do {
                     return try await catalog.addRequest(device: device, camera: camera, from: start, to: end, reason: reason, now: now)
@@ -245,15 +239,32 @@ extension CommuneCommand {
     }
 
     struct Requests: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Footage requests, their state and what each box has of them.")
+        static let configuration = CommandConfiguration(
+            abstract: "Footage requests, their state, what each box has of them, and their previews.",
+            discussion: """
+                A box sends a request's preview first: its keyframes as small pictures, so you can see what is in the range \
+                long before the video arrives. Write them out to look at them, then narrow the request to the part that matters:
+                  commune requests --data /srv/commune --preview req-1a2b3c --out /tmp/preview
+                  commune narrow --data /srv/commune --request req-1a2b3c --from "2026-11-29 14:04" --to "2026-11-29 14:06"
+                """)
         @OptionGroup var options: DataOptions
         @Option(help: "Only this device.") var device: String?
+        @Option(help: "Write this request's preview pictures (JPEG, named by time) into --out.") var preview: String?
+        @Option(help: "The folder for --preview (made if missing).") var out: String?
         @Flag(help: "Print JSON: an array of {id, device, from, to, state, coverage: [{from, to, status}], ...}.") var json = false
+
+        func validate() throws {
+            if preview != nil, out == nil { throw ValidationError("--preview needs --out DIR: the folder to write the pictures into") }
+            if let preview, !PlainName.isValid(preview) { throw ValidationError(PlainName.problem(preview, what: "request id")) }
+        }
 
         func run() async throws {
             let catalog = try await options.catalog(create: false)
             let requests = try await catalog.requests(device: device)
+            var previews: [String: Catalog.PreviewFile] = [:]
+            for r in requests { previews[r.id] = try await catalog.preview(request: r.id) }
             await catalog.close()
+            if let preview, let out { try write(preview: preview, previews[preview], to: out); return }
             if json { print(try jsonText(requests)); return }
             if requests.isEmpty { print("No requests yet: commune request --device ID --from T --to T"); return }
             for r in requests {
@@ -262,7 +273,62 @@ extension CommuneCommand {
                 for c in r.coverage {
                     print("    \(c.from.rfc3339) → \(c.to.rfc3339)  \(c.status.rawValue.replacingOccurrences(of: "_", with: " "))")
                 }
+                if let p = previews[r.id] { print("    preview: \(Self.describe(p))  (commune requests --preview \(r.id) --out DIR)") }
             }
+        }
+
+        static func describe(_ p: Catalog.PreviewFile) -> String {
+            let scan = (try? p.scan()) ?? PreviewSheet.Scan()
+            let times = scan.entries.map(\.at)
+            let span = times.isEmpty ? "" : ", \(times.min()!.rfc3339) → \(times.max()!.rfc3339)"
+            if let problem = scan.problem { return "\(scan.entries.count) pictures, then unreadable (\(problem))" }
+            return p.complete ? "\(scan.entries.count) pictures\(span), complete" : "\(scan.entries.count) pictures so far\(span), arriving"
+        }
+
+        func write(preview id: String, _ file: Catalog.PreviewFile?, to out: String) throws {
+            guard let file else { throw ValidationError("request \(id) has no preview yet (the box sends it at its next heartbeat, before the video)") }
+            let scan = try file.scan()
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            for entry in scan.entries.sorted(by: { $0.at < $1.at }) {
+                let name = "\(out)/\(id)-\(entry.at.compact).jpg"
+                try Data(try file.jpeg(entry)).write(to: URL(fileURLWithPath: name))
+            }
+            print("\(scan.entries.count) pictures of \(id) written to \(out)\(file.complete ? "" : " (more are arriving)")")
+        }
+    }
+
+    struct Narrow: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Narrow a footage request to the part that matters: the box stops sending the rest.",
+            discussion: """
+                The new range must lie inside the request's. At its next heartbeat the box narrows its flag, releases the pins \
+                it no longer needs and stops uploading what is outside; clips already received stay.
+                  commune narrow --data /srv/commune --request req-1a2b3c --from "2026-11-29 14:04" --to "2026-11-29 14:06"
+                """)
+        @OptionGroup var options: DataOptions
+        @Option(help: "The request (commune requests lists them).") var request: String
+        @Option(help: "New start of the range.") var from: String
+        @Option(help: "New end of the range.") var to: String
+
+        func validate() throws {
+            guard PlainName.isValid(request) else { throw ValidationError(PlainName.problem(request, what: "request id")) }
+        }
+
+        func run() async throws {
+            let now = Timestamp.now()
+            let (start, end) = try timeRange(from, to, now: now)
+            let narrowed = try await options.withCatalog { catalog in
+                do {
+                    let before = try await catalog.requests(id: request).first
+                    let r = try await catalog.narrow(request: request, from: start, to: end, now: now)
+                    try await catalog.audit(operator: nil, address: "cli", action: "request narrowed",
+                                            detail: "\(request) \(before.map { "\($0.from.rfc3339) → \($0.to.rfc3339)" } ?? "") narrowed to \(start.rfc3339) → \(end.rfc3339)")
+                    return r
+                } catch let e as Catalog.NarrowError {
+                    throw ValidationError(e.description)
+                }
+            }
+            print("Request \(narrowed.id) now asks for \(narrowed.from.rfc3339) → \(narrowed.to.rfc3339). The box stops sending the rest at its next heartbeat.")
         }
     }
 
@@ -400,6 +466,15 @@ extension CommuneCommand {
                 }
             }
         }
+    }
+}
+
+/// `--from` and `--to` as times (the forms `TimeExpression` reads), or a usage error saying why.
+func timeRange(_ from: String, _ to: String, now: Timestamp) throws -> (Timestamp, Timestamp) {
+    do {
+        return (try TimeExpression.parse(from, now: now), try TimeExpression.parse(to, now: now))
+    } catch {
+        throw ValidationError(error.description)
     }
 }
 

@@ -107,6 +107,11 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public var maxKbps: Int = 0
         /// Flags (and requests) go in the order they were made; this orders segments within one.
         public var order: Order = .oldestFirst
+        /// A footage request's preview (issue 14): its keyframes as JPEGs this wide, one every
+        /// `previewSeconds` at most, sent before its video. Off: the video alone.
+        public var preview = true
+        public var previewWidth = 320
+        public var previewSeconds = 2
         public init() {}
     }
 
@@ -245,6 +250,9 @@ private struct Reader {
         "upload.order": "\"oldest_first\" or \"newest_first\" within each flag",
         "upload.pre_roll_seconds": "seconds added before every flagged range (0–600)",
         "upload.post_roll_seconds": "seconds added after every flagged range (0–600)",
+        "upload.preview": "true (send a footage request's keyframes as small pictures before its video) or false",
+        "upload.preview_width": "the preview pictures' width in pixels (160–1280)",
+        "upload.preview_seconds": "at most one preview picture every this many seconds (1–60)",
         "log.level": "trace, debug, info, notice, warning or error",
     ]
 
@@ -381,6 +389,14 @@ private struct Reader {
         if let p = try int("upload.pre_roll_seconds", in: 0...600) { upload.preRollSeconds = p }
         if let p = try int("upload.post_roll_seconds", in: 0...600) { upload.postRollSeconds = p }
         if let k = try int("upload.max_kbps", in: 0...1_000_000) { upload.maxKbps = k }
+        if let v = value("upload.preview") {
+            guard case .bool(let b) = v.kind else {
+                throw fail("upload.preview", line: v.line, "expected true or false (true sends a request's pictures before its video)")
+            }
+            upload.preview = b
+        }
+        if let w = try int("upload.preview_width", in: 160...1280) { upload.previewWidth = w }
+        if let e = try int("upload.preview_seconds", in: 1...60) { upload.previewSeconds = e }
         if let (o, line) = try string("upload.order") {
             guard let order = JunctionConfiguration.Upload.Order(rawValue: o) else {
                 throw fail("upload.order", line: line, "\"\(o)\" is not an order: write \"oldest_first\" or \"newest_first\"")

@@ -66,7 +66,7 @@ extension Desk {
     static func actionName(_ action: String, _ language: Language) -> String {
         guard language == .vi else { return action }
         let vi = ["sign-in": "Đăng nhập", "sign-in refused": "Đăng nhập bị từ chối", "sign-in throttled": "Đăng nhập bị chặn tạm thời",
-                  "sign-out": "Đăng xuất", "request": "Yêu cầu trích xuất", "view": "Xem phim", "evidence made": "Tạo gói chứng cứ",
+                  "sign-out": "Đăng xuất", "request": "Yêu cầu trích xuất", "request narrowed": "Thu hẹp yêu cầu", "view": "Xem phim", "evidence made": "Tạo gói chứng cứ",
                   "download": "Tải về", "download refused": "Tải về bị từ chối (tệp đã bị thay đổi)", "audit viewed": "Xem nhật ký", "audit exported": "Tải nhật ký",
                   "password changed": "Đổi mật khẩu", "password change refused": "Đổi mật khẩu bị từ chối",
                   "password set by the server's administrator": "Quản trị viên đặt mật khẩu"]

@@ -59,6 +59,13 @@ enum DeskAssets {
         svg.activity .still { fill: #c5cbd3; }
         p.activity-label { margin: .6rem 0 .1rem; font-size: .85rem; color: #4a5560; }
         p.activity.none { font-size: .85rem; color: #6b7680; margin: .2rem 0; }
+        .sheet { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: .5rem; margin: .5rem 0 1rem; }
+        .sheet figure { margin: 0; background: #fff; border: 1px solid var(--line); padding: .25rem; }
+        .sheet img { display: block; width: 100%; height: auto; aspect-ratio: 16 / 9; object-fit: cover; background: #dde2e7; }
+        .sheet figcaption { font-size: .85rem; display: flex; justify-content: space-between; gap: .3rem; flex-wrap: wrap; }
+        .sheet figcaption a { font-size: .8rem; }
+        .sheet figure.chosen { border-color: #6a1b9a; outline: 2px solid #6a1b9a; }
+        form.narrow { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
         .axis { display: flex; justify-content: space-between; color: var(--muted); font-size: .85rem; }
         .key { margin-right: 1rem; }
         .key::before { content: ""; display: inline-block; width: .9rem; height: .9rem; margin-right: .3rem; vertical-align: -2px; }

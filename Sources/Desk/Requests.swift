@@ -20,6 +20,7 @@ extension Desk {
         router.post("requests") { request, context in
             try await self.withSession(request) { session in try await self.createRequest(request, session, address: Self.address(context)) }
         }
+        registerPreviews(on: router)
         router.get("requests/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await self.withSession(request) { session in try await self.requestPage(request, session, id: id) }
@@ -130,7 +131,8 @@ extension Desk {
                     status: .notFound)
     }
 
-    func requestPage(_ request: Request, _ session: Catalog.Session, id: String) async throws -> Response {
+    func requestPage(_ request: Request, _ session: Catalog.Session, id: String, notice: String? = nil,
+                     status: HTTPResponse.Status = .ok) async throws -> Response {
         let language = Self.language(request)
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         guard let r = try await footageRequest(id) else { return Self.notFound(request, session) }
@@ -157,9 +159,15 @@ extension Desk {
         }
         // Refreshed while footage or the seal chain is still on its way.
         let open = r.state == .waiting || r.state == .accepted || (proofClass == "waiting" && !clips.isEmpty)
+        let preview = try await previewSection(r, request: request, session: session, local: local, language: language)
+        // Not while the officer picks a part to narrow to: a reload would lose what is typed.
+        let picking = request.uri.queryParameters["nfrom"] != nil || request.uri.queryParameters["nto"] != nil || notice != nil
+        let noticeHTML = notice.map { HTML.notice($0) }
+            ?? (request.uri.queryParameters["narrowed"] != nil ? HTML.notice(Strings.text(.narrowed, language), kind: "info") : "")
         let legend = CoverageSpan.Status.allCases.map { "<span class=\"key \($0.rawValue)\">\(t(Self.coverageKey($0)))</span>" }.joined(separator: " ")
         let body = """
             <h1>\(t(.requests)): \(HTML.escape(r.device))</h1>
+            \(noticeHTML)
             <dl class="facts">
             <dt>\(t(.from)) – \(t(.to))</dt><dd>\(local.span(r.from, r.to))</dd>
             <dt>\(t(.reason))</dt><dd>\(HTML.escape(r.reason ?? ""))</dd>
@@ -174,10 +182,11 @@ extension Desk {
             <div class="actions"><a class="button" href="/requests/\(HTML.escape(r.id))/play">\(t(.play))</a>
             <form method="post" action="/requests/\(HTML.escape(r.id))/evidence"><input type="hidden" name="csrf" value="\(HTML.escape(session.csrf))">
             <button type="submit">\(t(.takeEvidence))</button></form></div>
-            \(open ? "<p class=\"hint\">\(t(.refreshing))</p>" : "")
+            \(open && !picking ? "<p class=\"hint\">\(t(.refreshing))</p>" : "")
+            \(preview)
             """
         return Self.html(HTML.page(title: Strings.text(.requests, language), language: language, session: session,
-                                   refreshSeconds: open ? Self.refreshSeconds : nil, body: body), status: .ok)
+                                   refreshSeconds: open && !picking ? Self.refreshSeconds : nil, body: body), status: status)
     }
 
     /// The coverage as a bar: one SVG rectangle per span, coloured by the stylesheet (no inline

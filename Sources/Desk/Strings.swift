@@ -33,6 +33,7 @@ enum Key: String, CaseIterable {
     case show, boxFootage, arrivedFootage, evidenceChanged
     case proof, proofWhole, proofWaiting, proofNone
     case activity, activity24h, activityNone
+    case preview, previewNone, previewArriving, previewComplete, narrow, narrowHint, fromHere, toHere, narrowed, narrowOutside, narrowSettled
 }
 
 enum Strings {
@@ -105,6 +106,17 @@ enum Strings {
         .activity: "Chuyển động",
         .activity24h: "Chuyển động 24 giờ",
         .activityNone: "Hộp chưa gửi chỉ số chuyển động cho khoảng này",
+        .preview: "Ảnh xem trước",
+        .previewNone: "Hộp chưa gửi ảnh xem trước. Hộp gửi ảnh trước, rồi mới gửi phim.",
+        .previewArriving: "ảnh đã đến, đang nhận tiếp",
+        .previewComplete: "ảnh, đã nhận đủ",
+        .narrow: "Thu hẹp yêu cầu",
+        .narrowHint: "Chỉ cần một đoạn? Chọn «Từ đây» và «Đến đây» dưới ảnh, hoặc gõ giờ, rồi thu hẹp: hộp thôi gửi phần còn lại.",
+        .fromHere: "Từ đây",
+        .toHere: "Đến đây",
+        .narrowed: "Đã thu hẹp yêu cầu. Hộp thôi gửi phần ngoài khoảng này ở lần liên lạc tới.",
+        .narrowOutside: "Khoảng mới phải nằm trong khoảng đã yêu cầu, và giờ kết thúc phải sau giờ bắt đầu.",
+        .narrowSettled: "Yêu cầu đã nhận đủ: không còn gì để dừng.",
         .proofWhole: "Đủ: chuỗi niêm phong của hộp liền mạch, xã đã ký xác nhận lúc",
         .proofWaiting: "Đang chờ hộp gửi nốt chuỗi niêm phong",
         .proofNone: "Không có (các đoạn phim này không được hộp niêm phong)",
@@ -216,6 +228,17 @@ enum Strings {
         .activity: "Movement",
         .activity24h: "Movement, 24 h",
         .activityNone: "The box has sent no movement index for this range",
+        .preview: "Preview",
+        .previewNone: "The box has not sent its preview yet. It sends the pictures first, then the video.",
+        .previewArriving: "pictures arrived, more coming",
+        .previewComplete: "pictures, all arrived",
+        .narrow: "Narrow the request",
+        .narrowHint: "Need only part of it? Pick “From here” and “To here” under the pictures, or type the times, then narrow: the box stops sending the rest.",
+        .fromHere: "From here",
+        .toHere: "To here",
+        .narrowed: "Request narrowed. The box stops sending what is outside it at its next contact.",
+        .narrowOutside: "The new range must lie inside the requested one, and its end must come after its start.",
+        .narrowSettled: "The request is complete: there is nothing left to stop.",
         .proofWhole: "Whole: the box's seal chain is unbroken, countersigned by the commune at",
         .proofWaiting: "Waiting for the box to send the rest of its seal chain",
         .proofNone: "None (the box did not seal these clips)",

@@ -7,6 +7,7 @@ import Glibc
 #endif
 import Control
 import Logging
+import NIOPosix
 import Media
 import Recorder
 import Ring
@@ -91,6 +92,14 @@ extension JunctionCommand {
                 uplinkTransport = transport
                 let newestFirst = config.upload.order == .newestFirst
                 let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath)
+                let options = PreviewMaker.Options(width: config.upload.previewWidth, everySeconds: Double(config.upload.previewSeconds))
+                let previewMaker: UploadQueue.PreviewMaking = { segments, from, to in
+                    let made = try? await NIOThreadPool.singleton.runIfActive {
+                        PreviewMaker.pictures(of: segments.map { .init(path: $0.path, start: $0.start) }, from: from, to: to, options: options)
+                    }
+                    for s in made?.skipped ?? [] { queueLogger.warning("uplink: preview: skipped \(s)") }
+                    return made?.pictures ?? []
+                }
                 var uploader = UploaderService(transport: transport, tusURL: server.tusURL, ring: ring, logger: logger) { server_ in
                     var tus = TusUploadStateMachine.Configuration()
                     tus.creationWithUpload = server_.creationWithUpload
@@ -98,6 +107,7 @@ extension JunctionCommand {
                                             device: device, checksum: server_.checksum, configuration: tus, newestFirst: newestFirst,
                                             logger: queueLogger)
                     queue.monitor = monitor
+                    if config.upload.preview { queue.makePreview = previewMaker }
                     return queue
                 }
                 uploader.monitor = monitor
@@ -106,6 +116,7 @@ extension JunctionCommand {
                                                                device: device, camera: config.camera.id)
                 heartbeat.interval = .seconds(server.heartbeatSeconds)
                 heartbeat.publicKey = publicKey
+                heartbeat.previews = config.upload.preview
                 var heartbeatService = HeartbeatService(configuration: heartbeat, transport: HTTPTransport(client: transport.client),
                                                         ring: ring, version: JunctionVersion.current, logger: logger) {
                     let h = recorder.health

@@ -86,18 +86,31 @@ extension KeyframeDecoder {
         let reader = try SegmentReader(path: path)
         guard let video = reader.video else { throw MediaError(code: .noVideo, call: "keyframes", target: path, message: "no video") }
         let decoder = try KeyframeDecoder(codecpar: video.pointee.codecpar, target: path)
+        try reader.keyframes(target: path) { (micros, _, packet) throws(MediaError) in
+            body(micros, try decoder.grey(packet))
+            return true
+        }
+    }
+
+}
+
+extension SegmentReader {
+    /// Calls `body` with each video keyframe in file order: its time in µs from the stream's
+    /// start, the stream's parameters and the packet; `body` returns false to stop.
+    func keyframes(target: String, _ body: (Int64, UnsafePointer<AVCodecParameters>, UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Bool) throws(MediaError) {
+        guard let video else { throw MediaError(code: .noVideo, call: "keyframes", target: target, message: "no video") }
         var pkt = av_packet_alloc()
         defer { av_packet_free(&pkt) }
         let start = video.pointee.start_time == cff_nopts_value() ? 0 : video.pointee.start_time
         while true {
-            let status = av_read_frame(reader.context, pkt)
+            let status = av_read_frame(context, pkt)
             if status == cff_averror_eof() { return }
-            try check(status, "av_read_frame", target: path, code: .invalidData, "the file cannot be read")
+            try check(status, "av_read_frame", target: target, code: .invalidData, "the file cannot be read")
             defer { av_packet_unref(pkt) }
             guard pkt!.pointee.stream_index == video.pointee.index, pkt!.pointee.flags & AV_PKT_FLAG_KEY != 0 else { continue }
             let pts = pkt!.pointee.pts == cff_nopts_value() ? pkt!.pointee.dts : pkt!.pointee.pts
             let micros = av_rescale_q(pts - start, video.pointee.time_base, cff_time_base_q())
-            body(micros, try decoder.grey(pkt!))
+            guard try body(micros, UnsafePointer(video.pointee.codecpar), pkt!) else { return }
         }
     }
 }

@@ -54,8 +54,10 @@ public enum Snapshot {
     }
 
     /// Decodes one keyframe packet and encodes the picture as JPEG, with `zones` drawn over it.
-    static func picture(codecpar: UnsafeMutablePointer<AVCodecParameters>, packet: UnsafeMutablePointer<AVPacket>,
-                        target: String, zones: CellMask? = nil) throws(MediaError) -> Picture {
+    /// `width`: scaled to that many pixels across (height in proportion, even), else as decoded;
+    /// `quality`: the JPEG quantiser, 2 (best) to 31.
+    static func picture(codecpar: UnsafePointer<AVCodecParameters>, packet: UnsafeMutablePointer<AVPacket>,
+                        target: String, zones: CellMask? = nil, width wanted: Int? = nil, quality: Int = 3) throws(MediaError) -> Picture {
         guard let decoder = avcodec_find_decoder(codecpar.pointee.codec_id) else {
             throw MediaError(code: .unsupportedCodec, call: "avcodec_find_decoder", target: target, message: "no decoder for this video")
         }
@@ -69,7 +71,15 @@ public enum Snapshot {
         _ = avcodec_send_packet(dec, nil)  // flush: the keyframe's picture comes out now
         try check(avcodec_receive_frame(dec, frame), "avcodec_receive_frame", target: target, code: .invalidData, "the keyframe cannot be decoded")
 
-        let width = frame!.pointee.width, height = frame!.pointee.height
+        let sourceWidth = frame!.pointee.width, sourceHeight = frame!.pointee.height
+        guard sourceWidth > 0, sourceHeight > 0, sourceWidth <= 16384, sourceHeight <= 16384 else {
+            throw MediaError(code: .invalidData, call: "avcodec_receive_frame", target: target, message: "a picture of \(sourceWidth)×\(sourceHeight)")
+        }
+        var width = sourceWidth, height = sourceHeight
+        if let wanted, wanted >= 16, wanted < Int(sourceWidth) {
+            width = Int32(wanted / 2 * 2)
+            height = max(2, Int32((Int(sourceHeight) * Int(width) / Int(sourceWidth) + 1) / 2 * 2))
+        }
         guard let encoder = avcodec_find_encoder(AV_CODEC_ID_MJPEG) else {
             throw MediaError(code: .other, call: "avcodec_find_encoder", target: target, message: "FFmpeg has no JPEG encoder")
         }
@@ -80,7 +90,7 @@ public enum Snapshot {
         enc!.pointee.pix_fmt = AV_PIX_FMT_YUVJ420P
         enc!.pointee.time_base = AVRational(num: 1, den: 25)
         enc!.pointee.flags |= AV_CODEC_FLAG_QSCALE
-        enc!.pointee.global_quality = 3 * FF_QP2LAMBDA  // high quality: a plate or a face must be readable
+        enc!.pointee.global_quality = Int32(min(31, max(2, quality))) * FF_QP2LAMBDA  // 3 by default: a plate or a face must be readable
         try check(avcodec_open2(enc, encoder, nil), "avcodec_open2", target: target)
 
         var yuv = av_frame_alloc()
@@ -89,7 +99,7 @@ public enum Snapshot {
         yuv!.pointee.height = height
         yuv!.pointee.format = AV_PIX_FMT_YUVJ420P.rawValue
         try check(av_frame_get_buffer(yuv, 0), "av_frame_get_buffer", target: target)
-        guard let sws = sws_getContext(width, height, AVPixelFormat(rawValue: frame!.pointee.format), width, height, AV_PIX_FMT_YUVJ420P,
+        guard let sws = sws_getContext(sourceWidth, sourceHeight, AVPixelFormat(rawValue: frame!.pointee.format), width, height, AV_PIX_FMT_YUVJ420P,
                                        cff_sws_bicubic(), nil, nil, nil) else {
             throw MediaError(code: .other, call: "sws_getContext", target: target, message: "cannot convert the picture")
         }
@@ -102,7 +112,7 @@ public enum Snapshot {
                         let ss = srcStride.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
                         let d = dst.withMemoryRebound(to: UnsafeMutablePointer<UInt8>?.self, capacity: 8) { $0 }
                         let ds = dstStride.withMemoryRebound(to: Int32.self, capacity: 8) { $0 }
-                        try check(sws_scale(sws, s, ss, 0, height, d, ds), "sws_scale", target: target)
+                        try check(sws_scale(sws, s, ss, 0, sourceHeight, d, ds), "sws_scale", target: target)
                     }
                 }
             }

@@ -141,6 +141,28 @@ final class RingIndex: Sendable {
         """
         ALTER TABLE segment ADD COLUMN activity BLOB
         """,
+        // 11: a footage request's preview (issue 14): wanted when the request is taken, made
+        // from the card's keyframes, uploaded before the video, its upload resumable like a
+        // segment's. One per flag.
+        """
+        CREATE TABLE preview (
+            flag_id INTEGER PRIMARY KEY REFERENCES flag (id) ON DELETE CASCADE,
+            request_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('wanted', 'ready', 'uploaded', 'empty', 'failed')),
+            path TEXT,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            sha256 TEXT,
+            pictures INTEGER NOT NULL DEFAULT 0,
+            from_ms INTEGER,
+            to_ms INTEGER,
+            url TEXT,
+            offset_bytes INTEGER NOT NULL DEFAULT 0 CHECK (offset_bytes >= 0),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            retry_after_ms INTEGER NOT NULL DEFAULT 0,
+            updated_ms INTEGER NOT NULL
+        )
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

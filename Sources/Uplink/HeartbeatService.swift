@@ -23,6 +23,8 @@ public struct HeartbeatService: Service {
         /// The box's public key (base64): with it each heartbeat carries the chain head for the
         /// commune to countersign (issue 13).
         public var publicKey: String?
+        /// Each request taken asks for a preview (issue 14: `upload.preview`).
+        public var previews = true
 
         public init(url: String, token: Secret?, device: String, camera: String) {
             self.url = url
@@ -160,13 +162,26 @@ public struct HeartbeatService: Service {
     }
 
     /// Flags a request that has no flag yet (one refused at the pin cap is tried again at each
-    /// heartbeat). A range the ring no longer has, or never had, is not an error: the coverage
-    /// says so.
+    /// heartbeat) and asks for its preview. A request the commune has narrowed (the officer
+    /// saw the preview) narrows its flag: what it no longer covers leaves the upload queue. A
+    /// range the ring no longer has, or never had, is not an error: the coverage says so.
     func take(_ request: FootageRequest, now: Timestamp, firstSight: Bool) async {
         do {
-            if try await ring.flag(requestID: request.id) != nil { return }
-            _ = try await ring.flag(.init(camera: request.camera ?? configuration.camera, from: request.from, to: request.to,
-                                          reason: request.reason, source: .request, requestID: request.id), now: now)
+            if let flag = try await ring.flag(requestID: request.id) {
+                if flag.state != .released, request.from != flag.from || request.to != flag.to {
+                    do {
+                        _ = try await ring.narrow(flagID: flag.id, from: request.from, to: request.to)
+                        logger.notice("footage request narrowed", metadata: ["request": "\(request.id)", "from": "\(request.from)", "to": "\(request.to)"])
+                    } catch where error.code == .invalidArgument {
+                        if firstSight { logger.warning("footage request: \(error.message); the flag keeps its range", metadata: ["request": "\(request.id)"]) }
+                    }
+                }
+                if configuration.previews, flag.state != .released { try await ring.wantPreview(flagID: flag.id, requestID: request.id, now: now) }
+                return
+            }
+            let flag = try await ring.flag(.init(camera: request.camera ?? configuration.camera, from: request.from, to: request.to,
+                                                 reason: request.reason, source: .request, requestID: request.id), now: now)
+            if configuration.previews { try await ring.wantPreview(flagID: flag.id, requestID: request.id, now: now) }
             logger.notice("footage request taken", metadata: ["request": "\(request.id)", "from": "\(request.from)", "to": "\(request.to)"])
         } catch where error.code == .invalidArgument {
             if firstSight { logger.notice("footage request: \(error.message)", metadata: ["request": "\(request.id)"]) }

@@ -58,6 +58,8 @@ public struct TusClient: Sendable {
     public enum Result: Sendable, Equatable {
         case uploaded(url: String, resentBytes: Int64)
         case failed(reason: String, kind: TusUploadStateMachine.FailureKind)
+        /// `proceed` said no: the file is no longer wanted (a narrowed request); progress is kept.
+        case stopped
     }
 
     /// Uploads until done, a permanent failure, or cancellation.
@@ -66,13 +68,15 @@ public struct TusClient: Sendable {
     ///   - save: called with the progress after every step, to keep it across reboots.
     ///   - sleep: waits between retries (injected so tests do not wait).
     ///   - chunkLearned: told the chunk size the link settled on, so the next file starts there.
+    ///   - proceed: asked before each request; false stops the upload between two chunks.
     public func upload(length: Int64, metadata: UploadMetadata, progress: TusUploadStateMachine.Progress,
                        checksum: TusUploadStateMachine.ChecksumAlgorithm?,
                        configuration: TusUploadStateMachine.Configuration = .init(),
                        read: @Sendable (Int64, Int) async throws -> [UInt8],
                        save: @Sendable (TusUploadStateMachine.Progress) async -> Void,
                        sleep: @Sendable (Double) async throws -> Void,
-                       chunkLearned: (@Sendable (Int) -> Void)? = nil) async throws -> Result {
+                       chunkLearned: (@Sendable (Int) -> Void)? = nil,
+                       proceed: (@Sendable () async -> Bool)? = nil) async throws -> Result {
         var machine = TusUploadStateMachine(length: length, metadata: metadata, progress: progress,
                                             checksum: checksum, configuration: configuration)
         while true {
@@ -89,6 +93,7 @@ public struct TusClient: Sendable {
             case .create, .head, .patch:
                 break
             }
+            if let proceed, await !proceed() { return .stopped }
             let request = try await makeRequest(for: action, read: read)
             let started = ContinuousClock.now
             let outcome: TusUploadStateMachine.Outcome

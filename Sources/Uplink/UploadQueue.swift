@@ -20,7 +20,13 @@ public struct UploadQueue: Sendable {
     public var newestFirst = false
     /// Told about each step, for `junction status`.
     public var monitor: UplinkMonitor?
+    /// Makes a request's preview pictures from its segments (Media's `PreviewMaker`, off the
+    /// shared pool); nil: previews wanted are sent as none (`empty`).
+    public var makePreview: PreviewMaking?
     let logger: Logger
+
+    /// The pictures of `from..<to` from segment files (path, start) in time order.
+    public typealias PreviewMaking = @Sendable (_ segments: [(path: String, start: Timestamp)], _ from: Timestamp, _ to: Timestamp) async -> [PreviewSheet.Picture]
 
     public init(ring: Ring, client: TusClient, device: String, checksum: TusUploadStateMachine.ChecksumAlgorithm?,
                 configuration: TusUploadStateMachine.Configuration = .init(), newestFirst: Bool = false, logger: Logger) {
@@ -37,6 +43,9 @@ public struct UploadQueue: Sendable {
         public var uploaded: [Int64] = []
         public var failed: [Int64: String] = [:]
         public var resentBytes: Int64 = 0
+        /// Previews sent (by flag), and segments whose upload stopped because no flag wants them now.
+        public var previews: [Int64] = []
+        public var stopped: [Int64] = []
     }
 
     /// The `Upload-Metadata` of a segment (a contract: see `UploadMetadata`).
@@ -62,7 +71,10 @@ public struct UploadQueue: Sendable {
         // The chunk size the link settled on carries over to the next file (one upload per
         // segment: starting each at the initial size would idle a slow link for round trips).
         let learned = Mutex<Int?>(nil)
+        var skipPreviews: Set<Int64> = []
         while true {
+            // A request's preview goes before any video: made, then sent, one at a time.
+            if try await previewStep(&report, skip: &skipPreviews, sleep: sleep) { continue }
             let queue = try await ring.uploadQueue(newestFirst: newestFirst).filter { !skip.contains($0.segment.id) }
             guard let item = queue.first else { return report }
             let path = ring.path(of: item.segment)
@@ -86,8 +98,14 @@ public struct UploadQueue: Sendable {
                     monitor?.progress(segment: name, offset: progress.offset, bytes: total)
                 },
                 sleep: sleep,
-                chunkLearned: { size in learned.withLock { $0 = size } })
+                chunkLearned: { size in learned.withLock { $0 = size } },
+                proceed: { (try? await ring.stillWanted(segmentID: segmentID)) ?? true })
             switch result {
+            case .stopped:
+                report.stopped.append(segmentID)
+                skip.insert(segmentID)
+                monitor?.update(force: true) { $0.current = nil }
+                logger.notice("uplink: \(item.segment.path) is no longer wanted (its request was narrowed); its upload stopped")
             case .uploaded(let url, let resent):
                 try await ring.markUploaded(segmentID: segmentID)
                 report.uploaded.append(segmentID)
@@ -100,6 +118,62 @@ public struct UploadQueue: Sendable {
                 try await handleFailure(item, reason: reason, kind: kind, path: path)
             }
         }
+    }
+
+    /// Makes the oldest wanted preview, or sends the oldest ready one; false when there is
+    /// neither. A preview that fails waits its backoff; one that cannot be made is noted and
+    /// never holds the video back.
+    func previewStep(_ report: inout Report, skip: inout Set<Int64>,
+                     sleep: @escaping @Sendable (Double) async throws -> Void) async throws -> Bool {
+        if let wanted = try await ring.previews([.wanted]).first(where: { !skip.contains($0.flagID) }) {
+            skip.insert(wanted.flagID)
+            guard let sources = try await ring.previewSources(flagID: wanted.flagID) else { return true }
+            let pictures = await makePreview?(sources.segments, sources.flag.from, sources.flag.to) ?? []
+            do {
+                try await ring.keepPreview(flagID: wanted.flagID, pictures: pictures)
+                logger.info("uplink: preview made", metadata: ["request": "\(wanted.requestID)", "pictures": "\(pictures.count)"])
+            } catch {
+                try await ring.previewFailed(flagID: wanted.flagID, why: "\(error)")
+                logger.error("uplink: the preview of \(wanted.requestID) cannot be kept: \(error); its video still goes")
+            }
+            skip.remove(wanted.flagID)
+            return true
+        }
+        guard let preview = try await ring.previews([.ready]).first(where: { !skip.contains($0.flagID) }),
+              let path = ring.previewPath(preview), let sha = preview.sha256,
+              let flag = try await ring.flags().first(where: { $0.id == preview.flagID }) else { return false }
+        skip.insert(preview.flagID)
+        let flagID = preview.flagID, ring = self.ring, monitor = self.monitor, name = preview.path ?? "", total = preview.bytes
+        let metadata = UploadMetadata([
+            ("device", device), ("camera", flag.camera), ("start", flag.from.rfc3339), ("end", flag.to.rfc3339),
+            ("sha256", sha), ("filename", name), ("kind", "preview"), ("request", preview.requestID),
+            ("pictures", String(preview.pictures)),
+        ])
+        monitor?.progress(segment: name, offset: preview.upload.offset, bytes: total)
+        let result = try await client.upload(
+            length: preview.bytes, metadata: metadata, progress: preview.upload, checksum: checksum,
+            // The initial chunk, not the one the video learned: the first pictures arrive sooner.
+            configuration: configuration,
+            read: { offset, length in try await Self.read(path: path, offset: offset, length: length) },
+            save: { progress in
+                try? await ring.savePreviewUpload(flagID: flagID, progress)
+                monitor?.progress(segment: name, offset: progress.offset, bytes: total)
+            },
+            sleep: sleep)
+        switch result {
+        case .uploaded:
+            try await ring.markPreviewUploaded(flagID: flagID)
+            report.previews.append(flagID)
+            monitor?.update(force: true) { $0.current = nil }
+            logger.notice("uplink: preview sent", metadata: ["request": "\(preview.requestID)", "pictures": "\(preview.pictures)", "bytes": "\(total)"])
+        case .failed(let reason, let kind):
+            let wait = Self.backoff(kind, attempts: preview.upload.attempts)
+            try await ring.deferPreview(flagID: flagID, until: .now() + wait, reason: "\(kind.rawValue): \(reason)")
+            logger.error("uplink: preview of \(preview.requestID) (\(kind.rawValue)): \(reason); next try in \(Int(wait)) s")
+        case .stopped:
+            break
+        }
+        return true
     }
 
     /// How long a file waits after its `attempts`-th failure of `kind` before it is tried again

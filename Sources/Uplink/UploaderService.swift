@@ -53,7 +53,7 @@ public struct UploaderService: Service {
             var linkWasDown = false
             var known: (capabilities: Capabilities, at: ContinuousClock.Instant)?
             while !Task.isCancelled {
-                if (try? await ring.hasPendingUploads()) != true {
+                if (try? await ring.hasPendingUploads()) != true, (try? await ring.hasPendingPreviews()) != true {
                     try? await Task.sleep(for: idleInterval)
                     continue
                 }

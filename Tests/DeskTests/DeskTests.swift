@@ -329,6 +329,59 @@ final class Browser: @unchecked Sendable {
         #expect(try await browser.request(.GET, "/requests/..%2F..%2Fetc").status == 404)
     }
 
+    /// Issue 14: a request's preview shows while it arrives (pictures in time order, each served
+    /// as a JPEG), and the officer narrows the request from the pictures; a range outside it is
+    /// refused with why, and the narrowing is in the audit log.
+    @Test func thePreviewShowsAsItArrivesAndTheRequestIsNarrowedFromIt() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("vuf", password: "mat-khau-dai-6")
+        _ = try await server.catalog.addDevice(id: "box-a")
+        let t0 = Timestamp(rfc3339: "2026-11-29T07:02:00Z")!
+        let request = try await server.catalog.addRequest(device: "box-a", camera: nil, from: t0, to: t0 + 600, reason: "VV-118")
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("vuf", "mat-khau-dai-6")
+        #expect(try await browser.request(.GET, "/requests/\(request.id)").body.contains("Hộp chưa gửi ảnh xem trước"))
+
+        // Three of four pictures have arrived (coarse to fine: 0, 300, 150 s), the fourth is cut off.
+        func jpeg(_ seed: UInt8) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: seed, count: 300) + [0xFF, 0xD9] }
+        let sheet = PreviewSheet.encode([0, 300, 150, 450].map { .init(at: t0 + Double($0), jpeg: jpeg(UInt8($0 / 150))) })
+        let part = server.data + "/part.jpv"
+        try Data(sheet.prefix(sheet.count - 10)).write(to: URL(fileURLWithPath: part))
+        try await server.catalog.createUpload(.init(id: "u1", device: "box-a", length: Int64(sheet.count), offset: 0, metadata: "", expires: .now() + 3600))
+        try await server.catalog.previewUploadStarted(uploadID: "u1", request: request.id, partPath: part)
+        let arriving = try await browser.request(.GET, "/requests/\(request.id)").body
+        #expect(arriving.contains("data-pictures=\"3\"") && arriving.contains("3 ảnh đã đến, đang nhận tiếp"))
+        let captions = ["14:02:00", "14:04:30", "14:07:00"].map { "<span>\($0)</span>" }
+        let positions = captions.compactMap { arriving.range(of: $0)?.lowerBound }
+        #expect(positions.count == 3 && positions == positions.sorted(), "in time order, whatever order they came in")
+        let offsets = arriving.matches(of: /preview\/([0-9]+)"/).map { Int($0.output.1)! }
+        #expect(offsets.count == 3)
+        let picture = try await browser.request(.GET, "/requests/\(request.id)/preview/\(offsets[0])")
+        #expect(picture.status == 200 && picture.headers.first(name: "content-type") == "image/jpeg" && picture.body.utf8.count > 300)
+        #expect(try await browser.request(.GET, "/requests/\(request.id)/preview/\(offsets[0] + 1)").status == 404, "only where a picture starts")
+        #expect(try await Browser(server.url).request(.GET, "/requests/\(request.id)/preview/\(offsets[0])").status == 303, "signed-in officers only")
+
+        // Picked under the pictures: from 07:04:30 to the next picture; the page stops refreshing.
+        let picked = try await browser.request(.GET, "/requests/\(request.id)?nfrom=\((t0 + 150).milliseconds)&nto=\((t0 + 300).milliseconds)").body
+        #expect(!picked.contains("http-equiv=\"refresh\""))
+        #expect(picked.contains("value=\"29/11/2026 14:04:30\"") && picked.contains("value=\"29/11/2026 14:07:00\""))
+        #expect(picked.components(separatedBy: "<figure class=\"chosen\"").count == 2, "one picture lies in the part picked")
+        let csrf = Browser.field("csrf", in: picked) ?? ""
+        let outside = try await browser.request(.POST, "/requests/\(request.id)/narrow",
+                                                form: ["csrf": csrf, "from": "29/11/2026 14:01:00", "to": "29/11/2026 14:07:00"])
+        #expect(outside.status == 400 && outside.body.contains("phải nằm trong khoảng đã yêu cầu"))
+        #expect(try await browser.request(.POST, "/requests/\(request.id)/narrow",
+                                          form: ["csrf": "nope", "from": "29/11/2026 14:04:30", "to": "29/11/2026 14:07:00"]).status == 403)
+        let narrowed = try await browser.request(.POST, "/requests/\(request.id)/narrow",
+                                                 form: ["csrf": csrf, "from": "29/11/2026 14:04:30", "to": "29/11/2026 14:07:00"])
+        #expect(narrowed.status == 303)
+        let now = try #require(try await server.catalog.requests(id: request.id).first)
+        #expect(now.from == t0 + 150 && now.to == t0 + 300)
+        #expect(try await server.catalog.auditLog().first?.action == "request narrowed")
+        #expect(try await browser.request(.GET, narrowed.location ?? "/").body.contains("Đã thu hẹp yêu cầu"))
+    }
+
     @Test func onlyAnOfficerInChargeReadsTheAuditLogAndItsCSVIsSafe() async throws {
         let server = try await DeskServer.start()
         defer { Task { await server.stop() } }

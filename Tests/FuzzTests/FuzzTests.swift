@@ -112,6 +112,18 @@ enum Fuzz {
             defer { unlink(path) }
             if let scan = try? MP4Scanner.scan(path: path), let c = scan.comment { _ = SegmentOrigin(comment: c) }
         },
+        Target(name: "preview") { b in
+            // A preview as the commune reads it, whole and while it arrives: every picture it
+            // names lies inside the bytes, within the bounds, and starts and ends as a JPEG.
+            for whole in [true, false] {
+                let scan = PreviewSheet.scan(b, whole: whole)
+                precondition(scan.entries.count <= PreviewSheet.Limits.maxPictures && scan.consumed <= b.count)
+                for e in scan.entries {
+                    precondition(e.offset + e.length <= b.count && e.length <= PreviewSheet.Limits.maxPictureBytes)
+                    precondition(b[e.offset] == 0xFF && b[e.offset + e.length - 1] == 0xD9)
+                }
+            }
+        },
     ]
 
     static let corpusRoot: String = {

@@ -5,6 +5,7 @@ import Logging
 import Media
 import Ring
 import Testing
+import Wire
 
 /// Keyframes decoded for real (issue 14): FFmpeg draws a white box crossing a grey street, and a
 /// still street whose light jumps and then creeps up; the decoder and the detector find the box
@@ -47,6 +48,40 @@ import Testing
                 }
             }
         }
+    }
+
+    /// A request's preview (issue 14) from a real clip: a keyframe each second, at most one
+    /// picture every 2 s, each a JPEG 320 px wide (its height in proportion), inside the range asked.
+    @Test func aPreviewIsTheRangesKeyframesAsSmallJPEGs() throws {
+        let path = try Self.clip("preview", inputs: ["testsrc2=s=1280x720:r=25"], filter: "[0]null")
+        defer { unlink(path) }
+        let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
+        let all = PreviewMaker.pictures(of: [.init(path: path, start: t0)], from: t0, to: t0 + 10)
+        #expect(all.skipped.isEmpty)
+        #expect(all.pictures.map(\.at) == [0, 2, 4, 6, 8].map { t0 + Double($0) })
+        for p in all.pictures {
+            #expect(p.jpeg.prefix(2) == [0xFF, 0xD8] && p.jpeg.suffix(2) == [0xFF, 0xD9])
+            let size = Self.jpegSize(p.jpeg)
+            #expect(size?.0 == 320 && size?.1 == 180, "\(String(describing: size))")
+            #expect(p.jpeg.count < 40_000, "small: \(p.jpeg.count) bytes")
+        }
+        let part = PreviewMaker.pictures(of: [.init(path: path, start: t0)], from: t0 + 3, to: t0 + 7)
+        #expect(part.pictures.map(\.at) == [t0 + 3, t0 + 5], "only the range asked, 2 s apart")
+        let broken = PreviewMaker.pictures(of: [.init(path: "/nonexistent/seg.mp4", start: t0), .init(path: path, start: t0 + 10)],
+                                           from: t0, to: t0 + 14)
+        #expect(broken.skipped.count == 1 && broken.pictures.map(\.at) == [t0 + 10, t0 + 12], "a file that cannot be read is skipped, the rest goes")
+    }
+
+    /// The width and height in a baseline JPEG's SOF0 header.
+    static func jpegSize(_ jpeg: [UInt8]) -> (Int, Int)? {
+        var i = 2
+        while i + 9 < jpeg.count {
+            guard jpeg[i] == 0xFF else { return nil }
+            let marker = jpeg[i + 1], length = Int(jpeg[i + 2]) << 8 | Int(jpeg[i + 3])
+            if marker == 0xC0 { return (Int(jpeg[i + 7]) << 8 | Int(jpeg[i + 8]), Int(jpeg[i + 5]) << 8 | Int(jpeg[i + 6])) }
+            i += 2 + length
+        }
+        return nil
     }
 
     @Test func aStillStreetWhoseLightChangesStaysQuiet() throws {

@@ -79,3 +79,63 @@ import Wire
         #expect(Timestamp(milliseconds: .min).rfc3339 == "0001-01-01T00:00:00Z")
     }
 }
+
+@Suite struct PreviewSheetTests {
+    let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
+    static func jpeg(_ n: Int) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: 7, count: n - 4) + [0xFF, 0xD9] }
+
+    @Test func aSheetReadsBackWholeAndPartByPart() {
+        let pictures = (0..<5).map { PreviewSheet.Picture(at: t0 + Double($0 * 2), jpeg: Self.jpeg(100 + $0)) }
+        let bytes = PreviewSheet.encode(pictures)
+        let whole = PreviewSheet.scan(bytes, whole: true)
+        #expect(whole.problem == nil && whole.consumed == bytes.count)
+        #expect(whole.entries.map(\.at) == pictures.map(\.at))
+        #expect(whole.entries.map { Array(bytes[$0.offset..<$0.offset + $0.length]) } == pictures.map(\.jpeg))
+        // While it arrives: every cut gives the whole pictures before it and no problem; the
+        // same cut of a file said to be whole is a problem.
+        var seen = 0
+        var boundaries: Set<Int> = [PreviewSheet.magic.count]
+        for p in pictures { boundaries.insert(boundaries.max()! + 12 + p.jpeg.count) }
+        for cut in 0..<bytes.count {
+            let part = PreviewSheet.scan(Array(bytes.prefix(cut)), whole: false)
+            #expect(part.problem == nil, "cut at \(cut)")
+            #expect(part.entries.count >= seen)
+            seen = part.entries.count
+            #expect((PreviewSheet.scan(Array(bytes.prefix(cut)), whole: true).problem == nil) == boundaries.contains(cut), "cut at \(cut)")
+        }
+        #expect(seen == 4)
+    }
+
+    @Test func boundsHoldAtTheBound() {
+        let atBound = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(PreviewSheet.Limits.maxPictureBytes))])
+        #expect(PreviewSheet.scan(atBound, whole: true).entries.count == 1)
+        let over = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(PreviewSheet.Limits.maxPictureBytes + 1))])
+        #expect(PreviewSheet.scan(over, whole: true).problem?.contains("bytes") == true)
+        let many = PreviewSheet.encode((0..<PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(4)) })
+        #expect(PreviewSheet.scan(many, whole: true).entries.count == PreviewSheet.Limits.maxPictures)
+        let tooMany = PreviewSheet.encode((0...PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(4)) })
+        #expect(PreviewSheet.scan(tooMany, whole: true).problem?.contains("more than") == true)
+        for at in [PreviewSheet.Limits.earliest, PreviewSheet.Limits.latest] {
+            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(8))]), whole: true).problem == nil)
+        }
+        for at in [PreviewSheet.Limits.earliest + -0.001, PreviewSheet.Limits.latest + 0.001] {
+            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(8))]), whole: true).problem?.contains("time") == true)
+        }
+        var notJPEG = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(8))])
+        notJPEG[notJPEG.count - 1] = 0
+        #expect(PreviewSheet.scan(notJPEG, whole: true).problem?.contains("not a JPEG") == true)
+        #expect(PreviewSheet.scan(Array("JPREVIEW2\n".utf8), whole: true).problem != nil)
+    }
+
+    @Test func picturesGoCoarseToFine() {
+        #expect(PreviewSheet.coarseToFine(0) == [])
+        #expect(PreviewSheet.coarseToFine(1) == [0])
+        #expect(PreviewSheet.coarseToFine(9) == [0, 8, 4, 2, 6, 1, 3, 5, 7])
+        for n in [2, 3, 10, 300, 2000] {
+            let order = PreviewSheet.coarseToFine(n)
+            #expect(order.sorted() == Array(0..<n), "a permutation of \(n)")
+            // The first five already span the range: none of its quarters is left without one.
+            if n >= 8 { #expect(Set(order.prefix(5).map { $0 * 4 / n }).count == 4) }
+        }
+    }
+}
