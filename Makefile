@@ -13,7 +13,7 @@ PYDEPS := tuspy tuspyserver uvicorn selenium
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink bench-preview image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -69,11 +69,18 @@ bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 	bash Benchmarks/recorder.sh "$$($(SWIFT) build -c release --show-bin-path)/junction"
 	$(MAKE) bench-uplink
+	$(MAKE) bench-preview
 
 # The uplink against tuspy on a bad link (a network namespace; needs root). SIZE_MB=50 by default.
 bench-uplink: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
 	$(PYTHON) Benchmarks/uplink.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
+
+# A 10-minute footage request over a 1 Mbit/s link (a network namespace; needs root): the
+# preview against the video, and narrowing (issue 14). MINUTES=10 by default.
+bench-preview: deps
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+	$(PYTHON) Benchmarks/preview.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
 
 # The SD-card image (image/build.sh; needs root): Debian trixie for ARCH=amd64 (PCs, QEMU) or
 # ARCH=arm64 (Raspberry Pi 4, arm64 UEFI), with the junction that `make release-ARCH` cross-builds

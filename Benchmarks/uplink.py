@@ -90,7 +90,7 @@ def clips(data):
     return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []
 
 
-def write_config(dir, camera_url, server_url, token):
+def write_config(dir, camera_url, server_url, token, segment_seconds=4, max_bytes="4GB", heartbeat_seconds=3600):
     path = os.path.join(dir, "junction.toml")
     with open(path, "w") as f:
         f.write(f"""[device]
@@ -101,14 +101,14 @@ stall_seconds = 3
 connect_timeout_seconds = 5
 [storage]
 path = "{dir}/data"
-segment_seconds = 4
-max_bytes = "4GB"
+segment_seconds = {segment_seconds}
+max_bytes = "{max_bytes}"
 reserve_bytes = "1MB"
 [server]
 url = "{server_url}"
 token = "{token}"
 allow_insecure_http = true
-heartbeat_seconds = 3600
+heartbeat_seconds = {heartbeat_seconds}
 [upload]
 pre_roll_seconds = 0
 post_roll_seconds = 0

@@ -40,6 +40,10 @@ public struct ControlEndpoint: Sendable {
             try await self.asOperator(request) { try await json(.ok, self.catalog.requests(device: request.uri.queryParameters["device"].map(String.init))) }
         }
         router.post("api/v1/requests") { request, _ in try await self.asOperator(request) { try await self.newRequest(request) } }
+        router.post("api/v1/requests/:id/narrow") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            return try await self.asOperator(request) { try await self.narrow(request, id: id) }
+        }
         router.get("api/v1/clips") { request, _ in
             try await self.asOperator(request) { try await json(.ok, self.catalog.clips(device: request.uri.queryParameters["device"].map(String.init))) }
         }
@@ -122,6 +126,31 @@ public struct ControlEndpoint: Sendable {
                 logger.notice("footage requested", metadata: ["id": "\(made.id)", "device": "\(made.device)"])
                 return try json(.created, made)
             } catch let e as Catalog.RequestError {
+                return text(.badRequest, e.description)
+            }
+        }
+    }
+
+    struct Narrowing: Decodable {
+        var from: Timestamp
+        var to: Timestamp
+    }
+
+    /// Narrows a request to the part that matters (issue 14): the box stops sending the rest.
+    func narrow(_ request: Request, id: String) async throws -> Response {
+        guard PlainName.isValid(id) else { return text(.notFound, "there is no request \(id.prefix(64))") }
+        switch try await decode(Narrowing.self, request) {
+        case .failure(let e): return e.response
+        case .success(let n):
+            do {
+                let before = try await catalog.requests(id: id).first
+                let narrowed = try await catalog.narrow(request: id, from: n.from, to: n.to)
+                try await catalog.audit(operator: nil, address: "api", action: "request narrowed",
+                                        detail: "\(id) \(before.map { "\($0.from)–\($0.to)" } ?? "") → \(n.from)–\(n.to)")
+                logger.notice("request narrowed", metadata: ["id": "\(id)"])
+                return try json(.ok, narrowed)
+            } catch let e as Catalog.NarrowError {
+                if case .noRequest = e { return text(.notFound, e.description) }
                 return text(.badRequest, e.description)
             }
         }

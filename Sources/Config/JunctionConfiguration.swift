@@ -123,8 +123,12 @@ public struct JunctionConfiguration: Sendable, Equatable {
     /// The activity index (issue 14, being built): each keyframe decoded to a small grey
     /// picture beside the recording, movement per cell, a summary sealed with each segment.
     public struct Activity: Sendable, Equatable {
-        /// Off until its cost is measured on a Raspberry Pi (`make bench`).
+        /// Off by default: decoding the main stream's 1080p keyframes costs about as much CPU as
+        /// recording (`make bench`); with `stream` it is a fraction of that.
         public var enabled: Bool = false
+        /// The camera's sub-stream (e.g. 640×360, ".../Channels/102"), decoded for activity
+        /// instead of the recorded stream's keyframes; nil: the recorded stream's.
+        public var stream: String?
         public init() {}
     }
 
@@ -231,6 +235,7 @@ private struct Reader {
         "storage.sync_fragments": "true (each second is on the card as it is written) or false (only whole segments: a power cut may lose the open one)",
         "storage.seal": "true (every segment is sealed with the box's key: evidence a court can check) or false (no seal: for measuring its cost)",
         "activity.enabled": "true (index movement from each keyframe, sealed with the segment) or false (no activity index)",
+        "activity.stream": "the camera's sub-stream to decode for activity, e.g. \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/102\" (default: the recorded stream's keyframes)",
         "motion.enabled": "true (movement in the zones flags footage by itself; turns the activity index on) or false",
         "motion.zones": "polygons on the picture, x and y from 0 to 1, e.g. [[0.1, 0.5, 0.6, 0.5, 0.6, 1.0, 0.1, 1.0]]",
         "motion.cells": "cells of the 16x9 grid, 0 (top left) to 143, e.g. [80, 81, 96, 97]",
@@ -299,6 +304,14 @@ private struct Reader {
         }
     }
 
+    /// A stream address has a scheme and something after it.
+    func checkStreamAddress(_ url: String, key: String, line: Int) throws(ConfigError) {
+        guard let schemeEnd = url.firstRange(of: "://"), !url[..<schemeEnd.lowerBound].isEmpty,
+              !url[schemeEnd.upperBound...].isEmpty else {
+            throw fail(key, line: line, "\"\(JunctionConfiguration.Camera.redact(url))\" is not a stream address: write it like \"rtsp://192.168.1.64:554/stream1\"")
+        }
+    }
+
     mutating func read() throws(ConfigError) -> JunctionConfiguration {
         // Unknown keys first: a typo must not silently fall back to a default.
         for (key, v) in doc.entries where Self.known[key] == nil && !key.hasPrefix("camera.options.") {
@@ -318,10 +331,7 @@ private struct Reader {
         guard let (url, urlLine) = try string("camera.url") else {
             throw fail("camera.url", line: doc.tables["camera"], "missing: the camera's stream address, e.g.\n  [camera]\n  url = \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"")
         }
-        guard let schemeEnd = url.firstRange(of: "://"), !url[..<schemeEnd.lowerBound].isEmpty,
-              !url[schemeEnd.upperBound...].isEmpty else {
-            throw fail("camera.url", line: urlLine, "\"\(JunctionConfiguration.Camera.redact(url))\" is not a stream address: write it like \"rtsp://192.168.1.64:554/stream1\"")
-        }
+        try checkStreamAddress(url, key: "camera.url", line: urlLine)
         var camera = JunctionConfiguration.Camera(url: url)
         if let (cid, line) = try string("camera.id") {
             try checkName(cid, key: "camera.id", line: line)
@@ -455,6 +465,10 @@ private struct Reader {
                 throw fail("activity.enabled", line: v.line, "expected true or false (true indexes movement from each keyframe)")
             }
             config.activity.enabled = b
+        }
+        if let (stream, line) = try string("activity.stream") {
+            try checkStreamAddress(stream, key: "activity.stream", line: line)
+            config.activity.stream = stream
         }
         if let (zone, line) = try string("device.time_zone") {
             guard zone.utf8.count <= 64, LocalTime(identifier: zone) != nil else {

@@ -79,6 +79,16 @@ extension JunctionConfiguration {
         return input
     }
 
+    /// How the recorder opens the camera's sub-stream for activity (`[activity] stream`): as the
+    /// camera, at that address.
+    var activityInputOptions: CameraInput.Options? {
+        guard let stream = activity.stream else { return nil }
+        var input = cameraInputOptions
+        input.url = stream
+        input.displayURL = JunctionConfiguration.Camera.redact(stream)
+        return input
+    }
+
     /// Opens the ring for a CLI command, with an error that says what to do. A command that only
     /// looks (`readOnly`) creates nothing where nothing was recorded yet: it sees an empty ring.
     func openRing(readOnly: Bool = false, logger: Logger = .cli) async throws -> Ring {

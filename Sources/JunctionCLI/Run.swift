@@ -65,7 +65,8 @@ extension JunctionCommand {
                                                              segmentSeconds: config.storage.segmentSeconds,
                                                              syncFragments: config.storage.syncFragments,
                                                              ringSeals: await ring.isSealing,
-                                                             activity: config.activity.enabled),
+                                                             activity: config.activity.enabled,
+                                                             activityStream: config.activityInputOptions),
                                         ring: ring, clock: clock)
             var recorderConfig = RecorderService.Configuration(device: config.device.id, cameraID: config.camera.id,
                                                                cameraURL: config.camera.redactedURL, statusPath: config.statusPath)

@@ -15,7 +15,8 @@ public final class ActivityWorker: @unchecked Sendable {
     public static let maxPendingKeyframes = 2
 
     private let queue = DispatchQueue(label: "junction.activity")
-    private let decoder: KeyframeDecoder
+    // Touched only on `queue` (set again when a sub-stream reconnects):
+    private var decoder: KeyframeDecoder?
     // Touched only on `queue`:
     private var detector: ActivityDetector
     private var open: (start: Int64, found: SegmentActivity)?
@@ -30,6 +31,26 @@ public final class ActivityWorker: @unchecked Sendable {
             return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
         }
         self.detector = detector
+    }
+
+    /// For a stream opened later (the camera's sub-stream, `use(_:)` when it connects): until
+    /// then keyframes offered are dropped.
+    public init(detector: ActivityDetector = ActivityDetector()) {
+        decoder = nil
+        self.detector = detector
+    }
+
+    /// Decodes `input`'s video from now on (a sub-stream that connected, or reconnected with
+    /// other parameters).
+    public func use(_ input: CameraInput) throws(MediaError) {
+        let made = try input.withRecordedStreams { (streams) throws(MediaError) in
+            guard let video = streams.first else {
+                throw MediaError(code: .noVideo, call: "activity", target: input.options.displayURL, message: "no video")
+            }
+            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
+        }
+        let box = DecoderBox(made)
+        queue.async { [self] in decoder = box.decoder }
     }
 
     /// Keyframes decoded, dropped because the decoder was behind, and refused by the decoder.
@@ -51,6 +72,7 @@ public final class ActivityWorker: @unchecked Sendable {
         queue.async { [self] in
             defer { state.withLock { $0.pending -= 1 } }
             do {
+                guard let decoder else { throw MediaError(code: .noVideo, call: "activity", target: "", message: "no decoder yet") }
                 let picture = try decoder.grey(box.packet)
                 let o = detector.observe(picture, microseconds: microseconds)
                 state.withLock { $0.decoded += 1 }
@@ -77,6 +99,12 @@ public final class ActivityWorker: @unchecked Sendable {
         }
         return pending
     }
+}
+
+/// A decoder handed to the queue.
+private final class DecoderBox: @unchecked Sendable {
+    let decoder: KeyframeDecoder
+    init(_ d: KeyframeDecoder) { decoder = d }
 }
 
 /// A cloned packet owned by one queued decode (freed with it).

@@ -16,15 +16,18 @@ public struct CameraCapture: CaptureRunner {
         /// Index activity (issue 14): keyframes decoded beside the capture (`ActivityWorker`),
         /// each segment's summary sealed and indexed with it.
         public var activity: Bool
+        /// The camera's sub-stream to decode for activity instead of the recorded keyframes.
+        public var activityStream: CameraInput.Options?
 
         public init(input: CameraInput.Options, cameraID: String, segmentSeconds: Int, syncFragments: Bool = true, ringSeals: Bool = false,
-                    activity: Bool = false) {
+                    activity: Bool = false, activityStream: CameraInput.Options? = nil) {
             self.input = input
             self.cameraID = cameraID
             self.segmentSeconds = segmentSeconds
             self.syncFragments = syncFragments
             self.ringSeals = ringSeals
             self.activity = activity
+            self.activityStream = activityStream
         }
     }
 
@@ -43,9 +46,14 @@ public struct CameraCapture: CaptureRunner {
         emit(.connected(input.info, unusedOptions: input.unusedOptions))
         // A camera whose video cannot be decoded here is still recorded, without activity.
         var activity: ActivityWorker?
-        if configuration.activity {
+        var subStream: SubStreamActivity?
+        if configuration.activity, let options = configuration.activityStream {
+            subStream = SubStreamActivity(options: options, clock: clock, emit: emit)
+            activity = subStream?.worker
+        } else if configuration.activity {
             do { activity = try ActivityWorker(input: input) } catch { emit(.activityUnavailable(String(describing: error))) }
         }
+        defer { subStream?.stop() }
 
         let packet = Packet()
         var cutter = SegmentCutter(targetSeconds: configuration.segmentSeconds)
@@ -134,6 +142,7 @@ public struct CameraCapture: CaptureRunner {
                     segmentMicros = t
                     openPath = path
                     activity?.beginSegment(atMicroseconds: t)
+                    subStream?.mark(micros: t)
                     emit(.segmentStarted(o, path: path))
                 case .write:
                     break
@@ -141,7 +150,7 @@ public struct CameraCapture: CaptureRunner {
                 if isVideo { statFrames += 1 }
                 statBytes += packet.size
                 // Offered before the write: the muxer takes the packet's data and blanks it.
-                if let t = time { activity?.offer(packet, microseconds: t) }
+                if subStream == nil, let t = time { activity?.offer(packet, microseconds: t) }
                 try muxer!.write(packet)
 
                 if isVideo, let t = time {
@@ -156,6 +165,7 @@ public struct CameraCapture: CaptureRunner {
                             durableUntil = segmentWall + Double(end - segmentMicros) / 1e6
                         }
                         let now = clock.now()
+                        subStream?.mark(micros: t)
                         // This packet's place on the footage timeline against when it arrived.
                         let lead = (segmentWall + Double(t - segmentMicros) / 1e6).seconds(since: now)
                         emit(.stats(fps: Double(statFrames - 1) / secs, bitrateKbps: Double(statBytes) * 8 / 1000 / secs,

@@ -14,6 +14,9 @@ public enum CaptureEvent: Sendable {
     case segmentFailed(path: String, MediaError)
     /// Activity is on but this camera's video cannot be decoded here: recorded without it.
     case activityUnavailable(String)
+    /// The sub-stream activity decodes (`[activity] stream`) failed or came back; recording is
+    /// not touched, and the activity index resumes when it returns.
+    case activityStream(String)
     /// The connection ended (the service adds this after the runner returns, so the consumer sees
     /// it in order with the segments).
     case sessionEnded(MediaError)

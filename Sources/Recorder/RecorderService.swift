@@ -266,6 +266,8 @@ public final class RecorderService: Service, Sendable {
                 }
             case .activityUnavailable(let why):
                 logger.warning("activity: this camera's keyframes cannot be decoded here, recording without the activity index: \(why)")
+            case .activityStream(let what):
+                logger.notice("activity: the sub-stream \(what)")
             case .sessionEnded(let failure):
                 pendingGapReason.withLock { $0 = $0 ?? failure.message }
                 writeStatus()

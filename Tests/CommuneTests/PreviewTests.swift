@@ -122,6 +122,21 @@ final class KnownBox: @unchecked Sendable {
         #expect(try await server.catalog.preview(request: mine.id) == nil, "nothing refused is kept")
         guard case .uploaded = try await send(good, request: mine.id) else { Issue.record("a good preview"); return }
         #expect(try await server.catalog.preview(request: mine.id)?.pictures == 1)
+
+        // The operator API narrows too: an operator's token, inside the range, a known request.
+        let http = HTTPTransport()
+        let op = try await server.catalog.addOperator(name: "ops")
+        func narrow(_ id: String, _ body: String, token: String) async throws -> TusResponse {
+            try await http.perform(TusRequest(method: "POST", url: server.url + "/api/v1/requests/\(id)/narrow",
+                                              headers: ["Authorization": "Bearer \(token)"], body: Array(body.utf8)))
+        }
+        let inside = #"{"from":"2026-11-29T14:00:10Z","to":"2026-11-29T14:00:20Z"}"#
+        #expect(try await narrow(mine.id, inside, token: token).status == 401, "a device token narrows nothing")
+        #expect(try await narrow(mine.id, #"{"from":"2026-11-29T13:59:00Z","to":"2026-11-29T14:00:20Z"}"#, token: op).status == 400)
+        #expect(try await narrow("req-nothing", inside, token: op).status == 404)
+        let ok = try await narrow(mine.id, inside, token: op)
+        #expect(ok.status == 200 && String(decoding: ok.body, as: UTF8.self).contains("\"from\":\"2026-11-29T14:00:10"))
+        #expect(try await server.catalog.auditLog().first?.action == "request narrowed")
         await server.stop()
     }
 }

@@ -84,6 +84,43 @@ import Wire
         return nil
     }
 
+    /// `[activity] stream`: the box decodes the camera's sub-stream, not the recorded keyframes.
+    /// The recorded stream here is a still street and the sub-stream (640×360) has the box
+    /// crossing, so movement in the index can only come from the sub-stream. It is down when the
+    /// box starts: recording goes on, the log says so, and activity begins when it comes up.
+    @Test func activityComesFromTheSubStreamWhenOneIsGiven() async throws {
+        let still = try Self.clip("still-main", inputs: ["color=c=0x505050:s=1280x720:r=25"], filter: "[0]null")
+        let crossing = try Self.clip("crossing-sub", inputs: ["color=c=0x505050:s=640x360:r=25", "color=c=white:s=60x40:r=25"],
+                                     filter: "[0][1]overlay=x='if(lt(t,4),-200,(t-4)*120)':y=220")
+        defer { unlink(still); unlink(crossing) }
+        let main = Camera(clip: still), sub = Camera(clip: crossing)
+        try main.start()
+        defer { main.stop(); sub.stop() }
+        let dir = Rig.tempDir("substream")
+        let config = try writeConfig(dir: dir, cameraURL: main.url, segmentSeconds: 2,
+                                     extra: "[activity]\nenabled = true\nstream = \"\(sub.url)\"\n")
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        #expect(Rig.wait(seconds: 20) { daemon.output.contains("sub-stream") && daemon.output.contains("cannot be read") }, "\(daemon.output.suffix(1500))")
+        let before = try listSegments(config).count
+        try sub.start()
+        #expect(Rig.wait(seconds: 30) { daemon.output.contains("is back") }, "\(daemon.output.suffix(1500))")
+        #expect(Rig.wait(seconds: 40) { ((try? listSegments(config)) ?? []).count >= before + 10 }, "\(daemon.output.suffix(1500))")
+        daemon.stop()
+        struct Listed: Decodable {
+            struct A: Decodable { var peak: Int; var moments: [M] }
+            struct M: Decodable { var at: String }
+            var activity: A?
+        }
+        let r = try Rig.junction(["list", "--config", config, "--activity", "--json"])
+        let listed = try JSONDecoder().decode([Listed].self, from: Data(r.stdout.utf8))
+        #expect(listed.count >= before + 10, "recording never waited for the sub-stream")
+        let moving = listed.filter { !($0.activity?.moments.isEmpty ?? true) }
+        print("sub-stream activity: " + listed.map { "\($0.activity.map { "\($0.peak)/\($0.moments.count)" } ?? "-")" }.joined(separator: " "))
+        #expect(moving.count >= 2, "the crossing in the sub-stream is in the index, though the recorded stream is still")
+        #expect(listed.prefix(max(0, before - 1)).allSatisfy { $0.activity?.moments.isEmpty ?? true }, "nothing moved before the sub-stream came up")
+    }
+
     @Test func aStillStreetWhoseLightChangesStaysQuiet() throws {
         // The light jumps at 3 s (lamps on), then creeps up (dawn) from 5 s.
         let path = try Self.clip("light", inputs: ["color=c=0x505050:s=640x360:r=25"],
