@@ -87,10 +87,15 @@ extension Ring {
                   .integer(Int(now.milliseconds)), .integer(Int(flagID))])
     }
 
-    /// A preview that could not be made: kept with why (status and logs show it); not retried.
+    /// A preview that could not be made or that the commune refused: kept with why (the log
+    /// says it), its file removed; not retried.
     public func previewFailed(flagID: Int64, why: String, now: Timestamp = .now()) async throws(RingError) {
-        _ = try await index.run("UPDATE preview SET state = 'failed', last_error = ?, updated_ms = ? WHERE flag_id = ?",
-                                [.text(String(why.prefix(500))), .integer(Int(now.milliseconds)), .integer(Int(flagID))])
+        let rows = try await index.run("UPDATE preview SET state = 'failed', last_error = ?, updated_ms = ? WHERE flag_id = ? RETURNING path",
+                                       [.text(String(why.prefix(500))), .integer(Int(now.milliseconds)), .integer(Int(flagID))])
+        if let relative = rows.first?.column("path")?.string {
+            let file = previewsRoot + "/" + relative
+            try? await blocking { try FileSystem.remove(file) }
+        }
     }
 
     public nonisolated func previewPath(_ p: Preview) -> String? { p.path.map { previewsRoot + "/" + $0 } }

@@ -166,6 +166,11 @@ public struct UploadQueue: Sendable {
             report.previews.append(flagID)
             monitor?.update(force: true) { $0.current = nil }
             logger.notice("uplink: preview sent", metadata: ["request": "\(preview.requestID)", "pictures": "\(preview.pictures)", "bytes": "\(total)"])
+        case .failed(let reason, let kind) where kind == .refused || kind == .dataLoss:
+            // The commune will not take it (its request is gone, or it is not well-formed): a
+            // finding aid is not worth hours of retries; the video still goes.
+            try await ring.previewFailed(flagID: flagID, why: "\(kind.rawValue): \(reason)")
+            logger.error("uplink: the commune refused the preview of \(preview.requestID): \(reason); its video still goes")
         case .failed(let reason, let kind):
             let wait = Self.backoff(kind, attempts: preview.upload.attempts)
             try await ring.deferPreview(flagID: flagID, until: .now() + wait, reason: "\(kind.rawValue): \(reason)")

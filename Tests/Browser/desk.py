@@ -249,6 +249,14 @@ enabled = true
         check("the real box's footage arrives and the request completes by itself", "Hoàn tất" in driver.page_source
               and bar and all(c == "uploaded" for c in bar), str(bar))
         driver.save_screenshot(os.path.join(out, "7-request-complete.png"))
+        # Its preview (issue 14): the box's keyframes as pictures, sent before the video, in time order.
+        pictures = driver.find_elements(By.CSS_SELECTOR, ".sheet figure img")
+        sizes = [driver.execute_script("return [arguments[0].complete, arguments[0].naturalWidth, arguments[0].naturalHeight]", p) for p in pictures]
+        captions = [c.text for c in driver.find_elements(By.CSS_SELECTOR, ".sheet figcaption span")]
+        check("the request's preview shows the box's keyframes as 320-px pictures, in time order",
+              len(pictures) >= 2 and all(z == [True, 320, 180] for z in sizes) and captions == sorted(captions), f"{sizes} {captions}")
+        driver.execute_script("document.querySelector('.preview').scrollIntoView()")
+        driver.save_screenshot(os.path.join(out, "7a-preview.png"))
         recorded = {seg["sha256"] for seg in segments[:4]}
 
         # Its clips play in the browser.

@@ -187,7 +187,7 @@ struct UplinkFaultTests {
     }
 
     /// A bad link inside a network namespace this test makes: 1 % packet loss each way
-    /// (iptables), 40 ms RTT, 8 Mbit/s, and the link down for 2 s every 10 s (the proxy). A
+    /// (iptables), 40 ms RTT, 16 Mbit/s, and the link down for 2 s every 10 s (the proxy). A
     /// 20 MB flagged range arrives complete, each segment once.
     @Test func twentyMegabytesOverABadLink() throws {
         try #require(getuid() == 0, "network namespaces need root")
@@ -200,7 +200,7 @@ struct UplinkFaultTests {
         _ = try Rig.run("/usr/sbin/ip", ["netns", "exec", ns, "ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"])
 
         // Record ~20 MB first (outside: the camera lives on the host's loopback).
-        let camera = Camera(clip: try Rig.clip(bitrate: "8M"))
+        let camera = Camera(clip: try Rig.clip(bitrate: "16M"))
         try camera.start()
         let commune = try Commune(netns: ns)
         let proxyPort = Rig.freePort()
@@ -226,7 +226,7 @@ struct UplinkFaultTests {
         }
         let stats = commune.data + "/link.json"
         let proxy = Background("/usr/bin/python3", [Rig.repoRoot + "/Tests/Support/flaky_link.py", "--listen", "\(proxyPort)",
-                                                    "--target", "\(commune.port)", "--rate-kbps", "8000", "--delay-ms", "20",
+                                                    "--target", "\(commune.port)", "--rate-kbps", "16000", "--delay-ms", "20",
                                                     "--flap-every", "10", "--flap-seconds", "2", "--stats", stats, "--duration", "400"],
                                log: commune.data + "/link.log", netns: ns)
         try proxy.start()

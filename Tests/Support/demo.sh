@@ -102,8 +102,11 @@ for _ in $(seq 1 60); do
   "$COMMUNE" requests --data "$RUN/commune" --json | python3 -c 'import json,sys; sys.exit(0 if all(r["state"]=="complete" for r in json.load(sys.stdin)) else 1)' && break
   sleep 0.5
 done
-step "commune requests (state and coverage of each request)"
+step "commune requests (state, coverage and the preview the box sent before the video)"
 "$COMMUNE" requests --data "$RUN/commune"
+REQ=$("$COMMUNE" requests --data "$RUN/commune" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+"$COMMUNE" requests --data "$RUN/commune" --preview "$REQ" --out "$RUN/preview"
+ls "$RUN/preview" | sed -e 's/^/  /'
 "$COMMUNE" devices --data "$RUN/commune"
 
 step "Stopping the recorder (SIGTERM closes the open segment)"
