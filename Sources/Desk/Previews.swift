@@ -50,6 +50,7 @@ extension Desk {
         let pickedFrom = query["nfrom"].flatMap { Int64(String($0)) }.map(Timestamp.init(milliseconds:))
         let pickedTo = query["nto"].flatMap { Int64(String($0)) }.map(Timestamp.init(milliseconds:))
         let base = "/requests/\(HTML.escape(r.id))"
+        let canNarrow = r.state != .complete
         var sheet = ""
         var status = "<p class=\"hint\" id=\"preview-state\">\(t(.previewNone))</p>"
         if let preview = try await previewPictures(r.id) {
@@ -68,12 +69,11 @@ extension Desk {
                 sheet += """
                     <figure\(chosen ? " class=\"chosen\"" : "")><img src="\(base)/preview/\(e.offset)" alt="\(local.dateTime(e.at, seconds: true))" loading="lazy" width="320" height="180">
                     <figcaption><span>\(String(local.dateTime(e.at, seconds: true).suffix(8)))</span>
-                    <a href="\(link(e.at, pickedTo))">\(t(.fromHere))</a><a href="\(link(pickedFrom, next))">\(t(.toHere))</a></figcaption></figure>
+                    \(canNarrow ? "<a href=\"\(link(e.at, pickedTo))\">\(t(.fromHere))</a><a href=\"\(link(pickedFrom, next))\">\(t(.toHere))</a>" : "")</figcaption></figure>
 
                     """
             }
         }
-        let canNarrow = r.state != .complete
         let form = canNarrow ? """
             <p class="hint">\(t(.narrowHint))</p>
             <form class="narrow" id="narrow" method="post" action="\(base)/narrow">

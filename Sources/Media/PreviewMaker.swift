@@ -45,7 +45,8 @@ public enum PreviewMaker {
         for segment in segments {
             do throws(MediaError) {
                 try keyframes(of: segment, from: from, to: to) { (at, codecpar, packet) throws(MediaError) in
-                    if let last, at.seconds(since: last) < every { return }
+                    // A keyframe every 2 s is one a picture: its spacing wobbles a few ms either side.
+                    if let last, at.seconds(since: last) < every * 0.9 { return }
                     guard pictures.count < PreviewSheet.Limits.maxPictures else { return }
                     let p = try Snapshot.picture(codecpar: codecpar, packet: packet, target: segment.path,
                                                  width: options.width, quality: options.quality)

@@ -200,14 +200,14 @@ struct UplinkFaultTests {
         _ = try Rig.run("/usr/sbin/ip", ["netns", "exec", ns, "ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"])
 
         // Record ~20 MB first (outside: the camera lives on the host's loopback).
-        let camera = Camera(clip: try Rig.clip(bitrate: "16M"))
+        let camera = Camera(clip: try Rig.clip(bitrate: "8M"))
         try camera.start()
         let commune = try Commune(netns: ns)
         let proxyPort = Rig.freePort()
         let (daemon, config) = try recordingBox(camera: camera, serverURL: "http://127.0.0.1:\(proxyPort)", token: commune.token)
         try daemon.start()
         var flaggedBytes: Int64 = 0
-        #expect(Rig.wait(seconds: 60, every: 0.5) {
+        try #require(Rig.wait(seconds: 60, every: 0.5) {
             let s = (try? listSegments(config)) ?? []
             flaggedBytes = s.reduce(0) { $0 + $1.bytes }
             return flaggedBytes >= 20_000_000
@@ -215,7 +215,8 @@ struct UplinkFaultTests {
         daemon.stop()
         camera.stop()
         let segments = try listSegments(config)
-        let flag = try Rig.junction(["flag", "--config", config, "--from", segments.first!.start, "--to", segments.last!.end])
+        let (first, last) = (try #require(segments.first), try #require(segments.last))
+        let flag = try Rig.junction(["flag", "--config", config, "--from", first.start, "--to", last.end])
         try #require(flag.status == 0, "\(flag.stderr)")
 
         // The link: loss on the proxy's port both ways, then the proxy, then the box in the namespace.
