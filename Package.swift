@@ -17,7 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // Without Hummingbird's ConfigurationSupport trait (nothing here uses swift-configuration):
+        // with it, Debian's Swift 6.2.3, which cross-builds the image's junction, refuses the arm64
+        // build ("product 'Configuration' required by package 'hummingbird' target 'HummingbirdTLS'
+        // not found in package 'swift-configuration'": SwiftPM's traits bug, swiftlang/swift-package-manager#8398).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: ["FullFoundation"]),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
