@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation.git", from: "0.9.20"),
+        // Tests only: property-based tests over hostile numbers (issue 22).
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // The only place FFmpeg's headers are seen. Only `Media` imports it.
@@ -157,22 +159,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire"]),
+        // Tests only: generators of the values an attacker sends (Int64's ends, ±1e300, NaN,
+        // subnormals, 2^53±1), as numbers and as the JSON texts that carry them (issue 22).
+        .target(name: "Hostile", dependencies: [.product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/Hostile"),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
-        .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+                                                    .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
-        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring"]),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+                                                        .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "CommuneTests", dependencies: [
-            "Commune", "Uplink", "Ring", "Wire", "Evidence",
+            "Commune", "Uplink", "Ring", "Wire", "Evidence", "Hostile", .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         .testTarget(name: "DeskTests", dependencies: [
-            "Desk", "Commune", "Wire",
+            "Desk", "Commune", "Wire", "Evidence", "Hostile", .product(name: "PropertyBased", package: "swift-property-based"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

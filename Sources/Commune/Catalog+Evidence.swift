@@ -74,25 +74,37 @@ extension Catalog {
             .first?.column("s")?.integer
     }
 
-    /// Keeps chain records a box sent when asked (`Heartbeat.Report.chain`): each must be sealed
-    /// by the device's bound key and name the device. A sequence number the commune already holds
-    /// is kept as first received (a differing copy shows in the verifier, never overwrites).
+    /// Keeps chain records a box sent when asked (`Heartbeat.Report.chain`): only those `wanted`
+    /// (the stretch the last answer asked for), in order from its first, each sealed by the
+    /// device's bound key, naming the device and following the record before it (issue 22: a
+    /// box could plant unasked records, out of order, with a broken `prev` or at seq 2^53).
+    /// Records past the first that is not the next one asked for are ignored, not refused (the
+    /// stretch wanted may have moved since the box was asked). A sequence number the commune
+    /// already holds is kept as first received (a differing copy shows in the verifier).
     /// Returns how many were new, and why any was refused.
-    public func addChainRecords(device: String, _ records: [SealedRecord]) async throws -> (added: Int, refused: String?) {
-        guard !records.isEmpty else { return (0, nil) }
+    public func addChainRecords(device: String, _ records: [SealedRecord], wanted: Heartbeat.ChainRange?) async throws -> (added: Int, refused: String?) {
+        guard !records.isEmpty, let wanted else { return (0, nil) }
         guard let key = try await publicKey(device: device).flatMap(DeviceKey.publicKey(base64:)) else {
             return (0, "no key is bound to \(device): its chain records cannot be checked")
         }
+        var expected = wanted.after + 1
+        var previous = wanted.after < 1 ? ChainRecord.genesis
+            : try await query("SELECT hash FROM chain_record WHERE device = ? AND seq = ?", [.text(device), .integer(Int(wanted.after))])
+                .first?.column("hash")?.string
         var added = 0
         for sealed in records {
             guard let r = sealed.record else { return (added, "a chain record that cannot be read") }
             guard r.device == device else { return (added, "chain record \(r.seq) names another device") }
             guard sealed.isSealed(by: key) else { return (added, "chain record \(r.seq) is not sealed by \(device)'s key") }
+            guard r.seq == expected, r.seq <= wanted.through else { break }
+            if let previous, r.prev != previous { return (added, "chain record \(r.seq) does not follow record \(r.seq - 1)") }
             let rows = try await query("""
                 INSERT OR IGNORE INTO chain_record (device, seq, start_ms, end_ms, hash, body, signature) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq
                 """, [.text(device), .integer(Int(r.seq)), .integer(Int(r.startMs)), .integer(Int(r.endMs)), .text(sealed.hash),
                       .text(sealed.body), .text(sealed.signature)])
             added += rows.count
+            expected += 1
+            previous = sealed.hash
         }
         return (added, nil)
     }

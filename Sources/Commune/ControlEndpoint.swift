@@ -69,7 +69,8 @@ public struct ControlEndpoint: Sendable {
         try await catalog.setHealth(device: device, report.health)
         for r in report.requests { try await catalog.report(device: device, r) }
         let open = try await catalog.requests(device: device, openOnly: true)
-        var reply = Heartbeat.Reply(requests: open.map(\.footageRequest))
+        // The oldest open requests first, as many as an answer carries (the box reads no more).
+        var reply = Heartbeat.Reply(requests: open.prefix(Heartbeat.Limits.maxRequests).map(\.footageRequest))
         if let a = report.activity, try await catalog.addActivity(device: device, a) == nil {
             logger.warning("activity: a heartbeat's activity broke its rules and was not kept", metadata: ["device": "\(device)"])
         }
@@ -78,7 +79,8 @@ public struct ControlEndpoint: Sendable {
             (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
             // The chain records a request's proof still lacks: those this report carries are
             // kept (each checked under the bound key), and the next stretch asked for.
-            let (added, refused) = try await catalog.addChainRecords(device: device, report.chain ?? [])
+            let asked = report.chain?.isEmpty == false ? try await catalog.chainWanted(device: device) : nil
+            let (added, refused) = try await catalog.addChainRecords(device: device, report.chain ?? [], wanted: asked)
             if let refused {
                 chainRefused.note(device, now: .now())
                 logger.warning("evidence: chain records refused; not asked again for an hour", metadata: ["device": "\(device)", "why": "\(refused)"])
@@ -173,6 +175,8 @@ public struct ControlEndpoint: Sendable {
         }
         do {
             return .success(try Heartbeat.decode(T.self, from: Array(body.readableBytesView)))
+        } catch let e as DecodingError {
+            return .failure(ResponseError(text(.badRequest, "the body is not the JSON expected: \(e.plain)")))
         } catch {
             return .failure(ResponseError(text(.badRequest, "the body is not the JSON expected: \(error)")))
         }

@@ -79,6 +79,13 @@ struct DataOptions: ParsableArguments {
         return try await Catalog.open(path: data + "/catalog.sqlite", logger: logger)
     }
 
+    /// The commune's public key (base64) as `commune serve` wrote it, once it has run here.
+    var communePublicKey: String? {
+        guard let data = try? directory(), let text = FileManager.default.contents(atPath: data + "/commune-key.pub") else { return nil }
+        let key = String(decoding: text.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return DeviceKey.publicKey(base64: key) != nil ? key : nil
+    }
+
     /// Opens the catalog, runs `body`, and closes it whatever happens.
     func withCatalog<T>(_ body: (Catalog) async throws -> T) async throws -> T {
         let catalog = try await catalog()

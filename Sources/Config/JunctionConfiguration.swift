@@ -91,6 +91,9 @@ public struct JunctionConfiguration: Sendable, Equatable {
         /// PEM file of the certificate authorities to trust instead of the system's (a commune
         /// with its own CA).
         public var caFile: String?
+        /// The commune's Ed25519 public key (base64): countersignatures under another are not
+        /// kept. Nil: the first one kept pins its key.
+        public var communeKey: String?
     }
 
     public struct Upload: Sendable, Equatable {
@@ -251,6 +254,7 @@ private struct Reader {
         "server.allow_insecure_http": "true to allow an http:// server (trusted networks only)",
         "server.heartbeat_seconds": "seconds between heartbeats to the commune (5–3600)",
         "server.ca_file": "a PEM file of certificate authorities to trust for the commune's HTTPS",
+        "server.commune_key": "the commune's public key in base64 (commune devices add prints it); without it the first countersignature pins its key",
         "upload.max_kbps": "upload rate cap in kilobits per second, 0 for none",
         "upload.order": "\"oldest_first\" or \"newest_first\" within each flag",
         "upload.pre_roll_seconds": "seconds added before every flagged range (0–600)",
@@ -445,6 +449,12 @@ private struct Reader {
                 guard ca.hasPrefix("/") else { throw fail("server.ca_file", line: line, "\"\(ca)\" must be an absolute path to a PEM file") }
                 guard access(ca, R_OK) == 0 else { throw fail("server.ca_file", line: line, "\(ca) cannot be read: copy the commune's CA certificate (PEM) there") }
                 server?.caFile = ca
+            }
+            if let (key, line) = try string("server.commune_key") {
+                guard key.utf8.count == 44, let raw = Data(base64Encoded: key), raw.count == 32 else {
+                    throw fail("server.commune_key", line: line, "is not an Ed25519 public key in base64 (44 characters, as commune devices add prints it)")
+                }
+                server?.communeKey = key
             }
         } else if let v = doc["server.token"] {
             throw fail("server.url", line: v.line, "server.token is set but server.url is missing")

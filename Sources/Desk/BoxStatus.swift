@@ -62,8 +62,12 @@ struct BoxStatus: Equatable {
         }
         if let h = device.health {
             if h.recording != "recording" { alarms.append(.cameraDown) }
-            let pinnedHigh = h.pinnedCapBytes > 0 && h.pinnedBytes * 100 >= h.pinnedCapBytes * Self.pinnedAlarmPercent
-            let freeLow = h.budgetBytes > 0 && h.freeBytes * 100 < h.budgetBytes * Self.freeAlarmPercent
+            // Saturating: the decoder bounds these, and a stored row or a bound raised later
+            // still cannot make `× 100` trap (issue 22).
+            let pinnedHigh = h.pinnedCapBytes > 0
+                && h.pinnedBytes.multiplied(saturating: 100) >= h.pinnedCapBytes.multiplied(saturating: Self.pinnedAlarmPercent)
+            let freeLow = h.budgetBytes > 0
+                && h.freeBytes.multiplied(saturating: 100) < h.budgetBytes.multiplied(saturating: Self.freeAlarmPercent)
             if pinnedHigh || freeLow { alarms.append(.cardFull) }
             if !h.clockSynchronized { alarms.append(.clockNotSynchronised) }
             if (h.damagedSegments ?? 0) > 0 { alarms.append(.damagedFootage) }

@@ -120,7 +120,11 @@ extension Desk {
         guard PlainName.isValid(device), try await catalog.devices().contains(where: { $0.id == device }) else {
             return Self.notFound(request, session)
         }
-        let from = Timestamp(milliseconds: form.from_ms), to = Timestamp(milliseconds: form.to_ms)
+        // Bounded where the form is read (issue 22: −2^63 and 2^63−1 trapped the server).
+        guard let from = Timestamp(validMilliseconds: form.from_ms), let to = Timestamp(validMilliseconds: form.to_ms) else {
+            return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session,
+                                       body: HTML.notice(Strings.text(.badDate, language))), status: .badRequest)
+        }
         guard to > from, to.seconds(since: from) <= Self.maxRequestSeconds else {
             return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session,
                                        body: HTML.notice(Strings.text(to > from ? .rangeTooLong : .rangeEmpty, language))), status: .badRequest)

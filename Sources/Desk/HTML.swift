@@ -68,7 +68,7 @@ struct LocalForm: Sendable {
     func dateTime(_ t: Timestamp, seconds: Bool = false) -> String {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = timeZone
-        let date = Date(timeIntervalSince1970: Double(t.milliseconds) / 1000)
+        let date = Date(timeIntervalSince1970: Double(t.clamped.milliseconds) / 1000)
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         func two(_ v: Int?) -> String { let v = v ?? 0; return v < 10 ? "0\(v)" : "\(v)" }
         return "\(two(c.day))/\(two(c.month))/\(c.year ?? 0) \(two(c.hour)):\(two(c.minute))" + (seconds ? ":\(two(c.second))" : "")
@@ -100,10 +100,13 @@ struct LocalForm: Sendable {
         "\(decimal(bytesPerSecond * 8 / 1000)) kbit/s"
     }
 
+    /// One decimal, saturating: any Double (±1e300, NaN, a subnormal) becomes text, never a trap
+    /// (issue 22: a box's `upload_bytes_per_second` of 1e300 crashed the box list).
     func decimal(_ v: Double) -> String {
-        let tenths = Int((v * 10).rounded())
-        let text = "\(tenths / 10)\(language == .vi ? "," : ".")\(tenths % 10)"
-        return text
+        guard v.isFinite else { return "—" }
+        let tenths = Int64(saturating: (v * 10).rounded()).magnitude
+        let sign = v < 0 && tenths != 0 ? "-" : ""
+        return "\(sign)\(tenths / 10)\(language == .vi ? "," : ".")\(tenths % 10)"
     }
 
     /// Reads "dd/mm/yyyy HH:mm" (or "d/m/yyyy H:mm", seconds optional) in the commune's time
@@ -133,7 +136,7 @@ struct LocalForm: Sendable {
 
     /// "5 min", "3 h", "2 d": how long ago.
     func elapsed(_ seconds: Double) -> String {
-        let s = max(0, Int(seconds))
+        let s = max(0, Int(saturating: seconds))
         if s < 120 { return "\(s) s" }
         if s < 7200 { return "\(s / 60) min" }
         if s < 172_800 { return "\(s / 3600) h" }

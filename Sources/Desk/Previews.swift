@@ -47,8 +47,8 @@ extension Desk {
     func previewSection(_ r: Catalog.Request, request: Request, session: Catalog.Session, local: LocalForm, language: Language) async throws -> String {
         let t = { (k: Key) in HTML.escape(Strings.text(k, language)) }
         let query = request.uri.queryParameters
-        let pickedFrom = query["nfrom"].flatMap { Int64(String($0)) }.map(Timestamp.init(milliseconds:))
-        let pickedTo = query["nto"].flatMap { Int64(String($0)) }.map(Timestamp.init(milliseconds:))
+        let pickedFrom = query["nfrom"].flatMap { Int64(String($0)) }.flatMap(Timestamp.init(validMilliseconds:))
+        let pickedTo = query["nto"].flatMap { Int64(String($0)) }.flatMap(Timestamp.init(validMilliseconds:))
         let base = "/requests/\(HTML.escape(r.id))"
         let canNarrow = r.state != .complete
         var sheet = ""

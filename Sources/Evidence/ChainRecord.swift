@@ -47,6 +47,8 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     /// Bounds a verifier holds a record to (a 1-hour segment at one fragment a second has 3 601 pieces).
     public static let maxBodyBytes = 512 * 1024
     public static let maxPieces = 8192
+    /// A gap's reason (the box writes at most half of it).
+    public static let maxReasonCharacters = 1000
     /// An hour of keyframes at two a second (`ActivitySummary.maxEntries`), in hex.
     public static let maxActivityCharacters = 2 * (21 + 7200 * 4)
 
@@ -98,13 +100,27 @@ public struct ChainRecord: Codable, Sendable, Equatable {
             throw .malformed("not a chain record: \(error)")
         }
         guard record.version == 1 else { throw .malformed("record version \(record.version) (this verifier reads 1)") }
-        guard record.seq >= 1, isHash(record.prev), record.endMs >= record.startMs else {
-            throw .malformed("record \(record.seq): sequence, previous hash or times out of their bounds")
+        // Every number bounded here, where it is read (issue 22): times in years 0001–9999,
+        // sequence numbers 1…2^53, sizes up to 2^50, boot times up to 2^62 ns; nothing behind
+        // this sees a value near Int64's ends.
+        guard Bounds.sequence.contains(record.seq) else {
+            throw .malformed("record sequence \(Bounds.outside(record.seq, Bounds.sequence))")
+        }
+        guard isHash(record.prev), Timestamp(validMilliseconds: record.startMs) != nil, Timestamp(validMilliseconds: record.endMs) != nil,
+              record.endMs >= record.startMs else {
+            throw .malformed("record \(record.seq): previous hash or times out of their bounds (years 0001–9999, the end not before the start)")
+        }
+        if let mono = record.monotonicStartNs, !Bounds.bootNanoseconds.contains(mono) {
+            throw .malformed("record \(record.seq): boot time \(Bounds.outside(mono, Bounds.bootNanoseconds))")
+        }
+        guard PlainName.isValid(record.device), PlainName.isValid(record.camera), record.bootID.map({ $0.utf8.count <= 64 }) ?? true,
+              record.codec.map({ $0.utf8.count <= 64 }) ?? true, record.reason.map({ $0.count <= maxReasonCharacters }) ?? true else {
+            throw .malformed("record \(record.seq): its device, camera, boot id, codec or reason is not a plain, bounded name")
         }
         if record.kind == .segment {
             guard let sha = record.mediaSHA256, isHash(sha), let pieces = record.pieces, !pieces.isEmpty, pieces.count <= maxPieces,
-                  pieces.allSatisfy(isHash), (record.mediaBytes ?? -1) >= 0, let file = record.file, PlainName.isValid(file)
-            else { throw .malformed("segment record \(record.seq) lacks its file, hashes or pieces") }
+                  pieces.allSatisfy(isHash), let bytes = record.mediaBytes, Bounds.bytes.contains(bytes), let file = record.file, PlainName.isValid(file)
+            else { throw .malformed("segment record \(record.seq) lacks its file, hashes, size or pieces") }
         }
         if let a = record.activity {
             guard a.utf8.count <= maxActivityCharacters, bytes(fromHex: a) != nil else {

@@ -56,13 +56,13 @@ public enum ChainVerifier {
             if let p = previous {
                 if record.seq <= p.seq {
                     findings.append(.init(.reordered, seq: record.seq, "record \(record.seq) comes after record \(p.seq): records were moved or repeated"))
-                } else if record.seq > p.seq + 1 {
+                } else if record.seq > p.seq.adding(saturating: 1) {
                     findings.append(.init(.missing, seq: record.seq,
-                        "records \(p.seq + 1)–\(record.seq - 1) are missing before record \(record.seq): footage or gaps were removed"))
+                        "records \(p.seq.adding(saturating: 1))–\(record.seq - 1) are missing before record \(record.seq): footage or gaps were removed"))
                 } else if record.prev != p.hash {
                     findings.append(.init(.brokenLink, seq: record.seq, "record \(record.seq) does not follow record \(p.seq): the chain was altered between them"))
                 }
-                if let pr = p.record, pr.bootID != nil, pr.bootID == record.bootID, record.startMs < pr.endMs - allowedOverlapMs {
+                if let pr = p.record, pr.bootID != nil, pr.bootID == record.bootID, record.startMs < pr.endMs.subtracting(saturating: allowedOverlapMs) {
                     findings.append(.init(.timeBackwards, seq: record.seq,
                         "record \(record.seq) starts at \(record.start), before record \(pr.seq) ended (\(pr.end)) in the same boot"))
                 }

@@ -142,7 +142,7 @@ enum Output {
 
     /// "1 h 24 min", "3 min 05 s", "12 s"
     static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
+        let s = Int(saturating: seconds.rounded())
         if s >= 86400 { return "\(s / 86400) d \(s % 86400 / 3600) h" }
         if s >= 3600 { return "\(s / 3600) h \(s % 3600 / 60) min" }
         if s >= 60 { return "\(s / 60) min \(pad2(s % 60)) s" }
@@ -153,7 +153,7 @@ enum Output {
 
     /// Local wall time for a person: "2026-11-29 14:02:05".
     static func local(_ t: Timestamp) -> String {
-        let shifted = Timestamp(milliseconds: t.milliseconds + Int64(TimeExpression.localOffset(at: t)) * 1000)
+        let shifted = t.adding(milliseconds: Int64(TimeExpression.localOffset(at: t)) * 1000)
         let c = shifted.civil
         return "\(c.year)-\(pad2(c.month))-\(pad2(c.day)) \(pad2(c.hour)):\(pad2(c.minute)):\(pad2(c.second))"
     }
@@ -180,7 +180,7 @@ struct DaemonState {
             return DaemonState(health: h, running: false, note: "the recorder is not running (last seen \(Output.local(h.updatedAt)))")
         }
         if age > 15 {
-            return DaemonState(health: h, running: false, note: "the recorder is not answering (status \(Int(age)) s old)")
+            return DaemonState(health: h, running: false, note: "the recorder is not answering (status \(Int(saturating: age)) s old)")
         }
         return DaemonState(health: h, running: true, note: nil)
     }

@@ -115,7 +115,7 @@ extension JunctionCommand {
             }
             let elapsed = ContinuousClock.now - start
             let kbps = Double(bytes) * 8 / 1000 / max(0.5, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            let shape = "\(info.videoCodec) \(info.width)×\(info.height) \(Int(info.fps.rounded())) fps, about \(Int(kbps)) kbit/s"
+            let shape = "\(info.videoCodec) \(info.width)×\(info.height) \(Int(saturating: info.fps.rounded())) fps, about \(Int(saturating: kbps)) kbit/s"
             var problems: [String] = []
             if info.width < 640 { problems.append("the picture is small (\(info.width)×\(info.height)): plates and faces will not be readable; use the camera's main stream") }
             if kbps > 0 && kbps < 300 { problems.append("the bitrate is very low: raise it to 2–4 Mbit/s in the camera's web page") }
@@ -199,8 +199,8 @@ extension JunctionCommand {
             let rate = speed.rate
             let need = kbps * 1000 / 8
             let sync = speed.worstFragmentSync
-            let syncMs = Int((Double(sync.components.seconds) * 1000 + Double(sync.components.attoseconds) / 1e15).rounded())
-            let detail = "writes \(Output.bytes(Int64(rate)))/s" + (need > 0 ? ", the camera needs \(Output.bytes(Int64(need)))/s" : "")
+            let syncMs = Int(saturating: (Double(sync.components.seconds) * 1000 + Double(sync.components.attoseconds) / 1e15).rounded())
+            let detail = "writes \(Output.bytes(Int64(saturating: rate)))/s" + (need > 0 ? ", the camera needs \(Output.bytes(Int64(saturating: need)))/s" : "")
                 + "; a fragment is safe \(syncMs) ms after it is written (slowest of 5)"
             let advice = "use a faster card (A1/V30 or better, 'high endurance' for cameras)"
             if need > 0 && rate < need * 3 {

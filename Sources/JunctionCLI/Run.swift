@@ -117,6 +117,7 @@ extension JunctionCommand {
                                                                device: device, camera: config.camera.id)
                 heartbeat.interval = .seconds(server.heartbeatSeconds)
                 heartbeat.publicKey = publicKey
+                heartbeat.communeKey = server.communeKey
                 heartbeat.previews = config.upload.preview
                 var heartbeatService = HeartbeatService(configuration: heartbeat, transport: HTTPTransport(client: transport.client),
                                                         ring: ring, version: JunctionVersion.current, logger: logger) {

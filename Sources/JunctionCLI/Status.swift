@@ -94,14 +94,16 @@ extension JunctionCommand {
                 self.to = to
                 if !activity.isEmpty, width > 0 {
                     let first = Timestamp(milliseconds: from.milliseconds / 60_000 * 60_000)
-                    let count = Int((to.milliseconds - first.milliseconds) / 60_000) + 1
+                    let count = Int(to.milliseconds(since: first) / 60_000) + 1
                     let minutes = ActivityTimeline.minutes(from: first, count: count, segments: activity)
                     let unknown = Heartbeat.ActivityMinutes.unknown
                     var cells = [UInt8](repeating: unknown, count: width)
-                    let cellMs = Double(to.milliseconds - from.milliseconds) / Double(width)
+                    let cellMs = Double(to.milliseconds(since: from)) / Double(width)
                     for (m, level) in minutes.enumerated() where level != unknown {
-                        let startMs = Double(first.milliseconds + Int64(m) * 60_000 - from.milliseconds)
-                        for k in max(0, Int(startMs / cellMs))...min(width - 1, max(0, Int((startMs + 59_999) / cellMs))) {
+                        let startMs = Double(first.milliseconds(since: from)) + Double(m) * 60_000
+                        let a = max(0, Int(saturating: startMs / cellMs)), b = min(width - 1, max(0, Int(saturating: (startMs + 59_999) / cellMs)))
+                        guard a <= b else { continue }  // a minute that starts at the window's end
+                        for k in a...b {
                             cells[k] = cells[k] == unknown ? level : max(cells[k], level)
                         }
                     }
@@ -111,8 +113,8 @@ extension JunctionCommand {
                 self.cellSeconds = cellSeconds
                 var cells = [Mark](repeating: .none, count: width)
                 func paint(_ a: Timestamp, _ b: Timestamp, _ mark: Mark) {
-                    let i = Int((a.seconds(since: from) / cellSeconds).rounded(.down))
-                    let j = Int((b.seconds(since: from) / cellSeconds).rounded(.up))
+                    let i = Int(saturating: (a.seconds(since: from) / cellSeconds).rounded(.down))
+                    let j = Int(saturating: (b.seconds(since: from) / cellSeconds).rounded(.up))
                     for k in max(0, i)..<min(width, max(j, i + 1)) where k >= 0 {
                         if Self.rank(mark) > Self.rank(cells[k]) { cells[k] = mark }
                     }
@@ -250,7 +252,7 @@ extension JunctionCommand {
                 if let s = h.stream {
                     cam += "\n         \(s.videoCodec) \(s.width)x\(s.height)"
                     if r.recording {
-                        cam += ", \(String(format1: h.fps)) fps, \(Int(h.bitrateKbps)) kbit/s"
+                        cam += ", \(String(format1: h.fps)) fps, \(Int(saturating: h.bitrateKbps)) kbit/s"
                     }
                 }
                 if let last = h.lastPacketAt, r.recording {
@@ -290,7 +292,7 @@ extension JunctionCommand {
             if let m = r.health?.motion {
                 var line = "Motion   \(m.flags) flag\(m.flags == 1 ? "" : "s") since the recorder started"
                 if let at = m.lastFlagAt { line += " (last \(Output.local(at)))" }
-                line += "; \(Int(m.usedSeconds)) s of the \(Int(m.capSeconds)) s hourly cap pinned"
+                line += "; \(Int(saturating: m.usedSeconds)) s of the \(Int(saturating: m.capSeconds)) s hourly cap pinned"
                 if m.capped > 0 { line += "; \(m.capped) movement\(m.capped == 1 ? "" : "s") not flagged: the cap was reached" }
                 lines.append(line)
             }
@@ -317,8 +319,8 @@ extension JunctionCommand {
                 if let hb = up.lastHeartbeat { head += ", last heartbeat \(Output.duration(max(0, now.seconds(since: hb)))) ago" }
                 lines.append(head)
                 if let c = up.current {
-                    let pct = c.bytes > 0 ? Int(Double(c.offset) * 100 / Double(c.bytes)) : 0
-                    lines.append("         sending \(c.segment): \(pct) % of \(Output.bytes(c.bytes)) at \(Output.bytes(Int64(c.bytesPerSecond)))/s")
+                    let pct = c.bytes > 0 ? Int(saturating: Double(c.offset) * 100 / Double(c.bytes)) : 0
+                    lines.append("         sending \(c.segment): \(pct) % of \(Output.bytes(c.bytes)) at \(Output.bytes(Int64(saturating: c.bytesPerSecond)))/s")
                 }
                 if let e = up.lastError, up.connected != true { lines.append("         last error: \(e)") }
             } else {

@@ -179,23 +179,47 @@ extension Ring {
     }
 
     /// Countersignatures kept from the last day, and one an hour before it (the newest covers
-    /// every record before it; older ones bound when those records were made more tightly).
+    /// every record before it; older ones bound when those records were made more tightly),
+    /// by the box's own clock when each was kept.
     static let countersignKeepAllSeconds: Int64 = 86_400
 
     /// Keeps the commune's countersignature of the head `sent`, once it is checked: the same
-    /// device, sequence and hash, and a valid signature under the key it names.
-    public func keep(_ c: Heartbeat.Countersign, sent: Heartbeat.ChainHead, device: String) async throws(RingError) {
+    /// device, sequence and hash, a valid signature, and the commune's key: `pinned` (the
+    /// config's server.commune_key) or else the key of the first one this box kept. What is
+    /// thinned is decided by the box's clock (`now`), never by the time the commune wrote in it.
+    public func keep(_ c: Heartbeat.Countersign, sent: Heartbeat.ChainHead, device: String, pinned: String? = nil,
+                     now: Timestamp = .now()) async throws(RingError) {
         guard c.device == device, c.seq == sent.seq, c.hash == sent.hash else {
             throw RingError(.invalidArgument, "the countersignature is not of the head this box sent")
         }
         guard c.isValid() else { throw RingError(.invalidArgument, "the countersignature does not verify under the key it names") }
-        _ = try await index.run("INSERT INTO countersign (seq, hash, received_ms, signature, commune_key) VALUES (?, ?, ?, ?, ?)",
-                                [.integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature), .text(c.communeKey)])
-        let cutoff = c.receivedAt.milliseconds - Self.countersignKeepAllSeconds * 1000
-        _ = try await index.run("""
-            DELETE FROM countersign WHERE received_ms < ?1
-              AND id NOT IN (SELECT MIN(id) FROM countersign WHERE received_ms < ?1 GROUP BY received_ms / 3600000)
+        try await index.transaction { db throws(RingError) in
+            let held = try await db.run("SELECT public_key FROM commune_key WHERE id = 1").first?.column("public_key")?.string
+            guard let key = pinned ?? held else {
+                _ = try await db.run("INSERT INTO commune_key (id, public_key, pinned_ms) VALUES (1, ?, ?)", [.text(c.communeKey), .integer(Int(now.milliseconds))])
+                return try await Self.insert(c, db: db, now: now)
+            }
+            guard c.communeKey == key else {
+                throw RingError(.invalidArgument, "the countersignature is under a commune key that is not \(pinned == nil ? "the one this box pinned" : "server.commune_key"): not kept")
+            }
+            try await Self.insert(c, db: db, now: now)
+        }
+    }
+
+    private static func insert(_ c: Heartbeat.Countersign, db: RingIndex.Statements, now: Timestamp) async throws(RingError) {
+        _ = try await db.run("INSERT INTO countersign (seq, hash, received_ms, signature, commune_key, kept_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                             [.integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature),
+                              .text(c.communeKey), .integer(Int(now.milliseconds))])
+        let cutoff = now.milliseconds - countersignKeepAllSeconds * 1000
+        _ = try await db.run("""
+            DELETE FROM countersign WHERE kept_ms < ?1
+              AND id NOT IN (SELECT MIN(id) FROM countersign WHERE kept_ms < ?1 GROUP BY kept_ms / 3600000)
             """, [.integer(Int(cutoff))])
+    }
+
+    /// The commune key this box pinned, if any.
+    public func pinnedCommuneKey() async throws(RingError) -> String? {
+        try await index.run("SELECT public_key FROM commune_key WHERE id = 1").first?.column("public_key")?.string
     }
 
     /// The countersignatures kept, oldest first.
@@ -213,7 +237,7 @@ extension Ring {
         let head = try await chainHead()
         let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .gap,
                                  camera: gap.camera, start: gap.start, end: max(gap.end, gap.start), clockSynchronized: true,
-                                 reason: gap.reason)
+                                 reason: String(gap.reason.prefix(ChainRecord.maxReasonCharacters / 2)))
         do {
             return .init(sealed: try SealedRecord.seal(record, with: key), record: record, segmentPath: nil)
         } catch {

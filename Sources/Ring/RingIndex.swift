@@ -163,6 +163,21 @@ final class RingIndex: Sendable {
             updated_ms INTEGER NOT NULL
         )
         """,
+        // 12: the commune's key, pinned by the first countersignature kept (or given as
+        // server.commune_key): no other key's is kept after; and when each countersignature was
+        // kept by the box's own clock, which decides what is thinned (never the commune's time:
+        // issue 22).
+        """
+        CREATE TABLE commune_key (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            public_key TEXT NOT NULL,
+            pinned_ms INTEGER NOT NULL
+        );
+        ALTER TABLE countersign ADD COLUMN kept_ms INTEGER;
+        UPDATE countersign SET kept_ms = received_ms;
+        INSERT INTO commune_key (id, public_key, pinned_ms)
+            SELECT 1, commune_key, received_ms FROM countersign ORDER BY id LIMIT 1
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

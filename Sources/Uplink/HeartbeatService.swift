@@ -25,6 +25,8 @@ public struct HeartbeatService: Service {
         public var publicKey: String?
         /// Each request taken asks for a preview (issue 14: `upload.preview`).
         public var previews = true
+        /// The commune's key (`server.commune_key`); nil: the first countersignature pins it.
+        public var communeKey: String?
 
         public init(url: String, token: Secret?, device: String, camera: String) {
             self.url = url
@@ -63,9 +65,17 @@ public struct HeartbeatService: Service {
         public var chainSent = 0
         /// The minute the commune wants activity from (issue 14); nil: the last day.
         public var activityFrom: Timestamp?
+        /// The commune kept the records the last report carried and wants the next ones: its
+        /// `chain_wanted` moved on (a commune asking for the same records again, or for more than
+        /// this box has, is answered at the heartbeat's own cadence: issue 22).
+        public var chainProgressed = false
 
         public init() {}
     }
+
+    /// New requests one answer may turn into flags; the rest wait for the next heartbeat, so a
+    /// commune that sends many at once cannot hold the heartbeat up (issue 22).
+    public static let maxNewRequestsPerBeat = 20
 
     public enum Outcome: Sendable, Equatable {
         /// The server answered; `newRequests` of its requests were not known before.
@@ -80,6 +90,9 @@ public struct HeartbeatService: Service {
         await cancelWhenGracefulShutdown {
             var known = Known()
             var lastProblem: String?
+            // A quick follow-up for new requests is taken once, never twice in a row: a commune
+            // that names new requests in every answer still gets one heartbeat an interval.
+            var followedUp = false
             while !Task.isCancelled {
                 let outcome = await beat(&known)
                 if Task.isCancelled { return }
@@ -91,8 +104,11 @@ public struct HeartbeatService: Service {
                     lastProblem = nil
                     // New requests were just flagged: report their coverage right away; the
                     // commune wants more of the chain and the box has it: send the next batch.
-                    if fresh > 0 { pause = .milliseconds(200) }
-                    else if known.chainSent > 0, known.chainWanted != nil { pause = .seconds(1) }
+                    // (The chain's follow-ups are bounded by the box's own chain: each must
+                    // move past the records already sent.)
+                    if fresh > 0, !followedUp { pause = .milliseconds(200); followedUp = true }
+                    else if known.chainProgressed { pause = .seconds(1); followedUp = false }
+                    else { followedUp = false }
                 case .refused(let why):
                     if lastProblem != why { logger.warning("heartbeat: \(why)") }
                     lastProblem = why
@@ -137,27 +153,36 @@ public struct HeartbeatService: Service {
         default:
             return .refused("the commune answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
         }
-        guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: response.body) else {
-            return .refused("the commune's answer is not the JSON expected")
+        let reply: Heartbeat.Reply
+        do { reply = try Heartbeat.decode(Heartbeat.Reply.self, from: response.body) } catch {
+            let why = (error as? DecodingError)?.plain ?? "not JSON"
+            return .refused("the commune's answer is not the JSON expected (\(TerminalText.safe(why, limit: 300)))")
         }
         if let problem = reply.keyProblem {
             logger.error("evidence: the commune refused this box's key", metadata: ["why": "\(TerminalText.safe(String(problem.prefix(300))))"])
         }
         if let c = reply.countersign, let head = report.evidence {
-            do { try await ring.keep(c, sent: head, device: configuration.device) } catch {
+            do { try await ring.keep(c, sent: head, device: configuration.device, pinned: configuration.communeKey) } catch {
                 logger.error("evidence: countersignature not kept", metadata: ["error": "\(error)"])
             }
         }
         let before = Set(known.requests.map(\.id))
-        known.requests = reply.requests
+        let sentAfter = report.chain?.isEmpty == false ? known.chainWanted?.after : nil
         known.chainWanted = reply.chainWanted
+        known.chainProgressed = sentAfter.map { sent in reply.chainWanted.map { $0.after > sent } ?? false } ?? false
         known.activityFrom = reply.activityFrom
-        var fresh = 0
+        var fresh = 0, taken: [FootageRequest] = []
         for request in reply.requests {
             let isNew = !before.contains(request.id)
+            if isNew {
+                // Past the bound a new request is left for the next answer (it stays new).
+                guard fresh < Self.maxNewRequestsPerBeat else { continue }
+                fresh += 1
+            }
             await take(request, now: now, firstSight: isNew)
-            if isNew { fresh += 1 }
+            taken.append(request)
         }
+        known.requests = taken
         return .answered(newRequests: fresh)
     }
 
@@ -195,8 +220,9 @@ public struct HeartbeatService: Service {
     /// many as fit the commune's bounds; and its encoded body.
     func fitted(_ report: Heartbeat.Report, wanted: Heartbeat.ChainRange?) async throws -> (Heartbeat.Report, [UInt8]) {
         var report = report
-        if let wanted, wanted.through > wanted.after, wanted.after >= 0 {
-            let limit = Int(min(Int64(Heartbeat.Limits.maxChainRecords), wanted.through - wanted.after))
+        // Only records this box has (a `through` of 2^53 asks for no more than its head).
+        if let wanted, wanted.through > wanted.after, wanted.after >= 0, let head = try await ring.chainHead()?.seq, head > wanted.after {
+            let limit = Int(min(Int64(Heartbeat.Limits.maxChainRecords), min(wanted.through, head) - wanted.after))
             let records = try await ring.chain(after: wanted.after, limit: limit)
             if records.first?.record?.seq == wanted.after + 1 {
                 report.chain = records
@@ -238,7 +264,7 @@ public struct HeartbeatService: Service {
                                       clockSynchronized: r.clockSynchronized, version: version, sentAt: now,
                                       damagedSegments: damaged > 0 ? damaged : nil, camera: camera,
                                       heartbeatSeconds: Int(configuration.interval.components.seconds),
-                                      uploadBytesPerSecond: monitor?.health.current?.bytesPerSecond)
+                                      uploadBytesPerSecond: (monitor?.health.current?.bytesPerSecond).map(Bounds.clamp(rate:)))
         var reports: [Heartbeat.RequestReport] = []
         // Within the commune's bounds (Heartbeat.Limits): the first requests, coarsened coverage.
         for request in known.prefix(Heartbeat.Limits.maxRequests) {

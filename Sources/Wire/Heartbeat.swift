@@ -85,6 +85,18 @@ public enum Heartbeat {
             self.after = after
             self.through = through
         }
+
+        enum CodingKeys: String, CodingKey { case after, through }
+
+        /// Sequence numbers in `Bounds.sequence`, `through` past `after`.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            after = try c.decode(Int64.self, forKey: .after, in: 0...Bounds.sequence.upperBound)
+            through = try c.decode(Int64.self, forKey: .through, in: Bounds.sequence)
+            guard through > after else {
+                throw DecodingError.dataCorruptedError(forKey: .through, in: c, debugDescription: "through \(through) is not after \(after)")
+            }
+        }
     }
 
     /// The box's key (base64 of its Ed25519 public key) and its newest chain record (issue 13).
@@ -204,6 +216,30 @@ public enum Heartbeat {
             case clockSynchronized = "clock_synchronized", sentAt = "sent_at", damagedSegments = "damaged_segments"
             case camera, heartbeatSeconds = "heartbeat_seconds", uploadBytesPerSecond = "upload_bytes_per_second"
         }
+
+        /// Every number bounded where it is read (`Bounds`; README, "Limits"): the commune
+        /// stores and draws only health a real box could have (issue 22: ±1e300 rates and
+        /// 2^62-byte cards crashed the box list on every view).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            recording = try c.decode(String.self, forKey: .recording)
+            lastError = try c.decodeIfPresent(String.self, forKey: .lastError)
+            oldest = try c.decodeIfPresent(Timestamp.self, forKey: .oldest)
+            newest = try c.decodeIfPresent(Timestamp.self, forKey: .newest)
+            ringBytes = try c.decode(Int64.self, forKey: .ringBytes, in: Bounds.bytes)
+            budgetBytes = try c.decode(Int64.self, forKey: .budgetBytes, in: Bounds.bytes)
+            freeBytes = try c.decode(Int64.self, forKey: .freeBytes, in: Bounds.bytes)
+            pinnedBytes = try c.decode(Int64.self, forKey: .pinnedBytes, in: Bounds.bytes)
+            pinnedCapBytes = try c.decode(Int64.self, forKey: .pinnedCapBytes, in: Bounds.bytes)
+            queuedSegments = try c.decode(Int.self, forKey: .queuedSegments, in: Bounds.count)
+            clockSynchronized = try c.decode(Bool.self, forKey: .clockSynchronized)
+            version = try c.decode(String.self, forKey: .version)
+            sentAt = try c.decode(Timestamp.self, forKey: .sentAt)
+            damagedSegments = try c.decodeIfPresent(Int.self, forKey: .damagedSegments, in: Bounds.count)
+            camera = try c.decodeIfPresent(String.self, forKey: .camera)
+            heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds, in: Bounds.heartbeatSeconds)
+            uploadBytesPerSecond = try c.decodeIfPresent(Double.self, forKey: .uploadBytesPerSecond, in: Bounds.bytesPerSecond)
+        }
     }
 
     /// The box's answer to one request: what it has of the range, or why it refused it.
@@ -246,6 +282,18 @@ public enum Heartbeat {
         enum CodingKeys: String, CodingKey {
             case requests, countersign, keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
         }
+
+        /// At most `Limits.maxRequests` requests (the commune sends the oldest open ones first)
+        /// and a key problem of at most `Limits.maxTextCharacters`: an answer of 2 000 requests
+        /// once cost a box 1.5 cores and its heartbeats (issue 22).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            requests = try c.decode([FootageRequest].self, forKey: .requests, maxCount: Limits.maxRequests)
+            countersign = try c.decodeIfPresent(Countersign.self, forKey: .countersign)
+            keyProblem = try c.decodeIfPresent(String.self, forKey: .keyProblem, maxCharacters: Limits.maxTextCharacters)
+            chainWanted = try c.decodeIfPresent(ChainRange.self, forKey: .chainWanted)
+            activityFrom = try c.decodeIfPresent(Timestamp.self, forKey: .activityFrom)
+        }
     }
 }
 
@@ -264,6 +312,30 @@ public struct FootageRequest: Sendable, Codable, Equatable {
         self.from = from
         self.to = to
         self.reason = reason
+    }
+
+    /// The longest range a request may span (the box's flag bound), and its reason.
+    public static let maxSeconds: Int64 = 31 * 86_400
+    public static let maxReasonCharacters = 1000
+
+    enum CodingKeys: String, CodingKey { case id, camera, from, to, reason }
+
+    /// A plain id and camera, a range of at most `maxSeconds` that ends after it starts, and a
+    /// bounded reason: what the box flags is checked where the commune's answer is read.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        guard PlainName.isValid(id) else { throw DecodingError.dataCorruptedError(forKey: .id, in: c, debugDescription: PlainName.problem(id, what: "request id")) }
+        camera = try c.decodeIfPresent(String.self, forKey: .camera)
+        if let camera, !PlainName.isValid(camera) {
+            throw DecodingError.dataCorruptedError(forKey: .camera, in: c, debugDescription: PlainName.problem(camera, what: "camera"))
+        }
+        from = try c.decode(Timestamp.self, forKey: .from)
+        to = try c.decode(Timestamp.self, forKey: .to)
+        guard to > from, to.milliseconds(since: from) <= Self.maxSeconds * 1000 else {
+            throw DecodingError.dataCorruptedError(forKey: .to, in: c, debugDescription: "the range \(from)–\(to) is empty or longer than 31 days")
+        }
+        reason = try c.decodeIfPresent(String.self, forKey: .reason, maxCharacters: Self.maxReasonCharacters)
     }
 }
 

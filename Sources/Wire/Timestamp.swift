@@ -45,7 +45,24 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         return Timestamp(milliseconds: Int64(ms))
     }
     public static func - (a: Timestamp, seconds: Double) -> Timestamp { a + -seconds }
-    public func seconds(since other: Timestamp) -> Double { Double(milliseconds - other.milliseconds) / 1000 }
+    /// Seconds from `other` to this instant. In Double arithmetic, so it never traps: two
+    /// instants at Int64's ends are ~1.8e16 s apart, not an overflow.
+    public func seconds(since other: Timestamp) -> Double { (Double(milliseconds) - Double(other.milliseconds)) / 1000 }
+
+    /// Milliseconds from `other` to this instant, saturating at Int64's ends.
+    public func milliseconds(since other: Timestamp) -> Int64 { milliseconds.subtracting(saturating: other.milliseconds) }
+
+    /// This instant moved by `ms`, saturating at the ends of `validRange`.
+    public func adding(milliseconds ms: Int64) -> Timestamp {
+        Timestamp(milliseconds: clamped.milliseconds.adding(saturating: ms)).clamped
+    }
+
+    /// An instant read from outside as milliseconds (a chain record, a form, a bundle), or nil
+    /// when it lies outside `validRange`: where it is decoded, never later.
+    public init?(validMilliseconds ms: Int64) {
+        guard Self.validRange.contains(Timestamp(milliseconds: ms)) else { return nil }
+        milliseconds = ms
+    }
 
     public var description: String { rfc3339 }
 
@@ -144,6 +161,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         guard i == chars.count, y >= 1, (1...12).contains(mo), (1...Self.daysIn(month: mo, year: y)).contains(d), h < 24, mi < 60, s < 61 else { return nil }
         self.init(civil: Civil(year: y, month: mo, day: d, hour: h, minute: mi, second: min(s, 59), millisecond: ms))
         milliseconds -= Int64(offsetMinutes) * 60_000
+        // "0001-01-01T00:00:00+01:00" is a valid text for an instant before year 1.
+        guard Self.validRange.contains(self) else { return nil }
     }
 
     /// 28–31: the days of `month` (1–12) in `year` (proleptic Gregorian).
@@ -187,7 +206,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         let c = try decoder.singleValueContainer()
         let s = try c.decode(String.self)
         guard let t = Timestamp(rfc3339: s) else {
-            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time: \(s)")
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: "not an RFC 3339 time in years 0001–9999: \(s.prefix(64))")
         }
         self = t
     }

@@ -91,13 +91,44 @@ import Wire
         await #expect(throws: RingError.self) { try await ring.keep(forged, sent: sent, device: "box") }
         await #expect(throws: RingError.self) { try await ring.keep(good, sent: sent, device: "another-box") }
         try await ring.keep(good, sent: sent, device: "box")
-        // 60 hours of heartbeats every 2 min: the last day's all kept, one an hour before.
+        // 60 hours of heartbeats every 2 min (by the box's clock): the last day's all kept, one an hour before.
         for i in 0..<1800 {
             let at = t0 + Double(i * 120)
-            try await ring.keep(try .make(device: "box", seq: 7, hash: sent.hash!, receivedAt: at, key: communeKey), sent: sent, device: "box")
+            try await ring.keep(try .make(device: "box", seq: 7, hash: sent.hash!, receivedAt: at, key: communeKey), sent: sent, device: "box", now: at)
         }
         let kept = try await ring.countersigns(device: "box").count
         #expect(kept > 720 && kept < 720 + 40, "\(kept) kept")
+        await ring.close()
+    }
+
+    /// Issue 22: a countersignature dated 9999-12-31 once pruned 9 of 10 genuine ones (pruning
+    /// went by the time the commune wrote in it), and four different commune keys were all
+    /// kept. Now the first key kept (or server.commune_key) is pinned, and what is thinned goes
+    /// by the box's own clock.
+    @Test func theCommuneKeyIsPinnedAndItsTimesDeleteNothing() async throws {
+        let communeKey = DeviceKey(Curve25519.Signing.PrivateKey())
+        let ring = try await Ring.open(.init(root: NSTemporaryDirectory() + "box-" + UUID().uuidString, budget: .bytes(1 << 30), reserveBytes: 0),
+                                       logger: Logger(label: "t"))
+        let sent = Heartbeat.ChainHead(publicKey: "k", seq: 7, hash: String(repeating: "a", count: 64))
+        for i in 0..<10 {
+            try await ring.keep(try .make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + Double(i), key: communeKey), sent: sent, device: "box", now: t0 + Double(i))
+        }
+        let future = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: Timestamp.latest, key: communeKey)
+        try await ring.keep(future, sent: sent, device: "box", now: t0 + 20)
+        let ancient = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: Timestamp.earliest, key: communeKey)
+        try await ring.keep(ancient, sent: sent, device: "box", now: t0 + 21)
+        #expect(try await ring.countersigns(device: "box").count == 12, "nothing pruned by a peer's date")
+        #expect(try await ring.pinnedCommuneKey() == communeKey.publicKeyBase64)
+        for _ in 0..<4 {
+            let stranger = DeviceKey(Curve25519.Signing.PrivateKey())
+            let c = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: stranger)
+            await #expect(throws: RingError.self) { try await ring.keep(c, sent: sent, device: "box", now: t0 + 30) }
+            // A configured key wins over the pinned one; the pinned key's then refused.
+            try await ring.keep(c, sent: sent, device: "box", pinned: stranger.publicKeyBase64, now: t0 + 30)
+            let own = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: communeKey)
+            await #expect(throws: RingError.self) { try await ring.keep(own, sent: sent, device: "box", pinned: stranger.publicKeyBase64, now: t0 + 30) }
+        }
+        #expect(try await ring.countersigns(device: "box").filter { $0.communeKey != communeKey.publicKeyBase64 }.count == 4)
         await ring.close()
     }
 
@@ -179,11 +210,11 @@ import Wire
         // A forged or foreign copy is refused, and nothing of it kept.
         let held = try await ring.chain(after: 0)
         var forged = SealedRecord(body: held[0].body.replacingOccurrences(of: "\"seq\":1", with: "\"seq\":1 "), signature: held[0].signature)
-        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged]).refused != nil)
+        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged], wanted: .init(after: 0, through: 6)).refused != nil)
         let stranger = DeviceKey(Curve25519.Signing.PrivateKey())
         let record = try #require(held[0].record)
         forged = .init(body: held[0].body, signature: try SealedRecord.seal(record, with: stranger).signature)
-        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged]).refused?.contains("not sealed") == true)
+        #expect(try await server.catalog.addChainRecords(device: "thaithuy-0042", [forged], wanted: .init(after: 0, through: 6)).refused?.contains("not sealed") == true)
 
         // The next answer asks for records 1 and 4–6 (through the countersigned head 6); the
         // heartbeat after it carries them; then nothing more is wanted.

@@ -25,6 +25,8 @@ struct DeskServer {
         Desk(catalog: catalog, configuration: .init(secureCookies: false, session: session, bcryptCost: 4, evidenceRoot: data + "/evidence"),
              logger: Logger(label: "t"))
             .register(on: router)
+        // The boxes' API beside the desk, as `commune serve` has it: what a box sends is what the desk draws.
+        ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
                               onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: Logger(label: "t"))
