@@ -10,26 +10,34 @@ extension Catalog {
     /// Keeps the known minutes of `a` (a newer report of a minute replaces the older: the box's
     /// last minute may have been partial); drops minutes older than `activityKeepMinutes`.
     /// - Returns: minutes kept, or nil when `a` breaks its rules (nothing is kept then).
+    /// Minutes are kept from `activityKeepMinutes` ago up to the commune's present minute: a
+    /// minute the commune's clock has not reached yet is not kept (issue 22: one heartbeat dated
+    /// 2099 made the commune ask for activity from 2099 on, and the box's activity went blank).
     @discardableResult
     public func addActivity(device: String, _ a: Heartbeat.ActivityMinutes, now: Timestamp = .now()) async throws -> Int? {
         guard let levels = a.decoded else { return nil }
-        let known = levels.enumerated().filter { $0.element != Heartbeat.ActivityMinutes.unknown }
         let base = a.from.milliseconds
+        let oldest = now.milliseconds - Self.activityKeepMinutes * 60_000, newest = now.milliseconds / 60_000 * 60_000
+        let known = levels.enumerated().map { (minute: base + Int64($0.offset) * 60_000, level: $0.element) }
+            .filter { $0.level != Heartbeat.ActivityMinutes.unknown && $0.minute >= oldest && $0.minute <= newest }
         try await transaction { db in
-            for (i, level) in known {
+            for m in known {
                 _ = try await db.query("INSERT OR REPLACE INTO activity_minute (device, minute_ms, level) VALUES (?, ?, ?)",
-                                       [.text(device), .integer(Int(base + Int64(i) * 60_000)), .integer(Int(level))])
+                                       [.text(device), .integer(Int(m.minute)), .integer(Int(m.level))])
             }
-            _ = try await db.query("DELETE FROM activity_minute WHERE device = ? AND minute_ms < ?",
-                                   [.text(device), .integer(Int(now.milliseconds - Self.activityKeepMinutes * 60_000))])
+            // Past the window either way: what an older commune kept before this bound, too.
+            _ = try await db.query("DELETE FROM activity_minute WHERE device = ? AND (minute_ms < ? OR minute_ms > ?)",
+                                   [.text(device), .integer(Int(oldest)), .integer(Int(newest))])
         }
         return known.count
     }
 
     /// The minute the next heartbeat should start from: the newest kept (it may have been
-    /// partial), or nil for a box not heard from (it then sends its last day).
-    public func activityFrom(device: String) async throws -> Timestamp? {
-        try await query("SELECT MAX(minute_ms) AS m FROM activity_minute WHERE device = ?", [.text(device)])
+    /// partial, and is never past the commune's present minute), or nil for a box not heard from
+    /// (it then sends its last day).
+    public func activityFrom(device: String, now: Timestamp = .now()) async throws -> Timestamp? {
+        try await query("SELECT MAX(minute_ms) AS m FROM activity_minute WHERE device = ? AND minute_ms <= ?",
+                        [.text(device), .integer(Int(now.milliseconds))])
             .first?.column("m")?.integer.map { Timestamp(milliseconds: Int64($0)) }
     }
 

@@ -74,12 +74,13 @@ extension CommuneCommand {
                 if json {
                     print(try jsonText(["id": id, "token": token, "commune_key": options.communePublicKey].compactMapValues { $0 }))
                 } else {
-                    print("Device \(id) registered. Put this token in the box's junction.toml as server.token; it is not shown again:")
-                    print(token)
                     if let key = options.communePublicKey {
-                        print("and this commune's key as server.commune_key (the box keeps countersignatures under it only):")
+                        print("This commune's key, for the box's junction.toml as server.commune_key (it keeps countersignatures under it only):")
                         print(key)
                     }
+                    // The token last: scripts take the last line.
+                    print("Device \(id) registered. Put this token in the box's junction.toml as server.token; it is not shown again:")
+                    print(token)
                 }
             }
         }

@@ -48,6 +48,18 @@ public struct BundleReport: Codable, Sendable {
 }
 
 public enum BundleVerifier {
+    /// Bounds the verifier holds a bundle to (README, "Limits"), each checked before a file is
+    /// read: a manifest of at most 64 MiB listing at most 10^6 segments and 10^4 joined parts;
+    /// countersignatures at most 16 MiB; the chain `Bundle.maxChainBytes` and `Bundle.maxRecords`,
+    /// read line by line, a line at most twice a record's bound. At most `maxProblems` problems
+    /// are listed (the rest counted), so 200 000 garbage lines print one screen, not 200 000.
+    public static let maxManifestBytes = 64 << 20
+    public static let maxManifestSegments = 1_000_000
+    public static let maxManifestParts = 10_000
+    public static let maxCountersignBytes = 16 << 20
+    public static let maxLineBytes = 2 * ChainRecord.maxBodyBytes + 4096
+    public static let maxProblems = 50
+
     /// Finds the manifest: `path` is one (`*.manifest.json`), or a folder holding exactly one.
     public static func manifestPath(_ path: String) -> String? {
         var isDir: ObjCBool = false
@@ -57,12 +69,27 @@ public enum BundleVerifier {
         return found.count == 1 ? path + "/" + found[0] : nil
     }
 
+    /// Problems as they are found, the first `maxProblems` of them kept.
+    struct Problems {
+        var list: [String] = []
+        var more = 0
+        mutating func add(_ p: String) { if list.count < BundleVerifier.maxProblems { list.append(p) } else { more += 1 } }
+        var isEmpty: Bool { list.isEmpty && more == 0 }
+        var all: [String] { more == 0 ? list : list + ["… and \(more) more problems"] }
+    }
+
     public static func verify(manifest manifestPath: String) -> BundleReport {
         let dir = (manifestPath as NSString).deletingLastPathComponent
-        var problems: [String] = []
-        guard let data = FileManager.default.contents(atPath: manifestPath), data.count <= 64 << 20,
-              let manifest = try? JSONDecoder().decode(EvidenceManifest.self, from: data) else {
-            return failed("\(manifestPath) is not an export manifest")
+        var problems = Problems()
+        let manifest: EvidenceManifest
+        switch readFile(manifestPath, max: maxManifestBytes) {
+        case .data(let data):
+            guard let m = try? JSONDecoder().decode(EvidenceManifest.self, from: data) else { return failed("\(manifestPath) is not an export manifest") }
+            guard m.segments.count <= maxManifestSegments, m.parts.count <= maxManifestParts else {
+                return failed("\(manifestPath) lists \(m.segments.count) segments and \(m.parts.count) parts: at most \(maxManifestSegments) and \(maxManifestParts)")
+            }
+            manifest = m
+        case .problem(let why): return failed("\(manifestPath): \(why)")
         }
         var report = BundleReport(authentic: false, complete: false, device: manifest.device, from: manifest.from, to: manifest.to,
                                   verifiedSegments: 0, declaredGaps: [], missingFootage: [], undeclared: [],
@@ -72,96 +99,119 @@ public enum BundleVerifier {
             return report
         }
         let proof = dir + "/" + proofName
-        guard let keyText = FileManager.default.contents(atPath: proof + "/" + Bundle.keyFile).map({ String(decoding: $0.prefix(200), as: UTF8.self) }),
-              let key = DeviceKey.publicKey(base64: keyText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard case .data(let keyData) = readFile(proof + "/" + Bundle.keyFile, max: 200),
+              let key = DeviceKey.publicKey(base64: String(decoding: keyData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
             report.problems = ["\(Bundle.keyFile) is missing or not an Ed25519 public key"]
             return report
         }
         report.deviceKey = DeviceKey.fingerprint(of: key)
-        var chain: [SealedRecord] = []
-        for (n, line) in readLines(proof + "/" + Bundle.chainFile, problems: &problems).enumerated() {
-            guard let s = try? JSONDecoder().decode(SealedRecord.self, from: Data(line.utf8)) else {
-                problems.append("\(Bundle.chainFile) line \(n + 1) is not a sealed record")
-                continue
-            }
-            chain.append(s)
-        }
-        let (records, findings) = ChainVerifier.verify(chain, key: key, device: manifest.device)
-        problems += findings.map(\.message)
 
-        // The range, record by record.
-        let inRange = records.filter { $0.endMs > manifest.from.milliseconds && $0.startMs < manifest.to.milliseconds }
-        var covered: [(Timestamp, Timestamp)] = []
+        // The countersignatures first: the chain's walk keeps the hashes of the records they name.
+        var countersigns: [Heartbeat.Countersign] = []
+        switch readFile(proof + "/" + Bundle.countersignFile, max: maxCountersignBytes) {
+        case .data(let data):
+            forEachLine(of: data) { n, line in
+                guard let c = try? JSONDecoder().decode(Heartbeat.Countersign.self, from: line) else {
+                    problems.add("\(Bundle.countersignFile) line \(n) is not a countersignature")
+                    return
+                }
+                countersigns.append(c)
+            }
+        case .problem(let why): problems.add("\(Bundle.countersignFile): \(why)")
+        }
+        let named = Set(countersigns.map(\.seq))
+
+        // The chain, one line at a time: each record is checked and, in the range, its file.
         let sources = Dictionary(manifest.segments.map { (($0.file as NSString).lastPathComponent, $0) }, uniquingKeysWith: { a, _ in a })
-        for r in inRange {
+        var walker = ChainVerifier.Walker(key: key, device: manifest.device)
+        var covered: [(Timestamp, Timestamp)] = [], namedInRange = Set<String>(), hashBySeq: [Int64: String] = [:]
+        var lastSeq: Int64 = 0, rangeEnd: Int64?, inRange = 0, allSynchronized = true, records = 0
+        let walked = forEachLine(path: proof + "/" + Bundle.chainFile) { n, line in
+            records += 1
+            guard records <= Bundle.maxRecords else {
+                if records == Bundle.maxRecords + 1 { problems.add("\(Bundle.chainFile) holds more than \(Bundle.maxRecords) records: the rest is not read") }
+                return false
+            }
+            guard let sealed = line.map({ try? JSONDecoder().decode(SealedRecord.self, from: $0) }) ?? nil else {
+                problems.add(line == nil ? "\(Bundle.chainFile) line \(n) is over \(maxLineBytes) bytes" : "\(Bundle.chainFile) line \(n) is not a sealed record")
+                return true
+            }
+            let (record, findings) = walker.next(sealed)
+            findings.forEach { problems.add($0.message) }
+            guard let r = record else { return true }
+            lastSeq = r.seq
+            if named.contains(r.seq) { hashBySeq[r.seq] = sealed.hash }
+            guard r.endMs > manifest.from.milliseconds && r.startMs < manifest.to.milliseconds else { return true }
+            inRange += 1
+            rangeEnd = r.seq
+            allSynchronized = allSynchronized && r.clockSynchronized
             covered.append((r.start, r.end))
             switch r.kind {
             case .gap:
                 report.declaredGaps.append(.init(from: r.start, to: r.end, reason: r.reason ?? "not recorded"))
             case .segment:
                 let name = r.file ?? ""
+                namedInRange.insert(name)
                 let path = proof + "/" + Bundle.segmentsDir + "/" + name
-                guard PlainName.isValid(name), FileManager.default.fileExists(atPath: path) else {
+                var st = stat()
+                guard PlainName.isValid(name), lstat(path, &st) == 0 else {
                     let why = sources[name]?.verified == false ? "damaged on the box" : "not in the bundle (overwritten by the ring, or left out)"
                     report.missingFootage.append(.init(from: r.start, to: r.end, reason: why))
-                    continue
+                    return true
                 }
                 if let problem = ChainVerifier.verifyFile(path: path, record: r) {
-                    problems.append("record \(r.seq): \(problem.message)")
-                    continue
+                    problems.add("record \(r.seq): \(problem.message)")
+                    return true
                 }
                 report.verifiedSegments += 1
                 // The file is the one sealed: the manifest's word on it must be the file's.
                 if let listed = sources[name], listed.verified, let sha = try? sha256(path), sha != listed.sha256 {
-                    problems.append("the manifest gives \(name) a sha256 that is not the file's: the manifest was edited")
+                    problems.add("the manifest gives \(name) a sha256 that is not the file's: the manifest was edited")
                 }
             }
+            return true
         }
+        if let why = walked { problems.add("\(Bundle.chainFile): \(why)") }
         for s in manifest.segments where s.verified {
             let name = (s.file as NSString).lastPathComponent
-            if !inRange.contains(where: { $0.file == name }) {
-                problems.append("the manifest lists \(name), which no sealed record of the range names: the manifest was edited")
+            if !namedInRange.contains(name) {
+                problems.add("the manifest lists \(name), which no sealed record of the range names: the manifest was edited")
             }
         }
         for part in manifest.parts {
-            let path = dir + "/" + (part.file as NSString).lastPathComponent
-            if let sha = try? sha256(path), sha != part.sha256 {
-                problems.append("\((part.file as NSString).lastPathComponent) is not the joined MP4 its manifest describes (sha256 differs)")
+            let name = (part.file as NSString).lastPathComponent
+            switch Result(catching: { try sha256(dir + "/" + name) }) {
+            case .success(let sha) where sha != part.sha256:
+                problems.add("\(name) is not the joined MP4 its manifest describes (sha256 differs)")
+            case .failure:
+                problems.add("\(name), the joined MP4 the manifest describes, is missing or not a plain file")
+            default: break
             }
         }
         report.undeclared = EvidenceManifest.holes(from: manifest.from, to: manifest.to, covered: covered.sorted { $0.0 < $1.0 })
             .map { .init(from: $0.from, to: $0.to, reason: "no record covers it") }
-        report.time.clockSynchronized = !inRange.isEmpty && inRange.allSatisfy(\.clockSynchronized)
+        report.time.clockSynchronized = inRange > 0 && allSynchronized
 
         // The commune's countersignatures: each must verify, be of this device and name a record
         // the chain holds with the same hash; one past the chain's end means its tail was cut.
-        let bySeq = Dictionary(zip(records.map(\.seq), chain.map(\.hash)), uniquingKeysWith: { a, _ in a })
-        let lastSeq = records.last?.seq ?? 0, rangeEnd = inRange.last?.seq ?? lastSeq
-        var countersigns: [Heartbeat.Countersign] = []
-        for (n, line) in readLines(proof + "/" + Bundle.countersignFile, problems: &problems).enumerated() {
-            guard let c = try? JSONDecoder().decode(Heartbeat.Countersign.self, from: Data(line.utf8)) else {
-                problems.append("\(Bundle.countersignFile) line \(n + 1) is not a countersignature")
-                continue
-            }
-            countersigns.append(c)
-        }
+        let end = rangeEnd ?? lastSeq
         for c in countersigns {
             guard c.isValid(), c.device == manifest.device else {
-                problems.append("a countersignature of record \(c.seq) does not verify (altered, or not for \(manifest.device))")
+                problems.add("a countersignature of record \(c.seq) does not verify (altered, or not for \(manifest.device))")
                 continue
             }
-            if let hash = bySeq[c.seq] {
-                if hash != c.hash { problems.append("record \(c.seq) is not the one the commune countersigned on \(c.receivedAt): the chain was rewritten after") }
-                else if c.seq >= rangeEnd, report.time.countersignedRecord.map({ c.seq < $0 }) ?? true {
+            if let hash = hashBySeq[c.seq] {
+                if hash != c.hash { problems.add("record \(c.seq) is not the one the commune countersigned on \(c.receivedAt): the chain was rewritten after") }
+                else if c.seq >= end, report.time.countersignedRecord.map({ c.seq < $0 }) ?? true {
                     report.time.countersignedRecord = c.seq
                     report.time.countersignedAt = c.receivedAt
                     report.time.communeKey = DeviceKey.publicKey(base64: c.communeKey).map(DeviceKey.fingerprint(of:))
                 }
             } else if c.seq > lastSeq {
-                problems.append("the commune countersigned record \(c.seq) on \(c.receivedAt), but the chain given ends at record \(lastSeq): records \(lastSeq + 1)–\(c.seq) were cut")
+                problems.add("the commune countersigned record \(c.seq) on \(c.receivedAt), but the chain given ends at record \(lastSeq): records \(lastSeq.adding(saturating: 1))–\(c.seq) were cut")
             }
         }
-        report.problems = problems
+        report.problems = problems.all
         report.authentic = problems.isEmpty
         report.complete = report.authentic && report.undeclared.isEmpty && report.missingFootage.isEmpty
         return report
@@ -173,20 +223,87 @@ public enum BundleVerifier {
                      problems: [why])
     }
 
-    static func readLines(_ path: String, problems: inout [String]) -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            problems.append("\((path as NSString).lastPathComponent) is missing from the proof folder")
-            return []
+    enum FileRead { case data(Data), problem(String) }
+
+    /// A plain file of at most `max` bytes, its size checked before a byte is read (issue 22: a
+    /// 2 GB chain.jsonl took 2.1 GB of memory; a FIFO hung the verifier).
+    static func readFile(_ path: String, max: Int) -> FileRead {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return .problem(errno == ENOENT ? "missing" : "cannot be read (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .problem("not a plain file") }
+        guard st.st_size <= max else { return .problem("\(st.st_size) bytes, over the bound of \(max)") }
+        var data = Data(count: Int(st.st_size))
+        var got = 0
+        while got < data.count {
+            let n = data.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return .problem("cannot be read whole") }
+            got += n
         }
-        guard data.count <= Bundle.maxChainBytes else {
-            problems.append("\((path as NSString).lastPathComponent) is over \(Bundle.maxChainBytes) bytes")
-            return []
+        return .data(data)
+    }
+
+    /// Calls `body` with each line of `data` (numbered from 1; a CRLF ending counts as LF;
+    /// empty lines are skipped).
+    static func forEachLine(of data: Data, _ body: (Int, Data) -> Void) {
+        var n = 0
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            n += 1
+            let trimmed = line.last == 0x0D ? line.dropLast() : line
+            if !trimmed.isEmpty { body(n, Data(trimmed)) }
         }
-        return Array(String(decoding: data, as: UTF8.self).split(separator: "\n").prefix(Bundle.maxRecords).map(String.init))
+    }
+
+    /// Streams the plain file at `path` (at most `Bundle.maxChainBytes`) line by line in 1 MiB
+    /// reads: `body` gets each line, or nil for one over `maxLineBytes` (skipped to its end), and
+    /// returns false to stop. Memory stays one read and one line whatever the file holds.
+    /// Returns why the file could not be read, or nil.
+    static func forEachLine(path: String, _ body: (Int, Data?) -> Bool) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return errno == ENOENT ? "missing from the proof folder" : "cannot be read (\(String(cString: strerror(errno))))" }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return "not a plain file" }
+        guard st.st_size <= Bundle.maxChainBytes else { return "\(st.st_size) bytes, over the bound of \(Bundle.maxChainBytes)" }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var line = Data(), n = 0, tooLong = false
+        func emit() -> Bool {
+            n += 1
+            defer { line.removeAll(keepingCapacity: true); tooLong = false }
+            if line.last == 0x0D { line.removeLast() }
+            if tooLong { return body(n, nil) }
+            return line.isEmpty ? true : body(n, line)
+        }
+        while true {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if got < 0 && errno == EINTR { continue }
+            if got < 0 { return "cannot be read (\(String(cString: strerror(errno))))" }
+            if got == 0 { break }
+            var start = 0
+            for i in 0..<got where buffer[i] == 0x0A {
+                if !tooLong { line.append(contentsOf: buffer[start..<i]) }
+                if line.count > maxLineBytes { tooLong = true }
+                guard emit() else { return nil }
+                start = i + 1
+            }
+            if !tooLong {
+                line.append(contentsOf: buffer[start..<got])
+                if line.count > maxLineBytes { tooLong = true; line.removeAll(keepingCapacity: true) }
+            }
+        }
+        if !line.isEmpty || tooLong { _ = emit() }
+        return nil
     }
 
     static func sha256(_ path: String) throws -> String {
-        guard let h = PieceHasher.hash(path: path, count: (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0) else {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw ChainError.storage("cannot read \(path)") }
+        var st = stat()
+        let ok = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        close(fd)
+        guard ok, case .hashed(let h) = PieceHasher.hash(path: path, count: Int64(st.st_size), maxPieces: 1) else {
             throw ChainError.storage("cannot read \(path)")
         }
         return h.finish().sha256

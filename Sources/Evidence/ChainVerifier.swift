@@ -35,16 +35,37 @@ public enum ChainVerifier {
     /// (its hash and sequence). Returns the records read and everything found wrong.
     public static func verify(_ sealed: [SealedRecord], key: Curve25519.Signing.PublicKey, device: String,
                               after: (seq: Int64, hash: String)? = nil) -> (records: [ChainRecord], findings: [ChainFinding]) {
+        var walker = Walker(key: key, device: device, after: after)
         var records: [ChainRecord] = [], findings: [ChainFinding] = []
-        var previous: (seq: Int64, hash: String, record: ChainRecord?)? = after.map { ($0.seq, $0.hash, nil) }
         for s in sealed {
+            let (record, found) = walker.next(s)
+            if let record { records.append(record) }
+            findings += found
+        }
+        return (records, findings)
+    }
+
+    /// The same checks one record at a time, holding only the record before: a verifier reads a
+    /// chain of any length in bounded memory (issue 22: a bundle's 10^6 records).
+    public struct Walker {
+        let key: Curve25519.Signing.PublicKey
+        let device: String
+        var previous: (seq: Int64, hash: String, record: ChainRecord?)?
+
+        public init(key: Curve25519.Signing.PublicKey, device: String, after: (seq: Int64, hash: String)? = nil) {
+            self.key = key
+            self.device = device
+            previous = after.map { ($0.seq, $0.hash, nil) }
+        }
+
+        /// The record (nil when it cannot be read) and what is wrong with it or its link.
+        public mutating func next(_ s: SealedRecord) -> (ChainRecord?, [ChainFinding]) {
+            var findings: [ChainFinding] = []
             let record: ChainRecord
             do { record = try ChainRecord.parse(s.body) } catch {
-                findings.append(.init(.malformed, seq: nil, "a record cannot be read (\(error)): nothing after it can be vouched for"))
                 previous = nil
-                continue
+                return (nil, [.init(.malformed, seq: nil, "a record cannot be read (\(error)): nothing after it can be vouched for")])
             }
-            records.append(record)
             let hash = s.hash
             if !s.isSealed(by: key) {
                 findings.append(.init(.badSeal, seq: record.seq,
@@ -68,8 +89,8 @@ public enum ChainVerifier {
                 }
             }
             previous = (record.seq, hash, record)
+            return (record, findings)
         }
-        return (records, findings)
     }
 
     /// Checks a segment file against its record: its media bytes hash to `media_sha256`, or
@@ -78,13 +99,20 @@ public enum ChainVerifier {
         guard let bytes = record.mediaBytes, let sha = record.mediaSHA256, let pieces = record.pieces else {
             return .init(.malformed, seq: record.seq, "record \(record.seq) is not a segment's")
         }
-        var st = stat()
-        guard stat(path, &st) == 0 else { return .init(.missingFile, seq: record.seq, "\(record.file ?? path): the file is missing") }
-        guard Int64(st.st_size) >= bytes, let hasher = PieceHasher.hash(path: path, count: bytes) else {
-            return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): \(st.st_size) bytes, shorter than the \(bytes) sealed: it was cut")
+        let hasher: PieceHasher
+        switch PieceHasher.hash(path: path, count: bytes, maxPieces: pieces.count) {
+        case .missing: return .init(.missingFile, seq: record.seq, "\(record.file ?? path): the file is missing")
+        case .notAFile: return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): not a plain file (a folder, a device or a pipe)")
+        case .short(let size):
+            return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): \(size) bytes, shorter than the \(bytes) sealed: it was cut")
+        case .unreadable(let why): return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): cannot be read (\(why))")
+        case .hashed(let h): hasher = h
         }
         let (got, gotPieces) = hasher.finish()
         if got == sha { return nil }
+        if hasher.overflowed {
+            return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): more fragments than the \(pieces.count) sealed: bytes changed since the box sealed it")
+        }
         let differing = zip(gotPieces, pieces).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
         let which = differing.isEmpty ? "its pieces no longer line up with the sealed ones"
             : differing.prefix(5).map { $0 == 0 ? "the header" : "fragment \($0)" }.joined(separator: ", ") + (differing.count > 5 ? " and \(differing.count - 5) more" : "")

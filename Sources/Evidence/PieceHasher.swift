@@ -22,8 +22,13 @@ public struct PieceHasher: Sendable {
     private var remaining: Int64? = nil
     /// Set when a header makes no sense: the rest is hashed into the current piece.
     private var lost = false
+    /// Pieces kept at most: past them the rest is hashed into the last piece, so a file of
+    /// millions of 8-byte `moof` boxes costs a few hundred kB, not 22 times the file (issue 22).
+    public let maxPieces: Int
+    /// Set when the bytes held more pieces than `maxPieces`.
+    public private(set) var overflowed = false
 
-    public init() {}
+    public init(maxPieces: Int = ChainRecord.maxPieces) { self.maxPieces = max(1, maxPieces) }
 
     public mutating func update(_ buffer: UnsafeRawBufferPointer) {
         guard buffer.count > 0 else { return }
@@ -60,7 +65,9 @@ public struct PieceHasher: Sendable {
                 size = Int64(size32)
             }
             let isMoof = pending[4] == 0x6D && pending[5] == 0x6F && pending[6] == 0x6F && pending[7] == 0x66
-            if isMoof && pieceBytes > 0 && size >= headerLength { closePiece() }
+            if isMoof && pieceBytes > 0 && size >= headerLength {
+                if done.count + 1 < maxPieces { closePiece() } else { overflowed = true; lost = true }
+            }
             let header = pending
             pending = []
             header.withUnsafeBytes { addToPiece($0) }
@@ -95,22 +102,43 @@ public struct PieceHasher: Sendable {
     /// The whole-file hasher as it stands, to go on hashing bytes written after these (the seal).
     public var wholeHasher: SHA256 { whole }
 
-    /// Reads `count` bytes of the file at `path` from its start through a hasher (a verifier,
-    /// or recovery for a file the recorder did not finish). Nil when the file is shorter.
-    public static func hash(path: String, count: Int64) -> PieceHasher? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+    public enum FileResult {
+        case hashed(PieceHasher)
+        case missing
+        /// A folder, a FIFO, a device: never opened for reading (a FIFO would hang the verifier).
+        case notAFile
+        case short(size: Int64)
+        case unreadable(String)
+    }
+
+    /// Reads `count` bytes of the plain file at `path` from its start through a hasher (a
+    /// verifier, or recovery for a file the recorder did not finish), in 1 MiB reads.
+    public static func hash(path: String, count: Int64, maxPieces: Int = ChainRecord.maxPieces) -> FileResult {
+        // O_NONBLOCK: opening a FIFO does not wait for a writer; a plain file ignores it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return errno == ENOENT ? .missing : .unreadable(String(cString: strerror(errno))) }
         defer { close(fd) }
-        var hasher = PieceHasher()
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return .unreadable(String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .notAFile }
+        guard Int64(st.st_size) >= count else { return .short(size: Int64(st.st_size)) }
+        var hasher = PieceHasher(maxPieces: maxPieces)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var left = count
         while left > 0 {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, Int(min(Int64($0.count), left))) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
+            if n < 0 { return .unreadable(String(cString: strerror(errno))) }
+            guard n > 0 else { return .short(size: count - left) }
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             left -= Int64(n)
         }
-        return hasher
+        return .hashed(hasher)
+    }
+
+    /// The hasher of `count` bytes of `path`, or nil when they cannot all be read.
+    public static func hash(path: String, count: Int64) -> PieceHasher? {
+        if case .hashed(let h) = hash(path: path, count: count) { return h }
+        return nil
     }
 }

@@ -90,4 +90,27 @@ import Wire
         #expect(response.status == 200)
         #expect(try await server.catalog.activity(device: "box-b", from: t - 60, to: now).isEmpty)
     }
+
+    /// Issue 22: one heartbeat with activity dated 2099 made the commune answer activity_from
+    /// 2099 for good, and that box's activity stayed blank. Minutes past the commune's present
+    /// are not kept, and the next answer still asks from the box's real newest minute.
+    @Test func activityFromTheFutureIsNotKeptAndAsksNothingOfIt() async throws {
+        let server = try await RunningServer.start()
+        defer { Task { await server.stop() } }
+        _ = try await server.catalog.addDevice(id: "box-a")
+        let now = Timestamp(rfc3339: "2026-12-03T10:00:30Z")!
+        let minute = Timestamp(rfc3339: "2026-12-03T10:00:00Z")!
+        #expect(try await server.catalog.addActivity(device: "box-a", .init(from: minute - 120, levels: [1, 2, 3]), now: now) == 3)
+        let future = Heartbeat.ActivityMinutes(from: Timestamp(rfc3339: "2099-01-01T00:00:00Z")!, levels: [9, 9, 9])
+        #expect(try await server.catalog.addActivity(device: "box-a", future, now: now) == 0)
+        let straddling = Heartbeat.ActivityMinutes(from: minute, levels: [4, 5, 6])
+        #expect(try await server.catalog.addActivity(device: "box-a", straddling, now: now) == 1, "the present minute, not the two after it")
+        #expect(try await server.catalog.activityFrom(device: "box-a", now: now) == minute)
+        // A row stored before this bound no longer decides where the box goes on from.
+        _ = try await server.catalog.query("INSERT INTO activity_minute (device, minute_ms, level) VALUES ('box-a', ?, 1)",
+                                           [.integer(Int(Timestamp(rfc3339: "2099-01-01T00:00:00Z")!.milliseconds))])
+        #expect(try await server.catalog.activityFrom(device: "box-a", now: now) == minute)
+        _ = try await server.catalog.addActivity(device: "box-a", .init(from: minute, levels: [7]), now: now)
+        #expect(try await server.catalog.activity(device: "box-a", from: minute, to: Timestamp.latest).map(\.level) == [7], "and it is swept")
+    }
 }
