@@ -94,6 +94,10 @@ extension Catalog {
         public var address: String
         public var action: String
         public var detail: String
+        /// How many times it happened (a refused sign-in repeated within a window is one row).
+        public var count: Int = 1
+        /// The row's id: pages of the log go on from it.
+        public var id: Int64 = 0
     }
 
     /// Bounds on what one audit entry keeps (the detail may carry an officer's reason).
@@ -105,12 +109,77 @@ extension Catalog {
                              .text(action), .text(String(detail.prefix(Self.maxAuditDetailCharacters)))])
     }
 
-    /// The newest entries first.
-    public func auditLog(limit: Int = 500) async throws -> [AuditEntry] {
-        try await query("SELECT at_ms, operator, address, action, detail FROM audit ORDER BY id DESC LIMIT ?", [.integer(limit)]).map {
+    /// What one kind of noise (a refused or throttled sign-in) may add to the log in a window.
+    public enum AuditNoise {
+        /// Repeats of one (action, address, detail) within it count in the first row.
+        public static let windowSeconds: Int64 = 15 * 60
+        /// Distinct rows of one action within a window; past them, every further one counts in
+        /// a single row of that action with `sprayDetail` (a guess at many names from many
+        /// addresses): a window adds at most this many rows and one, whatever arrives.
+        public static let maxRowsPerWindow = 100
+        public static let sprayDetail = "(many names or addresses)"
+    }
+
+    /// Notes an attempt that is noise when it repeats: counted in this window's row for the same
+    /// action, address and detail when there is one, else a new row (or the window's spray row,
+    /// past `AuditNoise.maxRowsPerWindow`). One transaction: two at once cannot both insert.
+    public func auditNoise(address: String, action: String, detail: String, now: Timestamp = .now()) async throws {
+        let window = now.milliseconds / (AuditNoise.windowSeconds * 1000) * (AuditNoise.windowSeconds * 1000)
+        let address = String(address.prefix(100)), detail = String(detail.prefix(Self.maxAuditDetailCharacters))
+        try await transaction { db in
+            func bump(_ address: String, _ detail: String) async throws -> Bool {
+                try await !db.query("""
+                    UPDATE audit SET count = count + 1, at_ms = ?4 WHERE id = (SELECT id FROM audit WHERE action = ?1 AND at_ms >= ?2
+                      AND address = ?3 AND detail = ?5 AND operator IS NULL ORDER BY id LIMIT 1) RETURNING id
+                    """, [.text(action), .integer(Int(window)), .text(address), .integer(Int(now.milliseconds)), .text(detail)]).isEmpty
+            }
+            if try await bump(address, detail) { return }
+            let rows = try await db.query("SELECT COUNT(*) AS n FROM audit WHERE action = ? AND at_ms >= ?", [.text(action), .integer(Int(window))])
+                .first?.column("n")?.integer ?? 0
+            var (a, d) = (address, detail)
+            if rows >= AuditNoise.maxRowsPerWindow {
+                (a, d) = ("(many)", AuditNoise.sprayDetail)
+                if try await bump(a, d) { return }
+            }
+            _ = try await db.query("INSERT INTO audit (at_ms, operator, address, action, detail) VALUES (?, NULL, ?, ?, ?)",
+                                   [.integer(Int(now.milliseconds)), .text(a), .text(action), .text(d)])
+        }
+    }
+
+    /// The newest entries first: `limit` of them, older than the entry `before` when given (the
+    /// next page), only officers' own actions with `officersOnly` (not the refused sign-ins of
+    /// strangers).
+    public func auditLog(limit: Int = 500, before: Int64? = nil, officersOnly: Bool = false) async throws -> [AuditEntry] {
+        var sql = "SELECT id, at_ms, operator, address, action, detail, count FROM audit WHERE id < ?"
+        if officersOnly { sql += " AND operator IS NOT NULL" }
+        sql += " ORDER BY id DESC LIMIT ?"
+        return try await query(sql, [.integer(Int(before ?? Int64.max)), .integer(limit)]).map {
             AuditEntry(at: Timestamp(milliseconds: Int64($0.column("at_ms")?.integer ?? 0)), operator: $0.column("operator")?.string,
                        address: $0.column("address")?.string ?? "", action: $0.column("action")?.string ?? "",
-                       detail: $0.column("detail")?.string ?? "")
+                       detail: $0.column("detail")?.string ?? "", count: $0.column("count")?.integer ?? 1,
+                       id: Int64($0.column("id")?.integer ?? 0))
         }
+    }
+
+    /// Remembers a browser an officer signed in from (its cookie's hash); each officer keeps
+    /// the newest `maxKnownBrowsers`.
+    public static let maxKnownBrowsers = 20
+
+    public func addKnownBrowser(operator name: String, now: Timestamp = .now()) async throws -> String {
+        let token = Self.newToken()
+        try await transaction { db in
+            _ = try await db.query("INSERT INTO known_browser (token_sha256, operator, created_ms) VALUES (?, ?, ?)",
+                                   [.text(Self.hash(token)), .text(name), .integer(Int(now.milliseconds))])
+            _ = try await db.query("""
+                DELETE FROM known_browser WHERE operator = ?1 AND token_sha256 NOT IN
+                  (SELECT token_sha256 FROM known_browser WHERE operator = ?1 ORDER BY created_ms DESC LIMIT ?2)
+                """, [.text(name), .integer(Self.maxKnownBrowsers)])
+        }
+        return token
+    }
+
+    /// Whether `cookie` is a browser `name` signed in from before.
+    public func isKnownBrowser(_ cookie: String, operator name: String) async throws -> Bool {
+        try await !query("SELECT 1 AS x FROM known_browser WHERE token_sha256 = ? AND operator = ?", [.text(Self.hash(cookie)), .text(name)]).isEmpty
     }
 }

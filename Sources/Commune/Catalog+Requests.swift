@@ -39,10 +39,14 @@ extension Catalog {
     public enum RequestError: Error, CustomStringConvertible {
         case unknownDevice(String)
         case emptyRange
+        case tooLong
+        case badText(String)
         public var description: String {
             switch self {
             case .unknownDevice(let d): "there is no device \(d) (commune devices lists them)"
             case .emptyRange: "the range is empty: --to must be after --from"
+            case .tooLong: "the range is longer than 31 days (what a box flags at most): ask for shorter ranges"
+            case .badText(let why): why
             }
         }
     }
@@ -50,6 +54,12 @@ extension Catalog {
     public func addRequest(device: String, camera: String?, from: Timestamp, to: Timestamp, reason: String?,
                            now: Timestamp = .now()) async throws -> Request {
         guard to > from else { throw RequestError.emptyRange }
+        // What a box reads of an answer (`FootageRequest`): a longer range would be refused there.
+        guard to.milliseconds(since: from) <= FootageRequest.maxSeconds * 1000 else { throw RequestError.tooLong }
+        if let camera, !PlainName.isValid(camera) { throw RequestError.badText(PlainName.problem(camera, what: "camera")) }
+        if let reason, reason.count > FootageRequest.maxReasonCharacters {
+            throw RequestError.badText("the reason is longer than \(FootageRequest.maxReasonCharacters) characters: give a case number and a few words")
+        }
         guard try await query("SELECT 1 FROM device WHERE id = ?", [.text(device)]).first != nil else {
             throw RequestError.unknownDevice(device)
         }

@@ -150,6 +150,20 @@ public actor Catalog {
         ALTER TABLE upload ADD COLUMN preview_request TEXT;
         ALTER TABLE upload ADD COLUMN part_path TEXT
         """,
+        // 9 (issue 22): refused and throttled sign-ins are counted in one row a window instead of
+        // a row each (212 a second buried the officers' own actions); the browsers an officer
+        // has signed in from (only a hash of their cookie), which the sign-in throttle lets
+        // through when someone else is guessing that officer's password.
+        """
+        ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1 CHECK (count >= 1);
+        CREATE INDEX audit_by_action ON audit (action, at_ms);
+        CREATE TABLE known_browser (
+            token_sha256 TEXT PRIMARY KEY,
+            operator TEXT NOT NULL REFERENCES operator (name) ON DELETE CASCADE,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX known_browser_by_operator ON known_browser (operator, created_ms)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {

@@ -37,17 +37,17 @@ public struct ControlEndpoint: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.post("api/v1/heartbeat") { request, _ in try await self.heartbeat(request) }
         router.get("api/v1/requests") { request, _ in
-            try await self.asOperator(request) { try await json(.ok, self.catalog.requests(device: request.uri.queryParameters["device"].map(String.init))) }
+            try await self.asOperator(request) { _ in try await json(.ok, self.catalog.requests(device: request.uri.queryParameters["device"].map(String.init))) }
         }
-        router.post("api/v1/requests") { request, _ in try await self.asOperator(request) { try await self.newRequest(request) } }
+        router.post("api/v1/requests") { request, _ in try await self.asOperator(request) { name in try await self.newRequest(request, by: name) } }
         router.post("api/v1/requests/:id/narrow") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await self.asOperator(request) { try await self.narrow(request, id: id) }
+            return try await self.asOperator(request) { name in try await self.narrow(request, id: id, by: name) }
         }
         router.get("api/v1/clips") { request, _ in
-            try await self.asOperator(request) { try await json(.ok, self.catalog.clips(device: request.uri.queryParameters["device"].map(String.init))) }
+            try await self.asOperator(request) { _ in try await json(.ok, self.catalog.clips(device: request.uri.queryParameters["device"].map(String.init))) }
         }
-        router.get("api/v1/devices") { request, _ in try await self.asOperator(request) { try await json(.ok, self.catalog.devices()) } }
+        router.get("api/v1/devices") { request, _ in try await self.asOperator(request) { _ in try await json(.ok, self.catalog.devices()) } }
     }
 
     static func bearer(_ request: Request) -> String? {
@@ -119,12 +119,14 @@ public struct ControlEndpoint: Sendable {
         var reason: String?
     }
 
-    func newRequest(_ request: Request) async throws -> Response {
+    func newRequest(_ request: Request, by officer: String) async throws -> Response {
         switch try await decode(NewRequest.self, request) {
         case .failure(let e): return e.response
         case .success(let n):
             do {
                 let made = try await catalog.addRequest(device: n.device, camera: n.camera, from: n.from, to: n.to, reason: n.reason)
+                try await catalog.audit(operator: officer, address: "api", action: "request",
+                                        detail: "\(made.id) \(made.device) \(made.from)–\(made.to) \(made.reason ?? "")")
                 logger.notice("footage requested", metadata: ["id": "\(made.id)", "device": "\(made.device)"])
                 return try json(.created, made)
             } catch let e as Catalog.RequestError {
@@ -139,7 +141,7 @@ public struct ControlEndpoint: Sendable {
     }
 
     /// Narrows a request to the part that matters (issue 14): the box stops sending the rest.
-    func narrow(_ request: Request, id: String) async throws -> Response {
+    func narrow(_ request: Request, id: String, by officer: String) async throws -> Response {
         guard PlainName.isValid(id) else { return text(.notFound, "there is no request \(id.prefix(64))") }
         switch try await decode(Narrowing.self, request) {
         case .failure(let e): return e.response
@@ -147,7 +149,7 @@ public struct ControlEndpoint: Sendable {
             do {
                 let before = try await catalog.requests(id: id).first
                 let narrowed = try await catalog.narrow(request: id, from: n.from, to: n.to)
-                try await catalog.audit(operator: nil, address: "api", action: "request narrowed",
+                try await catalog.audit(operator: officer, address: "api", action: "request narrowed",
                                         detail: "\(id) \(before.map { "\($0.from)–\($0.to)" } ?? "") → \(n.from)–\(n.to)")
                 logger.notice("request narrowed", metadata: ["id": "\(id)"])
                 return try json(.ok, narrowed)
@@ -158,11 +160,12 @@ public struct ControlEndpoint: Sendable {
         }
     }
 
-    func asOperator(_ request: Request, _ body: () async throws -> Response) async throws -> Response {
-        guard let token = Self.bearer(request), try await catalog.operator(token: token) != nil else {
+    /// Runs `body` with the operator a bearer token belongs to (their actions are audited under their name).
+    func asOperator(_ request: Request, _ body: (String) async throws -> Response) async throws -> Response {
+        guard let token = Self.bearer(request), let name = try await catalog.operator(token: token) else {
             return text(.unauthorized, "an operator token is needed (commune operators add NAME)")
         }
-        return try await body()
+        return try await body(name)
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> Result<T, ResponseError> {

@@ -35,6 +35,13 @@ struct CommuneCommand: AsyncParsableCommand {
         subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Narrow.self, Clips.self, Operators.self, Verify.self])
 }
 
+/// Who acted, for the audit log, when a command on the server did: no officer signed in, but the
+/// shell's user is named (`commune request`, `narrow`, `operators password`, `devices rekey`).
+var commandLine: String {
+    let user = ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? String(getuid())
+    return "command line (user \(TerminalText.safe(user, limit: 32)))"
+}
+
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The server's data directory (clips and catalog).", valueName: "dir"))
     var data: String?
@@ -168,6 +175,7 @@ extension CommuneCommand {
             if let zone = file.timeZone, let tz = TimeZone(identifier: zone) { desk.timeZone = tz }
             if let hours = file.sessionHours { desk.session.absoluteSeconds = Double(hours) * 3600 }
             desk.communePublicKey = communeKey.publicKeyBase64
+            desk.trustedProxies = Set(file.trustedProxies ?? [])
             Desk(catalog: catalog, configuration: desk, logger: logger).register(on: router)
             let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "commune")
             var limits = ConnectionLimits()
@@ -232,7 +240,10 @@ extension CommuneCommand {
             let (start, end) = try timeRange(from, to, now: now)
             let made = try await options.withCatalog { catalog in
                 do {
-                    return try await catalog.addRequest(device: device, camera: camera, from: start, to: end, reason: reason, now: now)
+                    let made = try await catalog.addRequest(device: device, camera: camera, from: start, to: end, reason: reason, now: now)
+                    try await catalog.audit(operator: nil, address: commandLine, action: "request",
+                                            detail: "\(made.id) \(made.device) \(made.from)–\(made.to) \(reason ?? "")", now: now)
+                    return made
                 } catch let e as Catalog.RequestError {
                     throw ValidationError(e.description)
                 }
@@ -328,7 +339,7 @@ extension CommuneCommand {
                 do {
                     let before = try await catalog.requests(id: request).first
                     let r = try await catalog.narrow(request: request, from: start, to: end, now: now)
-                    try await catalog.audit(operator: nil, address: "cli", action: "request narrowed",
+                    try await catalog.audit(operator: nil, address: commandLine, action: "request narrowed",
                                             detail: "\(request) \(before.map { "\($0.from.rfc3339) → \($0.to.rfc3339)" } ?? "") narrowed to \(start.rfc3339) → \(end.rfc3339)")
                     return r
                 } catch let e as Catalog.NarrowError {
@@ -363,6 +374,7 @@ extension CommuneCommand {
                     guard let line = readLine(strippingNewline: true), line.count >= Desk.minPasswordCharacters else {
                         throw ValidationError("--password-stdin: give a password of at least \(Desk.minPasswordCharacters) characters on one line")
                     }
+                    try Self.checkUsable(line)
                     return (line, false)
                 }
                 if oneTime || isatty(STDIN_FILENO) == 0 { return (Self.oneTimePassword(), true) }
@@ -370,8 +382,16 @@ extension CommuneCommand {
                 guard first.count >= Desk.minPasswordCharacters else {
                     throw ValidationError("the password must have at least \(Desk.minPasswordCharacters) characters")
                 }
+                try Self.checkUsable(first)
                 guard try Self.ask("The same again: ") == first else { throw ValidationError("the two passwords differ; nothing was changed") }
                 return (first, false)
+            }
+
+            /// bcrypt reads a password up to a NUL and its first 72 bytes: a longer one would not count whole.
+            static func checkUsable(_ p: String) throws {
+                guard Desk.usablePassword(p) else {
+                    throw ValidationError("the password may not contain a NUL character or be longer than \(Desk.maxPasswordBytes) bytes (\(p.utf8.count) given); nothing was changed")
+                }
             }
 
             /// 12 characters from an alphabet without look-alikes (no 0/O, 1/l/I).
@@ -434,7 +454,7 @@ extension CommuneCommand {
                         throw ValidationError("there is no operator \(TerminalText.safe(name)) (commune operators add \(TerminalText.safe(name)))")
                     }
                     try await catalog.closeSessions(operator: name)
-                    try await catalog.audit(operator: nil, address: "local", action: "password set by the server's administrator", detail: name)
+                    try await catalog.audit(operator: nil, address: commandLine, action: "password set by the server's administrator", detail: name)
                 }
                 print(oneTime ? "One-time password for \(name): \(password)" : "Password of \(name) set.")
             }

@@ -19,6 +19,7 @@ import Config
 ///     [desk]
 ///     time_zone = "Asia/Ho_Chi_Minh"  # dates on the desk are read and written in it
 ///     session_hours = 8               # a sign-in lasts this long at most (1 h without a request)
+///     trusted_proxies = ["127.0.0.1"] # a TLS proxy in front: the client is the address it names in X-Forwarded-For
 struct CommuneConfiguration {
     var data: String?
     var listen: String?
@@ -32,11 +33,12 @@ struct CommuneConfiguration {
     var idleSeconds: Int?
     var timeZone: String?
     var sessionHours: Int?
+    var trustedProxies: [String]?
 
     static let known: Set<String> = ["server.data", "server.listen", "server.cert", "server.key", "server.insecure_http",
                                      "limits.max_upload_bytes", "limits.device_quota_bytes", "limits.max_connections",
                                      "limits.max_connections_per_address", "limits.idle_seconds",
-                                     "desk.time_zone", "desk.session_hours"]
+                                     "desk.time_zone", "desk.session_hours", "desk.trusted_proxies"]
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -98,6 +100,17 @@ struct CommuneConfiguration {
             throw Failure(description: "\(path):\(doc["desk.time_zone"]?.line ?? 0): desk.time_zone \"\(TerminalText.safe(zone))\" is not a time zone; use a name like \"Asia/Ho_Chi_Minh\"")
         }
         c.sessionHours = try int("desk.session_hours", 1...24)
+        if let v = doc["desk.trusted_proxies"] {
+            guard case .array(let items) = v.kind, items.count <= 16 else {
+                throw Failure(description: "\(path):\(v.line): desk.trusted_proxies must be a list of at most 16 addresses, e.g. [\"127.0.0.1\"]")
+            }
+            c.trustedProxies = try items.map { item in
+                guard case .string(let a) = item, !a.isEmpty, a.utf8.count <= 45, a.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else {
+                    throw Failure(description: "\(path):\(v.line): desk.trusted_proxies holds something that is not an IP address, e.g. \"127.0.0.1\" or \"::1\"")
+                }
+                return a
+            }
+        }
         return c
     }
 }

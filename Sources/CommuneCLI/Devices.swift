@@ -101,7 +101,7 @@ extension CommuneCommand {
             try await options.withCatalog { catalog in
                 let old = try await catalog.publicKey(device: id)
                 try await catalog.setKey(device: id, publicKey: key)
-                try await catalog.audit(operator: nil, address: "command line", action: "device rekeyed",
+                try await catalog.audit(operator: nil, address: commandLine, action: "device rekeyed",
                                         detail: "\(id): \(old ?? "no key") → \(key ?? "the key of its next heartbeat")")
             }
             print(key == nil ? "Device \(id): its next heartbeat binds the key it sends." : "Device \(id): key set.")

@@ -6,6 +6,7 @@ import HummingbirdBcrypt
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Wire
 
 /// The police desk: the web page `commune serve` serves to officers at a desk PC. Sign-in with
@@ -28,6 +29,10 @@ public struct Desk: Sendable {
         public var evidenceRoot: String
         /// The commune's public key (base64): its countersignatures go into each package's proof.
         public var communePublicKey: String?
+        /// Addresses of the proxies in front of the desk (`[desk] trusted_proxies`): from them
+        /// the client is the address `X-Forwarded-For` names last before any of them; from
+        /// anyone else the header is ignored.
+        public var trustedProxies: Set<String> = []
 
         public init(timeZone: TimeZone = Desk.defaultTimeZone, secureCookies: Bool, session: Catalog.SessionLifetime = .init(),
                     bcryptCost: UInt8 = 12, evidenceRoot: String) {
@@ -49,6 +54,13 @@ public struct Desk: Sendable {
     static let sessionCookie = "desk_session"
     static let formCookie = "desk_form"
     static let languageCookie = "desk_lang"
+    /// A browser an officer signed in from (`SignInThrottle`): kept a year.
+    static let browserCookie = "desk_browser"
+    /// bcrypt's own bounds (issue 22): it reads a password up to its first NUL and its first 72
+    /// bytes, so a NUL made the empty password sign in and only 72 bytes counted. A password
+    /// past them is refused when set, and never matches at sign-in.
+    public static let maxPasswordBytes = 72
+    public static func usablePassword(_ p: String) -> Bool { !p.utf8.contains(0) && p.utf8.count <= maxPasswordBytes }
 
     let catalog: Catalog
     let configuration: Configuration
@@ -66,14 +78,14 @@ public struct Desk: Sendable {
             try await self.signedIn(request) != nil ? Self.redirect("/boxes") : Self.redirect("/sign-in")
         }
         router.get("sign-in") { request, _ in self.signInPage(request, notice: nil, status: .ok) }
-        router.post("sign-in") { request, context in try await self.signIn(request, address: Self.address(context)) }
-        router.post("sign-out") { request, context in try await self.signOut(request, address: Self.address(context)) }
+        router.post("sign-in") { request, context in try await self.signIn(request, address: self.address(request, context)) }
+        router.post("sign-out") { request, context in try await self.signOut(request, address: self.address(request, context)) }
         router.get("password") { request, _ in
             try await self.withSession(request, allowMustChange: true) { session in self.passwordPage(request, session, notice: nil, status: .ok) }
         }
         router.post("password") { request, context in
             try await self.withSession(request, allowMustChange: true) { session in
-                try await self.changePassword(request, session, address: Self.address(context))
+                try await self.changePassword(request, session, address: self.address(request, context))
             }
         }
         router.get("boxes") { request, _ in try await self.withSession(request) { session in try await self.boxesPage(request, session) } }
@@ -138,27 +150,40 @@ public struct Desk: Sendable {
         }
         let now = Timestamp.now()
         let name = String(form.name.prefix(64))
-        guard await throttle.allows(address: address, name: name, now: now) else {
-            try await catalog.audit(operator: nil, address: address, action: "sign-in throttled", detail: name)
+        let browserCookie = request.cookies[Self.browserCookie]?.value
+        var browser: String?
+        if let c = browserCookie, c.utf8.count <= 128, try await catalog.isKnownBrowser(c, operator: name) { browser = c }
+        guard await throttle.allows(address: address, name: name, browser: browser, now: now) else {
+            // Counted, a row a window: throttled guesses cannot bury the officers' own actions.
+            try await catalog.auditNoise(address: address, action: "sign-in throttled", detail: name, now: now)
             return signInPage(request, notice: Strings.text(.tooManyAttempts, language), status: .tooManyRequests, name: name)
         }
         let credentials = try await catalog.credentials(operator: name)
-        let password = String(form.password.prefix(200))
-        // An unknown name costs the same bcrypt as a wrong password (no name probing by time).
+        let password = form.password
+        // An unknown name, or a password bcrypt would read short, costs the same bcrypt as a
+        // wrong password (no probing by time) and never matches.
         let hash = credentials?.passwordBcrypt ?? Self.decoyHash
-        let ok = try await Self.blocking { Bcrypt.verify(password, hash: hash) } && credentials?.passwordBcrypt != nil
-        guard ok, let credentials else {
-            await throttle.failed(address: address, name: name, now: now)
-            try await catalog.audit(operator: nil, address: address, action: "sign-in refused", detail: name)
+        let checked: Bool
+        do { checked = try await Self.bcrypt { Bcrypt.verify(Self.usablePassword(password) ? password : "", hash: hash) } } catch is Busy {
+            return signInPage(request, notice: Strings.text(.serverBusy, language), status: .serviceUnavailable, name: name)
+        }
+        guard checked, Self.usablePassword(password), credentials?.passwordBcrypt != nil, let credentials else {
+            await throttle.failed(address: address, name: name, browser: browser, now: now)
+            try await catalog.auditNoise(address: address, action: "sign-in refused", detail: name, now: now)
             logger.notice("desk: sign-in refused", metadata: ["name": "\(TerminalText.safe(name))", "address": "\(address)"])
             return signInPage(request, notice: Strings.text(.wrongPassword, language), status: .unauthorized, name: name)
         }
-        await throttle.succeeded(name: name)
+        await throttle.succeeded(name: name, browser: browser)
         let (cookie, _) = try await catalog.openSession(operator: credentials.name, address: address, lifetime: configuration.session, now: now)
         try await catalog.audit(operator: credentials.name, address: address, action: "sign-in", now: now)
         var response = Self.redirect(credentials.oneTime ? "/password" : "/boxes")
         response.setCookie(Cookie(name: Self.sessionCookie, value: cookie, path: "/", secure: configuration.secureCookies,
                                   httpOnly: true, sameSite: .strict))
+        if browser == nil {
+            let known = try await catalog.addKnownBrowser(operator: credentials.name, now: now)
+            response.setCookie(Cookie(name: Self.browserCookie, value: known, maxAge: 365 * 86400, path: "/sign-in",
+                                      secure: configuration.secureCookies, httpOnly: true, sameSite: .strict))
+        }
         return response
     }
 
@@ -233,20 +258,38 @@ public struct Desk: Sendable {
         guard let form = try await Self.form(PasswordForm.self, request), Self.same(form.csrf, session.csrf) else {
             return passwordPage(request, session, notice: (Strings.text(.formExpired, language), "error"), status: .forbidden)
         }
+        // Wrong current passwords are throttled like sign-ins (a session left open is not a
+        // free guessing machine: issue 22).
+        let now = Timestamp.now()
+        guard await throttle.allows(address: address, name: "password:" + session.operator, now: now) else {
+            try await catalog.auditNoise(address: address, action: "password change throttled", detail: session.operator, now: now)
+            return passwordPage(request, session, notice: (Strings.text(.tooManyAttempts, language), "error"), status: .tooManyRequests)
+        }
         let hash = try await catalog.credentials(operator: session.operator)?.passwordBcrypt ?? Self.decoyHash
-        let current = String(form.current.prefix(200))
-        guard try await Self.blocking({ Bcrypt.verify(current, hash: hash) }) else {
+        let current = form.current
+        let checked: Bool
+        do { checked = try await Self.bcrypt { Bcrypt.verify(Self.usablePassword(current) ? current : "", hash: hash) } } catch is Busy {
+            return passwordPage(request, session, notice: (Strings.text(.serverBusy, language), "error"), status: .serviceUnavailable)
+        }
+        guard checked, Self.usablePassword(current) else {
+            await throttle.failed(address: address, name: "password:" + session.operator, now: now)
             try await catalog.audit(operator: session.operator, address: address, action: "password change refused")
             return passwordPage(request, session, notice: (Strings.text(.wrongPassword, language), "error"), status: .unauthorized)
         }
-        guard form.new.count >= Self.minPasswordCharacters, form.new.count <= 200 else {
+        guard form.new.count >= Self.minPasswordCharacters else {
             return passwordPage(request, session, notice: (Strings.text(.passwordTooShort, language), "error"), status: .badRequest)
+        }
+        guard Self.usablePassword(form.new) else {
+            return passwordPage(request, session, notice: (Strings.text(.passwordUnusable, language), "error"), status: .badRequest)
         }
         guard form.new == form.repeat else {
             return passwordPage(request, session, notice: (Strings.text(.passwordsDiffer, language), "error"), status: .badRequest)
         }
         let new = form.new, cost = configuration.bcryptCost
-        let newHash = try await Self.blocking { Bcrypt.hash(new, cost: cost) }
+        let newHash: String
+        do { newHash = try await Self.bcrypt { Bcrypt.hash(new, cost: cost) } } catch is Busy {
+            return passwordPage(request, session, notice: (Strings.text(.serverBusy, language), "error"), status: .serviceUnavailable)
+        }
         try await catalog.setPassword(operator: session.operator, bcrypt: newHash, oneTime: false)
         try await catalog.closeSessions(operator: session.operator, except: request.cookies[Self.sessionCookie]?.value)
         try await catalog.audit(operator: session.operator, address: address, action: "password changed")
@@ -307,8 +350,19 @@ public struct Desk: Sendable {
         return Language.preferred(acceptLanguage: request.headers[.acceptLanguage])
     }
 
-    static func address<Context: RemoteAddressRequestContext>(_ context: Context) -> String {
-        context.remoteAddress?.ipAddress ?? "unknown"
+    /// The client's address: the peer's, or, when the peer is a trusted proxy, the last address
+    /// `X-Forwarded-For` names that is not one of the proxies (what the proxy itself saw).
+    func address<Context: RemoteAddressRequestContext>(_ request: Request, _ context: Context) -> String {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        return Self.clientAddress(peer: peer, forwardedFor: request.headers[values: HTTPField.Name("X-Forwarded-For")!],
+                                  trusted: configuration.trustedProxies)
+    }
+
+    static func clientAddress(peer: String, forwardedFor: [String], trusted: Set<String>) -> String {
+        guard trusted.contains(peer) else { return peer }
+        let hops = forwardedFor.joined(separator: ",").split(separator: ",").suffix(16)
+            .map { String($0.trimmingCharacters(in: .whitespaces).prefix(64)) }
+        return hops.reversed().first { !trusted.contains($0) && !$0.isEmpty } ?? peer
     }
 
     static func securityHeaders(contentType: String, cache: String = "no-store") -> HTTPFields {
@@ -344,10 +398,12 @@ public struct Desk: Sendable {
     }
 
     /// A form body (application/x-www-form-urlencoded, at most `maxFormBytes`), or nil when it
-    /// is too big or not the form expected.
+    /// is not the form expected. Too big: 413 with what happened (it said "the form has expired").
     static func form<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T? {
         var request = request
-        guard let body = try? await request.collectBody(upTo: maxFormBytes) else { return nil }
+        guard let body = try? await request.collectBody(upTo: maxFormBytes) else {
+            throw HTTPError(.contentTooLarge, message: Strings.text(.formTooLarge, .vi) + "\n" + Strings.text(.formTooLarge, .en))
+        }
         return try? URLEncodedFormDecoder().decode(T.self, from: String(buffer: body))
     }
 
@@ -361,13 +417,36 @@ public struct Desk: Sendable {
     /// A bcrypt hash no password matches: what an unknown name is checked against.
     static let decoyHash = Bcrypt.hash(Catalog.newToken(), cost: 12)
 
-    /// Runs slow work (bcrypt, hashing or joining files) on the thread pool, off the event loops.
+    /// Runs slow work (hashing or joining files) on the thread pool, off the event loops.
     static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await NIOThreadPool.singleton.runIfActive(body)
     }
 
-    /// bcrypt of a password, on the thread pool (for `commune operators`).
+    /// bcrypt runs on two threads of its own, at most `maxBcryptWaiting` checks queued: anyone's
+    /// sign-in attempts cannot take the threads that write the boxes' uploads (228 attempts once
+    /// slowed a box's PATCH from 7 ms to 4.8 s), nor queue without bound (past it: `Busy`, 503).
+    static let bcryptPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
+    static let maxBcryptWaiting = 16
+    static let bcryptWaiting = Atomic<Int>(0)
+    struct Busy: Error {}
+
+    static func bcrypt<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard bcryptWaiting.add(1, ordering: .relaxed).newValue <= maxBcryptWaiting else {
+            bcryptWaiting.subtract(1, ordering: .relaxed)
+            throw Busy()
+        }
+        defer { bcryptWaiting.subtract(1, ordering: .relaxed) }
+        return try await bcryptPool.runIfActive(body)
+    }
+
+    /// bcrypt of a password, on its pool (for `commune operators`). Refuses what bcrypt would
+    /// read short (`usablePassword`).
     public static func hashPassword(_ password: String, cost: UInt8 = 12) async throws -> String {
-        try await blocking { Bcrypt.hash(password, cost: cost) }
+        guard usablePassword(password) else { throw HTTPError(.badRequest, message: Strings.text(.passwordUnusable, .en)) }
+        return try await bcryptPool.runIfActive { Bcrypt.hash(password, cost: cost) }
     }
 }

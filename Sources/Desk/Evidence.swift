@@ -17,12 +17,14 @@ import ZIPFoundation
 extension Desk {
     /// Clips in one package (a 31-day request of 10 s clips is more: ask for shorter ranges).
     static let maxEvidenceClips = 20_000
+    /// The longest ending a package's file takes after its stem.
+    static let longestEnding = ".manifest.json"
 
     func registerEvidence<Context: RemoteAddressRequestContext>(on router: Router<Context>) {
         router.post("requests/:id/evidence") { request, context in
             let id = context.parameters.get("id") ?? ""
             return try await self.withSession(request) { session in
-                try await self.makeRequestEvidence(request, session, id: id, address: Self.address(context))
+                try await self.makeRequestEvidence(request, session, id: id, address: self.address(request, context))
             }
         }
         router.get("evidence/:name") { request, context in
@@ -32,7 +34,7 @@ extension Desk {
         router.get("evidence/:name/:file") { request, context in
             let name = context.parameters.get("name") ?? "", file = context.parameters.get("file") ?? ""
             return try await self.withSession(request) { session in
-                try await self.downloadEvidence(request, session, name: name, file: file, address: Self.address(context), context: context)
+                try await self.downloadEvidence(request, session, name: name, file: file, address: self.address(request, context), context: context)
             }
         }
     }
@@ -56,9 +58,8 @@ extension Desk {
             return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session, body: HTML.notice(why)),
                              status: .badRequest)
         }
-        let name = "\(r.label)-\(Timestamp.now().compact)"
+        let (name, stem) = Self.packageNames(r, camera: clips[0].camera, at: .now())
         let folder = configuration.evidenceRoot + "/" + name
-        let stem = "\(r.device)-\(clips[0].camera)-\(r.from.compact)"
         let officer = session.operator
         // The proof (issue 13): the device's key, the commune's copy of its chain records for the
         // range, and the countersignatures among them.
@@ -85,6 +86,14 @@ extension Desk {
         let hashes = manifest.parts.map { "\($0.file) sha256 \($0.sha256)" }.joined(separator: "; ")
         try await catalog.audit(operator: officer, address: address, action: "evidence made", detail: "\(r.label) \(r.device) \(r.from)–\(r.to) \(name): \(hashes)")
         return Self.redirect("/evidence/" + name)
+    }
+
+    /// A package's folder name and its files' stem. Both fit a plain name whatever the device's
+    /// and camera's (64 characters each): the folder is the page's address, the stem names every
+    /// file in it, with room for the longest ending (`longestEnding`).
+    static func packageNames(_ r: FootageRange, camera: String, at now: Timestamp) -> (name: String, stem: String) {
+        (PlainName.fitted("\(PlainName.fitted(r.label, max: 43))-\(now.compact)"),
+         PlainName.fitted("\(r.device)-\(camera)-\(r.from.compact)", max: PlainName.maxLength - longestEnding.count))
     }
 
     /// The checksum list in each package, in `sha256sum`'s form, so that `sha256sum -c SHA256SUMS`

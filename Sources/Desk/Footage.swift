@@ -39,13 +39,13 @@ extension Desk {
         router.get("boxes/:device/play") { request, context in
             let device = context.parameters.get("device") ?? ""
             return try await self.withSession(request) { session in
-                try await self.boxPlayPage(request, session, device: device, address: Self.address(context))
+                try await self.boxPlayPage(request, session, device: device, address: self.address(request, context))
             }
         }
         router.post("boxes/:device/evidence") { request, context in
             let device = context.parameters.get("device") ?? ""
             return try await self.withSession(request) { session in
-                try await self.makeBoxEvidence(request, session, device: device, address: Self.address(context))
+                try await self.makeBoxEvidence(request, session, device: device, address: self.address(request, context))
             }
         }
     }

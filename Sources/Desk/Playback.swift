@@ -20,12 +20,19 @@ extension Desk {
     func registerPlayback<Context: RemoteAddressRequestContext>(on router: Router<Context>) {
         router.get("requests/:id/play") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await self.withSession(request) { session in try await self.requestPlayPage(request, session, id: id, address: Self.address(context)) }
+            return try await self.withSession(request) { session in try await self.requestPlayPage(request, session, id: id, address: self.address(request, context)) }
         }
         router.get("clips/:id") { request, context in
             let id = Int64(context.parameters.get("id") ?? "") ?? -1
             return try await self.withSession(request) { session in
                 try await self.serveClip(request, session, id: id, context: context)
+            }
+        }
+        // HEAD: what GET would answer, headers only (a player asks the size before it seeks).
+        router.head("clips/:id") { request, context in
+            let id = Int64(context.parameters.get("id") ?? "") ?? -1
+            return try await self.withSession(request) { session in
+                try await self.serveClip(request, session, id: id, context: context, headOnly: true)
             }
         }
         router.get("desk.js") { _, _ in
@@ -105,8 +112,11 @@ extension Desk {
         return Self.html(HTML.page(title: Strings.text(.play, language), language: language, session: session, body: body), status: .ok)
     }
 
-    /// One clip's bytes, whole or a single byte range (`Range: bytes=a-b`, `a-`, `-n`).
-    func serveClip<Context: RequestContext>(_ request: Request, _ session: Catalog.Session, id: Int64, context: Context) async throws -> Response {
+    /// One clip's bytes, whole or a single byte range (`Range: bytes=a-b`, `a-`, `-n`). As RFC
+    /// 9110 says: a Range header that is not valid, or asks for several ranges, is ignored (200,
+    /// the whole clip); a valid one outside the clip gets 416.
+    func serveClip<Context: RequestContext>(_ request: Request, _ session: Catalog.Session, id: Int64, context: Context,
+                                            headOnly: Bool = false) async throws -> Response {
         guard id > 0, let clip = try await catalog.clip(id: id) else { return Response(status: .notFound) }
         var info = stat()
         guard stat(clip.path, &info) == 0 else { return Response(status: .notFound) }
@@ -114,33 +124,53 @@ extension Desk {
         var headers = Self.securityHeaders(contentType: "video/mp4", cache: "private, max-age=3600")
         headers[.acceptRanges] = "bytes"
         headers[HTTPField.Name("X-Content-SHA256")!] = clip.sha256
-        guard let header = request.headers[.range] else {
+        switch request.headers[.range].map({ Self.byteRange($0, size: size) }) ?? .ignored {
+        case .ignored:
             headers[.contentLength] = String(size)
+            if headOnly { return Response(status: .ok, headers: headers) }
             return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: clip.path, context: context))
-        }
-        guard let range = Self.byteRange(header, size: size) else {
+        case .unsatisfiable:
             headers[.contentRange] = "bytes */\(size)"
             return Response(status: .rangeNotSatisfiable, headers: headers)
+        case .range(let range):
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+            headers[.contentLength] = String(range.count)
+            if headOnly { return Response(status: .partialContent, headers: headers) }
+            return Response(status: .partialContent, headers: headers,
+                            body: try await FileIO().loadFile(path: clip.path, range: range, context: context))
         }
-        headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
-        headers[.contentLength] = String(range.count)
-        return Response(status: .partialContent, headers: headers,
-                        body: try await FileIO().loadFile(path: clip.path, range: range, context: context))
     }
 
-    /// A single range of a file of `size` bytes, or nil when it is malformed or outside the file.
-    static func byteRange(_ header: String, size: Int) -> ClosedRange<Int>? {
-        guard header.hasPrefix("bytes="), size > 0, header.count <= 100 else { return nil }
+    enum ByteRange: Equatable {
+        /// Not a valid single byte range: answered as if there were none.
+        case ignored
+        case unsatisfiable
+        case range(ClosedRange<Int>)
+    }
+
+    /// What a Range header asks of a file of `size` bytes. Positions are plain digits (no sign,
+    /// no space), at most 18 of them, so no header can overflow the arithmetic.
+    static func byteRange(_ header: String, size: Int) -> ByteRange {
+        guard header.utf8.count <= 100, header.lowercased().hasPrefix("bytes=") else { return .ignored }
         let spec = header.dropFirst(6)
-        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return .ignored }
+        func number(_ s: Substring) -> Int? {
+            guard !s.isEmpty, s.utf8.count <= 18, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            return Int(s)
+        }
         let a = spec[..<dash], b = spec[spec.index(after: dash)...]
         if a.isEmpty {
-            guard let n = Int(b), n > 0 else { return nil }
-            return max(0, size - n)...(size - 1)
+            guard let n = number(b) else { return .ignored }
+            guard n > 0, size > 0 else { return .unsatisfiable }
+            return .range(max(0, size - n)...(size - 1))
         }
-        guard let start = Int(a), start >= 0, start < size else { return nil }
-        if b.isEmpty { return start...(size - 1) }
-        guard let end = Int(b), end >= start else { return nil }
-        return start...min(end, size - 1)
+        guard let start = number(a) else { return .ignored }
+        let end: Int
+        if b.isEmpty { end = size - 1 } else {
+            guard let e = number(b), e >= start else { return .ignored }
+            end = e
+        }
+        guard start < size else { return .unsatisfiable }
+        return .range(start...min(end, size - 1))
     }
 }

@@ -19,7 +19,7 @@ extension Desk {
         }
         router.post("requests/:id/narrow") { request, context in
             let id = context.parameters.get("id") ?? ""
-            return try await self.withSession(request) { session in try await self.narrowRequest(request, session, id: id, address: Self.address(context)) }
+            return try await self.withSession(request) { session in try await self.narrowRequest(request, session, id: id, address: self.address(request, context)) }
         }
     }
 

@@ -18,7 +18,7 @@ extension Desk {
             try await self.withSession(request) { session in try await self.newRequestPage(request, session, form: nil, notice: nil, status: .ok) }
         }
         router.post("requests") { request, context in
-            try await self.withSession(request) { session in try await self.createRequest(request, session, address: Self.address(context)) }
+            try await self.withSession(request) { session in try await self.createRequest(request, session, address: self.address(request, context)) }
         }
         registerPreviews(on: router)
         router.get("requests/:id") { request, context in

@@ -34,6 +34,7 @@ enum Key: String, CaseIterable {
     case proof, proofWhole, proofWaiting, proofNone
     case activity, activity24h, activityNone
     case preview, previewNone, previewArriving, previewComplete, narrow, narrowHint, fromHere, toHere, narrowed, narrowOutside, narrowSettled
+    case olderEntries, auditEverything, auditOfficersOnly, formTooLarge, passwordUnusable, serverBusy
 }
 
 enum Strings {
@@ -161,6 +162,12 @@ enum Strings {
         .boxFootage: "Phim đã về của hộp",
         .arrivedFootage: "Phim đã về",
         .evidenceChanged: "Tệp này trên máy chủ không còn khớp mã SHA-256 ghi lúc tạo gói: không tải về. Hãy báo cho cán bộ phụ trách.",
+        .olderEntries: "Các mục cũ hơn →",
+        .auditEverything: "Xem tất cả",
+        .auditOfficersOnly: "Chỉ xem thao tác của cán bộ",
+        .formTooLarge: "Biểu mẫu quá lớn (trên 16 kB). Vui lòng rút ngắn nội dung và gửi lại.",
+        .passwordUnusable: "Mật khẩu không được chứa ký tự NUL và không được dài quá 72 byte (khoảng 24–72 ký tự).",
+        .serverBusy: "Máy chủ đang bận kiểm tra các lần đăng nhập khác. Vui lòng thử lại sau ít giây.",
     ]
 
     static let en: [Key: String] = [
@@ -283,5 +290,11 @@ enum Strings {
         .boxFootage: "Footage arrived from",
         .arrivedFootage: "Arrived footage",
         .evidenceChanged: "This file on the server no longer matches the SHA-256 written when the package was made: it is not served. Tell the officer in charge.",
+        .olderEntries: "Older entries →",
+        .auditEverything: "Show everything",
+        .auditOfficersOnly: "Officers' actions only",
+        .formTooLarge: "The form is too large (over 16 kB). Shorten what you typed and send it again.",
+        .passwordUnusable: "A password may not contain a NUL character or be longer than 72 bytes (24 to 72 characters).",
+        .serverBusy: "The server is busy checking other sign-ins. Try again in a few seconds.",
     ]
 }

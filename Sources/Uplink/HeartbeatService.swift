@@ -69,8 +69,25 @@ public struct HeartbeatService: Service {
         /// `chain_wanted` moved on (a commune asking for the same records again, or for more than
         /// this box has, is answered at the heartbeat's own cadence: issue 22).
         public var chainProgressed = false
+        /// The last pause was a quick follow-up for new requests.
+        public var followedUp = false
 
         public init() {}
+
+        /// How long to wait before the next heartbeat. New requests were just flagged: their
+        /// coverage goes at once, but never twice in a row (a commune that names new requests in
+        /// every answer still gets one heartbeat an interval: issue 22). The commune kept the
+        /// chain records sent and wants the next: they go in a second (bounded by the box's own
+        /// chain: each follow-up must move past what was sent). Unreachable: retry soon.
+        public mutating func pause(after outcome: Outcome, interval: Duration, retry: Duration) -> Duration {
+            defer { if case .answered(let fresh) = outcome, fresh > 0, !followedUp { followedUp = true } else { followedUp = false } }
+            switch outcome {
+            case .answered(let fresh) where fresh > 0 && !followedUp: return .milliseconds(200)
+            case .answered where chainProgressed: return min(.seconds(1), interval)
+            case .answered, .refused: return interval
+            case .unreachable: return retry
+            }
+        }
     }
 
     /// New requests one answer may turn into flags; the rest wait for the next heartbeat, so a
@@ -90,32 +107,21 @@ public struct HeartbeatService: Service {
         await cancelWhenGracefulShutdown {
             var known = Known()
             var lastProblem: String?
-            // A quick follow-up for new requests is taken once, never twice in a row: a commune
-            // that names new requests in every answer still gets one heartbeat an interval.
-            var followedUp = false
             while !Task.isCancelled {
                 let outcome = await beat(&known)
                 if Task.isCancelled { return }
-                var pause = configuration.interval
+                let pause = known.pause(after: outcome, interval: configuration.interval, retry: configuration.retryInterval)
                 switch outcome {
-                case .answered(let fresh):
+                case .answered:
                     monitor?.update { $0.lastHeartbeat = .now(); $0.lastContact = .now(); $0.connected = true }
                     if lastProblem != nil { logger.notice("heartbeat: the commune answers again") }
                     lastProblem = nil
-                    // New requests were just flagged: report their coverage right away; the
-                    // commune wants more of the chain and the box has it: send the next batch.
-                    // (The chain's follow-ups are bounded by the box's own chain: each must
-                    // move past the records already sent.)
-                    if fresh > 0, !followedUp { pause = .milliseconds(200); followedUp = true }
-                    else if known.chainProgressed { pause = .seconds(1); followedUp = false }
-                    else { followedUp = false }
                 case .refused(let why):
                     if lastProblem != why { logger.warning("heartbeat: \(why)") }
                     lastProblem = why
                 case .unreachable(let why):
                     if lastProblem == nil { logger.warning("heartbeat: the commune cannot be reached (\(why)); retrying every \(configuration.retryInterval)") }
                     lastProblem = lastProblem ?? why
-                    pause = configuration.retryInterval
                 }
                 try? await Task.sleep(for: pause)
             }

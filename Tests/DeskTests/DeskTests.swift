@@ -17,13 +17,14 @@ struct DeskServer {
     let data: String
     let task: Task<Void, any Error>
 
-    static func start(session: Catalog.SessionLifetime = .init()) async throws -> DeskServer {
+    static func start(session: Catalog.SessionLifetime = .init(), trustedProxies: Set<String> = []) async throws -> DeskServer {
         let data = NSTemporaryDirectory() + "desk-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let catalog = try await Catalog.open(path: data + "/catalog.sqlite", logger: Logger(label: "t"))
         let router = Router(context: CommuneRequestContext.self)
-        Desk(catalog: catalog, configuration: .init(secureCookies: false, session: session, bcryptCost: 4, evidenceRoot: data + "/evidence"),
-             logger: Logger(label: "t"))
+        var configuration = Desk.Configuration(secureCookies: false, session: session, bcryptCost: 4, evidenceRoot: data + "/evidence")
+        configuration.trustedProxies = trustedProxies
+        Desk(catalog: catalog, configuration: configuration, logger: Logger(label: "t"))
             .register(on: router)
         // The boxes' API beside the desk, as `commune serve` has it: what a box sends is what the desk draws.
         ControlEndpoint(catalog: catalog, logger: Logger(label: "t")).register(on: router)
@@ -410,12 +411,18 @@ final class Browser: @unchecked Sendable {
     }
 
     @Test func clipsAreServedWholeOrByRangeToSignedInOfficersOnly() async throws {
-        #expect(Desk.byteRange("bytes=0-99", size: 1000) == 0...99)
-        #expect(Desk.byteRange("bytes=-100", size: 1000) == 900...999)
-        #expect(Desk.byteRange("bytes=900-", size: 1000) == 900...999)
-        #expect(Desk.byteRange("bytes=0-5000", size: 1000) == 0...999)
-        for bad in ["bytes=1000-", "bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=-0", "bytes=x-1", "bytes=" + String(repeating: "9", count: 200)] {
-            #expect(Desk.byteRange(bad, size: 1000) == nil, "\(bad)")
+        #expect(Desk.byteRange("bytes=0-99", size: 1000) == .range(0...99))
+        #expect(Desk.byteRange("bytes=-100", size: 1000) == .range(900...999))
+        #expect(Desk.byteRange("bytes=900-", size: 1000) == .range(900...999))
+        #expect(Desk.byteRange("bytes=0-5000", size: 1000) == .range(0...999))
+        #expect(Desk.byteRange("bytes=999-999", size: 1000) == .range(999...999), "the last byte: at the bound")
+        // RFC 9110: a valid range outside the file is 416; anything not a valid single range is ignored (200).
+        for outside in ["bytes=1000-", "bytes=-0", "bytes=1000-1001"] {
+            #expect(Desk.byteRange(outside, size: 1000) == .unsatisfiable, "\(outside)")
+        }
+        for bad in ["bytes=5-1", "bytes=0-1,5-6", "items=0-1", "bytes=x-1", "bytes=+5-9", "bytes= 5-9", "bytes=٣-9", "bytes=-",
+                    "bytes=" + String(repeating: "9", count: 200), "bytes=99999999999999999999-"] {
+            #expect(Desk.byteRange(bad, size: 1000) == .ignored, "\(bad)")
         }
         let server = try await DeskServer.start()
         defer { Task { await server.stop() } }
@@ -438,6 +445,14 @@ final class Browser: @unchecked Sendable {
         #expect(part.status == 206 && part.headers.first(name: "content-range") == "bytes 100-199/1000")
         #expect(Array(part.body.utf8) == Array(bytes[100...199]))
         #expect(try await browser.request(.GET, "/clips/\(id)", headers: ["range": "bytes=5000-"]).status == 416)
+        for ignored in ["bytes=0-1,5-6", "bytes=9-1", "pages=1-2"] {
+            let all = try await browser.request(.GET, "/clips/\(id)", headers: ["range": ignored])
+            #expect(all.status == 200 && all.body.utf8.count == 1000, "\(ignored): the whole clip")
+        }
+        let head = try await browser.request(.HEAD, "/clips/\(id)")
+        #expect(head.status == 200 && head.headers.first(name: "content-length") == "1000" && head.body.isEmpty, "HEAD was 404")
+        let headPart = try await browser.request(.HEAD, "/clips/\(id)", headers: ["range": "bytes=0-9"])
+        #expect(headPart.status == 206 && headPart.headers.first(name: "content-range") == "bytes 0-9/1000")
         #expect(try await browser.request(.GET, "/clips/999999").status == 404)
         #expect(try await browser.request(.GET, "/clips/..%2Fetc").status == 404)
     }
