@@ -182,6 +182,7 @@ extension CommuneCommand {
             if let n = file.maxConnections { limits.maxConnections = n }
             if let n = file.maxConnectionsPerAddress { limits.maxPerAddress = n }
             if let n = file.idleSeconds { limits.idleSeconds = Int64(n) }
+            limits.exempt = Set(file.trustedProxies ?? [])
             var nofile = rlimit()
             if getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &nofile) == 0, nofile.rlim_cur != rlim_t.max {
                 limits = limits.fitted(toDescriptorLimit: Int(clamping: nofile.rlim_cur))

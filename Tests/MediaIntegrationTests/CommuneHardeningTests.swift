@@ -131,4 +131,41 @@ struct CommuneHardeningTests {
         }
         #expect(closed >= 290, "\(closed) of \(idle.count) idle connections closed")
     }
+
+    /// Issue 22: many connections from a few addresses filled every slot (16 × 63, reopened
+    /// every 30 s, left 2 of 15 legitimate requests answered in 80 s). With every slot taken, a
+    /// newcomer from an address holding fewer is let in and the biggest holder's quietest
+    /// connection closed for it.
+    @Test func manyConnectionsFromFewAddressesCannotCrowdOutTheRest() throws {
+        let data = Rig.tempDir("crowd")
+        _ = try Rig.run(commune, ["devices", "add", "box1", "--data", data])
+        let port = Rig.freePort()
+        // 256 descriptors: 192 connections in all; four addresses × 63 ask for 252.
+        let server = Background("/usr/bin/prlimit", ["--nofile=256:256", commune, "serve", "--data", data,
+                                                     "--listen", "127.0.0.1:\(port)", "--insecure-http"], log: data + "/serve.log")
+        try server.start()
+        defer { server.stop() }
+        func options(_ from: String) -> String {
+            (try? shell("curl -s -m 5 --interface \(from) -o /dev/null -w '%{http_code}' -X OPTIONS -H 'Tus-Resumable: 1.0.0' http://127.0.0.1:\(port)/files/"))?.stdout ?? ""
+        }
+        #expect(Rig.wait(seconds: 20) { ["200", "204"].contains(options("127.0.0.1")) }, "\(server.output)")
+        var hogs: [Int32] = []
+        defer { hogs.forEach { close($0) } }
+        for a in 2...5 {
+            for _ in 0..<63 {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var src = sockaddr_in(), dst = sockaddr_in()
+                src.sin_family = sa_family_t(AF_INET); src.sin_addr.s_addr = inet_addr("127.0.0.\(a)")
+                dst.sin_family = sa_family_t(AF_INET); dst.sin_addr.s_addr = inet_addr("127.0.0.1"); dst.sin_port = in_port_t(UInt16(port).bigEndian)
+                _ = withUnsafePointer(to: &src) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                let ok = withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                if ok == 0 { hogs.append(fd) } else { close(fd) }
+            }
+        }
+        usleep(500_000)  // the server has taken them all in
+        // Fifteen boxes and officers, each from its own address, one request each.
+        let answers = (10..<25).map { options("127.0.0.\($0)") }
+        #expect(answers.allSatisfy { $0 == "200" || $0 == "204" }, "\(answers)")
+        #expect(server.isRunning)
+    }
 }
