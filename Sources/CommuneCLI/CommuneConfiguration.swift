@@ -96,7 +96,7 @@ struct CommuneConfiguration {
         c.maxConnectionsPerAddress = try int("limits.max_connections_per_address", 1...100_000)
         c.idleSeconds = try int("limits.idle_seconds", 5...3600)
         c.timeZone = try string("desk.time_zone")
-        if let zone = c.timeZone, TimeZone(identifier: zone) == nil {
+        if let zone = c.timeZone, LocalTime(identifier: zone) == nil {
             throw Failure(description: "\(path):\(doc["desk.time_zone"]?.line ?? 0): desk.time_zone \"\(TerminalText.safe(zone))\" is not a time zone; use a name like \"Asia/Ho_Chi_Minh\"")
         }
         c.sessionHours = try int("desk.session_hours", 1...24)

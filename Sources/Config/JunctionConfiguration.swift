@@ -279,7 +279,17 @@ private struct Reader {
         guard case .string(let s) = v.kind else {
             throw fail(key, line: v.line, "expected text in double quotes (\(Self.known[key] ?? "")), found \(v.typeName)")
         }
+        try checkPlainText(s, key: key, line: v.line)
         return (s, v.line)
+    }
+
+    /// No value of this file needs a control character, and a NUL or a newline in a path, a
+    /// URL or a zone is cut or misread by the system below (issue 22: a NUL in storage.path
+    /// and in time_zone was taken).
+    func checkPlainText(_ s: String, key: String, line: Int) throws(ConfigError) {
+        if let bad = s.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw fail(key, line: line, "holds a control character (U+\(String(format04: bad.value))): write the value without it")
+        }
     }
 
     mutating func int(_ key: String, in range: ClosedRange<Int>) throws(ConfigError) -> Int? {
@@ -352,7 +362,9 @@ private struct Reader {
         for (key, v) in doc.entries where key.hasPrefix("camera.options.") {
             let name = String(key.dropFirst("camera.options.".count))
             switch v.kind {
-            case .string(let s): camera.options[name] = s
+            case .string(let s):
+                try checkPlainText(s, key: key, line: v.line)
+                camera.options[name] = s
             case .integer(let i): camera.options[name] = String(i)
             case .float(let d): camera.options[name] = String(d)
             case .bool(let b): camera.options[name] = b ? "1" : "0"
@@ -565,5 +577,13 @@ private struct Reader {
         guard PlainName.isValid(name) else {
             throw fail(key, line: line, "\"\(name)\" is not a usable name: use 1–64 letters, digits, '-', '_' or '.', e.g. \"thaithuy-0042\"")
         }
+    }
+}
+
+extension String {
+    /// "0000": four hex digits, upper case.
+    init(format04 v: UInt32) {
+        let h = String(v, radix: 16, uppercase: true)
+        self = String(repeating: "0", count: Swift.max(0, 4 - h.count)) + h
     }
 }

@@ -106,7 +106,10 @@ public struct TOMLDocument: Sendable {
                 var balance = LineScanner.BracketBalance()
                 balance.feed(joined)
                 while !balance.balanced {
-                    guard let next = lines.popFirst(), lineNumber - startLine < Limits.listLines else {
+                    guard lineNumber - startLine < Limits.listLines else {
+                        throw TOMLSyntaxError(line: startLine, message: "the list for '\(key)' spans more than \(Limits.listLines) lines: this is not a config file")
+                    }
+                    guard let next = lines.popFirst() else {
                         throw TOMLSyntaxError(line: startLine, message: "the list for '\(key)' is never closed with ']'")
                     }
                     lineNumber += 1
@@ -193,6 +196,11 @@ struct LineScanner {
             if peek == "." { advance(); skipSpaces() }
             if peek == "\"" || peek == "'" {
                 guard case .string(let s) = try readString() else { fatalError("unreachable") }
+                // Every key of this file is a plain word: a quoted "storage.path" at the top would
+                // otherwise set storage.path (issue 22).
+                guard !s.isEmpty, s.allSatisfy(Self.isBareKeyChar) else {
+                    throw TOMLSyntaxError(line: line, message: "the quoted key \"\(s.prefix(40))\" is not a plain word: keys here are words of letters, digits, '_' and '-' (write [storage] and then path = …, not \"storage.path\" = …)")
+                }
                 parts.append(s)
             } else {
                 var part = ""
@@ -238,13 +246,25 @@ struct LineScanner {
             }
             if token == "true" { return .bool(true) }
             if token == "false" { return .bool(false) }
-            let digits = token.filter { $0 != "_" }
-            if let i = Int64(digits) { return .integer(i) }
-            if digits.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(digits) {
-                return .float(d)
-            }
             if token.isEmpty {
                 throw TOMLSyntaxError(line: line, message: "a value is missing after '='")
+            }
+            // TOML: an '_' stands between two digits ("1_000"), nowhere else ("5_", "_5", "1__0").
+            let chars = Array(token)
+            let underscoresOK = chars.indices.allSatisfy { i in
+                chars[i] != "_" || (i > 0 && i + 1 < chars.count && chars[i - 1].isASCII && chars[i - 1].isNumber && chars[i + 1].isASCII && chars[i + 1].isNumber)
+            }
+            let digits = token.filter { $0 != "_" }
+            let numeric = !digits.isEmpty && digits.allSatisfy { $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }
+            if numeric, !underscoresOK {
+                throw TOMLSyntaxError(line: line, message: "'\(token)' is not a number: an '_' may only stand between two digits, as in 1_000")
+            }
+            if underscoresOK, let i = Int64(digits) { return .integer(i) }
+            if underscoresOK, digits.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }), let d = Double(digits) {
+                return .float(d)
+            }
+            if numeric, digits.allSatisfy({ $0.isNumber || $0 == "+" || $0 == "-" }), digits.dropFirst().allSatisfy(\.isNumber) {
+                throw TOMLSyntaxError(line: line, message: "\(token) is too large a whole number: at most \(Int64.max) either way")
             }
             throw TOMLSyntaxError(line: line, message: "'\(token)' is not a value: put text in double quotes, like \"\(token)\"")
         }

@@ -20,7 +20,8 @@ struct BoxOptions: ParsableArguments {
 
     /// Loads and validates the config, or exits with its error (file, line, key, what to write).
     /// The config; from here on, times are read and shown in its `[device] time_zone` (the
-    /// zone motion schedules use), unless TZ is set in the environment, which wins.
+    /// zone motion schedules use), unless TZ in the environment names a zone, which wins. A TZ
+    /// that names none is said so and not used (it silently meant UTC).
     func load() throws -> JunctionConfiguration {
         let loaded: JunctionConfiguration
         do {
@@ -28,10 +29,24 @@ struct BoxOptions: ParsableArguments {
         } catch {
             throw CLIError("\(error)")
         }
-        if (ProcessInfo.processInfo.environment["TZ"] ?? "").isEmpty, let local = LocalTime(identifier: loaded.device.timeZone) {
-            TimeExpression.useZone { local.offsetSeconds(milliseconds: $0.milliseconds) }
-        }
+        TimeExpression.useZone(Self.zone(tz: ProcessInfo.processInfo.environment["TZ"], configured: loaded.device.timeZone))
         return loaded
+    }
+
+    /// The zone times are read and shown in: TZ's (":Asia/Ho_Chi_Minh" or "Asia/Ho_Chi_Minh")
+    /// when it names one, else the configured one (the config's check made sure it is one).
+    static func zone(tz: String?, configured: String, warn: (String) -> Void = { Progress.err($0 + "\n") })
+        -> @Sendable (Timestamp) -> Int {
+        let fallback = LocalTime(identifier: configured) ?? LocalTime(identifier: "UTC")!
+        var chosen = fallback
+        if let tz, !tz.isEmpty {
+            let name = tz.hasPrefix(":") ? String(tz.dropFirst()) : tz
+            if let zone = LocalTime(identifier: name) { chosen = zone } else {
+                warn("junction: TZ=\"\(TerminalText.safe(String(tz.prefix(64))))\" is not a time zone; times are in [device] time_zone (\(configured)). Unset TZ, or give a name like Asia/Ho_Chi_Minh.")
+            }
+        }
+        let zone = chosen
+        return { zone.offsetSeconds(milliseconds: $0.milliseconds) }
     }
 }
 

@@ -63,10 +63,11 @@ public enum TimeExpression {
 
     static func clockSeconds(_ s: String) -> Int? {
         let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2 || parts.count == 3, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isNumber) }),
+        // ASCII digits only: "½½" and other scripts' digits pass `isNumber` but not `Int()`
+        // (issue 22: `Int(...)!` trapped every CLI that takes a time).
+        guard parts.count == 2 || parts.count == 3, parts.allSatisfy({ $0.utf8.count == 2 && $0.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }),
               let h = Int(parts[0]), let m = Int(parts[1]), h < 24, m < 60 else { return nil }
-        let sec = parts.count == 3 ? Int(parts[2])! : 0
-        guard sec < 60 else { return nil }
+        guard let sec = parts.count == 3 ? Int(parts[2]) : 0, sec < 60 else { return nil }
         return h * 3600 + m * 60 + sec
     }
 
