@@ -91,6 +91,18 @@ extension Catalog.PreviewFile {
         }
     }
 
+    /// The pictures in time order, each with the file name `commune requests --preview --out`
+    /// writes it under: `REQUEST-TIME.jpg`, and `-2`, `-3`, … for pictures of the same
+    /// millisecond (one overwrote the other: issue 22).
+    public static func fileNames(request id: String, _ entries: [PreviewSheet.Entry]) -> [(PreviewSheet.Entry, String)] {
+        var seen: [Timestamp: Int] = [:]
+        return entries.sorted { ($0.at, $0.offset) < ($1.at, $1.offset) }.map { entry in
+            let n = seen[entry.at, default: 0] + 1
+            seen[entry.at] = n
+            return (entry, "\(id)-\(entry.at.compact)\(n > 1 ? "-\(n)" : "").jpg")
+        }
+    }
+
     /// One picture's JPEG (blocking).
     public func jpeg(_ entry: PreviewSheet.Entry) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -312,11 +312,20 @@ public struct TusEndpoint: Sendable {
             defer { close(fd) }
             return try PreviewSheet.scan(size: Int(upload.length), whole: true) { offset, count in try Self.pread(fd, offset: offset, count: count) }
         }
-        guard scan.problem == nil, let request = metadata["request"] else {
+        guard scan.problem == nil, !scan.entries.isEmpty, let request = metadata["request"] else {
             _ = try await blocking { unlink(path) }
             try await catalog.deleteUpload(id: upload.id)
-            logger.error("tus: preview refused", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(scan.problem ?? "")"])
-            return reply(.unprocessableContent, "the preview is not well-formed: \(scan.problem ?? "no request"); it was discarded")
+            let why = scan.problem ?? (scan.entries.isEmpty ? "it holds no picture" : "no request")
+            logger.error("tus: preview refused", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(why)"])
+            return reply(.unprocessableContent, "the preview is not well-formed: \(why); it was discarded")
+        }
+        // A preview with fewer pictures does not replace one with more (issue 22: a header-only
+        // preview replaced a good one).
+        if let held = try await catalog.preview(request: request), held.complete, let n = held.pictures, n > scan.entries.count {
+            _ = try await blocking { unlink(path) }
+            try await catalog.deleteUpload(id: upload.id)
+            logger.warning("tus: a preview with fewer pictures than the one held was discarded", metadata: ["request": "\(request)", "held": "\(n)", "sent": "\(scan.entries.count)"])
+            return reply(.unprocessableContent, "the commune holds a preview of this request with \(n) pictures; one of \(scan.entries.count) does not replace it")
         }
         let dir = "\(configuration.data)/previews/\(upload.device)"
         let final = "\(dir)/\(request).jpv"

@@ -308,9 +308,8 @@ extension CommuneCommand {
             guard let file else { throw ValidationError("request \(id) has no preview yet (the box sends it at its next heartbeat, before the video)") }
             let scan = try file.scan()
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            for entry in scan.entries.sorted(by: { $0.at < $1.at }) {
-                let name = "\(out)/\(id)-\(entry.at.compact).jpg"
-                try Data(try file.jpeg(entry)).write(to: URL(fileURLWithPath: name))
+            for (entry, name) in Catalog.PreviewFile.fileNames(request: id, scan.entries) {
+                try Data(try file.jpeg(entry)).write(to: URL(fileURLWithPath: "\(out)/\(name)"))
             }
             print("\(scan.entries.count) pictures of \(id) written to \(out)\(file.complete ? "" : " (more are arriving)")")
         }

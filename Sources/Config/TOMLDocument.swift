@@ -196,10 +196,10 @@ struct LineScanner {
             if peek == "." { advance(); skipSpaces() }
             if peek == "\"" || peek == "'" {
                 guard case .string(let s) = try readString() else { fatalError("unreachable") }
-                // Every key of this file is a plain word: a quoted "storage.path" at the top would
-                // otherwise set storage.path (issue 22).
-                guard !s.isEmpty, s.allSatisfy(Self.isBareKeyChar) else {
-                    throw TOMLSyntaxError(line: line, message: "the quoted key \"\(s.prefix(40))\" is not a plain word: keys here are words of letters, digits, '_' and '-' (write [storage] and then path = …, not \"storage.path\" = …)")
+                // Keys are kept as dotted paths: a quoted "storage.path" at the top would set
+                // storage.path (issue 22). No key of this file holds a '.'.
+                guard !s.isEmpty, !s.contains(".") else {
+                    throw TOMLSyntaxError(line: line, message: "the quoted key \"\(s.prefix(40))\" is not a plain word (no key here holds a '.'): write [storage] and then path = …, not \"storage.path\" = …")
                 }
                 parts.append(s)
             } else {

@@ -19,6 +19,14 @@ public enum PreviewSheet {
         /// Times a picture may carry: 2000-01-01 to 2100-01-01 UTC.
         public static let earliest = Timestamp(milliseconds: 946_684_800_000)
         public static let latest = Timestamp(milliseconds: 4_102_444_800_000)
+        /// What a picture's JPEG frame header may declare: each side 8 to 2560 pixels, at most
+        /// 1280 × 2560 in all (a box makes them 160–1280 wide; a portrait camera's are taller),
+        /// so no picture is a decompression bomb for the officer's browser (issue 22: 192 bytes
+        /// declaring 65535 × 65535 were served).
+        public static let sides = 8...2560
+        public static let maxPixels = 1280 * 2560
+        /// JPEG segments read before the frame header (a box's have 4–8).
+        public static let maxSegments = 64
     }
 
     public struct Picture: Sendable, Equatable {
@@ -36,6 +44,12 @@ public enum PreviewSheet {
         public var at: Timestamp
         public var offset: Int
         public var length: Int
+
+        public init(at: Timestamp, offset: Int, length: Int) {
+            self.at = at
+            self.offset = offset
+            self.length = length
+        }
     }
 
     /// What a scan found: the whole pictures, how many bytes they and the header take, and
@@ -97,11 +111,45 @@ public enum PreviewSheet {
             guard try read(start, 2) == [0xFF, 0xD8], try read(start + length - 2, 2) == [0xFF, 0xD9] else {
                 scan.problem = "picture \(scan.entries.count + 1) is not a JPEG"; return scan
             }
+            switch try frameSize(at: start, length: length, read: read) {
+            case nil:
+                scan.problem = "picture \(scan.entries.count + 1) is not a JPEG (no frame header)"; return scan
+            case let (w, h)? where !Limits.sides.contains(w) || !Limits.sides.contains(h) || w * h > Limits.maxPixels:
+                scan.problem = "picture \(scan.entries.count + 1) declares \(w) × \(h) pixels; each side \(Limits.sides.lowerBound)–\(Limits.sides.upperBound) and at most \(Limits.maxPixels) in all"
+                return scan
+            default: break
+            }
             scan.entries.append(Entry(at: Timestamp(milliseconds: Int64(ms)), offset: start, length: length))
             offset = start + length
             scan.consumed = offset
         }
         return scan
+    }
+
+    /// The width and height a JPEG's frame header (SOF0–SOF15) declares, read marker by marker
+    /// from its start (at most `Limits.maxSegments`, never past `length`); nil when there is none
+    /// before its scan data.
+    static func frameSize(at start: Int, length: Int, read: (Int, Int) throws -> [UInt8]) rethrows -> (Int, Int)? {
+        let end = start + length
+        var pos = start + 2
+        for _ in 0..<Limits.maxSegments {
+            guard end - pos >= 4 else { return nil }
+            let m = try read(pos, 4)
+            guard m.count == 4, m[0] == 0xFF else { return nil }
+            if m[1] == 0xFF { pos += 1; continue }                        // fill byte
+            if (0xD0...0xD7).contains(m[1]) || m[1] == 0x01 { pos += 2; continue }  // no length
+            let segment = Int(m[2]) << 8 | Int(m[3])
+            guard segment >= 2 else { return nil }
+            if (0xC0...0xCF).contains(m[1]) && ![0xC4, 0xC8, 0xCC].contains(m[1]) {
+                guard segment >= 7, end - pos >= 9 else { return nil }
+                let f = try read(pos + 5, 4)
+                guard f.count == 4 else { return nil }
+                return (Int(f[2]) << 8 | Int(f[3]), Int(f[0]) << 8 | Int(f[1]))
+            }
+            if m[1] == 0xDA || m[1] == 0xD9 { return nil }                // scan data or the end, and no frame yet
+            pos += 2 + segment
+        }
+        return nil
     }
 
     /// Scans bytes in memory.

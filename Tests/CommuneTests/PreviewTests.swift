@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Hostile
 import Testing
 import Wire
 @testable import Commune
@@ -35,7 +36,7 @@ final class KnownBox: @unchecked Sendable {
 /// video, the officer narrows the request, and the box stops sending what is outside.
 @Suite struct PreviewTests {
     let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
-    static func jpeg(_ n: Int, _ seed: UInt8) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: seed, count: n - 4) + [0xFF, 0xD9] }
+    static func jpeg(_ n: Int, _ seed: UInt8) -> [UInt8] { fakeJPEG(n, seed: seed) }
 
     @Test func thePreviewArrivesFirstAndNarrowingStopsTheRest() async throws {
         let server = try await RunningServer.start()
@@ -122,6 +123,21 @@ final class KnownBox: @unchecked Sendable {
         #expect(try await server.catalog.preview(request: mine.id) == nil, "nothing refused is kept")
         guard case .uploaded = try await send(good, request: mine.id) else { Issue.record("a good preview"); return }
         #expect(try await server.catalog.preview(request: mine.id)?.pictures == 1)
+        // Issue 22: a header-only preview replaced a good one; a decompression bomb was served.
+        guard case .failed(let empty, _) = try await send(PreviewSheet.magic, request: mine.id) else { Issue.record("no picture"); return }
+        var kept = try await server.catalog.preview(request: mine.id)?.pictures
+        #expect(empty.contains("422") && kept == 1, "\(empty)")
+        let bomb = PreviewSheet.encode([.init(at: t0 + 5, jpeg: fakeJPEG(192, width: 65535, height: 65535))])
+        guard case .failed(let huge, _) = try await send(bomb, request: mine.id) else { Issue.record("65535 × 65535"); return }
+        kept = try await server.catalog.preview(request: mine.id)?.pictures
+        #expect(huge.contains("422") && kept == 1, "\(huge)")
+        let two = PreviewSheet.encode([.init(at: t0 + 5, jpeg: Self.jpeg(900, 2)), .init(at: t0 + 6, jpeg: Self.jpeg(900, 3))])
+        guard case .uploaded = try await send(two, request: mine.id) else { Issue.record("a fuller preview"); return }
+        guard case .failed(let fewer, _) = try await send(good, request: mine.id) else { Issue.record("fewer pictures"); return }
+        #expect(fewer.contains("422"), "\(fewer)")
+        let held = try #require(try await server.catalog.preview(request: mine.id))
+        let heldPictures = try held.scan().entries.count
+        #expect(held.pictures == 2 && heldPictures == 2, "the fuller preview is kept")
 
         // The operator API narrows too: an operator's token, inside the range, a known request.
         let http = HTTPTransport()
@@ -139,6 +155,16 @@ final class KnownBox: @unchecked Sendable {
         #expect(try await server.catalog.auditLog().first?.action == "request narrowed")
         await server.stop()
     }
+}
+
+/// Issue 22: `commune requests --preview --out` wrote pictures of the same millisecond over each other.
+@Test func picturesOfOneMillisecondGetNamesOfTheirOwn() {
+    let t = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
+    let entries = [PreviewSheet.Entry(at: t + 1, offset: 300, length: 10), PreviewSheet.Entry(at: t, offset: 100, length: 10),
+                   PreviewSheet.Entry(at: t, offset: 200, length: 10)]
+    let names = Catalog.PreviewFile.fileNames(request: "req-1", entries).map(\.1)
+    #expect(names == ["req-1-20261129T140000.000Z.jpg", "req-1-20261129T140000.000Z-2.jpg", "req-1-20261129T140001.000Z.jpg"])
+    #expect(Set(names).count == names.count)
 }
 
 final class PreviewSeen: @unchecked Sendable {

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1
+import Hostile
 import Testing
 import Wire
 @testable import Commune
@@ -347,7 +348,7 @@ final class Browser: @unchecked Sendable {
         #expect(try await browser.request(.GET, "/requests/\(request.id)").body.contains("Hộp chưa gửi ảnh xem trước"))
 
         // Three of four pictures have arrived (coarse to fine: 0, 300, 150 s), the fourth is cut off.
-        func jpeg(_ seed: UInt8) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: seed, count: 300) + [0xFF, 0xD9] }
+        func jpeg(_ seed: UInt8) -> [UInt8] { fakeJPEG(304, seed: seed) }
         let sheet = PreviewSheet.encode([0, 300, 150, 450].map { .init(at: t0 + Double($0), jpeg: jpeg(UInt8($0 / 150))) })
         let part = server.data + "/part.jpv"
         try Data(sheet.prefix(sheet.count - 10)).write(to: URL(fileURLWithPath: part))

@@ -66,3 +66,11 @@ public enum HostileGen {
         })
     }
 }
+
+/// A picture a preview accepts: a JPEG's start, a frame header (SOF0) declaring `width` ×
+/// `height`, `seed` bytes to make it `n` bytes long (at least 17), and a JPEG's end.
+public func fakeJPEG(_ n: Int, seed: UInt8 = 7, width: Int = 320, height: Int = 180) -> [UInt8] {
+    precondition(n >= 17)
+    let sof: [UInt8] = [0xFF, 0xC0, 0x00, 0x0B, 0x08, UInt8(height >> 8), UInt8(height & 0xFF), UInt8(width >> 8), UInt8(width & 0xFF), 0x01, 0x01, 0x11, 0x00]
+    return [0xFF, 0xD8] + sof + [UInt8](repeating: seed, count: n - 17) + [0xFF, 0xD9]
+}

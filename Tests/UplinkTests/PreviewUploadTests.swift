@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import Synchronization
+import Hostile
 import Testing
 import Wire
 @testable import Ring
@@ -42,7 +43,7 @@ final class PreviewCalls: @unchecked Sendable {
     let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
 
     /// A fake JPEG (what the scan checks: its first and last two bytes) of `n` bytes.
-    static func jpeg(_ n: Int, seed: UInt8) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: seed, count: n - 4) + [0xFF, 0xD9] }
+    static func jpeg(_ n: Int, seed: UInt8) -> [UInt8] { fakeJPEG(n, seed: seed) }
 
     /// Five 10-s segments from t0, a commune request for 12–38 s (segments 1–3) with a preview wanted.
     func ring() async throws -> (Ring, [Segment], Ring.Flag) {

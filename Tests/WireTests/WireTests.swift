@@ -1,3 +1,4 @@
+import Hostile
 import Testing
 import Wire
 
@@ -82,7 +83,7 @@ import Wire
 
 @Suite struct PreviewSheetTests {
     let t0 = Timestamp(rfc3339: "2026-11-29T14:00:00Z")!
-    static func jpeg(_ n: Int) -> [UInt8] { [0xFF, 0xD8] + [UInt8](repeating: 7, count: n - 4) + [0xFF, 0xD9] }
+    static func jpeg(_ n: Int) -> [UInt8] { fakeJPEG(n) }
 
     @Test func aSheetReadsBackWholeAndPartByPart() {
         let pictures = (0..<5).map { PreviewSheet.Picture(at: t0 + Double($0 * 2), jpeg: Self.jpeg(100 + $0)) }
@@ -111,20 +112,37 @@ import Wire
         #expect(PreviewSheet.scan(atBound, whole: true).entries.count == 1)
         let over = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(PreviewSheet.Limits.maxPictureBytes + 1))])
         #expect(PreviewSheet.scan(over, whole: true).problem?.contains("bytes") == true)
-        let many = PreviewSheet.encode((0..<PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(4)) })
+        let many = PreviewSheet.encode((0..<PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(17)) })
         #expect(PreviewSheet.scan(many, whole: true).entries.count == PreviewSheet.Limits.maxPictures)
-        let tooMany = PreviewSheet.encode((0...PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(4)) })
+        let tooMany = PreviewSheet.encode((0...PreviewSheet.Limits.maxPictures).map { .init(at: t0 + Double($0), jpeg: Self.jpeg(17)) })
         #expect(PreviewSheet.scan(tooMany, whole: true).problem?.contains("more than") == true)
         for at in [PreviewSheet.Limits.earliest, PreviewSheet.Limits.latest] {
-            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(8))]), whole: true).problem == nil)
+            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(17))]), whole: true).problem == nil)
         }
         for at in [PreviewSheet.Limits.earliest + -0.001, PreviewSheet.Limits.latest + 0.001] {
-            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(8))]), whole: true).problem?.contains("time") == true)
+            #expect(PreviewSheet.scan(PreviewSheet.encode([.init(at: at, jpeg: Self.jpeg(17))]), whole: true).problem?.contains("time") == true)
         }
-        var notJPEG = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(8))])
+        var notJPEG = PreviewSheet.encode([.init(at: t0, jpeg: Self.jpeg(17))])
         notJPEG[notJPEG.count - 1] = 0
         #expect(PreviewSheet.scan(notJPEG, whole: true).problem?.contains("not a JPEG") == true)
         #expect(PreviewSheet.scan(Array("JPREVIEW2\n".utf8), whole: true).problem != nil)
+    }
+
+    /// Issue 22: a 192-byte JPEG declaring 65535 × 65535 was served to the officer's browser.
+    /// The frame header's sides are bounded (8–2560, 1280 × 2560 pixels in all), and a picture
+    /// without one is not a JPEG.
+    @Test func aPicturesDeclaredSizeIsBounded() {
+        func problem(_ jpeg: [UInt8]) -> String? { PreviewSheet.scan(PreviewSheet.encode([.init(at: t0, jpeg: jpeg)]), whole: true).problem }
+        #expect(problem(fakeJPEG(192, width: 65535, height: 65535))?.contains("65535 × 65535") == true)
+        #expect(problem(fakeJPEG(192, width: 1280, height: 2560)) == nil, "at the bound")
+        #expect(problem(fakeJPEG(192, width: 1281, height: 2560)) != nil && problem(fakeJPEG(192, width: 2560, height: 2560)) != nil)
+        #expect(problem(fakeJPEG(192, width: 8, height: 8)) == nil && problem(fakeJPEG(192, width: 7, height: 8)) != nil)
+        #expect(problem([0xFF, 0xD8] + [UInt8](repeating: 7, count: 100) + [0xFF, 0xD9])?.contains("no frame header") == true)
+        // Segments before the frame header are walked; one whose length runs past the picture stops it.
+        let app0: [UInt8] = [0xFF, 0xE0, 0x00, 0x10] + [UInt8](repeating: 0, count: 14)
+        let withApp = [0xFF, 0xD8] + app0 + Array(fakeJPEG(100).dropFirst(2))
+        #expect(problem(withApp) == nil)
+        #expect(problem([0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 40) + [0xFF, 0xD9]) != nil)
     }
 
     @Test func picturesGoCoarseToFine() {
