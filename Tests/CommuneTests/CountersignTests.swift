@@ -231,6 +231,43 @@ import Wire
         await server.stop()
     }
 
+    /// Issue 22: the commune kept any record the device key sealed: unasked, out of order, with
+    /// a broken `prev`, at seq 2^63−1 (a box could plant in the desk's own packages records that
+    /// crashed the court's verifier). Now only what it asked for, in order from the first asked,
+    /// linked, with every number inside its bound.
+    @Test func theCommuneKeepsOnlyTheChainRecordsItAskedFor() async throws {
+        let server = try await RunningServer.start()
+        defer { Task { await server.stop() } }
+        _ = try await server.catalog.addDevice(id: "box")
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        try await server.catalog.setKey(device: "box", publicKey: key.publicKeyBase64)
+        var prev = ChainRecord.genesis, chain: [SealedRecord] = []
+        for seq in 1...4 {
+            let r = ChainRecord(device: "box", seq: Int64(seq), prev: prev, kind: .gap, camera: "cam1", start: t0 + Double(seq),
+                                end: t0 + Double(seq + 1), clockSynchronized: true, reason: "x")
+            let sealed = try SealedRecord.seal(r, with: key)
+            chain.append(sealed)
+            prev = sealed.hash
+        }
+        func held() async throws -> [Int] {
+            try await server.catalog.query("SELECT seq FROM chain_record ORDER BY seq", []).compactMap { $0.column("seq")?.integer }
+        }
+        #expect(try await server.catalog.addChainRecords(device: "box", chain, wanted: nil).added == 0, "unasked")
+        #expect(try await server.catalog.addChainRecords(device: "box", [chain[1], chain[2]], wanted: .init(after: 0, through: 4)).added == 0, "not from the first asked")
+        #expect(try await server.catalog.addChainRecords(device: "box", [chain[0], chain[2]], wanted: .init(after: 0, through: 4)).added == 1, "out of order: the rest ignored")
+        let broken = ChainRecord(device: "box", seq: 2, prev: String(repeating: "a", count: 64), kind: .gap, camera: "cam1", start: t0 + 2,
+                                 end: t0 + 3, clockSynchronized: true, reason: "x")
+        let refused = try await server.catalog.addChainRecords(device: "box", [try SealedRecord.seal(broken, with: key)], wanted: .init(after: 1, through: 4))
+        #expect(refused.added == 0 && refused.refused?.contains("does not follow") == true, "\(String(describing: refused.refused))")
+        var huge = ChainRecord(device: "box", seq: 2, prev: chain[0].hash, kind: .gap, camera: "cam1", start: t0 + 2, end: t0 + 3, clockSynchronized: true)
+        huge.seq = Int64.max
+        #expect(try await server.catalog.addChainRecords(device: "box", [try SealedRecord.seal(huge, with: key)], wanted: .init(after: 1, through: 4)).refused != nil)
+        huge.seq = 2; huge.startMs = .min
+        #expect(try await server.catalog.addChainRecords(device: "box", [try SealedRecord.seal(huge, with: key)], wanted: .init(after: 1, through: 4)).refused != nil)
+        #expect(try await server.catalog.addChainRecords(device: "box", Array(chain[1...]), wanted: .init(after: 1, through: 3)).added == 2, "up to `through`")
+        #expect(try await held() == [1, 2, 3])
+    }
+
     /// The box fits the records asked for under the heartbeat's 256 kB bound (halving what it
     /// sends), and sends none unless it holds the first one asked for.
     @Test func chainRecordsAreFittedToTheHeartbeatBound() async throws {
