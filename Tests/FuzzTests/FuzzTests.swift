@@ -3,8 +3,11 @@ import Evidence
 import Foundation
 import Testing
 import Wire
+@testable import Commune
 @testable import Config
 @testable import Control
+@testable import Desk
+import Hummingbird
 @testable import Ring
 @testable import Uplink
 
@@ -64,6 +67,9 @@ enum Fuzz {
                 m.handle(action, .response(status: status, headers: headers, seconds: 0.1))
             }
         },
+        // A heartbeat as the commune reads it, and on to what the desk draws of it (issue 22:
+        // the crashes were behind the decoder, in the box list): every number it lets through is
+        // inside `Bounds`, and drawing it cannot trap.
         Target(name: "heartbeat") { b in
             guard let r = try? Heartbeat.decode(Heartbeat.Report.self, from: b) else { return }
             _ = Heartbeat.problem(r)
@@ -72,7 +78,51 @@ enum Fuzz {
                 _ = Coverage.paint(from: now + -86400, to: now, base: .pending, layers: spans)
                 _ = Coverage.coarsened(spans, to: 10)
             }
-            _ = try? Heartbeat.decode(Heartbeat.Reply.self, from: b)
+            let h = r.health
+            for v in [h.ringBytes, h.budgetBytes, h.freeBytes, h.pinnedBytes, h.pinnedCapBytes] { precondition(Bounds.bytes.contains(v)) }
+            precondition(h.uploadBytesPerSecond.map(Bounds.bytesPerSecond.contains) ?? true)
+            let status = BoxStatus(Catalog.Device(id: "b", lastSeen: h.sentAt, health: h, publicKey: nil), now: now)
+            let local = LocalForm(timeZone: Desk.defaultTimeZone, language: .vi)
+            _ = (status.severity, local.bytes(h.freeBytes), local.bytes(h.pinnedCapBytes), h.uploadBytesPerSecond.map(local.rate),
+                 local.elapsed(now.seconds(since: h.sentAt)), h.oldest.map { local.dateTime($0) })
+            if let a = r.activity { _ = a.decoded }
+        },
+        // The commune's answer as the box reads it: at most 100 requests, each a bounded range
+        // a flag can take; chain_wanted inside 1…2^53; the pause it leads to is a sane one.
+        Target(name: "reply") { b in
+            guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: b) else { return }
+            precondition(reply.requests.count <= Heartbeat.Limits.maxRequests)
+            for q in reply.requests {
+                precondition(q.to > q.from && PlainName.isValid(q.id))
+                _ = try? Ring.validate(.init(camera: q.camera ?? "cam1", from: q.from, to: q.to, reason: q.reason))
+            }
+            if let w = reply.chainWanted { precondition(w.through > w.after && Bounds.sequence.contains(w.through)) }
+            var known = HeartbeatService.Known()
+            known.chainProgressed = reply.chainWanted != nil
+            let pause = known.pause(after: .answered(newRequests: reply.requests.count), interval: .seconds(60), retry: .seconds(2))
+            precondition(pause >= .milliseconds(200) && pause <= .seconds(60))
+        },
+        // The desk's forms as a browser (or anyone) posts them, and the text in them read as
+        // dates, ranges and client addresses.
+        Target(name: "form") { b in
+            let body = text(b)
+            let decoder = URLEncodedFormDecoder()
+            _ = try? decoder.decode(Desk.SignInForm.self, from: body)
+            _ = try? decoder.decode(Desk.PasswordForm.self, from: body)
+            _ = try? decoder.decode(Desk.RequestForm.self, from: body)
+            _ = try? decoder.decode(Desk.NarrowForm.self, from: body)
+            if let f = try? decoder.decode(Desk.BoxEvidenceForm.self, from: body),
+               let from = Timestamp(validMilliseconds: f.from_ms), let to = Timestamp(validMilliseconds: f.to_ms) {
+                _ = to.seconds(since: from)
+            }
+            let local = LocalForm(timeZone: Desk.defaultTimeZone, language: .vi)
+            for part in body.split(separator: "&").prefix(8) {
+                let value = String(part.split(separator: "=", maxSplits: 1).last ?? "")
+                if let t = local.parse(value) { precondition(Timestamp.validRange.contains(t)); _ = local.dateTime(t, seconds: true) }
+                if case .range(let r) = Desk.byteRange(value, size: 1000) { precondition(r.lowerBound >= 0 && r.upperBound < 1000) }
+                _ = Desk.clientAddress(peer: "127.0.0.1", forwardedFor: [value], trusted: ["127.0.0.1"])
+                _ = Desk.usablePassword(value)
+            }
         },
         Target(name: "control") { b in
             guard let r = try? JSONDecoder().decode(Control.Request.self, from: Data(b)) else { return }
@@ -111,6 +161,25 @@ enum Fuzz {
             FileManager.default.createFile(atPath: path, contents: Data(b))
             defer { unlink(path) }
             if let scan = try? MP4Scanner.scan(path: path), let c = scan.comment { _ = SegmentOrigin(comment: c) }
+        },
+        // A bundle a stranger hands the verifier: the input's first line is the manifest, lines
+        // starting "C " countersignatures, the rest the chain; it is verified as a folder on disk.
+        Target(name: "bundle") { b in
+            let lines = text(b).split(separator: "\n", omittingEmptySubsequences: false).prefix(256)
+            guard let first = lines.first else { return }
+            let dir = scratch + "-bundle-\(UInt64.random(in: 0...UInt64.max))"
+            try? FileManager.default.createDirectory(atPath: dir + "/p/segments", withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let rest = lines.dropFirst()
+            FileManager.default.createFile(atPath: dir + "/m.manifest.json", contents: Data(first.utf8))
+            FileManager.default.createFile(atPath: dir + "/p/" + Bundle.keyFile, contents: Data((fuzzKey.publicKeyBase64 + "\n").utf8))
+            FileManager.default.createFile(atPath: dir + "/p/" + Bundle.chainFile, contents: Data(rest.filter { !$0.hasPrefix("C ") }.joined(separator: "\n").utf8))
+            FileManager.default.createFile(atPath: dir + "/p/" + Bundle.countersignFile,
+                                           contents: Data(rest.filter { $0.hasPrefix("C ") }.map { $0.dropFirst(2) }.joined(separator: "\n").utf8))
+            let report = BundleVerifier.verify(manifest: dir + "/m.manifest.json")
+            precondition(report.problems.count <= BundleVerifier.maxProblems + 1)
+            _ = BundleVerifier.render(report)
+            _ = VerifyCommand.json(report)
         },
         Target(name: "preview") { b in
             // A preview as the commune reads it, whole and while it arrives: every picture it
@@ -162,6 +231,9 @@ enum Fuzz {
         Array("99999999999999999999".utf8), Array("-1e300".utf8), Array("inf".utf8), Array("nan".utf8), Array("@".utf8),
         Array("://".utf8), Array("..".utf8), Array("\u{1b}[2J".utf8), [0xff, 0xff, 0xff, 0xff], [0, 0, 0, 1], [0x7f, 0xff, 0xff, 0xff],
         Array(",".utf8), Array("{".utf8), Array("}".utf8), Array(":".utf8), Array("%".utf8), [0xc3], [0xed, 0xa0, 0x80],
+        // Issue 22: the numbers that met trapping arithmetic behind the decoders.
+        Array("-9223372036854775808".utf8), Array("9223372036854775807".utf8), Array("9223372036854775808".utf8), Array("1e300".utf8),
+        Array("1e-300".utf8), Array("-0".utf8), Array("9007199254740993".utf8), Array("4.9e-324".utf8), Array("½".utf8), Array("٣".utf8),
     ]
 
     static func mutate(_ input: [UInt8], _ r: inout Random, corpus: [[UInt8]]) -> [UInt8] {
