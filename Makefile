@@ -8,12 +8,13 @@ DEBS := pkg-config libavformat-dev libavcodec-dev libavutil-dev libswscale-dev f
         gstreamer1.0-libav time util-linux procps systemd \
         iptables ethtool iproute2 openssl curl chromium chromium-driver
 # Peers for the uplink's interop tests and benchmark: tus implementations that are not ours; and
-# Selenium, which drives the desk's browser tests in Debian's headless Chromium.
-PYDEPS := tuspy tuspyserver uvicorn selenium
+# Selenium, which drives the desk's browser tests in Debian's headless Chromium; cryptography and
+# requests for the verifier and soak benchmarks (Ed25519 from OpenSSL, not from Junction).
+PYDEPS := tuspy tuspyserver uvicorn selenium cryptography requests
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink bench-preview image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink bench-preview bench-verifier bench-soak image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -28,15 +29,19 @@ endef
 
 deps:
 	$(call apt-missing,$(DEBS),deps)
-	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn, selenium" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
+	@$(PYTHON) -c "import tusclient, tuspyserver, uvicorn, selenium, cryptography, requests" 2>/dev/null || { echo "Installing from PyPI: $(PYDEPS)"; \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PYDEPS); }
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6 is needed (https://www.swift.org/install/linux/)"; exit 1; }
 
+# The two executables by name: a plain `swift build` would also build the test-only target
+# Tests/Hostile, whose property-testing library needs swift-testing (not there in a release build).
+PRODUCTS := junction commune
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -s
 build: deps
-	$(SWIFT) build
+	for p in $(PRODUCTS); do $(SWIFT) build --product $$p || exit 1; done
 
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+	for p in $(PRODUCTS); do $(SWIFT) build $(RELEASE_FLAGS) --product $$p || exit 1; done
 
 # One build of everything; Media type-checked against trixie's FFmpeg 7.1 and sid's (the images'
 # and the next release's; ~15 s, headers cached in .build-ffmpeg); then the unit tests, in
@@ -65,22 +70,31 @@ fuzz: deps
 demo: build
 	bash Tests/Support/demo.sh "$$($(SWIFT) build --show-bin-path)/junction"
 
-bench: deps
-	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+bench: release
 	bash Benchmarks/recorder.sh "$$($(SWIFT) build -c release --show-bin-path)/junction"
 	$(MAKE) bench-uplink
 	$(MAKE) bench-preview
+	$(MAKE) bench-verifier
+	$(MAKE) bench-soak
 
 # The uplink against tuspy on a bad link (a network namespace; needs root). SIZE_MB=50 by default.
-bench-uplink: deps
-	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+bench-uplink: release
 	$(PYTHON) Benchmarks/uplink.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
 
 # A 10-minute footage request over a 1 Mbit/s link (a network namespace; needs root): the
 # preview against the video, and narrowing (issue 14). MINUTES=10 by default.
-bench-preview: deps
-	$(SWIFT) build -c release --static-swift-stdlib -Xlinker -s
+bench-preview: release
 	$(PYTHON) Benchmarks/preview.py "$$($(SWIFT) build -c release --show-bin-path)/junction" "$$($(SWIFT) build -c release --show-bin-path)/commune"
+
+# ClipProof and `commune verify` on a 2 GiB sealed segment and a 10^6-record chain (issue 22):
+# time and peak memory against sha256sum and a seal-only check in Python. No root needed.
+bench-verifier: release
+	$(PYTHON) Benchmarks/verifier.py "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/commune"
+
+# One box hostile in every way issue 22 found, 20 honest boxes and an officer on the desk, for
+# MINUTES (10) against one commune on loopback. No root needed.
+bench-soak: release
+	$(PYTHON) Benchmarks/soak.py "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/commune"
 
 # The SD-card image (image/build.sh; needs root): Debian trixie for ARCH=amd64 (PCs, QEMU) or
 # ARCH=arm64 (Raspberry Pi 4, arm64 UEFI), with the junction that `make release-ARCH` cross-builds

@@ -22,6 +22,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from junction_format import free_port  # noqa: E402,F401  (preview.py takes it from here too)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JUNCTION, COMMUNE = sys.argv[1], sys.argv[2]
 SIZE_MB = float(os.environ.get("SIZE_MB", 50))
@@ -61,15 +64,6 @@ def stop(p, sig=signal.SIGTERM):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait(seconds, cond, every=0.5):

@@ -18,8 +18,10 @@ public enum Bundle {
     public static let chainFile = "chain.jsonl"
     public static let countersignFile = "countersigns.jsonl"
     public static let segmentsDir = "segments"
-    /// Bounds the verifier holds a bundle to.
-    public static let maxChainBytes = 256 << 20
+    /// Bounds the verifier holds a bundle to: 10^6 records (115 days of 10-s segments) of up to
+    /// ~2 kB a line (a 10-s segment's record with its 11 pieces is ~1.3 kB). The chain is streamed,
+    /// so its size costs time, never memory.
+    public static let maxChainBytes: Int64 = 2 << 30
     public static let maxRecords = 1_000_000
 
     /// Writes a proof folder. `segments` are (file name, path of the sealed original).

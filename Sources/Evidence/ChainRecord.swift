@@ -44,8 +44,11 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     public var activity: String?
 
     public static let genesis = String(repeating: "0", count: 64)
-    /// Bounds a verifier holds a record to (a 1-hour segment at one fragment a second has 3 601 pieces).
-    public static let maxBodyBytes = 512 * 1024
+    /// Bounds a verifier holds a record to (a 1-hour segment at one fragment a second has 3 601
+    /// pieces). The body's bound holds a record at every other bound at once: 8192 pieces of 67
+    /// bytes (549 kB), the longest activity (58 kB), the longest reason and names (issue 22: it
+    /// was 512 kB, under what `maxPieces` allows).
+    public static let maxBodyBytes = 640 * 1024
     public static let maxPieces = 8192
     /// A gap's reason (the box writes at most half of it).
     public static let maxReasonCharacters = 1000

@@ -75,11 +75,11 @@ import Wire
         }
     }
 
-    /// A 2 GB chain.jsonl (sparse) is refused by its size before a byte is read: memory stays flat.
+    /// A chain.jsonl one byte over the bound (sparse) is refused by its size before a byte is read.
     @Test func aHugeChainFileIsRefusedBeforeItIsRead() async throws {
         let (manifest, proof, _) = try await bundles.bundle()
         let fd = open(proof + "/" + Bundle.chainFile, O_WRONLY)
-        #expect(ftruncate(fd, 2 << 30) == 0)
+        #expect(ftruncate(fd, off_t(Bundle.maxChainBytes + 1)) == 0)
         close(fd)
         let (report, status) = VerifyCommand.run(path: manifest)
         #expect(status == 1 && report.problems.contains { $0.contains("over the bound of \(Bundle.maxChainBytes)") }, "\(report.problems)")
@@ -134,5 +134,25 @@ import Wire
         h.update(boxes)
         let (_, pieces) = h.finish()
         #expect(pieces.count == ChainRecord.maxPieces && h.overflowed, "\(pieces.count) pieces")
+    }
+
+    /// A segment record at every bound at once (8192 pieces, the longest activity and reason)
+    /// fits the body's bound and parses; one piece more is refused by the piece bound.
+    @Test func aRecordAtEveryBoundAtOnceParses() throws {
+        let hash = String(repeating: "a", count: 64)
+        func body(pieces: Int) -> String {
+            let r = ChainRecord(device: String(repeating: "d", count: 64), seq: Int64(1) << 53, prev: hash, kind: .segment,
+                                camera: String(repeating: "c", count: 64), start: Timestamp(milliseconds: 0), end: Timestamp(milliseconds: 1),
+                                clockSynchronized: true, monotonicStartNs: 1 << 62, bootID: String(repeating: "b", count: 64),
+                                file: String(repeating: "f", count: 64), mediaBytes: 1 << 50, mediaSHA256: hash,
+                                pieces: Array(repeating: hash, count: pieces), codec: String(repeating: "h", count: 64),
+                                reason: String(repeating: "r", count: ChainRecord.maxReasonCharacters),
+                                activity: String(repeating: "0", count: ChainRecord.maxActivityCharacters))
+            return r.body()
+        }
+        let full = body(pieces: ChainRecord.maxPieces)
+        #expect(full.utf8.count <= ChainRecord.maxBodyBytes, "\(full.utf8.count) bytes")
+        #expect(throws: Never.self) { try ChainRecord.parse(full) }
+        #expect(throws: ChainError.self) { try ChainRecord.parse(body(pieces: ChainRecord.maxPieces + 1)) }
     }
 }
