@@ -187,7 +187,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
-        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune",
+        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile",
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).

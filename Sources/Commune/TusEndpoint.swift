@@ -150,6 +150,8 @@ public struct TusEndpoint: Sendable {
         }
         let sha = m["sha256"]!
         guard sha.count == 64, sha.allSatisfy(\.isHexDigit) else { return (.badRequest, "sha256 must be 64 hex digits") }
+        // A box sends a segment its card damaged as it is, saying so (issue 22).
+        guard m["damaged"] == nil || m["damaged"] == "card" else { return (.badRequest, "damaged, when given, must be card") }
         switch m["kind"] {
         case nil, "clip":
             break
@@ -275,7 +277,10 @@ public struct TusEndpoint: Sendable {
         let enrolled = try await catalog.publicKey(device: upload.device)
         let named = metadata["chain_seq"].flatMap { Int64($0) }
         let device = upload.device
-        let proof = try await blocking { ClipProof.examine(path: path, device: device, enrolledKey: enrolled, namedSeq: named) }
+        let declaredDamaged = metadata["damaged"] == "card"
+        let proof = try await blocking {
+            ClipProof.examine(path: path, device: device, enrolledKey: enrolled, namedSeq: named, declaredDamaged: declaredDamaged)
+        }
         if proof.status != .verified {
             logger.warning("tus: clip \(proof.status.rawValue)", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(proof.detail)"])
         }
@@ -298,7 +303,7 @@ public struct TusEndpoint: Sendable {
                                          request: metadata["request"], reason: metadata["reason"], receivedAt: .now(),
                                          proof: proof.status.rawValue, proofDetail: proof.detail, chainSeq: proof.seq),
                                    uploadID: upload.id,
-                                   records: proof.status == .verified ? proof.records : [])
+                                   records: proof.status == .verified || proof.status == .damaged ? proof.records : [])
         logger.info("tus: clip received and verified", metadata: ["path": "\(final)", "bytes": "\(upload.length)"])
         return nil
     }

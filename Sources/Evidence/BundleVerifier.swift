@@ -160,6 +160,19 @@ public enum BundleVerifier {
                     return true
                 }
                 if let problem = ChainVerifier.verifyFile(path: path, record: r) {
+                    // Declared damaged on the box (issue 22): its intact fragments are vouched
+                    // for by the seal, the lost seconds are footage recorded but not here.
+                    if problem.kind == .changedBytes, sources[name]?.verified == false, let damage = FragmentMap.damage(path: path, record: r) {
+                        for run in damage.lost {
+                            let which = run.first == run.last ? "fragment \(run.first)" : "fragments \(run.first)–\(run.last)"
+                            report.missingFootage.append(.init(from: run.from, to: run.to,
+                                reason: "damaged on the box's card: \(which) of \(name) do not match their seal\(damage.exactTimes ? "" : ", times approximate")"))
+                        }
+                        if !damage.headerIntact {
+                            report.missingFootage.append(.init(from: r.start, to: r.start, reason: "damaged on the box's card: the header of \(name) (it needs one to play)"))
+                        }
+                        return true
+                    }
                     problems.add("record \(r.seq): \(problem.message)")
                     return true
                 }

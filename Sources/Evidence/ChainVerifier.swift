@@ -108,15 +108,12 @@ public enum ChainVerifier {
         case .unreadable(let why): return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): cannot be read (\(why))")
         case .hashed(let h): hasher = h
         }
-        let (got, gotPieces) = hasher.finish()
+        let (got, _) = hasher.finish()
         if got == sha { return nil }
-        if hasher.overflowed {
-            return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): more fragments than the \(pieces.count) sealed: bytes changed since the box sealed it")
-        }
-        let differing = zip(gotPieces, pieces).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset)
-        let which = differing.isEmpty ? "its pieces no longer line up with the sealed ones"
-            : differing.prefix(5).map { $0 == 0 ? "the header" : "fragment \($0)" }.joined(separator: ", ") + (differing.count > 5 ? " and \(differing.count - 5) more" : "")
-        return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): bytes changed since the box sealed it, in \(which)")
+        // Which fragments changed and the seconds they held, found without trusting the damaged
+        // bytes' own structure (FragmentMap).
+        let which = FragmentMap.damage(path: path, record: record)?.summary ?? "its pieces no longer line up with the sealed ones"
+        return .init(.changedBytes, seq: record.seq, "\(record.file ?? path): bytes changed since the box sealed it: \(which)")
     }
 
     static func describe(_ r: ChainRecord) -> String {

@@ -3,10 +3,12 @@ import Wire
 
 /// What the commune makes of a clip's seal when it arrives (issue 13): `verified` (sealed by
 /// the device's enrolled key, and the media bytes are the ones sealed), `unverified` (no seal,
-/// or no key to check it with yet, or not the enrolled key) or `failed` (sealed by the
-/// enrolled key but something differs), with the reason in words.
+/// or no key to check it with yet, or not the enrolled key), `damaged` (issue 22: the box said
+/// its card damaged the file, the seal is genuine, and the detail names the fragments still
+/// intact and the seconds lost) or `failed` (sealed by the enrolled key but something differs),
+/// with the reason in words.
 public struct ClipProof: Sendable, Equatable {
-    public enum Status: String, Sendable, Codable { case verified, unverified, failed }
+    public enum Status: String, Sendable, Codable { case verified, unverified, damaged, failed }
 
     public var status: Status
     public var detail: String
@@ -23,8 +25,10 @@ public struct ClipProof: Sendable, Equatable {
     }
 
     /// Examines the clip at `path` from `device`; `enrolledKey` is the device's key as the
-    /// commune holds it (base64), `namedSeq` the record its Upload-Metadata names.
-    public static func examine(path: String, device: String, enrolledKey: String?, namedSeq: Int64? = nil) -> ClipProof {
+    /// commune holds it (base64), `namedSeq` the record its Upload-Metadata names;
+    /// `declaredDamaged` when the box sent it as damaged on its card.
+    public static func examine(path: String, device: String, enrolledKey: String?, namedSeq: Int64? = nil,
+                               declaredDamaged: Bool = false) -> ClipProof {
         guard let (offset, seal) = SealBox.find(path: path) else {
             return .init(status: .unverified, detail: "the clip carries no seal (a box without sealing, or footage recorded before it)")
         }
@@ -46,11 +50,16 @@ public struct ClipProof: Sendable, Equatable {
             return .init(status: .failed, detail: "its upload names chain record \(namedSeq), its seal is record \(record.seq)", seq: record.seq)
         }
         if offset != record.mediaBytes { return .init(status: .failed, detail: "its seal is not where the sealed media ends", seq: record.seq) }
-        if let problem = ChainVerifier.verifyFile(path: path, record: record) {
-            return .init(status: .failed, detail: problem.message, seq: record.seq)
-        }
         for gap in seal.gaps ?? [] where !gap.isSealed(by: key) {
             return .init(status: .failed, detail: "a gap record it carries is not sealed by the box's key", seq: record.seq)
+        }
+        if let problem = ChainVerifier.verifyFile(path: path, record: record) {
+            // The box said so, and its seal (record and gaps) is genuine: what is left of the
+            // footage is still evidence, and the record belongs in the commune's chain.
+            if declaredDamaged, problem.kind == .changedBytes, let damage = FragmentMap.damage(path: path, record: record) {
+                return .init(status: .damaged, detail: "damaged on the box's card: \(damage.summary)", seq: record.seq, records: records)
+            }
+            return .init(status: .failed, detail: problem.message, seq: record.seq)
         }
         return .init(status: .verified, detail: "sealed by \(device)'s key \(DeviceKey.fingerprint(of: key)), record \(record.seq)",
                      seq: record.seq, records: records)

@@ -26,6 +26,9 @@ extension Ring {
         public var state: UploadState
         /// The segment's chain record (issue 13), named in the upload's metadata.
         public var chainSeq: Int64? = nil
+        /// Set when the card damaged the file: the SHA-256 of its bytes now, which it is sent
+        /// with, declared damaged (issue 22).
+        public var damagedSHA256: String? = nil
     }
 
     /// Flagged segments not yet uploaded: flags in the order they were made (requests in
@@ -35,7 +38,7 @@ extension Ring {
             SELECT \(RingIndex.segmentColumns.split(separator: ",").map { "s." + String($0).trimmingSpaces }.joined(separator: ", ")),
                    f.id AS flag_id, f.reason AS flag_reason, f.request_id AS flag_request,
                    u.url AS up_url, COALESCE(u.offset_bytes, 0) AS up_offset, COALESCE(u.attempts, 0) AS up_attempts,
-                   u.last_error AS up_error, s.chain_seq AS chain_seq
+                   u.last_error AS up_error, s.chain_seq AS chain_seq, s.damaged_sha256 AS damaged_sha256
             FROM segment s
             JOIN flag f ON f.id = (SELECT MIN(g.id) FROM flag g WHERE g.state != 'released' AND g.camera = s.camera
                                    AND s.end_ms > g.pin_from_ms AND s.start_ms < g.pin_to_ms)
@@ -49,7 +52,7 @@ extension Ring {
                          reason: r.column("flag_reason")?.string, requestID: r.column("flag_request")?.string,
                          state: UploadState(url: r.column("up_url")?.string, offset: Int64(r.column("up_offset")?.integer ?? 0),
                                             attempts: Int(r.column("up_attempts")?.integer ?? 0), lastError: r.column("up_error")?.string),
-                         chainSeq: r.column("chain_seq")?.integer.map(Int64.init))
+                         chainSeq: r.column("chain_seq")?.integer.map(Int64.init), damagedSHA256: r.column("damaged_sha256")?.string)
         }
     }
 
@@ -77,6 +80,18 @@ extension Ring {
         let finding = try await quarantine(segment.path, why: why)
         try await index.drop([segment.id])
         return finding
+    }
+
+    /// A flagged segment whose file the card changed (`sha256`: its bytes now): it is sent as
+    /// it is, declared damaged, from the start (the commune discarded the upload that found it);
+    /// the SHA-256 recorded when it was written stays the evidence, and after delivery the file
+    /// goes to quarantine (issue 22: its intact fragments are still evidence; quarantining it
+    /// at once lost them).
+    public func markDamaged(segmentID: Int64, sha256: String) async throws(RingError) {
+        try await index.transaction { db throws(RingError) in
+            _ = try await db.run("UPDATE segment SET damaged_sha256 = ? WHERE id = ?", [.text(sha256), .integer(Int(segmentID))])
+            _ = try await db.run("UPDATE upload SET url = NULL, offset_bytes = 0, retry_after_ms = 0 WHERE segment_id = ?", [.integer(Int(segmentID))])
+        }
     }
 
     /// Keeps an upload's progress (URL, offset, attempts, last error) for after a reboot.

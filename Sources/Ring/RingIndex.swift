@@ -178,6 +178,11 @@ final class RingIndex: Sendable {
         INSERT INTO commune_key (id, public_key, pinned_ms)
             SELECT 1, commune_key, received_ms FROM countersign ORDER BY id LIMIT 1
         """,
+        // 13: a flagged segment the card damaged is sent as it is (issue 22): the SHA-256 of
+        // its bytes now, beside the one recorded when it was written (still the evidence).
+        """
+        ALTER TABLE segment ADD COLUMN damaged_sha256 TEXT
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

@@ -53,9 +53,13 @@ public struct UploadQueue: Sendable {
         var m = UploadMetadata([
             ("device", device), ("camera", item.segment.camera),
             ("start", item.segment.start.rfc3339), ("end", item.segment.end.rfc3339),
-            ("sha256", item.segment.sha256),
+            ("sha256", item.damagedSHA256 ?? item.segment.sha256),
             ("filename", String(item.segment.path.split(separator: "/").last ?? "")),
         ])
+        if item.damagedSHA256 != nil {
+            m["damaged"] = "card"
+            m["recorded_sha256"] = item.segment.sha256
+        }
         if let r = item.requestID { m["request"] = r }
         if let r = item.reason { m["reason"] = r }
         if let s = item.chainSeq { m["chain_seq"] = String(s) }
@@ -112,6 +116,11 @@ public struct UploadQueue: Sendable {
                 report.resentBytes += resent
                 monitor?.update(force: true) { $0.uploadedThisRun += 1; $0.current = nil; $0.lastError = nil }
                 logger.info("uplink: uploaded", metadata: ["segment": "\(item.segment.path)", "url": "\(url)"])
+                if item.damagedSHA256 != nil {
+                    // Delivered as what it is: now it leaves the ring for quarantine, untouched.
+                    let finding = try await ring.quarantineDamaged(item.segment, why: "the card damaged it; it was delivered to the commune as damaged, which says which seconds are lost")
+                    logger.critical("uplink: \(finding)")
+                }
             case .failed(let reason, let kind):
                 report.failed[segmentID] = reason
                 skip.insert(segmentID)
@@ -195,12 +204,20 @@ public struct UploadQueue: Sendable {
 
     /// A failed upload waits its turn; one the server refused as corrupt is checked on the card
     /// first: if the file no longer has the SHA-256 recorded when it was written, the card
-    /// damaged it, and it goes to quarantine (reported in status and the heartbeat) instead of
-    /// being sent again and again.
+    /// damaged it. It is then sent again as it is, declared damaged, so that its intact
+    /// fragments still reach the commune (issue 22), and goes to quarantine once delivered; a
+    /// file that cannot be read at all goes to quarantine at once (reported in status and the
+    /// heartbeat) instead of being sent again and again.
     func handleFailure(_ item: Ring.QueuedUpload, reason: String, kind: TusUploadStateMachine.FailureKind, path: String) async throws {
         if kind == .dataLoss {
             let actual = try? await NIOThreadPool.singleton.runIfActive { try FileSystem.sha256(path) }
-            if actual != item.segment.sha256 {
+            if let actual, actual != item.segment.sha256, actual != item.damagedSHA256 {
+                try await ring.markDamaged(segmentID: item.segment.id, sha256: actual)
+                monitor?.update(force: true) { $0.lastError = "segment damaged on the card, sent as damaged: \(item.segment.path)" }
+                logger.critical("uplink: \(item.segment.path) was damaged on the card (its SHA-256 is not the one recorded when it was written): sending it as it is, declared damaged; the commune will say which seconds are lost")
+                return
+            }
+            if actual != item.segment.sha256 && actual != item.damagedSHA256 {
                 let finding = try await ring.quarantineDamaged(item.segment, why: "the commune refused it as corrupt and its SHA-256 on the card no longer matches the one recorded when it was written")
                 monitor?.update(force: true) { $0.lastError = "segment damaged on the card, quarantined: \(item.segment.path)" }
                 logger.critical("uplink: \(finding)")

@@ -1,6 +1,7 @@
 import Crypto
 import Evidence
 import Foundation
+import Hostile
 import Testing
 import Wire
 @testable import Commune
@@ -138,6 +139,15 @@ enum Fuzz {
             for l in lines { _ = try? ChainRecord.parse(l) }
             _ = ChainVerifier.verify(sealed + [SealedRecord(body: text(b), signature: text(b))], key: fuzzKey.publicKey, device: "d")
         },
+        // A damaged clip against its genuine record (issue 22): the cut that resynchronises on
+        // the next moof, the pieces found among the sealed ones, the lost seconds.
+        Target(name: "fragments") { b in
+            let path = scratch + "-\(UInt64.random(in: 0...UInt64.max)).frag"
+            FileManager.default.createFile(atPath: path, contents: Data(b))
+            defer { unlink(path) }
+            _ = FragmentMap.damage(path: path, record: fragmentRecord)
+            _ = ChainVerifier.verifyFile(path: path, record: fragmentRecord)
+        },
         Target(name: "sealbox") { b in
             _ = SealBox.decode(b)
             let path = scratch + "-\(UInt64.random(in: 0...UInt64.max)).seal"
@@ -195,6 +205,30 @@ enum Fuzz {
         },
     ]
 
+    /// The genuine record of `FragmentedMP4.segment(fragments: 10)`, which the `fragments`
+    /// target's inputs are damaged copies of.
+    static let fragmentRecord: ChainRecord = {
+        var h = PieceHasher()
+        h.update(FragmentedMP4.segment(fragments: 10).bytes)
+        let (sha, pieces) = h.finish()
+        return ChainRecord(device: "d", seq: 1, prev: ChainRecord.genesis, kind: .segment, camera: "c", start: Timestamp(milliseconds: 0),
+                           end: Timestamp(milliseconds: 10_000), clockSynchronized: true, file: "a.mp4",
+                           mediaBytes: Int64(FragmentedMP4.segment(fragments: 10).bytes.count), mediaSHA256: sha, pieces: pieces)
+    }()
+
+    /// The `fragments` target's seeds are made, not committed, so they always match the record:
+    /// the intact segment, one with rot in fragment 3's media and fragment 7's moof header
+    /// zeroed, one cut inside fragment 8, one with its header zeroed.
+    static let fragmentSeeds: [[UInt8]] = {
+        let (intact, starts) = FragmentedMP4.segment(fragments: 10)
+        var rotten = intact
+        rotten[starts[3] + 500] ^= 0xFF
+        for i in 0..<4 { rotten[starts[7] + i] = 0 }
+        var headless = intact
+        for i in 0..<starts[1] { headless[i] = 0 }
+        return [intact, rotten, Array(intact.prefix(starts[8] + 10)), headless]
+    }()
+
     static let corpusRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         url.deleteLastPathComponent()
@@ -202,6 +236,7 @@ enum Fuzz {
     }()
 
     static func seeds(_ name: String) -> [[UInt8]] {
+        if name == "fragments" { return fragmentSeeds }
         let dir = corpusRoot + "/" + name
         let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted()
         var out: [[UInt8]] = []

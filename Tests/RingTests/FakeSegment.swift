@@ -1,38 +1,22 @@
 import Foundation
+import Hostile
 @testable import Ring
 
-/// Builds small fragmented-MP4 files with the box layout the recorder writes (ftyp, moov with
-/// the `junction/1` comment, then moof+mdat pairs), so ring tests need no FFmpeg.
+/// Small fragmented-MP4 segment files with the box layout the recorder writes (ftyp, moov with
+/// the `junction/1` comment, then moof+mdat pairs; `Hostile.FragmentedMP4` makes the bytes), so
+/// ring tests need no FFmpeg.
 enum FakeSegment {
-    static let timescale: UInt32 = 90_000
+    static let timescale = FragmentedMP4.timescale
 
-    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
-    static func be64(_ v: UInt64) -> [UInt8] { be32(UInt32(v >> 32)) + be32(UInt32(v & 0xffff_ffff)) }
-    static func box(_ type: String, _ payload: [UInt8]) -> [UInt8] { box(Array(type.utf8), payload) }
-    static func box(_ type: [UInt8], _ payload: [UInt8]) -> [UInt8] { be32(UInt32(8 + payload.count)) + type + payload }
+    static func be32(_ v: UInt32) -> [UInt8] { FragmentedMP4.be32(v) }
+    static func be64(_ v: UInt64) -> [UInt8] { FragmentedMP4.be64(v) }
+    static func box(_ type: String, _ payload: [UInt8]) -> [UInt8] { FragmentedMP4.box(type, payload) }
 
-    static func header(origin: SegmentOrigin) -> [UInt8] {
-        let ftyp = box("ftyp", Array("isom".utf8) + be32(512) + Array("isomiso6mp41".utf8))
-        let tkhd = box("tkhd", be32(3) + be32(0) + be32(0) + be32(1) + [UInt8](repeating: 0, count: 68))
-        let mdhd = box("mdhd", be32(0) + be32(0) + be32(0) + be32(timescale) + be32(0) + be32(0))
-        let hdlr = box("hdlr", be32(0) + be32(0) + Array("vide".utf8) + [UInt8](repeating: 0, count: 13))
-        let stsd = box("stsd", be32(0) + be32(1) + box("avc1", [UInt8](repeating: 0, count: 78)))
-        let trak = box("trak", tkhd + box("mdia", mdhd + hdlr + box("minf", box("stbl", stsd))))
-        let trex = box("trex", be32(0) + be32(1) + be32(1) + be32(3600) + be32(0) + be32(0))
-        let udta = box("udta", box("meta", be32(0) + box("ilst", box([0xa9, 0x63, 0x6d, 0x74], box("data", be32(1) + be32(0) + Array(origin.comment.utf8))))))
-        let moov = box("moov", trak + box("mvex", trex) + udta)
-        return ftyp + moov
-    }
+    static func header(origin: SegmentOrigin) -> [UInt8] { FragmentedMP4.header(comment: origin.comment) }
 
     /// One fragment: `frames` samples of 40 ms (3600 ticks) and `payload` bytes of mdat.
     static func fragment(index: Int, frames: Int = 25, payload: Int = 20_000) -> [UInt8] {
-        let base = UInt64(index * frames * 3600)
-        let tfhd = box("tfhd", be32(0x020000) + be32(1))
-        let tfdt = box("tfdt", be32(1 << 24) + be64(base))
-        var trun = be32(0x000101) + be32(UInt32(frames)) + be32(0)
-        for _ in 0..<frames { trun += be32(3600) }
-        let moof = box("moof", box("mfhd", be32(0) + be32(UInt32(index + 1))) + box("traf", tfhd + tfdt + box("trun", trun)))
-        return moof + box("mdat", [UInt8](repeating: UInt8(index & 0xff), count: payload))
+        FragmentedMP4.fragment(index: index, frames: frames, payload: payload)
     }
 
     static func bytes(origin: SegmentOrigin, fragments: Int, payload: Int = 20_000) -> [UInt8] {

@@ -71,7 +71,11 @@ final class StrictServer: TusTransport, @unchecked Sendable {
         #expect(waited.count >= patches - 1 && waited.reduce(0, +) > 600, "backs off: \(waited.prefix(8))… total \(waited.reduce(0, +)) s")
     }
 
-    @Test func aBitRottedSegmentIsQuarantinedAndTheQueueMovesOn() async throws {
+    /// Issue 22: a flagged segment that rotted on the card is not quarantined unsent (its intact
+    /// fragments are still evidence): the queue moves on, then it goes again as it is, declared
+    /// damaged with the SHA-256 of its bytes now beside the one recorded, and only once
+    /// delivered leaves the ring for quarantine.
+    @Test func aBitRottedSegmentIsSentAsDamagedThenQuarantined() async throws {
         let (ring, segments, _) = try await UploadQueueTests().ring()
         // Segment 1 rots on the card after its hash was recorded.
         let victim = ring.path(of: segments[1])
@@ -79,16 +83,29 @@ final class StrictServer: TusTransport, @unchecked Sendable {
         try h.seek(toOffset: 1000)
         try h.write(contentsOf: Data([0xFF, 0x00, 0xFF, 0x00]))
         try h.close()
+        let rotten = SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: victim))).map { String(format: "%02x", $0) }.joined()
         let server = StrictServer()
-        let report = try await queue(ring, server).drain(sleep: { _ in })
+        let q = queue(ring, server)
+        let report = try await q.drain(sleep: { _ in })
         #expect(report.uploaded == [segments[2].id, segments[3].id], "the rest of the queue moved")
-        let posts = server.requests.filter { $0.method == "POST" }.count
+        var posts = server.requests.filter { $0.method == "POST" }.count
         #expect(posts <= 4, "\(posts) creations: the rotten file went at most twice, not 951 times")
-        #expect(try await ring.quarantined().count == 1)
+        #expect(try await ring.quarantined().isEmpty, "not quarantined before it is delivered")
+        let waiting = try await ring.uploadQueue()
+        #expect(waiting.map(\.segment.id) == [segments[1].id] && waiting.first?.damagedSHA256 == rotten && waiting.first?.state.url == nil,
+                "it waits, marked damaged, to start again")
+        let meta = try #require(waiting.first.map { q.metadata(for: $0) })
+        #expect(meta["damaged"] == "card" && meta["sha256"] == rotten && meta["recorded_sha256"] == segments[1].sha256)
+
+        let again = try await q.drain(sleep: { _ in })
+        #expect(again.uploaded == [segments[1].id])
+        #expect(server.delivered == [segments[2].sha256, segments[3].sha256, rotten], "delivered as it is")
+        posts = server.requests.filter { $0.method == "POST" }.count
+        #expect(posts <= 5)
+        #expect(try await ring.quarantined().count == 1, "then kept, untouched, in quarantine")
         let left = try await ring.uploadQueue()
         let pending = try await ring.hasPendingUploads()
         #expect(left.isEmpty && !pending)
-        #expect(server.delivered == [segments[2].sha256, segments[3].sha256])
         await ring.close()
     }
 
