@@ -277,7 +277,7 @@ class Hostile:
                     "sha256": file_sha(tiny), "filename": "tiny-moofs.mp4", "chain_seq": 1}
             try:
                 tus_upload(self.port, self.token, tiny, meta, timeout=60, source=HOSTILE_ADDRESS)
-                count("hostile tiny-moof clips filed (as failed)")
+                count("hostile tiny-moof clips filed (their proof bounded: ClipProof holds 8192 pieces)")
             except Exception as e:  # noqa: BLE001
                 count(f"hostile tiny-moof clip refused: {e}")
             for headers in [{"Upload-Length": str(2**63 - 1)}, {"Upload-Length": "-1"}, {"Upload-Length": "1e300"}]:
