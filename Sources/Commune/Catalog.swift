@@ -164,6 +164,32 @@ public actor Catalog {
         );
         CREATE INDEX known_browser_by_operator ON known_browser (operator, created_ms)
         """,
+        // 10 (issue 22): a clip may be `damaged` (the box's card changed it; its intact
+        // fragments proved, the seconds lost named). SQLite cannot change a CHECK in place, so
+        // the table is made again with every row (nothing references it).
+        """
+        CREATE TABLE clip_new (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            start_ms INTEGER NOT NULL,
+            end_ms INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            path TEXT NOT NULL UNIQUE,
+            request_id TEXT,
+            reason TEXT,
+            received_ms INTEGER NOT NULL,
+            proof TEXT NOT NULL DEFAULT 'unverified' CHECK (proof IN ('verified', 'unverified', 'damaged', 'failed')),
+            proof_detail TEXT,
+            chain_seq INTEGER
+        );
+        INSERT INTO clip_new (id, device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq)
+            SELECT id, device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq FROM clip;
+        DROP TABLE clip;
+        ALTER TABLE clip_new RENAME TO clip;
+        CREATE INDEX clip_by_device ON clip (device, start_ms)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {

@@ -77,6 +77,7 @@ enum DeskAssets {
         svg.timeline { cursor: pointer; }
         svg.timeline #cursor { fill: #000; }
         ol.clips li.gap { color: var(--bad); list-style: none; margin-left: -1rem; }
+        ol.clips .damaged { color: var(--bad); }
         ol.clips a.playing { font-weight: 700; }
         .actions { display: flex; gap: 1rem; align-items: center; margin-top: 1rem; }
         .actions form { margin: 0; }

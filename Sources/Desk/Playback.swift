@@ -1,4 +1,5 @@
 import Commune
+import Evidence
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -70,6 +71,7 @@ extension Desk {
         try await catalog.audit(operator: session.operator, address: address, action: "view",
                                 detail: "\(r.label) \(r.device) \(r.from)–\(r.to) \(clips.count) clips")
         let total = max(r.to.seconds(since: r.from), 0.001)
+        let lost = try await lostSeconds(clips, device: r.device)
         var items = "", rects = "", previousEnd = r.from
         for c in clips {
             if c.start.seconds(since: previousEnd) > Self.gapSeconds {
@@ -81,7 +83,7 @@ extension Desk {
             items += """
                 <li><a href="/clips/\(c.id)" data-clip="\(c.id)" data-start-ms="\(c.start.milliseconds)" data-end-ms="\(c.end.milliseconds)">\
                 \(local.span(c.start, c.end))</a> <small>\(HTML.escape(c.camera)) · \(local.bytes(c.bytes)) · sha256 \
-                <code>\(HTML.escape(String(c.sha256.prefix(16))))…</code></small></li>
+                <code>\(HTML.escape(String(c.sha256.prefix(16))))…</code></small>\(damageNote(c, lost: lost[c.id], local: local, t: t))</li>
 
                 """
             previousEnd = max(previousEnd, c.end)
@@ -110,6 +112,29 @@ extension Desk {
             <script src="/desk.js"></script>
             """
         return Self.html(HTML.page(title: Strings.text(.play, language), language: language, session: session, body: body), status: .ok)
+    }
+
+    /// The seconds each clip the box's card damaged has lost (issue 22), from its sealed record
+    /// and its fragments as they arrived (`FragmentMap`): read only for the page's damaged clips.
+    func lostSeconds(_ clips: [Catalog.Clip], device: String) async throws -> [Int64: FragmentDamage] {
+        var out: [Int64: FragmentDamage] = [:]
+        for c in clips where c.proof == ClipProof.Status.damaged.rawValue {
+            guard let seq = c.chainSeq,
+                  let record = try await catalog.chainRecords(device: device, from: c.start, to: c.end).compactMap(\.record).first(where: { $0.seq == seq })
+            else { continue }
+            let path = c.path
+            out[c.id] = try await Self.blocking { FragmentMap.damage(path: path, record: record) }
+        }
+        return out
+    }
+
+    /// A damaged clip's line under it: what was lost, in the desk's time zone.
+    func damageNote(_ c: Catalog.Clip, lost: FragmentDamage?, local: LocalForm, t: (Key) -> String) -> String {
+        guard c.proof == ClipProof.Status.damaged.rawValue else { return "" }
+        guard let lost, !lost.lost.isEmpty else { return "<br><span class=\"damaged\">⚠ \(t(.damagedWhole))</span>" }
+        let spans = lost.lost.prefix(FragmentMap.maxRunsNamed).map { local.span($0.from, $0.to) }.joined(separator: ", ")
+            + (lost.lost.count > FragmentMap.maxRunsNamed ? " …" : "")
+        return "<br><span class=\"damaged\">⚠ \(t(.damagedOnCard)) \(HTML.escape(spans))</span>"
     }
 
     /// One clip's bytes, whole or a single byte range (`Range: bytes=a-b`, `a-`, `-n`). As RFC

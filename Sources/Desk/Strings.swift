@@ -35,6 +35,7 @@ enum Key: String, CaseIterable {
     case activity, activity24h, activityNone
     case preview, previewNone, previewArriving, previewComplete, narrow, narrowHint, fromHere, toHere, narrowed, narrowOutside, narrowSettled
     case olderEntries, auditEverything, auditOfficersOnly, formTooLarge, passwordUnusable, serverBusy
+    case damagedOnCard, damagedWhole
 }
 
 enum Strings {
@@ -168,6 +169,8 @@ enum Strings {
         .formTooLarge: "Biểu mẫu quá lớn (trên 16 kB). Vui lòng rút ngắn nội dung và gửi lại.",
         .passwordUnusable: "Mật khẩu không được chứa ký tự NUL và không được dài quá 72 byte (khoảng 24–72 ký tự).",
         .serverBusy: "Máy chủ đang bận kiểm tra các lần đăng nhập khác. Vui lòng thử lại sau ít giây.",
+        .damagedOnCard: "Hỏng trên thẻ nhớ của hộp; phần còn lại vẫn nguyên vẹn như khi niêm phong. Mất:",
+        .damagedWhole: "Hỏng trên thẻ nhớ của hộp; không xác định được đoạn nào còn nguyên vẹn.",
     ]
 
     static let en: [Key: String] = [
@@ -296,5 +299,7 @@ enum Strings {
         .formTooLarge: "The form is too large (over 16 kB). Shorten what you typed and send it again.",
         .passwordUnusable: "A password may not contain a NUL character or be longer than 72 bytes (24 to 72 characters).",
         .serverBusy: "The server is busy checking other sign-ins. Try again in a few seconds.",
+        .damagedOnCard: "Damaged on the box's card; the rest is intact as sealed. Lost:",
+        .damagedWhole: "Damaged on the box's card; which parts are intact cannot be told.",
     ]
 }

@@ -19,7 +19,12 @@ import Wire
     func raw(_ path: String, _ statements: [String]) async throws -> [SQLiteRow] {
         let c = try await SQLiteConnection.open(storage: .file(path: path), logger: Logger(label: "t"))
         var last: [SQLiteRow] = []
-        for s in statements { last = try await c.query(s, []) }
+        do {
+            for s in statements { last = try await c.query(s, []) }
+        } catch {
+            try await c.close()  // a connection must be closed before it goes, even when a statement failed
+            throw error
+        }
         try await c.close()
         return last
     }
@@ -35,6 +40,34 @@ import Wire
         }
         let version = try await raw(path, ["PRAGMA user_version"]).first?.column("user_version")?.integer
         #expect(version == 99, "left as it was found")
+    }
+
+    /// Migration 10 makes the clip table again so that a clip may be `damaged` (issue 22): every
+    /// clip of a schema-9 catalog is kept, with its index, and a damaged clip can then be filed.
+    @Test func migrationTenKeepsEveryClipAndTakesDamagedOnes() async throws {
+        let path = try freshPath()
+        let upTo9 = Catalog.migrations.prefix(9).flatMap { $0.split(separator: ";").map(String.init).filter { !$0.allSatisfy(\.isWhitespace) } }
+        _ = try await raw(path, upTo9 + [
+            "INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, received_ms, proof, proof_detail, chain_seq) VALUES ('b', 'c', 1, 2, 3, 'h', '/p', 4, 'failed', 'why', 7)",
+            "PRAGMA user_version = 9"])
+        await #expect(throws: (any Error).self, "schema 9 refuses a damaged clip") {
+            _ = try await self.raw(path, ["INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, received_ms, proof) VALUES ('b', 'c', 1, 2, 3, 'h', '/q', 4, 'damaged')"])
+        }
+        let catalog = try await Catalog.open(path: path, logger: Logger(label: "t"))
+        do { try await migratedCatalogTakesDamagedClips(catalog) } catch { Issue.record(error) }
+        await catalog.close()
+    }
+
+    func migratedCatalogTakesDamagedClips(_ catalog: Catalog) async throws {
+        let kept = try await catalog.clips()
+        #expect(kept.count == 1 && kept.first?.proof == "failed" && kept.first?.proofDetail == "why" && kept.first?.chainSeq == 7 && kept.first?.path == "/p")
+        _ = try await catalog.addDevice(id: "b")
+        try await catalog.createUpload(.init(id: "u1", device: "b", length: 1, offset: 1, metadata: "", expires: t0 + 60))
+        try await catalog.fileClip(.init(path: "/q", device: "b", camera: "c", start: t0, end: t0 + 1, bytes: 1, sha256: "h", request: nil, reason: nil,
+                                         receivedAt: t0, proof: "damaged", proofDetail: "lost: fragment 3", chainSeq: 8), uploadID: "u1")
+        #expect(try await catalog.clips().map(\.proof).sorted() == ["damaged", "failed"])
+        let indexes = try await catalog.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'clip' AND name = 'clip_by_device'", [])
+        #expect(indexes.count == 1)
     }
 
     @Test func aMigrationThatFailsRollsBackToTheSchemaItFound() async throws {
