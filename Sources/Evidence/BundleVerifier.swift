@@ -69,6 +69,13 @@ public enum BundleVerifier {
         return found.count == 1 ? path + "/" + found[0] : nil
     }
 
+    /// The folder a manifest's proof and parts are in: a bare name ("NAME.manifest.json", run
+    /// from the bundle's own folder) is in ".", not "/" (issue 23: it looked at the root).
+    static func folder(of manifestPath: String) -> String {
+        let parent = (manifestPath as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
     /// Problems as they are found, the first `maxProblems` of them kept.
     struct Problems {
         var list: [String] = []
@@ -79,7 +86,7 @@ public enum BundleVerifier {
     }
 
     public static func verify(manifest manifestPath: String) -> BundleReport {
-        let dir = (manifestPath as NSString).deletingLastPathComponent
+        let dir = folder(of: manifestPath)
         var problems = Problems()
         let manifest: EvidenceManifest
         switch readFile(manifestPath, max: maxManifestBytes) {
@@ -121,6 +128,12 @@ public enum BundleVerifier {
         }
         let named = Set(countersigns.map(\.seq))
 
+        // The files in segments/, each to be named by a record (issue 23): at most
+        // `maxManifestSegments` names are held; more is itself a problem.
+        let segmentsPath = proof + "/" + Bundle.segmentsDir
+        var unnamed = Set(((try? FileManager.default.contentsOfDirectory(atPath: segmentsPath)) ?? []).prefix(maxManifestSegments + 1))
+        if unnamed.count > maxManifestSegments { problems.add("\(Bundle.segmentsDir)/ holds more than \(maxManifestSegments) files") }
+
         // The chain, one line at a time: each record is checked and, in the range, its file.
         let sources = Dictionary(manifest.segments.map { (($0.file as NSString).lastPathComponent, $0) }, uniquingKeysWith: { a, _ in a })
         var walker = ChainVerifier.Walker(key: key, device: manifest.device)
@@ -140,6 +153,7 @@ public enum BundleVerifier {
             findings.forEach { problems.add($0.message) }
             guard let r = record else { return true }
             lastSeq = r.seq
+            if let f = r.file { unnamed.remove(f) }
             if named.contains(r.seq) { hashBySeq[r.seq] = sealed.hash }
             guard r.endMs > manifest.from.milliseconds && r.startMs < manifest.to.milliseconds else { return true }
             inRange += 1
@@ -159,6 +173,16 @@ public enum BundleVerifier {
                     report.missingFootage.append(.init(from: r.start, to: r.end, reason: why))
                     return true
                 }
+                // Only plain files: a symlink could point at anything on the verifying machine.
+                guard (st.st_mode & S_IFMT) == S_IFREG else {
+                    problems.add("record \(r.seq): \(Bundle.segmentsDir)/\(name) is \((st.st_mode & S_IFMT) == S_IFLNK ? "a symbolic link" : "not a plain file"): a bundle holds its segments themselves")
+                    return true
+                }
+                let sealed = sealProblem(path: path, record: r, sealed: sealed, key: key)
+                if let sealed, sealed.contains("swapped or replayed") {
+                    problems.add("record \(r.seq): \(name): \(sealed)")
+                    return true
+                }
                 if let problem = ChainVerifier.verifyFile(path: path, record: r) {
                     // Declared damaged on the box (issue 22): its intact fragments are vouched
                     // for by the seal, the lost seconds are footage recorded but not here.
@@ -176,6 +200,12 @@ public enum BundleVerifier {
                     problems.add("record \(r.seq): \(problem.message)")
                     return true
                 }
+                // Every byte after the media is the seal box, and the seal box is this record's
+                // (issue 23: an edited or stripped seal box, or bytes after it, passed).
+                if let problem = sealed {
+                    problems.add("record \(r.seq): \(name): \(problem)")
+                    return true
+                }
                 report.verifiedSegments += 1
                 // The file is the one sealed: the manifest's word on it must be the file's.
                 if let listed = sources[name], listed.verified, let sha = try? sha256(path), sha != listed.sha256 {
@@ -185,6 +215,18 @@ public enum BundleVerifier {
             return true
         }
         if let why = walked { problems.add("\(Bundle.chainFile): \(why)") }
+        // Files no record names: reported; one sealed by this box past the chain's end proves
+        // the chain's tail was cut.
+        for file in unnamed.sorted().prefix(maxProblems) {
+            let path = segmentsPath + "/" + file
+            if let (_, seal) = SealBox.find(path: path), seal.sealed.isSealed(by: key), let r = seal.sealed.record, r.device == manifest.device,
+               r.seq > lastSeq {
+                problems.add("\(Bundle.segmentsDir)/\(file) is sealed by this box as record \(r.seq), but the chain given ends at record \(lastSeq): records \(lastSeq.adding(saturating: 1))–\(r.seq) were cut")
+            } else {
+                problems.add("\(Bundle.segmentsDir)/\(file) is named by no record of the chain: it is not part of the evidence (remove it, or find where it came from)")
+            }
+        }
+        if unnamed.count > maxProblems { problems.add("… and \(unnamed.count - maxProblems) more files no record names") }
         for s in manifest.segments where s.verified {
             let name = (s.file as NSString).lastPathComponent
             if !namedInRange.contains(name) {
@@ -228,6 +270,24 @@ public enum BundleVerifier {
         report.authentic = problems.isEmpty
         report.complete = report.authentic && report.undeclared.isEmpty && report.missingFootage.isEmpty
         return report
+    }
+
+    /// Why the seal box at the end of the segment file at `path` is not `sealed`'s, or nil: it
+    /// must start where the record's media ends, end the file, and hold the same record and
+    /// signature as the chain; gaps it carries must be sealed by the key.
+    static func sealProblem(path: String, record: ChainRecord, sealed: SealedRecord, key: Curve25519.Signing.PublicKey) -> String? {
+        guard let (offset, seal) = SealBox.find(path: path) else {
+            return "its seal box is missing, or bytes follow it: every byte after the media must be the seal box"
+        }
+        guard offset == record.mediaBytes else { return "its seal box does not start where the sealed media ends" }
+        guard seal.record == sealed.body, seal.signature == sealed.signature else {
+            if let other = seal.sealed.record, other.seq != record.seq {
+                return "it holds record \(other.seq)'s seal, not record \(record.seq)'s: the file was swapped or replayed"
+            }
+            return "its seal box holds another record or signature than the chain's: the seal box was edited"
+        }
+        for gap in seal.gaps ?? [] where !gap.isSealed(by: key) { return "a gap record in its seal box is not sealed by the box's key" }
+        return nil
     }
 
     static func failed(_ why: String) -> BundleReport {
