@@ -211,6 +211,13 @@ public enum BundleVerifier {
                 if let listed = sources[name], listed.verified, let sha = try? sha256(path), sha != listed.sha256 {
                     problems.add("the manifest gives \(name) a sha256 that is not the file's: the manifest was edited")
                 }
+                // And the times a person reads in it are the record's (issue 23: an edited start
+                // passed). A record made before the box's clock was synchronised is re-timed from
+                // the monotonic clock afterwards (Ring.retime): the manifest then carries the
+                // corrected times, which the seal does not vouch for.
+                if r.clockSynchronized, let listed = sources[name], listed.start != r.start || listed.end != r.end {
+                    problems.add("the manifest gives \(name) \(listed.start) → \(listed.end), its sealed record says \(r.start) → \(r.end): the manifest was edited")
+                }
             }
             return true
         }
@@ -386,6 +393,10 @@ public enum BundleVerifier {
     public static func render(_ r: BundleReport) -> String {
         var lines: [String] = []
         let range = "\(r.from) to \(r.to)"
+        if r.device.isEmpty {
+            // Nothing could be read: no device and no range to speak of (it printed 1970–1970).
+            return (["NOT AUTHENTIC: the bundle cannot be read"] + r.problems.map { "  ✘ " + $0 }).joined(separator: "\n")
+        }
         if !r.authentic {
             lines.append("NOT AUTHENTIC: \(r.device) \(range)")
             lines += r.problems.map { "  ✘ " + $0 }

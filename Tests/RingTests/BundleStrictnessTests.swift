@@ -92,4 +92,18 @@ import Glibc
         #expect(BundleVerifier.folder(of: "/media/usb/b.manifest.json") == "/media/usb")
         #expect(BundleVerifier.folder(of: "sub/b.manifest.json") == "sub")
     }
+
+    /// A per-segment time edited in the manifest (what a person reads) is named; an unreadable
+    /// bundle says so without a 1970 range.
+    @Test func editedManifestTimesAndUnreadableBundles() async throws {
+        let (manifest, _, _) = try await bundles.bundle()
+        var m = try JSONDecoder().decode(EvidenceManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifest)))
+        m.segments[1].start = m.segments[1].start + 1
+        try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: manifest))
+        let (report, status) = VerifyCommand.run(path: manifest)
+        #expect(status == 1 && report.problems.contains { $0.contains("its sealed record says") }, "\(report.problems)")
+        let (unreadable, code) = VerifyCommand.run(path: "/nonexistent/b.manifest.json")
+        let words = BundleVerifier.render(unreadable)
+        #expect(code == 1 && words.hasPrefix("NOT AUTHENTIC: the bundle cannot be read") && !words.contains("1970"), "\(words)")
+    }
 }
