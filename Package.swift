@@ -60,7 +60,8 @@ let package = Package(
             dependencies: [
                 "Wire",
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            exclude: ["BUNDLE-FORMAT.md"]
         ),
         // Upload queue and tus client (state machine + driver).
         .target(

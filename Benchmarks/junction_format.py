@@ -56,6 +56,18 @@ class Key:
         h = hashlib.sha256(body.encode()).hexdigest()
         return h, base64.b64encode(self.private.sign(b"junction-seal/1\n" + h.encode())).decode()
 
+    def bind(self, device, device_key, at_ms):
+        """The commune's key binding (`key-binding.json`, issue 23)."""
+        msg = f"junction-key-binding/1\n{device}\n{device_key}\n{at_ms}\n{self.public}".encode()
+        return {"v": 1, "device": device, "device_key": device_key, "bound_at": rfc3339(at_ms), "commune_key": self.public,
+                "signature": base64.b64encode(self.private.sign(msg)).decode()}
+
+    def sign_manifest(self, manifest_path, signer="box"):
+        """`manifest.sig`: the signature over `junction-manifest/1\n` + SHA-256 of the manifest (CRLF as LF)."""
+        digest = hashlib.sha256(open(manifest_path, "rb").read().replace(b"\r\n", b"\n")).hexdigest()
+        sig = self.private.sign(b"junction-manifest/1\n" + digest.encode())
+        return {"v": 1, "signer": signer, "key": self.public, "signature": base64.b64encode(sig).decode()}
+
     def countersign(self, device, seq, h, at_ms):
         msg = f"junction-countersign/1\n{device}\n{seq}\n{h}\n{at_ms}".encode()
         return {"device": device, "seq": seq, "hash": h, "received_at": rfc3339(at_ms),

@@ -7,13 +7,13 @@ import Wire
 /// operator (`commune devices add --key`); afterwards a different key is refused until an
 /// operator re-enrols the box (`commune devices rekey`), which the audit log keeps.
 extension Catalog {
-    public enum KeyBinding: Sendable, Equatable {
+    public enum KeyOutcome: Sendable, Equatable {
         case bound
         case same
         case refused(boundAt: Timestamp?)
     }
 
-    public func bindKey(device: String, publicKey: String, now: Timestamp = .now()) async throws -> KeyBinding {
+    public func bindKey(device: String, publicKey: String, now: Timestamp = .now()) async throws -> KeyOutcome {
         let rows = try await query("""
             UPDATE device SET public_key = ?1, key_bound_ms = ?2 WHERE id = ?3 AND public_key IS NULL RETURNING id
             """, [.text(publicKey), .integer(Int(now.milliseconds)), .text(device)])
@@ -35,17 +35,45 @@ extension Catalog {
     }
 
     public func addCountersign(_ c: Heartbeat.Countersign) async throws {
-        _ = try await query("INSERT INTO countersign (device, seq, hash, received_ms, signature) VALUES (?, ?, ?, ?, ?)",
-                            [.text(c.device), .integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature)])
+        _ = try await query("INSERT INTO countersign (device, seq, hash, received_ms, signature, device_key) VALUES (?, ?, ?, ?, ?, ?)",
+                            [.text(c.device), .integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature),
+                             c.deviceKey.map { .text($0) } ?? .null])
     }
 
     /// A device's countersignatures, oldest first, with the commune key given.
     public func countersigns(device: String, communeKey: String) async throws -> [Heartbeat.Countersign] {
-        try await query("SELECT seq, hash, received_ms, signature FROM countersign WHERE device = ? ORDER BY seq, id", [.text(device)]).map {
-            Heartbeat.Countersign(device: device, seq: Int64($0.column("seq")?.integer ?? 0), hash: $0.column("hash")?.string ?? "",
+        try await query("SELECT seq, hash, received_ms, signature, device_key FROM countersign WHERE device = ? ORDER BY seq, id", [.text(device)]).map {
+            Heartbeat.Countersign(device: device, deviceKey: $0.column("device_key")?.string, seq: Int64($0.column("seq")?.integer ?? 0),
+                                  hash: $0.column("hash")?.string ?? "",
                                   receivedAt: Timestamp(milliseconds: Int64($0.column("received_ms")?.integer ?? 0)),
                                   signature: $0.column("signature")?.string ?? "", communeKey: communeKey)
         }
+    }
+
+    /// The commune's binding of `deviceKey` to `device` under `communeKey`, made (signed by
+    /// `sign`, as of when the key was bound) and kept the first time it is asked for; every
+    /// binding a device ever had is kept, so a re-keyed box's old bundles stay verifiable.
+    public func keyBinding(device: String, deviceKey: String, communeKey: String,
+                           sign: @Sendable (_ boundAt: Timestamp) throws -> KeyBinding) async throws -> KeyBinding {
+        if let row = try await query("""
+            SELECT bound_ms, signature FROM key_binding WHERE device = ? AND device_key = ? AND commune_key = ? ORDER BY id DESC LIMIT 1
+            """, [.text(device), .text(deviceKey), .text(communeKey)]).first,
+            let ms = row.column("bound_ms")?.integer, let signature = row.column("signature")?.string {
+            return KeyBinding(device: device, deviceKey: deviceKey, boundAt: Timestamp(milliseconds: Int64(ms)), communeKey: communeKey, signature: signature)
+        }
+        let held = try await query("SELECT public_key, key_bound_ms FROM device WHERE id = ?", [.text(device)]).first
+        let boundMs = held?.column("public_key")?.string == deviceKey ? held?.column("key_bound_ms")?.integer : nil
+        let binding = try sign(boundMs.map { Timestamp(milliseconds: Int64($0)) } ?? .now())
+        _ = try await query("INSERT INTO key_binding (device, device_key, bound_ms, commune_key, signature) VALUES (?, ?, ?, ?, ?)",
+                            [.text(device), .text(deviceKey), .integer(Int(binding.boundAt.milliseconds)), .text(communeKey), .text(binding.signature)])
+        return binding
+    }
+
+    /// Every key a device was ever bound to, oldest first (base64).
+    public func boundKeys(device: String) async throws -> [String] {
+        var keys = try await query("SELECT device_key FROM key_binding WHERE device = ? ORDER BY id", [.text(device)]).compactMap { $0.column("device_key")?.string }
+        if let current = try await publicKey(device: device), !keys.contains(current) { keys.append(current) }
+        return keys
     }
 
     /// The commune's copy of a device's chain for `from`–`to`: the record before the range,

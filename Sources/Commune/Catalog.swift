@@ -190,6 +190,21 @@ public actor Catalog {
         ALTER TABLE clip_new RENAME TO clip;
         CREATE INDEX clip_by_device ON clip (device, start_ms)
         """,
+        // 11 (issue 23): the commune's signed binding of every key a device ever had (the trust
+        // anchor its bundles carry; a re-keyed box's old bundles keep theirs), and the device key
+        // each countersignature names (version 2; NULL: made before, version 1).
+        """
+        CREATE TABLE key_binding (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            device_key TEXT NOT NULL,
+            bound_ms INTEGER NOT NULL,
+            commune_key TEXT NOT NULL,
+            signature TEXT NOT NULL
+        );
+        CREATE INDEX key_binding_by_device ON key_binding (device, device_key);
+        ALTER TABLE countersign ADD COLUMN device_key TEXT
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {

@@ -77,6 +77,7 @@ public struct ControlEndpoint: Sendable {
         reply.activityFrom = try await catalog.activityFrom(device: device)
         if let head = report.evidence {
             (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
+            if reply.keyProblem == nil { reply.keyBinding = try await binding(head, device: device) }
             // The chain records a request's proof still lacks: those this report carries are
             // kept (each checked under the bound key), and the next stretch asked for.
             let asked = report.chain?.isEmpty == false ? try await catalog.chainWanted(device: device) : nil
@@ -106,9 +107,17 @@ public struct ControlEndpoint: Sendable {
             break
         }
         guard let seq = head.seq, seq > 0, let hash = head.hash, ChainRecord.isHash(hash), let communeKey else { return (nil, nil) }
-        let c = try Heartbeat.Countersign.make(device: device, seq: seq, hash: hash, receivedAt: .now(), key: communeKey)
+        let c = try Heartbeat.Countersign.make(device: device, deviceKey: head.publicKey, seq: seq, hash: hash, receivedAt: .now(), key: communeKey)
         try await catalog.addCountersign(c)
         return (c, nil)
+    }
+
+    /// The commune's binding of the key the box sent (made the first time), once it is bound.
+    func binding(_ head: Heartbeat.ChainHead, device: String) async throws -> KeyBinding? {
+        guard let communeKey, try await catalog.publicKey(device: device) == head.publicKey else { return nil }
+        return try await catalog.keyBinding(device: device, deviceKey: head.publicKey, communeKey: communeKey.publicKeyBase64) { at in
+            try KeyBinding.make(device: device, deviceKey: head.publicKey, boundAt: at, key: communeKey)
+        }
     }
 
     struct NewRequest: Decodable {

@@ -174,7 +174,7 @@ extension CommuneCommand {
             var desk = Desk.Configuration(secureCookies: cert != nil, evidenceRoot: data + "/evidence")
             if let zone = file.timeZone, let tz = TimeZone(identifier: zone) { desk.timeZone = tz }
             if let hours = file.sessionHours { desk.session.absoluteSeconds = Double(hours) * 3600 }
-            desk.communePublicKey = communeKey.publicKeyBase64
+            desk.communeKey = communeKey
             desk.trustedProxies = Set(file.trustedProxies ?? [])
             Desk(catalog: catalog, configuration: desk, logger: logger).register(on: router)
             let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "commune")

@@ -1,4 +1,5 @@
 import Commune
+import Evidence
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -27,8 +28,10 @@ public struct Desk: Sendable {
         public var bcryptCost: UInt8
         /// Where evidence packages are written (`<data>/evidence`).
         public var evidenceRoot: String
-        /// The commune's public key (base64): its countersignatures go into each package's proof.
-        public var communePublicKey: String?
+        /// The commune's key: its countersignatures and its binding of the device key go into
+        /// each package's proof, and it signs each package's manifest (issue 23).
+        public var communeKey: DeviceKey?
+        public var communePublicKey: String? { communeKey?.publicKeyBase64 }
         /// Addresses of the proxies in front of the desk (`[desk] trusted_proxies`): from them
         /// the client is the address `X-Forwarded-For` names last before any of them; from
         /// anyone else the header is ignored.

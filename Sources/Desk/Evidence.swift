@@ -64,19 +64,29 @@ extension Desk {
         // The proof (issue 13): the device's key, the commune's copy of its chain records for the
         // range, and the countersignatures among them.
         var proof: Proof?
-        if let key = try await catalog.publicKey(device: r.device) {
-            let records = try await catalog.chainRecords(device: r.device, from: r.from, to: r.to)
+        let records = try await catalog.chainRecords(device: r.device, from: r.from, to: r.to)
+        // The key that sealed these records: the device's now, or one it had before a re-key.
+        var sealedBy: String?
+        if let first = records.first {
+            sealedBy = try await catalog.boundKeys(device: r.device).reversed().first { DeviceKey.publicKey(base64: $0).map(first.isSealed(by:)) ?? false }
+        }
+        if let key = sealedBy {
             let seqs = records.compactMap { $0.record?.seq }
             var countersigns: [Heartbeat.Countersign] = []
-            if let communeKey = configuration.communePublicKey, let low = seqs.min(), let high = seqs.max() {
-                countersigns = try await catalog.countersigns(device: r.device, communeKey: communeKey).filter { $0.seq >= low && $0.seq <= high }
+            var binding: KeyBinding?
+            if let communeKey = configuration.communeKey, let low = seqs.min(), let high = seqs.max() {
+                countersigns = try await catalog.countersigns(device: r.device, communeKey: communeKey.publicKeyBase64)
+                    .filter { $0.seq >= low && $0.seq <= high && ($0.deviceKey == nil || $0.deviceKey == key) }
+                binding = try await catalog.keyBinding(device: r.device, deviceKey: key, communeKey: communeKey.publicKeyBase64) { at in
+                    try KeyBinding.make(device: r.device, deviceKey: key, boundAt: at, key: communeKey)
+                }
             }
-            if !records.isEmpty { proof = Proof(publicKey: key, records: records, countersigns: countersigns) }
+            proof = Proof(publicKey: key, records: records, countersigns: countersigns, binding: binding)
         }
         let manifest: EvidenceManifest
         do {
-            manifest = try await Self.blocking { [proof] in
-                try Self.writeEvidence(range: r, clips: clips, folder: folder, stem: stem, officer: officer, proof: proof)
+            manifest = try await Self.blocking { [proof, communeKey = configuration.communeKey] in
+                try Self.writeEvidence(range: r, clips: clips, folder: folder, stem: stem, officer: officer, proof: proof, signer: communeKey)
             }
         } catch {
             logger.error("desk: evidence could not be made", metadata: ["range": "\(r.label)", "error": "\(error)"])
@@ -105,6 +115,7 @@ extension Desk {
         var publicKey: String
         var records: [SealedRecord]
         var countersigns: [Heartbeat.Countersign]
+        var binding: KeyBinding?
     }
 
     /// Checks every clip, writes the parts, the manifest, the proof folder, all of it once more as
@@ -112,7 +123,7 @@ extension Desk {
     /// `SHA256SUMS` into `folder` (created; removed again when anything fails). Blocking: runs on
     /// the thread pool.
     static func writeEvidence(range r: FootageRange, clips: [Catalog.Clip], folder: String, stem: String,
-                              officer: String, proof: Proof? = nil) throws -> EvidenceManifest {
+                              officer: String, proof: Proof? = nil, signer: DeviceKey? = nil) throws -> EvidenceManifest {
         try TusEndpoint.makeDirectories(folder)
         var done = false
         defer { if !done { try? FileManager.default.removeItem(atPath: folder) } }
@@ -160,7 +171,7 @@ extension Desk {
                 return (name, c.path)
             }
             try Bundle.writeProof(into: "\(folder)/\(stem).proof", publicKey: proof.publicKey, chain: proof.records,
-                                  countersigns: proof.countersigns, segments: segments)
+                                  countersigns: proof.countersigns, binding: proof.binding, segments: segments)
             manifest.proof = "\(stem).proof"
         }
         let encoder = JSONEncoder()
@@ -169,6 +180,7 @@ extension Desk {
         guard FileManager.default.createFile(atPath: manifestPath, contents: try encoder.encode(manifest)) else {
             throw EvidenceFailure(description: "cannot write \(manifestPath)")
         }
+        if let p = manifest.proof, let signer { try Bundle.signManifest(at: manifestPath, proof: "\(folder)/\(p)", signer: .commune, key: signer) }
         var sums = parts.map { "\($0.sha256)  \($0.file)\n" }.joined()
             + "\(try TusEndpoint.sha256(manifestPath))  \((manifestPath as NSString).lastPathComponent)\n"
         // One file to download: the parts, the manifest and the proof folder, stored (video does

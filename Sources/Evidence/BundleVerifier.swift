@@ -25,6 +25,13 @@ public struct BundleReport: Codable, Sendable {
 
     public var authentic: Bool
     public var complete: Bool
+    /// The device key is bound by a commune key the verifier was told to trust (issue 23).
+    /// Without such an anchor a bundle can be consistent, never "authentic": anyone can make a
+    /// consistent bundle under a key of their own.
+    public var anchored: Bool
+    /// The keys the answer rests on, in words (which commune key bound which device key, who
+    /// signed the manifest), for the officer to compare with the commune's published fingerprint.
+    public var reliedOn: [String]
     public var device: String
     public var from: Timestamp
     public var to: Timestamp
@@ -40,8 +47,84 @@ public struct BundleReport: Codable, Sendable {
     /// What is wrong: a changed byte, a removed or moved record, a foreign key, an edited manifest.
     public var problems: [String]
 
+    /// The answer in one word, and the exit status that goes with it (the format, "Exit status").
+    public enum Verdict: String, Codable, Sendable {
+        case authenticComplete = "authentic_complete", authenticIncomplete = "authentic_incomplete"
+        case notAuthentic = "not_authentic", unanchored = "consistent_unanchored", unreadable
+        public var exitStatus: Int32 {
+            switch self {
+            case .authenticComplete: 0
+            case .notAuthentic: 1
+            case .authenticIncomplete: 2
+            case .unanchored: 3
+            case .unreadable: 4
+            }
+        }
+    }
+
+    public var verdict: Verdict {
+        if device.isEmpty { return .unreadable }
+        if !authentic { return .notAuthentic }
+        if !anchored { return .unanchored }
+        return complete ? .authenticComplete : .authenticIncomplete
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(authentic, forKey: .authentic)
+        try c.encode(complete, forKey: .complete)
+        try c.encode(anchored, forKey: .anchored)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(reliedOn, forKey: .reliedOn)
+        try c.encode(device, forKey: .device)
+        try c.encode(from, forKey: .from)
+        try c.encode(to, forKey: .to)
+        try c.encodeIfPresent(deviceKey, forKey: .deviceKey)
+        try c.encode(verifiedSegments, forKey: .verifiedSegments)
+        try c.encode(declaredGaps, forKey: .declaredGaps)
+        try c.encode(missingFootage, forKey: .missingFootage)
+        try c.encode(undeclared, forKey: .undeclared)
+        try c.encode(time, forKey: .time)
+        try c.encode(problems, forKey: .problems)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        authentic = try c.decode(Bool.self, forKey: .authentic)
+        complete = try c.decode(Bool.self, forKey: .complete)
+        anchored = try c.decodeIfPresent(Bool.self, forKey: .anchored) ?? false
+        reliedOn = try c.decodeIfPresent([String].self, forKey: .reliedOn) ?? []
+        device = try c.decode(String.self, forKey: .device)
+        from = try c.decode(Timestamp.self, forKey: .from)
+        to = try c.decode(Timestamp.self, forKey: .to)
+        deviceKey = try c.decodeIfPresent(String.self, forKey: .deviceKey)
+        verifiedSegments = try c.decode(Int.self, forKey: .verifiedSegments)
+        declaredGaps = try c.decode([Stretch].self, forKey: .declaredGaps)
+        missingFootage = try c.decode([Stretch].self, forKey: .missingFootage)
+        undeclared = try c.decode([Stretch].self, forKey: .undeclared)
+        time = try c.decode(TimeEvidence.self, forKey: .time)
+        problems = try c.decode([String].self, forKey: .problems)
+    }
+
+    init(device: String, from: Timestamp, to: Timestamp, problems: [String] = []) {
+        self.authentic = false
+        self.complete = false
+        self.anchored = false
+        self.reliedOn = []
+        self.device = device
+        self.from = from
+        self.to = to
+        self.verifiedSegments = 0
+        self.declaredGaps = []
+        self.missingFootage = []
+        self.undeclared = []
+        self.time = .init(clockSynchronized: false)
+        self.problems = problems
+    }
+
     enum CodingKeys: String, CodingKey {
-        case authentic, complete, device, from, to, time, problems
+        case authentic, complete, anchored, device, from, to, time, problems, verdict
+        case reliedOn = "relied_on"
         case deviceKey = "device_key_fingerprint", verifiedSegments = "verified_segments", declaredGaps = "declared_gaps"
         case missingFootage = "missing_footage", undeclared
     }
@@ -85,12 +168,17 @@ public enum BundleVerifier {
         var all: [String] { more == 0 ? list : list + ["… and \(more) more problems"] }
     }
 
-    public static func verify(manifest manifestPath: String) -> BundleReport {
+    /// Checks the bundle whose manifest is at `manifestPath`. `trusted` are the commune keys the
+    /// caller trusts (`--commune-key`, a trust file): the device key must be bound by one of them
+    /// for the bundle to be authentic; with none, the answer is at most "consistent".
+    public static func verify(manifest manifestPath: String, trusting trusted: [Curve25519.Signing.PublicKey] = []) -> BundleReport {
         let dir = folder(of: manifestPath)
         var problems = Problems()
         let manifest: EvidenceManifest
+        let manifestData: Data
         switch readFile(manifestPath, max: maxManifestBytes) {
         case .data(let data):
+            manifestData = data
             guard let m = try? JSONDecoder().decode(EvidenceManifest.self, from: data) else { return failed("\(manifestPath) is not an export manifest") }
             guard m.segments.count <= maxManifestSegments, m.parts.count <= maxManifestParts else {
                 return failed("\(manifestPath) lists \(m.segments.count) segments and \(m.parts.count) parts: at most \(maxManifestSegments) and \(maxManifestParts)")
@@ -98,9 +186,8 @@ public enum BundleVerifier {
             manifest = m
         case .problem(let why): return failed("\(manifestPath): \(why)")
         }
-        var report = BundleReport(authentic: false, complete: false, device: manifest.device, from: manifest.from, to: manifest.to,
-                                  verifiedSegments: 0, declaredGaps: [], missingFootage: [], undeclared: [],
-                                  time: .init(clockSynchronized: false), problems: [])
+        guard !manifest.device.isEmpty else { return failed("\(manifestPath) names no device") }
+        var report = BundleReport(device: manifest.device, from: manifest.from, to: manifest.to)
         guard let proofName = manifest.proof, !proofName.isEmpty, !proofName.contains("/"), !proofName.hasPrefix("."), proofName.utf8.count <= 255 else {
             report.problems = ["the export carries no proof folder: it cannot be checked (made by a junction without sealing)"]
             return report
@@ -112,6 +199,39 @@ public enum BundleVerifier {
             return report
         }
         report.deviceKey = DeviceKey.fingerprint(of: key)
+        let keyBase64 = key.rawRepresentation.base64EncodedString()
+        let trustedKeys = Set(trusted.map { $0.rawRepresentation.base64EncodedString() })
+        func fp(_ base64: String) -> String { DeviceKey.publicKey(base64: base64).map(DeviceKey.fingerprint(of:)) ?? "?" }
+
+        // The proof folder holds the format's files and nothing else.
+        let known: Set<String> = [Bundle.keyFile, Bundle.chainFile, Bundle.countersignFile, Bundle.bindingFile, ManifestSeal.file, Bundle.segmentsDir]
+        for other in ((try? FileManager.default.contentsOfDirectory(atPath: proof)) ?? []).filter({ !known.contains($0) }).sorted().prefix(maxProblems) {
+            problems.add("\(proofName)/\(other) is not a file of the bundle format: it is not part of the evidence")
+        }
+
+        // The trust anchor: the commune's binding of this device key (issue 23).
+        var binding: KeyBinding?
+        switch readFile(proof + "/" + Bundle.bindingFile, max: 4096) {
+        case .data(let data):
+            if let b = try? JSONDecoder().decode(KeyBinding.self, from: data), b.isValid {
+                if b.device != manifest.device {
+                    problems.add("\(Bundle.bindingFile) binds a key to \(b.device), not to \(manifest.device)")
+                } else if b.deviceKey != keyBase64 {
+                    problems.add("\(Bundle.bindingFile) binds device key \(fp(b.deviceKey)), not \(report.deviceKey ?? "?") which sealed this chain: the chain was re-sealed under another key")
+                } else {
+                    binding = b
+                }
+            } else {
+                problems.add("\(Bundle.bindingFile) is not a key binding whose signature verifies: it was altered")
+            }
+        case .problem(let why) where why == "missing": break
+        case .problem(let why): problems.add("\(Bundle.bindingFile): \(why)")
+        }
+        if let binding {
+            let by = trustedKeys.contains(binding.communeKey) ? "a commune key you trust" : "commune key"
+            report.reliedOn.append("device key \(report.deviceKey ?? "?") bound to \(manifest.device) on \(binding.boundAt) by \(by) \(fp(binding.communeKey))")
+            if trustedKeys.contains(binding.communeKey) { report.anchored = true }
+        }
 
         // The countersignatures first: the chain's walk keeps the hashes of the records they name.
         var countersigns: [Heartbeat.Countersign] = []
@@ -139,6 +259,7 @@ public enum BundleVerifier {
         var walker = ChainVerifier.Walker(key: key, device: manifest.device)
         var covered: [(Timestamp, Timestamp)] = [], namedInRange = Set<String>(), hashBySeq: [Int64: String] = [:]
         var lastSeq: Int64 = 0, rangeEnd: Int64?, inRange = 0, allSynchronized = true, records = 0
+        var present: [(start: Timestamp, end: Timestamp)] = [], otherCameras = 0
         let walked = forEachLine(path: proof + "/" + Bundle.chainFile) { n, line in
             records += 1
             guard records <= Bundle.maxRecords else {
@@ -159,6 +280,11 @@ public enum BundleVerifier {
             inRange += 1
             rangeEnd = r.seq
             allSynchronized = allSynchronized && r.clockSynchronized
+            // The camera a person reads in the manifest is the records' (issue 23).
+            if r.camera != manifest.camera {
+                if otherCameras == 0 { problems.add("the manifest says camera \(manifest.camera), record \(r.seq) was made by camera \(r.camera): the manifest was edited") }
+                otherCameras += 1
+            }
             covered.append((r.start, r.end))
             switch r.kind {
             case .gap:
@@ -173,6 +299,10 @@ public enum BundleVerifier {
                     report.missingFootage.append(.init(from: r.start, to: r.end, reason: why))
                     return true
                 }
+                // Footage the bundle holds, for the manifest's gaps: whatever else is wrong with
+                // the file is named on its own, not blamed on the manifest.
+                if let listed = sources[name], listed.verified { present.append((listed.start, listed.end)) }
+                else if sources[name] == nil { present.append((r.start, r.end)) }
                 // Only plain files: a symlink could point at anything on the verifying machine.
                 guard (st.st_mode & S_IFMT) == S_IFREG else {
                     problems.add("record \(r.seq): \(Bundle.segmentsDir)/\(name) is \((st.st_mode & S_IFMT) == S_IFLNK ? "a symbolic link" : "not a plain file"): a bundle holds its segments themselves")
@@ -250,6 +380,22 @@ public enum BundleVerifier {
             default: break
             }
         }
+        // The gaps a person reads in the manifest are the range's stretches with no footage here,
+        // each over the 1 s tolerance, no more and no fewer (issue 23).
+        /// Whether stretches `by` leave more than the 1 s tolerance of `from`–`to` uncovered.
+        func uncovered(_ from: Timestamp, _ to: Timestamp, by stretches: [(start: Timestamp, end: Timestamp)]) -> Bool {
+            let inside = stretches.filter { $0.end > from && $0.start < to }.map { (start: max($0.start, from), end: min($0.end, to)) }
+            return !EvidenceManifest.holes(from: from, to: to, covered: inside.sorted { $0.start < $1.start }).isEmpty
+        }
+        let withoutFootage = EvidenceManifest.holes(from: manifest.from, to: manifest.to, covered: present.sorted { $0.start < $1.start })
+        let listedGaps = manifest.gaps.map { (start: $0.from, end: $0.to) }
+        if let hidden = withoutFootage.first(where: { uncovered($0.from, $0.to, by: listedGaps) }) {
+            problems.add("the bundle has no footage of \(hidden.from) → \(hidden.to), but the manifest's gaps do not say so: the manifest was edited")
+        }
+        let absent = withoutFootage.map { (start: $0.from, end: $0.to) }
+        if let claimed = manifest.gaps.first(where: { max($0.from, manifest.from) < min($0.to, manifest.to) && uncovered(max($0.from, manifest.from), min($0.to, manifest.to), by: absent) }) {
+            problems.add("the manifest lists a gap \(claimed.from) → \(claimed.to), but the bundle holds sealed footage of it: the manifest was edited")
+        }
         report.undeclared = EvidenceManifest.holes(from: manifest.from, to: manifest.to, covered: covered.sorted { $0.0 < $1.0 })
             .map { .init(from: $0.from, to: $0.to, reason: "no record covers it") }
         report.time.clockSynchronized = inRange > 0 && allSynchronized
@@ -262,9 +408,24 @@ public enum BundleVerifier {
                 problems.add("a countersignature of record \(c.seq) does not verify (altered, or not for \(manifest.device))")
                 continue
             }
+            if let dk = c.deviceKey, dk != keyBase64 {
+                problems.add("the commune countersigned record \(c.seq) from device key \(fp(dk)), not \(report.deviceKey ?? "?") which sealed this chain: the chain was re-sealed under another key")
+                continue
+            }
+            if let binding, c.communeKey != binding.communeKey {
+                problems.add("the countersignature of record \(c.seq) is by commune key \(fp(c.communeKey)), not the one that bound the device key (\(fp(binding.communeKey)))")
+                continue
+            }
             if let hash = hashBySeq[c.seq] {
                 if hash != c.hash { problems.add("record \(c.seq) is not the one the commune countersigned on \(c.receivedAt): the chain was rewritten after") }
-                else if c.seq >= end, report.time.countersignedRecord.map({ c.seq < $0 }) ?? true {
+                else if c.deviceKey != nil, trustedKeys.contains(c.communeKey), !report.anchored {
+                    // A version-2 countersignature under a trusted key names the device key too.
+                    report.anchored = true
+                    report.reliedOn.append("device key \(report.deviceKey ?? "?") named by a commune key you trust (\(fp(c.communeKey))) in its countersignature of record \(c.seq)")
+                }
+                if hash == c.hash, c.seq >= end, !trustedKeys.isEmpty, !trustedKeys.contains(c.communeKey) {
+                    // Time evidence only from a commune the caller trusts.
+                } else if hash == c.hash, c.seq >= end, report.time.countersignedRecord.map({ c.seq < $0 }) ?? true {
                     report.time.countersignedRecord = c.seq
                     report.time.countersignedAt = c.receivedAt
                     report.time.communeKey = DeviceKey.publicKey(base64: c.communeKey).map(DeviceKey.fingerprint(of:))
@@ -272,6 +433,36 @@ public enum BundleVerifier {
             } else if c.seq > lastSeq {
                 problems.add("the commune countersigned record \(c.seq) on \(c.receivedAt), but the chain given ends at record \(lastSeq): records \(lastSeq.adding(saturating: 1))–\(c.seq) were cut")
             }
+        }
+        // The manifest's signature: the box's device key, or the commune's key (issue 23).
+        switch readFile(proof + "/" + ManifestSeal.file, max: 4096) {
+        case .data(let data):
+            guard let seal = try? JSONDecoder().decode(ManifestSeal.self, from: data), seal.isValid(manifest: manifestData) else {
+                problems.add("the manifest's signature (\(ManifestSeal.file)) does not verify: the manifest was edited after it was signed")
+                break
+            }
+            switch seal.signer {
+            case .box:
+                if seal.key != keyBase64 { problems.add("the manifest is signed by a key that is not the box's (\(fp(seal.key)))") }
+                else { report.reliedOn.append("the manifest signed by the box's device key \(report.deviceKey ?? "?")") }
+            case .commune:
+                if !trustedKeys.isEmpty, !trustedKeys.contains(seal.key) {
+                    problems.add("the manifest is signed by commune key \(fp(seal.key)), which you do not trust")
+                } else if trustedKeys.isEmpty, let binding, seal.key != binding.communeKey {
+                    problems.add("the manifest is signed by commune key \(fp(seal.key)), not the one that bound the device key (\(fp(binding.communeKey)))")
+                } else {
+                    report.reliedOn.append("the manifest signed by commune key \(fp(seal.key))")
+                }
+            }
+        case .problem(let why):
+            problems.add(why == "missing" ? "the manifest is not signed (\(proofName)/\(ManifestSeal.file) is missing): what it says cannot be relied on"
+                                          : "\(ManifestSeal.file): \(why)")
+        }
+
+        if !trustedKeys.isEmpty, !report.anchored {
+            problems.add("the device key \(report.deviceKey ?? "?") is bound by no commune key you trust (\(trustedKeys.sorted().map(fp).joined(separator: ", "))): "
+                         + (binding.map { "the bundle's binding is by commune key \(fp($0.communeKey))" } ?? "the bundle carries no binding by one")
+                         + "; it may be forged or from another commune")
         }
         report.problems = problems.all
         report.authentic = problems.isEmpty
@@ -298,9 +489,7 @@ public enum BundleVerifier {
     }
 
     static func failed(_ why: String) -> BundleReport {
-        BundleReport(authentic: false, complete: false, device: "", from: Timestamp(milliseconds: 0), to: Timestamp(milliseconds: 0),
-                     verifiedSegments: 0, declaredGaps: [], missingFootage: [], undeclared: [], time: .init(clockSynchronized: false),
-                     problems: [why])
+        BundleReport(device: "", from: Timestamp(milliseconds: 0), to: Timestamp(milliseconds: 0), problems: [why])
     }
 
     enum FileRead { case data(Data), problem(String) }
@@ -395,11 +584,16 @@ public enum BundleVerifier {
         let range = "\(r.from) to \(r.to)"
         if r.device.isEmpty {
             // Nothing could be read: no device and no range to speak of (it printed 1970–1970).
-            return (["NOT AUTHENTIC: the bundle cannot be read"] + r.problems.map { "  ✘ " + $0 }).joined(separator: "\n")
+            return (["CANNOT BE READ: this is not a bundle that can be checked"] + r.problems.map { "  ✘ " + $0 }).joined(separator: "\n")
         }
         if !r.authentic {
             lines.append("NOT AUTHENTIC: \(r.device) \(range)")
             lines += r.problems.map { "  ✘ " + $0 }
+        } else if !r.anchored {
+            // Consistent, but anyone can make a consistent bundle under a key of their own.
+            lines.append("CONSISTENT, BUT NOT PROVEN AUTHENTIC: \(r.device), \(range), \(r.verifiedSegments) sealed segments")
+            lines.append("  no commune key was given to check the box's key against (--commune-key BASE64|FILE, or the trust file)")
+            lines.append("  compare these fingerprints with the ones the commune publishes before relying on this bundle:")
         } else if r.complete && r.declaredGaps.isEmpty {
             lines.append("AUTHENTIC AND COMPLETE: \(r.device), \(range), \(r.verifiedSegments) sealed segments, no gap")
         } else if r.complete {
@@ -411,6 +605,7 @@ public enum BundleVerifier {
         for m in r.missingFootage { lines.append("  footage recorded but not here: \(m.from) → \(m.to) (\(m.reason))") }
         for u in r.undeclared { lines.append("  NOT ACCOUNTED FOR: \(u.from) → \(u.to) (no record covers it)") }
         if let k = r.deviceKey { lines.append("  device key \(k)") }
+        for k in r.reliedOn { lines.append("  relied on: \(k)") }
         lines.append("  box clock " + (r.time.clockSynchronized ? "synchronised for all of it" : "NOT synchronised for some of it: the box's times may be off"))
         if let at = r.time.countersignedAt, let seq = r.time.countersignedRecord {
             lines.append("  the commune (key \(r.time.communeKey ?? "?")) countersigned record \(seq) on \(at): the footage existed by then")

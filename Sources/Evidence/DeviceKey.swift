@@ -30,6 +30,20 @@ public struct DeviceKey: Sendable {
         return try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
     }
 
+    /// True when `signature` (base64, standard alphabet with padding, 64 bytes) is `key`'s over `message`.
+    public static func isValid<M: DataProtocol>(signature: String, of message: M, by key: Curve25519.Signing.PublicKey) -> Bool {
+        guard signature.utf8.count <= 200, let sig = Data(base64Encoded: signature), sig.count == 64 else { return false }
+        return key.isValidSignature(sig, for: Data(message))
+    }
+
+    /// Reads a private key written by `loadOrCreate`, never making one.
+    public static func load(path: String) throws(ChainError) -> DeviceKey {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .badKey(FileManager.default.fileExists(atPath: path) ? "\(path) cannot be read (run as root, or as the junction user)" : "there is no key at \(path)")
+        }
+        return try parse(data, path: path)
+    }
+
     func sign(_ message: Data) throws(ChainError) -> Data {
         do { return try key.signature(for: message) } catch { throw .badKey("cannot sign: \(error)") }
     }

@@ -66,7 +66,15 @@ extension JunctionCommand {
             // The countersignatures of the records carried (one past them would read as a cut tail).
             let firstSeq = records.first?.record?.seq ?? 0, lastSeq = records.last?.record?.seq ?? 0
             let countersigns = try await ring.countersigns(device: config.device.id).filter { $0.seq >= firstSeq && $0.seq <= lastSeq }
+            let binding = try await ring.keyBinding()
             await ring.close()
+            // The box signs the manifest it writes (issue 23): without its key nothing is written.
+            var signer: DeviceKey?
+            if !records.isEmpty {
+                do { signer = try DeviceKey.load(path: config.deviceKeyPath) } catch {
+                    throw CLIError("cannot sign the export: \(error). Run junction export as root (sudo junction export …). Nothing was written.")
+                }
+            }
             guard !segments.isEmpty else {
                 let held = all.first.map { "the ring holds \(Output.local($0.start)) → \(Output.local(all.last!.end))" } ?? "the ring is empty"
                 throw CLIError("nothing recorded between \(Output.local(start)) and \(Output.local(end)): \(held). Nothing was written.")
@@ -130,14 +138,14 @@ extension JunctionCommand {
                 gaps: Self.gaps(in: start, end, segments: verified, recorded: recordedGaps))
             // The proof: the sealed originals, their chain records, the box's key and the
             // commune's countersignatures, for junction verify / commune verify (issue 13).
-            if !records.isEmpty, let key = DeviceKey.readPublic(at: config.devicePublicKeyPath) {
+            if !records.isEmpty, let key = signer?.publicKey {
                 let proofName = target.stem + ".proof"
                 let name = { (s: Segment) in String(s.path.split(separator: "/").last ?? "") }
                 let files = Set(records.compactMap { $0.record?.file })
                 let sealed = verified.filter { files.contains(name($0)) }
                 do {
                     try Bundle.writeProof(into: target.directory + "/" + proofName, publicKey: key.rawRepresentation.base64EncodedString(),
-                                          chain: records, countersigns: countersigns,
+                                          chain: records, countersigns: countersigns, binding: binding.flatMap { $0.deviceKey == key.rawRepresentation.base64EncodedString() ? $0 : nil },
                                           segments: sealed.map { (name($0), paths[$0.id]!) })
                     manifest.proof = proofName
                 } catch {
@@ -148,6 +156,11 @@ extension JunctionCommand {
             let manifestPath = target.manifestPath
             guard FileManager.default.createFile(atPath: manifestPath, contents: Data(manifestText.utf8)) else {
                 throw CLIError("cannot write \(manifestPath); the video parts are written")
+            }
+            if let proof = manifest.proof, let signer {
+                do { try Bundle.signManifest(at: manifestPath, proof: target.directory + "/" + proof, signer: .box, key: signer) } catch {
+                    throw CLIError("cannot sign \(manifestPath): \(error). The video parts are written; export again.")
+                }
             }
             let fd = open(target.directory, O_RDONLY | O_DIRECTORY)
             if fd >= 0 { fsync(fd); close(fd) }

@@ -192,6 +192,9 @@ extension Ring {
         guard c.device == device, c.seq == sent.seq, c.hash == sent.hash else {
             throw RingError(.invalidArgument, "the countersignature is not of the head this box sent")
         }
+        guard c.deviceKey == nil || c.deviceKey == sent.publicKey else {
+            throw RingError(.invalidArgument, "the countersignature names another device key than the one this box sent")
+        }
         guard c.isValid() else { throw RingError(.invalidArgument, "the countersignature does not verify under the key it names") }
         try await index.transaction { db throws(RingError) in
             let held = try await db.run("SELECT public_key FROM commune_key WHERE id = 1").first?.column("public_key")?.string
@@ -207,14 +210,38 @@ extension Ring {
     }
 
     private static func insert(_ c: Heartbeat.Countersign, db: RingIndex.Statements, now: Timestamp) async throws(RingError) {
-        _ = try await db.run("INSERT INTO countersign (seq, hash, received_ms, signature, commune_key, kept_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        _ = try await db.run("INSERT INTO countersign (seq, hash, received_ms, signature, commune_key, kept_ms, device_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
                              [.integer(Int(c.seq)), .text(c.hash), .integer(Int(c.receivedAt.milliseconds)), .text(c.signature),
-                              .text(c.communeKey), .integer(Int(now.milliseconds))])
+                              .text(c.communeKey), .integer(Int(now.milliseconds)), c.deviceKey.map { .text($0) } ?? .null])
         let cutoff = now.milliseconds - countersignKeepAllSeconds * 1000
         _ = try await db.run("""
             DELETE FROM countersign WHERE kept_ms < ?1
               AND id NOT IN (SELECT MIN(id) FROM countersign WHERE kept_ms < ?1 GROUP BY kept_ms / 3600000)
             """, [.integer(Int(cutoff))])
+    }
+
+    /// Keeps the commune's binding of this box's key (issue 23) once it is checked: its
+    /// signature, this device, the key this box sent (`deviceKey`), and the commune key this box
+    /// pinned (or `pinned`, the config's server.commune_key). The newest good one is kept.
+    public func keep(_ b: KeyBinding, device: String, deviceKey: String, pinned: String? = nil, now: Timestamp = .now()) async throws(RingError) {
+        guard b.isValid, b.device == device, b.deviceKey == deviceKey else {
+            throw RingError(.invalidArgument, "the commune's key binding is not of this box's key, or does not verify: not kept")
+        }
+        let held = try await pinnedCommuneKey()
+        guard let commune = pinned ?? held, commune == b.communeKey else {
+            throw RingError(.invalidArgument, "the commune's key binding is under a commune key this box has not pinned: not kept")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = String(decoding: (try? encoder.encode(b)) ?? Data(), as: UTF8.self)
+        if try await index.run("SELECT body FROM key_binding WHERE id = 1").first?.column("body")?.string == body { return }
+        _ = try await index.run("INSERT OR REPLACE INTO key_binding (id, body, kept_ms) VALUES (1, ?, ?)", [.text(body), .integer(Int(now.milliseconds))])
+    }
+
+    /// The commune's binding of this box's key, when it has sent one.
+    public func keyBinding() async throws(RingError) -> KeyBinding? {
+        guard let body = try await index.run("SELECT body FROM key_binding WHERE id = 1").first?.column("body")?.string else { return nil }
+        return try? JSONDecoder().decode(KeyBinding.self, from: Data(body.utf8))
     }
 
     /// The commune key this box pinned, if any.
@@ -224,8 +251,9 @@ extension Ring {
 
     /// The countersignatures kept, oldest first.
     public func countersigns(device: String) async throws(RingError) -> [Heartbeat.Countersign] {
-        try await index.run("SELECT seq, hash, received_ms, signature, commune_key FROM countersign ORDER BY seq, id").map {
-            Heartbeat.Countersign(device: device, seq: Int64($0.column("seq")?.integer ?? 0), hash: $0.column("hash")?.string ?? "",
+        try await index.run("SELECT seq, hash, received_ms, signature, commune_key, device_key FROM countersign ORDER BY seq, id").map {
+            Heartbeat.Countersign(device: device, deviceKey: $0.column("device_key")?.string, seq: Int64($0.column("seq")?.integer ?? 0),
+                                  hash: $0.column("hash")?.string ?? "",
                                   receivedAt: Timestamp(milliseconds: Int64($0.column("received_ms")?.integer ?? 0)),
                                   signature: $0.column("signature")?.string ?? "", communeKey: $0.column("commune_key")?.string ?? "")
         }

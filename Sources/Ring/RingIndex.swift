@@ -183,6 +183,16 @@ final class RingIndex: Sendable {
         """
         ALTER TABLE segment ADD COLUMN damaged_sha256 TEXT
         """,
+        // 14 (issue 23): the device key each countersignature names (version 2), and the
+        // commune's binding of this box's key, which every export carries as its trust anchor.
+        """
+        ALTER TABLE countersign ADD COLUMN device_key TEXT;
+        CREATE TABLE key_binding (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            body TEXT NOT NULL,
+            kept_ms INTEGER NOT NULL
+        )
+        """,
     ]
 
     private init(connection: SQLiteConnection, path: String) {

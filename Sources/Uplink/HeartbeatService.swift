@@ -172,6 +172,11 @@ public struct HeartbeatService: Service {
                 logger.error("evidence: countersignature not kept", metadata: ["error": "\(error)"])
             }
         }
+        if let b = reply.keyBinding, let head = report.evidence {
+            do { try await ring.keep(b, device: configuration.device, deviceKey: head.publicKey, pinned: configuration.communeKey) } catch {
+                logger.error("evidence: the commune's key binding not kept", metadata: ["error": "\(error)"])
+            }
+        }
         let before = Set(known.requests.map(\.id))
         let sentAfter = report.chain?.isEmpty == false ? known.chainWanted?.after : nil
         known.chainWanted = reply.chainWanted

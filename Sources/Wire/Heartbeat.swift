@@ -114,11 +114,16 @@ public enum Heartbeat {
         enum CodingKeys: String, CodingKey { case publicKey = "public_key", seq, hash }
     }
 
-    /// The commune's signature over (device, chain head, the time it received it): it pins the
-    /// box's chain in time even when the box's clock was wrong, and a later cut of the chain's
-    /// tail shows against it. The message signed is `Countersign.message`.
+    /// The commune's signature over (device, its key, chain head, the time it received it): it
+    /// pins the box's chain in time even when the box's clock was wrong, a later cut of the
+    /// chain's tail shows against it, and (version 2, issue 23) it names the device key it saw,
+    /// so a bundle re-sealed under another key cannot borrow it. The message signed is
+    /// `Countersign.message`.
     public struct Countersign: Sendable, Codable, Equatable {
         public var device: String
+        /// Base64 of the device key the commune saw with the head (nil: a version-1
+        /// countersignature, made before issue 23, which does not cover the key).
+        public var deviceKey: String?
         public var seq: Int64
         public var hash: String
         public var receivedAt: Timestamp
@@ -126,8 +131,9 @@ public enum Heartbeat {
         public var signature: String
         public var communeKey: String
 
-        public init(device: String, seq: Int64, hash: String, receivedAt: Timestamp, signature: String, communeKey: String) {
+        public init(device: String, deviceKey: String?, seq: Int64, hash: String, receivedAt: Timestamp, signature: String, communeKey: String) {
             self.device = device
+            self.deviceKey = deviceKey
             self.seq = seq
             self.hash = hash
             self.receivedAt = receivedAt
@@ -135,14 +141,18 @@ public enum Heartbeat {
             self.communeKey = communeKey
         }
 
-        enum CodingKeys: String, CodingKey { case device, seq, hash, signature, receivedAt = "received_at", communeKey = "commune_key" }
-
-        /// `junction-countersign/1\n{device}\n{seq}\n{hash}\n{received_at as ms}`.
-        public static func message(device: String, seq: Int64, hash: String, receivedAt: Timestamp) -> [UInt8] {
-            Array("junction-countersign/1\n\(device)\n\(seq)\n\(hash)\n\(receivedAt.milliseconds)".utf8)
+        enum CodingKeys: String, CodingKey {
+            case device, seq, hash, signature, receivedAt = "received_at", communeKey = "commune_key", deviceKey = "device_key"
         }
 
-        public var message: [UInt8] { Self.message(device: device, seq: seq, hash: hash, receivedAt: receivedAt) }
+        /// Version 2: `junction-countersign/2\n{device}\n{device_key}\n{seq}\n{hash}\n{received_at as ms}`;
+        /// version 1 (no device key): `junction-countersign/1\n{device}\n{seq}\n{hash}\n{received_at as ms}`.
+        public static func message(device: String, deviceKey: String?, seq: Int64, hash: String, receivedAt: Timestamp) -> [UInt8] {
+            guard let deviceKey else { return Array("junction-countersign/1\n\(device)\n\(seq)\n\(hash)\n\(receivedAt.milliseconds)".utf8) }
+            return Array("junction-countersign/2\n\(device)\n\(deviceKey)\n\(seq)\n\(hash)\n\(receivedAt.milliseconds)".utf8)
+        }
+
+        public var message: [UInt8] { Self.message(device: device, deviceKey: deviceKey, seq: seq, hash: hash, receivedAt: receivedAt) }
     }
 
     /// What in a report is past `Limits`, or nil.
@@ -262,6 +272,8 @@ public enum Heartbeat {
         /// The commune's countersignature of the head the box sent (nil when it sent none, or
         /// its key is refused: then `keyProblem` says why and what an operator must do).
         public var countersign: Countersign?
+        /// The commune's binding of the key this box sent (issue 23), which its bundles carry.
+        public var keyBinding: KeyBinding?
         public var keyProblem: String?
         /// Chain records the commune wants for a requested range's proof; the next heartbeat
         /// carries as many of them as fit (`Report.chain`).
@@ -271,16 +283,17 @@ public enum Heartbeat {
         public var activityFrom: Timestamp?
 
         public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil,
-                    activityFrom: Timestamp? = nil) {
+                    activityFrom: Timestamp? = nil, keyBinding: KeyBinding? = nil) {
             self.requests = requests
             self.countersign = countersign
+            self.keyBinding = keyBinding
             self.keyProblem = keyProblem
             self.chainWanted = chainWanted
             self.activityFrom = activityFrom
         }
 
         enum CodingKeys: String, CodingKey {
-            case requests, countersign, keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
+            case requests, countersign, keyBinding = "key_binding", keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
         }
 
         /// At most `Limits.maxRequests` requests (the commune sends the oldest open ones first)
@@ -290,6 +303,7 @@ public enum Heartbeat {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             requests = try c.decode([FootageRequest].self, forKey: .requests, maxCount: Limits.maxRequests)
             countersign = try c.decodeIfPresent(Countersign.self, forKey: .countersign)
+            keyBinding = try c.decodeIfPresent(KeyBinding.self, forKey: .keyBinding)
             keyProblem = try c.decodeIfPresent(String.self, forKey: .keyProblem, maxCharacters: Limits.maxTextCharacters)
             chainWanted = try c.decodeIfPresent(ChainRange.self, forKey: .chainWanted)
             activityFrom = try c.decodeIfPresent(Timestamp.self, forKey: .activityFrom)

@@ -353,12 +353,20 @@ enabled = true
         if bundle:
             unzipped = os.path.join(work, "bundle")
             zipfile.ZipFile(os.path.join(package, bundle[0])).extractall(unzipped)
-            v = subprocess.run([args.commune, "verify", unzipped, "--json"], capture_output=True, text=True, timeout=120)
+            # With only the commune's published key (issue 23), as a stranger on another machine.
+            published = open(os.path.join(work, "commune", "commune-key.pub")).read().strip()
+            v = subprocess.run([args.commune, "verify", "--commune-key", published, unzipped, "--json"], capture_output=True, text=True, timeout=120)
             report = json.loads(v.stdout or "{}")
             verdict = v.stdout[:600] + v.stderr[:300]
-        check("the downloaded bundle verifies offline: authentic, complete, every clip sealed by the box",
+            # Another commune's key (the Ed25519 key of the seed 00 01 … 1f): not authentic.
+            foreign = subprocess.run([args.commune, "verify", "--commune-key", "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", unzipped],
+                                     capture_output=True, text=True, timeout=120)
+            check("with another commune's key the bundle is NOT authentic (exit 1)", foreign.returncode == 1
+                  and "bound by no commune key you trust" in foreign.stdout, foreign.stdout[:600])
+        check("the downloaded bundle verifies offline with only the commune's published key: authentic, complete, every clip sealed by the box",
               len(bundle) == 1 and v is not None and v.returncode == 0 and report.get("authentic") is True and report.get("complete") is True
-              and report.get("verified_segments") == len(recorded), verdict)
+              and report.get("anchored") is True and report.get("verified_segments") == len(recorded)
+              and any("the manifest signed by commune key" in r for r in report.get("relied_on", [])), verdict)
         check("the bundle shows when the footage existed by: a countersignature past the range",
               bool((report.get("time") or {}).get("countersigned_at")), json.dumps(report.get("time")))
 

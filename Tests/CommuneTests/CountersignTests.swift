@@ -53,6 +53,22 @@ import Wire
         shifted.receivedAt = shifted.receivedAt + 3600
         #expect(!shifted.isValid(trusting: communeKey.publicKey), "its time cannot be moved")
         #expect(try await server.catalog.countersigns(device: "thaithuy-0042", communeKey: communeKey.publicKeyBase64) == kept)
+        // Issue 23: the countersignature names the device key, and the box keeps the commune's
+        // binding of its key, which its exports carry.
+        #expect(kept[0].deviceKey == key.publicKeyBase64)
+        let binding = try #require(try await ring.keyBinding(), "the heartbeat's answer brought the binding")
+        #expect(binding.isValid && binding.device == "thaithuy-0042" && binding.deviceKey == key.publicKeyBase64
+                && binding.communeKey == communeKey.publicKeyBase64)
+        let stranger = DeviceKey(Curve25519.Signing.PrivateKey())
+        let foreign = try KeyBinding.make(device: "thaithuy-0042", deviceKey: key.publicKeyBase64, boundAt: t0, key: stranger)
+        await #expect(throws: RingError.self, "a binding under a commune key the box has not pinned is not kept") {
+            try await ring.keep(foreign, device: "thaithuy-0042", deviceKey: key.publicKeyBase64)
+        }
+        let otherKeys = try KeyBinding.make(device: "thaithuy-0042", deviceKey: stranger.publicKeyBase64, boundAt: t0, key: communeKey)
+        await #expect(throws: RingError.self, "nor one of another key") {
+            try await ring.keep(otherKeys, device: "thaithuy-0042", deviceKey: key.publicKeyBase64)
+        }
+        #expect(try await ring.keyBinding() == binding)
         await ring.close()
 
         // The same device id with another key (a copied token, a swapped card): refused, and
@@ -73,6 +89,12 @@ import Wire
         #expect(await intruder.beat(&known) == .answered(newRequests: 0))
         #expect(try await server.catalog.publicKey(device: "thaithuy-0042") == intruderKey.publicKeyBase64)
         #expect(try await ring2.countersigns(device: "thaithuy-0042").count == 1)
+        #expect(try await ring2.keyBinding()?.deviceKey == intruderKey.publicKeyBase64, "the re-enrolled key is bound")
+        // The old key's binding is kept, unchanged: bundles made before the re-key stay verifiable.
+        let old = try await server.catalog.keyBinding(device: "thaithuy-0042", deviceKey: key.publicKeyBase64,
+                                                      communeKey: communeKey.publicKeyBase64) { _ in throw CommuneError("made again") }
+        #expect(old == binding)
+        #expect(try await server.catalog.boundKeys(device: "thaithuy-0042") == [key.publicKeyBase64, intruderKey.publicKeyBase64])
         await ring2.close()
         await server.stop()
     }
@@ -82,7 +104,7 @@ import Wire
         let ring = try await Ring.open(.init(root: NSTemporaryDirectory() + "box-" + UUID().uuidString, budget: .bytes(1 << 30), reserveBytes: 0),
                                        logger: Logger(label: "t"))
         let sent = Heartbeat.ChainHead(publicKey: "k", seq: 7, hash: String(repeating: "a", count: 64))
-        let good = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0, key: communeKey)
+        let good = try Heartbeat.Countersign.make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: t0, key: communeKey)
         var other = good
         other.seq = 8
         await #expect(throws: RingError.self) { try await ring.keep(other, sent: sent, device: "box") }
@@ -94,7 +116,7 @@ import Wire
         // 60 hours of heartbeats every 2 min (by the box's clock): the last day's all kept, one an hour before.
         for i in 0..<1800 {
             let at = t0 + Double(i * 120)
-            try await ring.keep(try .make(device: "box", seq: 7, hash: sent.hash!, receivedAt: at, key: communeKey), sent: sent, device: "box", now: at)
+            try await ring.keep(try .make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: at, key: communeKey), sent: sent, device: "box", now: at)
         }
         let kept = try await ring.countersigns(device: "box").count
         #expect(kept > 720 && kept < 720 + 40, "\(kept) kept")
@@ -111,21 +133,21 @@ import Wire
                                        logger: Logger(label: "t"))
         let sent = Heartbeat.ChainHead(publicKey: "k", seq: 7, hash: String(repeating: "a", count: 64))
         for i in 0..<10 {
-            try await ring.keep(try .make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + Double(i), key: communeKey), sent: sent, device: "box", now: t0 + Double(i))
+            try await ring.keep(try .make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: t0 + Double(i), key: communeKey), sent: sent, device: "box", now: t0 + Double(i))
         }
-        let future = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: Timestamp.latest, key: communeKey)
+        let future = try Heartbeat.Countersign.make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: Timestamp.latest, key: communeKey)
         try await ring.keep(future, sent: sent, device: "box", now: t0 + 20)
-        let ancient = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: Timestamp.earliest, key: communeKey)
+        let ancient = try Heartbeat.Countersign.make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: Timestamp.earliest, key: communeKey)
         try await ring.keep(ancient, sent: sent, device: "box", now: t0 + 21)
         #expect(try await ring.countersigns(device: "box").count == 12, "nothing pruned by a peer's date")
         #expect(try await ring.pinnedCommuneKey() == communeKey.publicKeyBase64)
         for _ in 0..<4 {
             let stranger = DeviceKey(Curve25519.Signing.PrivateKey())
-            let c = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: stranger)
+            let c = try Heartbeat.Countersign.make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: stranger)
             await #expect(throws: RingError.self) { try await ring.keep(c, sent: sent, device: "box", now: t0 + 30) }
             // A configured key wins over the pinned one; the pinned key's then refused.
             try await ring.keep(c, sent: sent, device: "box", pinned: stranger.publicKeyBase64, now: t0 + 30)
-            let own = try Heartbeat.Countersign.make(device: "box", seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: communeKey)
+            let own = try Heartbeat.Countersign.make(device: "box", deviceKey: sent.publicKey, seq: 7, hash: sent.hash!, receivedAt: t0 + 30, key: communeKey)
             await #expect(throws: RingError.self) { try await ring.keep(own, sent: sent, device: "box", pinned: stranger.publicKeyBase64, now: t0 + 30) }
         }
         #expect(try await ring.countersigns(device: "box").filter { $0.communeKey != communeKey.publicKeyBase64 }.count == 4)

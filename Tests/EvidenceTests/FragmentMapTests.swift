@@ -123,9 +123,11 @@ import Wire
             var m = EvidenceManifest(device: "thaithuy-0042", camera: "cam1", from: start, to: start + 10, exportedAt: start + 60,
                                      junctionVersion: "t", clockSynchronized: true, parts: [],
                                      segments: [.init(file: "a.mp4", start: start, end: start + 10, bytes: Int64(rotten.count + 100),
-                                                      sha256: String(repeating: "0", count: 64), verified: !declared, part: nil)], gaps: [])
+                                                      sha256: String(repeating: "0", count: 64), verified: !declared, part: nil)],
+                                     gaps: declared ? [.init(from: start, to: start + 10, reason: "damaged on the box")] : [])
             m.proof = "b.proof"
             try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: dir + "/b.manifest.json"))
+            try Bundle.signManifest(at: dir + "/b.manifest.json", proof: dir + "/b.proof", signer: .box, key: key)
             let report = BundleVerifier.verify(manifest: dir + "/b.manifest.json")
             if declared {
                 #expect(report.authentic && !report.complete && report.problems.isEmpty, "\(report.problems)")

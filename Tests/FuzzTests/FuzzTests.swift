@@ -173,7 +173,8 @@ enum Fuzz {
             if let scan = try? MP4Scanner.scan(path: path), let c = scan.comment { _ = SegmentOrigin(comment: c) }
         },
         // A bundle a stranger hands the verifier: the input's first line is the manifest, lines
-        // starting "C " countersignatures, the rest the chain; it is verified as a folder on disk.
+        // starting "C " countersignatures, "B " the key binding, "S " the manifest's signature,
+        // the rest the chain; it is verified as a folder on disk, trusting the fuzz key.
         Target(name: "bundle") { b in
             let lines = text(b).split(separator: "\n", omittingEmptySubsequences: false).prefix(256)
             guard let first = lines.first else { return }
@@ -183,11 +184,16 @@ enum Fuzz {
             let rest = lines.dropFirst()
             FileManager.default.createFile(atPath: dir + "/m.manifest.json", contents: Data(first.utf8))
             FileManager.default.createFile(atPath: dir + "/p/" + Bundle.keyFile, contents: Data((fuzzKey.publicKeyBase64 + "\n").utf8))
-            FileManager.default.createFile(atPath: dir + "/p/" + Bundle.chainFile, contents: Data(rest.filter { !$0.hasPrefix("C ") }.joined(separator: "\n").utf8))
+            FileManager.default.createFile(atPath: dir + "/p/" + Bundle.chainFile,
+                                           contents: Data(rest.filter { !$0.hasPrefix("C ") && !$0.hasPrefix("B ") && !$0.hasPrefix("S ") }.joined(separator: "\n").utf8))
+            for (prefix, file) in [("B ", Bundle.bindingFile), ("S ", ManifestSeal.file)] {
+                if let line = rest.first(where: { $0.hasPrefix(prefix) }) { FileManager.default.createFile(atPath: dir + "/p/" + file, contents: Data(line.dropFirst(2).utf8)) }
+            }
             FileManager.default.createFile(atPath: dir + "/p/" + Bundle.countersignFile,
                                            contents: Data(rest.filter { $0.hasPrefix("C ") }.map { $0.dropFirst(2) }.joined(separator: "\n").utf8))
-            let report = BundleVerifier.verify(manifest: dir + "/m.manifest.json")
+            let report = BundleVerifier.verify(manifest: dir + "/m.manifest.json", trusting: [fuzzKey.publicKey])
             precondition(report.problems.count <= BundleVerifier.maxProblems + 1)
+            precondition(report.verdict == .unreadable || report.verdict.exitStatus != 3, "a trusted key was given: never merely consistent")
             _ = BundleVerifier.render(report)
             _ = VerifyCommand.json(report)
         },

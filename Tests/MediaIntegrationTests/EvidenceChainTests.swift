@@ -54,13 +54,23 @@ struct EvidenceChainTests {
         let out = Rig.tempDir("usb")
         let export = try Rig.junction(["export", "--config", config, "--from", from, "--to", to, "-o", out])
         #expect(export.status == 0 && export.stdout.contains("Proof:"), "\(export.stdout)\(export.stderr)")
-        let verify = try Rig.junction(["verify", out, "--json"])
+        // Checked as a stranger would, with only the commune's published key (issue 23).
+        let published = commune.data + "/commune-key.pub"
+        let verify = try Rig.junction(["verify", "--commune-key", published, out, "--json"])
         let report = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(verify.status == 0 && report["authentic"] as? Bool == true && report["complete"] as? Bool == true,
                 "\(verify.stdout)\(verify.stderr)")
         #expect(report["verified_segments"] as? Int == inRange.count)
         #expect((report["undeclared"] as? [Any])?.isEmpty == true, "every second is a segment or a declared gap")
         #expect((report["time"] as? [String: Any])?["countersigned_at"] != nil, "the commune countersigned a head past the range")
+        #expect(report["anchored"] as? Bool == true && (report["relied_on"] as? [String] ?? []).contains { $0.contains("bound to it-box") },
+                "the box's export carries the commune's binding of its key: \(verify.stdout)")
+        // Without a key to trust: consistent, never "authentic" (3); with another commune's: not authentic (1).
+        let alone = try Rig.junction(["verify", out])
+        #expect(alone.status == 3 && alone.stdout.contains("CONSISTENT, BUT NOT PROVEN AUTHENTIC") && alone.stdout.contains("relied on"), "\(alone.stdout)")
+        // The public key of the Ed25519 seed 00 01 … 1f: some other commune's.
+        let stranger = try Rig.junction(["verify", "--commune-key", "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", out])
+        #expect(stranger.status == 1 && stranger.stdout.contains("bound by no commune key you trust"), "\(stranger.stdout)")
 
         // Exactly the gaps the box recorded: two for the crashes, one for the camera.
         let declared = (report["declared_gaps"] as? [[String: Any]] ?? []).map { ($0["from"] as? String ?? "", $0["to"] as? String ?? "", $0["reason"] as? String ?? "") }
@@ -79,7 +89,7 @@ struct EvidenceChainTests {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: victim)))
         bytes[bytes.count / 2] ^= 0x10
         try Data(bytes).write(to: URL(fileURLWithPath: victim))
-        let tampered = try Rig.junction(["verify", out])
+        let tampered = try Rig.junction(["verify", "--commune-key", published, out])
         #expect(tampered.status == 1 && tampered.stdout.contains("NOT AUTHENTIC") && tampered.stdout.contains(files[files.count / 2]),
                 "\(tampered.stdout)")
     }

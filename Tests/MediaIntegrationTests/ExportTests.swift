@@ -48,13 +48,15 @@ struct ExportTests {
         #expect(part?["sha256"] as? String == String(try Rig.run("/usr/bin/sha256sum", [mp4]).stdout.prefix(64)))
         #expect((manifest["gaps"] as? [[String: Any]])?.isEmpty == false)
 
-        // The proof beside it (issue 13): junction verify, offline, finds it authentic and
-        // complete except the gap the box itself declared when the camera went away.
+        // The proof beside it (issue 13): junction verify, offline, finds it consistent and
+        // complete except the gap the box itself declared when the camera went away. This box
+        // never met a commune, so nothing binds its key: never "authentic", exit 3 (issue 23).
         let verify = try Rig.junction(["verify", out + "/incident.manifest.json", "--json"])
         let report = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any] ?? [:]
         let declared = report["declared_gaps"] as? [[String: Any]] ?? []
         let declaredSeconds = declared.reduce(0.0) { $0 + parseTime($1["to"] as? String ?? "") - parseTime($1["from"] as? String ?? "") }
-        #expect(verify.status == 0 && report["authentic"] as? Bool == true && report["complete"] as? Bool == true
+        #expect(verify.status == 3 && report["verdict"] as? String == "consistent_unanchored" && report["anchored"] as? Bool == false
+                && report["authentic"] as? Bool == true && report["complete"] as? Bool == true
                 && (report["verified_segments"] as? Int) == segments.count && declaredSeconds > 3
                 && (report["undeclared"] as? [Any])?.isEmpty == true, "\(verify.stdout)\(verify.stderr)")
 

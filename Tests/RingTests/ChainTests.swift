@@ -58,7 +58,7 @@ import Testing
         await ring.startSealing(key: DeviceKey(Curve25519.Signing.PrivateKey()), device: "box")
         for i in 0..<3 { _ = try await ring.commit(try FakeSegment.write(ring, start: t0 + Double(i * 4))) }
         // Back to schema 8: no preview table, no chain_seq on segments, the chain's two indexes.
-        for sql in ["ALTER TABLE segment DROP COLUMN damaged_sha256", "DROP TABLE commune_key", "ALTER TABLE countersign DROP COLUMN kept_ms", "DROP TABLE preview", "ALTER TABLE segment DROP COLUMN activity", "ALTER TABLE segment DROP COLUMN chain_seq", "CREATE INDEX chain_time ON chain (camera, start_ms)",
+        for sql in ["DROP TABLE key_binding", "ALTER TABLE countersign DROP COLUMN device_key", "ALTER TABLE segment DROP COLUMN damaged_sha256", "DROP TABLE commune_key", "ALTER TABLE countersign DROP COLUMN kept_ms", "DROP TABLE preview", "ALTER TABLE segment DROP COLUMN activity", "ALTER TABLE segment DROP COLUMN chain_seq", "CREATE INDEX chain_time ON chain (camera, start_ms)",
                     "CREATE INDEX chain_segment ON chain (segment_path)", "PRAGMA user_version = 8"] {
             _ = try await ring.index.run(sql)
         }

@@ -35,7 +35,7 @@ import Wire
         l.insert(Self.sealed(seq: 10, start: .min, end: .min + 1, key: key), at: l.count)
         l.insert(Self.sealed(seq: .max, start: 0, end: 1, key: key), at: l.count)
         try bundles.write(l, proof)
-        let (report, status) = VerifyCommand.run(path: manifest)
+        let (report, status) = bundles.verify(manifest)
         #expect(status == 1 && report.problems.filter { $0.contains("cannot be read") }.count == 4, "\(report.problems)")
         #expect(throws: ChainError.self) { try ChainRecord.parse(Self.body(of: Self.sealed(seq: 1, start: 0, end: 1, mono: .max, key: key))) }
         #expect(throws: ChainError.self) { try ChainRecord.parse(Self.body(of: Self.sealed(seq: 1 << 53 + 1, start: 0, end: 1, key: key))) }
@@ -81,7 +81,7 @@ import Wire
         let fd = open(proof + "/" + Bundle.chainFile, O_WRONLY)
         #expect(ftruncate(fd, off_t(Bundle.maxChainBytes + 1)) == 0)
         close(fd)
-        let (report, status) = VerifyCommand.run(path: manifest)
+        let (report, status) = bundles.verify(manifest)
         #expect(status == 1 && report.problems.contains { $0.contains("over the bound of \(Bundle.maxChainBytes)") }, "\(report.problems)")
     }
 
@@ -94,7 +94,7 @@ import Wire
         let fifo = proof + "/" + Bundle.countersignFile
         try FileManager.default.removeItem(atPath: fifo)
         #expect(mkfifo(fifo, 0o644) == 0)
-        let (report, status) = VerifyCommand.run(path: manifest)
+        let (report, status) = bundles.verify(manifest)
         #expect(status == 1 && report.problems.contains { $0.contains("not a plain file") && $0.contains((file as NSString).lastPathComponent) }, "\(report.problems)")
         #expect(report.problems.contains { $0.contains(Bundle.countersignFile) && $0.contains("not a plain file") }, "\(report.problems)")
     }
@@ -105,7 +105,7 @@ import Wire
         var m = try JSONDecoder().decode(EvidenceManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifest)))
         m.parts = [.init(file: "joined.mp4", bytes: 10, sha256: String(repeating: "a", count: 64), from: m.from, to: m.to, segments: 6)]
         try JSONEncoder().encode(m).write(to: URL(fileURLWithPath: manifest))
-        let (report, status) = VerifyCommand.run(path: manifest)
+        let (report, status) = bundles.verify(manifest)
         #expect(status == 1 && report.problems.contains { $0.contains("joined.mp4") && $0.contains("missing") }, "\(report.problems)")
     }
 
@@ -115,10 +115,10 @@ import Wire
         let (manifest, proof, _) = try await bundles.bundle()
         let good = try bundles.lines(proof)
         try bundles.write(good.map { $0 + "\r" }, proof)
-        #expect(VerifyCommand.run(path: manifest).1 == 0, "CRLF line endings are line endings")
+        #expect(bundles.verify(manifest).1 == 0, "CRLF line endings are line endings")
         let long = String(repeating: "x", count: BundleVerifier.maxLineBytes + 10)
         try bundles.write(good + [long] + [String](repeating: "{garbage", count: 200_000), proof)
-        let (report, _) = VerifyCommand.run(path: manifest)
+        let (report, _) = bundles.verify(manifest)
         #expect(report.problems.count == BundleVerifier.maxProblems + 1
                 && report.problems.last == "… and \(200_001 - BundleVerifier.maxProblems) more problems", "\(report.problems.suffix(2))")
         #expect(report.problems.contains { $0.contains("line \(good.count + 1) is over") }, "\(report.problems.prefix(3))")
