@@ -14,7 +14,7 @@ PYDEPS := tuspy tuspyserver uvicorn selenium cryptography requests
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: fuzz deps build release release-arm64 release-amd64 test demo bench bench-uplink bench-preview bench-verifier bench-soak image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test vectors demo bench bench-uplink bench-preview bench-verifier bench-soak image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -56,6 +56,8 @@ test: deps
 	@rc=0; \
 	echo "== Unit tests, in parallel (every target but $(INTEGRATION))"; \
 	$(SWIFT) test --skip-build --skip $(INTEGRATION) || rc=1; \
+	echo "== The bundle format's test vectors, by a second verifier written from its document alone (Tests/Vectors/verify.py)"; \
+	$(PYTHON) Tests/Vectors/verify.py --table Tests/Vectors/verdicts.tsv || rc=1; \
 	echo "== Integration tests, one at a time ($(INTEGRATION))"; \
 	$(SWIFT) test --skip-build --no-parallel --filter $(INTEGRATION) || rc=1; \
 	exit $$rc
@@ -66,6 +68,12 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	$(SWIFT) build --build-tests
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(SWIFT) test --skip-build --filter FuzzTests
+
+# The bundle format's test vectors (Tests/Vectors/cases), made again from a synthetic recording by
+# Tests/EvidenceTests/VectorTests.swift; `make test` fails when the committed ones differ.
+vectors: deps
+	$(SWIFT) build --build-tests
+	JUNCTION_WRITE_VECTORS=1 $(SWIFT) test --skip-build --filter VectorTests
 
 demo: build
 	bash Tests/Support/demo.sh "$$($(SWIFT) build --show-bin-path)/junction"
