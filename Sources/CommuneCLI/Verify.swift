@@ -30,3 +30,27 @@ extension CommuneCommand {
         }
     }
 }
+
+/// `commune key`: the commune's public key, to publish (issue 23): what a court, a lawyer or
+/// another police unit needs, beside a bundle, to check it (`--commune-key`, or one line of the
+/// trust file `/etc/junction/commune-keys`), and the fingerprint to read aloud.
+extension CommuneCommand {
+    struct PublishedKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "key", abstract: "Print this commune's public key and fingerprint, to publish for whoever verifies its evidence.")
+        @OptionGroup var options: DataOptions
+        @Flag(help: "Print {\"public_key\":..,\"fingerprint\":..}.") var json = false
+        func run() throws {
+            guard let key = options.communePublicKey, let raw = DeviceKey.publicKey(base64: key) else {
+                throw ValidationError("there is no commune key in \(try options.directory()) yet: it is made when commune serve first starts there")
+            }
+            if json {
+                print(try jsonText(["public_key": key, "fingerprint": DeviceKey.fingerprint(of: raw)]))
+            } else {
+                print("This commune's public key (commune verify / junction verify --commune-key, or a line of \(VerifyCommand.trustFile)):")
+                print(key)
+                print("Fingerprint, to read aloud and compare: \(DeviceKey.fingerprint(of: raw))")
+            }
+        }
+    }
+}

@@ -254,8 +254,19 @@ extension Desk {
             <div class="scroll"><table class="list evidence"><thead><tr><th>\(t(.file))</th><th>\(t(.size))</th><th>SHA-256</th></tr></thead><tbody>
             \(rows)
             </tbody></table></div>
+            \(communeKeyNote(t))
             """
         return Self.html(HTML.page(title: Strings.text(.evidence, language), language: language, session: session, body: body), status: .ok)
+    }
+
+    /// The commune's published key and how to check a package with it (issue 23): all a
+    /// stranger needs beside the bundle.
+    func communeKeyNote(_ t: (Key) -> String) -> String {
+        guard let key = configuration.communeKey else { return "" }
+        return """
+            <p class="commune-key">\(t(.communeKeyNote))<br><code class="verify">commune verify --commune-key \(HTML.escape(key.publicKeyBase64)) \(t(.unzippedFolder))</code><br>
+            \(t(.communeFingerprint)) <code class="fingerprint">\(key.fingerprint)</code></p>
+            """
     }
 
     func downloadEvidence<Context: RequestContext>(_ request: Request, _ session: Catalog.Session, name: String, file: String, address: String,

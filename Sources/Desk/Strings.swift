@@ -29,7 +29,7 @@ enum Key: String, CaseIterable {
     case badDate, rangeEmpty, rangeTooLong, chooseBox, noRequests, arrived, timeLeft, unknownRate, requestSent, refreshing
     case audit, auditIntro, auditOnlyChief, when, who, address, action, detail, exportCSV
     case play, gap, noClipsYet, wallClock
-    case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size
+    case evidence, evidenceIntro, evidenceFailed, takeEvidence, file, size, communeKeyNote, communeFingerprint, unzippedFolder
     case show, boxFootage, arrivedFootage, evidenceChanged
     case proof, proofWhole, proofWaiting, proofNone
     case activity, activity24h, activityNone
@@ -154,7 +154,10 @@ enum Strings {
         .noClipsYet: "Chưa có đoạn phim nào về máy chủ.",
         .wallClock: "Thời điểm trên phim:",
         .evidence: "Chứng cứ",
-        .evidenceIntro: "Một tệp MP4 ghép từ các đoạn phim gốc (không nén lại) và bản kê khai: thiết bị, camera, khoảng thời gian, mã SHA-256 của từng đoạn gốc, các khoảng trống. Tệp .bundle.zip chứa tất cả cùng bằng chứng xác thực (các đoạn gốc có chữ ký của hộp, chuỗi bản ghi, chữ ký của xã): ai cũng kiểm tra được bằng lệnh commune verify hoặc junction verify. Đối chiếu mã SHA-256 dưới đây với tệp đã tải về.",
+        .communeKeyNote: "Khóa công khai của xã, để người kiểm tra đối chiếu (không cần mạng, không cần máy chủ): giải nén tệp .bundle.zip rồi chạy",
+        .unzippedFolder: "thư-mục-đã-giải-nén",
+        .communeFingerprint: "Dấu vân tay khóa của xã (đọc to để đối chiếu qua điện thoại):",
+        .evidenceIntro: "Một tệp MP4 ghép từ các đoạn phim gốc (không nén lại) và bản kê khai: thiết bị, camera, khoảng thời gian, mã SHA-256 của từng đoạn gốc, các khoảng trống. Tệp .bundle.zip chứa tất cả cùng bằng chứng xác thực (các đoạn gốc có chữ ký của hộp, chuỗi bản ghi, chữ ký của xã): ai cũng kiểm tra được bằng lệnh commune verify hoặc junction verify cùng khóa công khai của xã ở dưới. Đối chiếu mã SHA-256 dưới đây với tệp đã tải về.",
         .evidenceFailed: "Không tạo được gói chứng cứ",
         .takeEvidence: "Tải về làm chứng cứ",
         .file: "Tệp",
@@ -284,7 +287,10 @@ enum Strings {
         .noClipsYet: "No clip has arrived at the server yet.",
         .wallClock: "Time of the frame:",
         .evidence: "Evidence",
-        .evidenceIntro: "One MP4 joined from the original clips (not re-encoded) and its manifest: device, camera, range, each source clip's SHA-256, the gaps. The .bundle.zip holds all of it with its proof (the box's sealed originals, its chain records, the commune's countersignatures): anyone can check it with commune verify or junction verify. Compare the SHA-256 below with the file you downloaded.",
+        .communeKeyNote: "The commune's public key, for whoever checks the evidence (no network, no server needed): unzip the .bundle.zip and run",
+        .unzippedFolder: "unzipped-folder",
+        .communeFingerprint: "The commune key's fingerprint (read it aloud to compare over the phone):",
+        .evidenceIntro: "One MP4 joined from the original clips (not re-encoded) and its manifest: device, camera, range, each source clip's SHA-256, the gaps. The .bundle.zip holds all of it with its proof (the box's sealed originals, its chain records, the commune's countersignatures): anyone can check it with commune verify or junction verify and the commune's public key below. Compare the SHA-256 below with the file you downloaded.",
         .evidenceFailed: "The evidence package could not be made",
         .takeEvidence: "Take away as evidence",
         .file: "File",

@@ -315,6 +315,13 @@ enabled = true
         mp4 = [n for n in shown if n.endswith(".mp4")]
         check("the evidence page lists one MP4 and its manifest", len(mp4) == 1 and any(n.endswith(".manifest.json") for n in shown), str(shown))
         driver.save_screenshot(os.path.join(out, "9-evidence.png"))
+        # The page publishes the commune's key and how to check with it (issue 23).
+        shown_command = (driver.find_elements(By.CSS_SELECTOR, "p.commune-key code.verify") or [None])[0]
+        page_key = shown_command.text.split()[3] if shown_command is not None and len(shown_command.text.split()) > 3 else ""
+        check("the evidence page shows the commune's public key, its fingerprint and the command to check with it",
+              page_key == open(os.path.join(work, "commune", "commune-key.pub")).read().strip()
+              and len(driver.find_element(By.CSS_SELECTOR, "p.commune-key code.fingerprint").text) == 16,
+              shown_command.text if shown_command is not None else "no commune key on the page")
         cookie = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
         downloaded = {}
         for name in shown:
@@ -354,7 +361,7 @@ enabled = true
             unzipped = os.path.join(work, "bundle")
             zipfile.ZipFile(os.path.join(package, bundle[0])).extractall(unzipped)
             # With only the commune's published key (issue 23), as a stranger on another machine.
-            published = open(os.path.join(work, "commune", "commune-key.pub")).read().strip()
+            published = page_key  # as the evidence page published it
             v = subprocess.run([args.commune, "verify", "--commune-key", published, unzipped, "--json"], capture_output=True, text=True, timeout=120)
             report = json.loads(v.stdout or "{}")
             verdict = v.stdout[:600] + v.stderr[:300]

@@ -55,7 +55,11 @@ struct EvidenceChainTests {
         let export = try Rig.junction(["export", "--config", config, "--from", from, "--to", to, "-o", out])
         #expect(export.status == 0 && export.stdout.contains("Proof:"), "\(export.stdout)\(export.stderr)")
         // Checked as a stranger would, with only the commune's published key (issue 23).
-        let published = commune.data + "/commune-key.pub"
+        let key = try Rig.run(UplinkFaultTests.commune, ["key", "--data", commune.data, "--json"])
+        let published = (try JSONSerialization.jsonObject(with: Data(key.stdout.utf8)) as? [String: String])?["public_key"] ?? ""
+        let written = try String(contentsOfFile: commune.data + "/commune-key.pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(key.status == 0 && published == written,
+                "commune key prints the key it publishes: \(key.stdout)\(key.stderr)")
         let verify = try Rig.junction(["verify", "--commune-key", published, out, "--json"])
         let report = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any] ?? [:]
         #expect(verify.status == 0 && report["authentic"] as? Bool == true && report["complete"] as? Bool == true,
