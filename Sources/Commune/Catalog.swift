@@ -205,6 +205,14 @@ public actor Catalog {
         CREATE INDEX key_binding_by_device ON key_binding (device, device_key);
         ALTER TABLE countersign ADD COLUMN device_key TEXT
         """,
+        // 12: the tus upload each clip finished, so a HEAD after the final PATCH (its 204 lost
+        // on a flapping link) answers "complete" instead of 404, which made the box send the
+        // whole segment again as a second clip.
+        """
+        ALTER TABLE clip ADD COLUMN upload_id TEXT;
+        CREATE INDEX clip_by_upload ON clip (upload_id) WHERE upload_id IS NOT NULL;
+        CREATE INDEX clip_by_sha256 ON clip (device, sha256)
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {
@@ -422,12 +430,12 @@ public actor Catalog {
     public func fileClip(_ c: Clip, uploadID: String, records: [SealedRecord] = []) async throws {
         try await transaction { db in
             _ = try await db.query("""
-                INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, request_id, reason, received_ms, proof, proof_detail, chain_seq, upload_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(c.device), .text(c.camera), .integer(Int(c.start.milliseconds)), .integer(Int(c.end.milliseconds)),
                       .integer(Int(c.bytes)), .text(c.sha256), .text(c.path), c.request.map { .text($0) } ?? .null,
                       c.reason.map { .text($0) } ?? .null, .integer(Int(c.receivedAt.milliseconds)), .text(c.proof),
-                      c.proofDetail.map { .text($0) } ?? .null, c.chainSeq.map { .integer(Int($0)) } ?? .null])
+                      c.proofDetail.map { .text($0) } ?? .null, c.chainSeq.map { .integer(Int($0)) } ?? .null, .text(uploadID)])
             // The records the clip's seal carried: kept once each (a record seen again with other
             // contents is not overwritten: the verifier finds the conflict).
             for sealed in records {
@@ -439,6 +447,23 @@ public actor Catalog {
             }
             _ = try await db.query("DELETE FROM upload WHERE id = ?", [.text(uploadID)])
         }
+    }
+
+    /// The clip a device's finished upload became (nil: no such upload was ever filed).
+    public func clip(upload uploadID: String, device: String) async throws -> Clip? {
+        let ids = try await query("SELECT id FROM clip WHERE upload_id = ? AND device = ?", [.text(uploadID), .text(device)])
+        guard let id = ids.first?.column("id")?.integer else { return nil }
+        return try await clip(id: Int64(id))
+    }
+
+    /// A clip of this device with these contents, start and request already filed: the same
+    /// segment uploaded a second time for the same reason (the box lost the answer to its first
+    /// upload). The same segment sent for another request is not this: it counts for that one.
+    public func clip(device: String, start: Timestamp, sha256: String, request: String?) async throws -> Clip? {
+        let ids = try await query("SELECT id FROM clip WHERE device = ? AND sha256 = ? AND start_ms = ? AND request_id IS ? ORDER BY id LIMIT 1",
+                                  [.text(device), .text(sha256), .integer(Int(start.milliseconds)), request.map { .text($0) } ?? .null])
+        guard let id = ids.first?.column("id")?.integer else { return nil }
+        return try await clip(id: Int64(id))
     }
 
     public func clip(id: Int64) async throws -> Clip? {

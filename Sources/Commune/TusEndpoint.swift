@@ -170,8 +170,14 @@ public struct TusEndpoint: Sendable {
     }
 
     func head(_ request: Request, id: String) async throws -> Response {
-        guard try await device(request) != nil else { return reply(.unauthorized, "a device token is needed") }
-        guard let (_, upload) = try await owned(request, id: id) else { return reply(.notFound) }
+        guard let device = try await device(request) else { return reply(.unauthorized, "a device token is needed") }
+        guard let upload = try await catalog.upload(id: id), upload.device == device else {
+            // Finished and filed: complete, so a box that lost the final 204 does not send it again.
+            if let clip = try await catalog.clip(upload: id, device: device) {
+                return reply(.ok, headers: [(Tus.Header.uploadOffset, String(clip.bytes)), (Tus.Header.uploadLength, String(clip.bytes))])
+            }
+            return reply(.notFound)
+        }
         if upload.expires < Timestamp.now() { return try await expire(upload) }
         return reply(.ok, headers: [(Tus.Header.uploadOffset, String(upload.offset)), (Tus.Header.uploadLength, String(upload.length)),
                                     (Tus.Header.uploadExpires, HTTPDate.format(upload.expires))])
@@ -192,7 +198,12 @@ public struct TusEndpoint: Sendable {
     /// does not match its checksum is dropped (460). One writer per upload: a new PATCH stops
     /// one still hanging on a dead connection, then checks the offset again (409 if it moved).
     func append(_ request: Request, id: String, device: String) async throws -> Response {
-        guard try await catalog.upload(id: id)?.device == device else { return reply(.notFound) }
+        guard try await catalog.upload(id: id)?.device == device else {
+            if let clip = try await catalog.clip(upload: id, device: device) {
+                return reply(.conflict, "the upload is complete at offset \(clip.bytes)", headers: [(Tus.Header.uploadOffset, String(clip.bytes))])
+            }
+            return reply(.notFound)
+        }
         let lease = await locks.acquire(id)
         defer { Task { await locks.release(id, lease) } }
         guard let upload = try await catalog.upload(id: id), upload.device == device else { return reply(.notFound) }
@@ -273,6 +284,14 @@ public struct TusEndpoint: Sendable {
             return reply(.gone, "the file's sha256 does not match its metadata: it was discarded; upload it again")
         }
         if metadata["kind"] == "preview" { return try await finishPreview(upload, metadata: metadata, path: path, sha256: sha) }
+        let start = Timestamp(rfc3339: metadata["start"]!)!
+        if let held = try await catalog.clip(device: upload.device, start: start, sha256: sha, request: metadata["request"]) {
+            // Sent again after the answer to the first upload was lost: one clip, not two.
+            _ = try await blocking { unlink(path) }
+            try await catalog.deleteUpload(id: upload.id)
+            logger.notice("tus: clip already filed; the copy is dropped", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "clip": "\(held.id)"])
+            return nil
+        }
         // Its seal: checked against the device's enrolled key before it is filed (issue 13).
         let enrolled = try await catalog.publicKey(device: upload.device)
         let named = metadata["chain_seq"].flatMap { Int64($0) }
@@ -284,7 +303,6 @@ public struct TusEndpoint: Sendable {
         if proof.status != .verified {
             logger.warning("tus: clip \(proof.status.rawValue)", metadata: ["id": "\(upload.id)", "device": "\(upload.device)", "why": "\(proof.detail)"])
         }
-        let start = Timestamp(rfc3339: metadata["start"]!)!
         let dir = "\(configuration.data)/\(upload.device)/\(metadata["camera"]!)/\(start.day)"
         let final = try await blocking { () throws -> String in
             try Self.makeDirectories(dir)

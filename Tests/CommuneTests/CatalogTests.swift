@@ -70,6 +70,22 @@ import Wire
         #expect(indexes.count == 1)
     }
 
+    /// Migration 12 gives clips the upload they finished; clips filed before it keep theirs
+    /// unnamed (a HEAD on such an old upload still gets 404, as it did).
+    @Test func migrationTwelveKeepsOldClipsWithoutAnUpload() async throws {
+        let path = try freshPath()
+        let upTo11 = Catalog.migrations.prefix(11).flatMap { $0.split(separator: ";").map(String.init).filter { !$0.allSatisfy(\.isWhitespace) } }
+        _ = try await raw(path, upTo11 + [
+            "INSERT INTO clip (device, camera, start_ms, end_ms, bytes, sha256, path, received_ms, proof) VALUES ('b', 'c', 1, 2, 3, 'h', '/p', 4, 'verified')",
+            "PRAGMA user_version = 11"])
+        let catalog = try await Catalog.open(path: path, logger: Logger(label: "t"))
+        #expect(try await catalog.clips().map(\.path) == ["/p"])
+        #expect(try await catalog.clip(upload: "u-old", device: "b") == nil)
+        #expect(try await catalog.clip(device: "b", start: Timestamp(milliseconds: 1), sha256: "h", request: nil)?.path == "/p")
+        #expect(try await catalog.clip(device: "b", start: Timestamp(milliseconds: 1), sha256: "h", request: "r1") == nil)
+        await catalog.close()
+    }
+
     @Test func aMigrationThatFailsRollsBackToTheSchemaItFound() async throws {
         let path = try freshPath()
         // A catalog at schema 1 in which migration 2 cannot run (its table is already there).

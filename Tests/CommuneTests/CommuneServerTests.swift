@@ -247,6 +247,85 @@ func sha256Hex(_ bytes: [UInt8]) -> String { SHA256.hash(data: bytes).map { Stri
         await server.stop()
     }
 
+    /// The final PATCH arrives and the clip is filed, but its 204 is lost (the link flapped):
+    /// the box asks where the upload stands and hears "complete" instead of 404, so it does
+    /// not send the segment again as a second clip (a 20 MB flap test once filed 14 clips for
+    /// 13 segments).
+    @Test func aLostFinal204DoesNotFileTheClipTwice() async throws {
+        struct LinkFlapped: Error {}
+        final class LosesFinalAnswer: TusTransport, @unchecked Sendable {
+            let inner = HTTPTransport()
+            let lock = NSLock()
+            var methods: [String] = []
+            var lost = false
+            func perform(_ request: TusRequest) async throws -> TusResponse {
+                let r = try await inner.perform(request)
+                let loseIt = lock.withLock { () -> Bool in
+                    methods.append(request.method)
+                    let final = request.method == "PATCH" && r.status == 204 && !lost
+                        && r.headers.first { $0.key.lowercased() == "upload-offset" }?.value == "300000"
+                    if final { lost = true }
+                    return final
+                }
+                if loseIt { throw LinkFlapped() }
+                return r
+            }
+        }
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let file = (0..<300_000).map { _ in UInt8.random(in: 0...255) }
+        let transport = LosesFinalAnswer()
+        var config = TusUploadStateMachine.Configuration()
+        config.creationWithUpload = false
+        let client = TusClient(transport: transport, collectionURL: server.url + "/files/", token: Secret(a))
+        let result = try await client.upload(length: Int64(file.count), metadata: try UploadMetadata(decoding: metadata(sha: sha256Hex(file))),
+                                             progress: .init(), checksum: .sha256, configuration: config,
+                                             read: { o, n in Array(file[Int(o)..<Int(o) + n]) }, save: { _ in }, sleep: { _ in })
+        guard case .uploaded = result else { Issue.record("\(result)"); return }
+        #expect(transport.lost, "the final answer was dropped")
+        #expect(transport.methods.filter { $0 == "POST" }.count == 1, "no second upload: \(transport.methods)")
+        #expect(transport.methods.last == "HEAD")
+        #expect(try await server.catalog.clips().count == 1)
+        // A PATCH to the filed upload is told it is complete (409 with its offset), not 404.
+        let location = try #require(try await server.catalog.query("SELECT upload_id FROM clip", []).first?.column("upload_id")?.string)
+        let again = try await send(server, "PATCH", "/files/" + location, token: a,
+                                   headers: ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"], body: [1])
+        #expect(again.status == 409 && again.headers.first { $0.key.lowercased() == "upload-offset" }?.value == "300000")
+        // Another device learns nothing of it.
+        let b = try await server.catalog.addDevice(id: "box-b")
+        #expect(try await send(server, "HEAD", "/files/" + location, token: b).status == 404)
+        await server.stop()
+    }
+
+    /// A box that lost even its upload's address (a power cut before it saved it) uploads the
+    /// same segment afresh: the commune keeps one clip. The same segment sent for another
+    /// request is a clip of that request.
+    @Test func theSameSegmentSentAgainIsOneClipPerRequest() async throws {
+        let server = try await RunningServer.start()
+        let a = try await server.catalog.addDevice(id: "box-a")
+        let body = (0..<5000).map { _ in UInt8.random(in: 0...255) }
+        func upload(request: String?) async throws -> Int {
+            var fields = [("device", "box-a"), ("camera", "cam1"), ("start", "2026-11-29T14:00:00Z"), ("end", "2026-11-29T14:00:10Z"),
+                          ("sha256", sha256Hex(body)), ("filename", "a.mp4")]
+            if let request { fields.append(("request", request)) }
+            let created = try await send(server, "POST", "/files/", token: a,
+                                         headers: ["Upload-Length": String(body.count), "Upload-Metadata": UploadMetadata(fields).encoded])
+            let location = try #require(created.headers.first { $0.key.lowercased() == "location" }?.value)
+            return try await send(server, "PATCH", location, token: a,
+                                  headers: ["Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"], body: body).status
+        }
+        #expect(try await upload(request: nil) == 204)
+        #expect(try await upload(request: nil) == 204, "the copy is answered as received")
+        #expect(try await server.catalog.clips().count == 1)
+        let files = try FileManager.default.subpathsOfDirectory(atPath: server.data + "/box-a").filter { $0.hasSuffix(".mp4") }
+        #expect(files.count == 1, "the copy's bytes are dropped: \(files)")
+        #expect(try await server.catalog.bytesHeld(device: "box-a") == Int64(body.count), "the dropped copy holds no quota")
+        let r = try await server.catalog.addRequest(device: "box-a", camera: "cam1", from: t0, to: t0 + 10, reason: nil)
+        #expect(try await upload(request: r.id) == 204)
+        #expect(try await server.catalog.clips().map(\.request) == [nil, r.id])
+        await server.stop()
+    }
+
     /// A device over its storage quota gets 507 with what to do; the box retries later (5xx).
     @Test func deviceQuotaIsEnforced() async throws {
         let server = try await RunningServer.start(deviceQuotaBytes: 1000)
