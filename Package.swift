@@ -63,10 +63,20 @@ let package = Package(
             ],
             exclude: ["BUNDLE-FORMAT.md"]
         ),
+        // Fleet updates (issue 24): the signed bundle (blocks compressed alone, fetched by
+        // range), the slot writer, systemd-boot's counted entries, and the update's state.
+        .target(
+            name: "Update",
+            dependencies: [
+                "Wire", "CJunctionSys",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // Upload queue and tus client (state machine + driver).
         .target(
             name: "Uplink",
             dependencies: [
+                "Update",
                 "Wire", "Ring", "Evidence", "Activity",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -112,6 +122,7 @@ let package = Package(
         .executableTarget(
             name: "JunctionCLI",
             dependencies: [
+                "Update",
                 "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence", "Activity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -151,7 +162,7 @@ let package = Package(
         .executableTarget(
             name: "CommuneCLI",
             dependencies: [
-                "Commune", "Desk", "Wire", "Config", "Evidence",
+                "Commune", "Desk", "Wire", "Config", "Evidence", "Update",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -169,11 +180,13 @@ let package = Package(
                                                     .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
+        .testTarget(name: "UpdateTests", dependencies: ["Update", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+                                                      .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "CommuneTests", dependencies: [
-            "Commune", "Uplink", "Ring", "Wire", "Evidence", "Hostile", .product(name: "PropertyBased", package: "swift-property-based"),
+            "Commune", "Uplink", "Update", "Ring", "Wire", "Evidence", "Hostile", .product(name: "PropertyBased", package: "swift-property-based"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -188,7 +201,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
-        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile",
+        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile", "Update",
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).

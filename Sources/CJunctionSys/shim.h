@@ -1,8 +1,10 @@
-// Linux interfaces Swift's Glibc module does not bring in, as `static inline` helpers.
+// Linux interfaces Swift's Glibc module does not bring in, as `static inline` helpers, and
+// zlib (already in every box through FFmpeg and NIO) for the update bundle's blocks.
 #ifndef JUNCTION_CSYSTEM_SHIM_H
 #define JUNCTION_CSYSTEM_SHIM_H
 
 #include <sys/timex.h>
+#include <zlib.h>
 
 /// 1 when the kernel considers the wall clock synchronised (adjtimex does not report
 /// TIME_ERROR, i.e. STA_UNSYNC is clear), 0 when it does not, -1 when adjtimex cannot be asked
