@@ -9,6 +9,8 @@ import Wire
 public actor Catalog {
     let connection: SQLiteConnection
     private let gate = SerialGate()
+    /// One heartbeat's rollout step at a time: the download cap holds across boxes.
+    let fleetGate = SerialGate()
 
     static let migrations: [String] = [
         """
@@ -212,6 +214,48 @@ public actor Catalog {
         ALTER TABLE clip ADD COLUMN upload_id TEXT;
         CREATE INDEX clip_by_upload ON clip (upload_id) WHERE upload_id IS NOT NULL;
         CREATE INDEX clip_by_sha256 ON clip (device, sha256)
+        """,
+        // 13 (issue 24): releases, rollouts in waves and each box's part in them, and what
+        // each box last said of its slots.
+        """
+        CREATE TABLE release (
+            version TEXT NOT NULL,
+            arch TEXT NOT NULL CHECK (arch IN ('amd64', 'arm64')),
+            path TEXT NOT NULL,
+            bytes INTEGER NOT NULL CHECK (bytes > 0),
+            sha256 TEXT NOT NULL,
+            minimum_version TEXT NOT NULL,
+            signed_by TEXT NOT NULL,
+            notes TEXT,
+            added_ms INTEGER NOT NULL,
+            PRIMARY KEY (version, arch)
+        );
+        CREATE TABLE rollout (
+            id TEXT PRIMARY KEY,
+            version TEXT NOT NULL,
+            arch TEXT NOT NULL,
+            waves TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('running', 'stopped', 'done')),
+            wave INTEGER NOT NULL,
+            reason TEXT,
+            max_failed_percent INTEGER NOT NULL,
+            soak_seconds INTEGER NOT NULL,
+            max_downloads INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            FOREIGN KEY (version, arch) REFERENCES release (version, arch)
+        );
+        CREATE TABLE rollout_box (
+            rollout TEXT NOT NULL REFERENCES rollout (id),
+            device TEXT NOT NULL,
+            wave INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('waiting', 'offered', 'installed', 'trial', 'blessed', 'failed')),
+            reason TEXT,
+            updated_ms INTEGER NOT NULL,
+            blessed_ms INTEGER,
+            PRIMARY KEY (rollout, device)
+        );
+        ALTER TABLE device ADD COLUMN update_report TEXT
         """,
     ]
 

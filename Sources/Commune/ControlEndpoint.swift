@@ -48,6 +48,50 @@ public struct ControlEndpoint: Sendable {
             try await self.asOperator(request) { _ in try await json(.ok, self.catalog.clips(device: request.uri.queryParameters["device"].map(String.init))) }
         }
         router.get("api/v1/devices") { request, _ in try await self.asOperator(request) { _ in try await json(.ok, self.catalog.devices()) } }
+        router.get("api/v1/releases/:version/:arch") { request, context in
+            try await self.releaseBundle(request, version: context.parameters.get("version") ?? "", arch: context.parameters.get("arch") ?? "", context: context)
+        }
+    }
+
+    /// The largest range one request of a release may ask for.
+    public static let maxReleaseRange = 16 << 20
+
+    /// A release bundle to a box, by byte range (`Range: bytes=A-B`, one range, at most
+    /// `maxReleaseRange`): 206 with Content-Range; 416 for a range outside the file; a request
+    /// without a range gets the first `maxReleaseRange` bytes as 206 too, so no answer is larger.
+    func releaseBundle<Context: RequestContext>(_ request: Request, version: String, arch: String, context: Context) async throws -> Response {
+        guard let token = Self.bearer(request), try await catalog.device(token: token) != nil else {
+            return text(.unauthorized, "a device token is needed (Authorization: Bearer …)")
+        }
+        guard let release = try await catalog.release(version: version, arch: arch) else { return text(.notFound, "no such release") }
+        let size = release.bytes
+        var first: Int64 = 0, last = min(size, Int64(Self.maxReleaseRange)) - 1
+        if let header = request.headers[.range] {
+            guard let (a, b) = Self.parseRange(header, size: size) else {
+                var h = HTTPFields()
+                h[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: h)
+            }
+            first = a
+            last = min(b, a + Int64(Self.maxReleaseRange) - 1)
+        }
+        let body = try await FileIO().loadFile(path: release.path, range: Int(first)...Int(last), context: context)
+        var h = HTTPFields()
+        h[.contentRange] = "bytes \(first)-\(last)/\(size)"
+        h[.contentLength] = String(last - first + 1)
+        h[.contentType] = "application/octet-stream"
+        h[.acceptRanges] = "bytes"
+        return Response(status: .partialContent, headers: h, body: body)
+    }
+
+    /// `bytes=A-B` or `bytes=A-` within a file of `size` bytes; nil for anything else.
+    static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)? {
+        guard header.hasPrefix("bytes="), header.utf8.count <= 64 else { return nil }
+        let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard spec.count == 2, spec[0].utf8.count <= 19, spec[1].utf8.count <= 19, let a = Int64(spec[0]), a >= 0, a < size else { return nil }
+        if spec[1].isEmpty { return (a, size - 1) }
+        guard let b = Int64(spec[1]), b >= a else { return nil }
+        return (a, min(b, size - 1))
     }
 
     static func bearer(_ request: Request) -> String? {
@@ -75,6 +119,12 @@ public struct ControlEndpoint: Sendable {
             logger.warning("activity: a heartbeat's activity broke its rules and was not kept", metadata: ["device": "\(device)"])
         }
         reply.activityFrom = try await catalog.activityFrom(device: device)
+        if let u = report.update {
+            let (offer, events) = try await catalog.fleet(device: device, report: u, openRequest: !open.isEmpty,
+                                                          recording: report.health.recording == "recording")
+            reply.update = offer
+            for e in events { logger.notice("fleet: \(e)") }
+        }
         if let head = report.evidence {
             (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
             if reply.keyProblem == nil { reply.keyBinding = try await binding(head, device: device) }

@@ -43,6 +43,8 @@ public struct HeartbeatService: Service {
     let recorder: @Sendable () -> (state: String, lastError: String?, recording: Bool, clockSynchronized: Bool)
     let version: String
     public var monitor: UplinkMonitor?
+    /// Fleet updates (issue 24): the report each heartbeat carries, and the answer's offer.
+    public var updates: UpdateAgent?
     let logger: Logger
 
     public init(configuration: Configuration, transport: any TusTransport, ring: Ring, version: String, logger: Logger,
@@ -194,6 +196,7 @@ public struct HeartbeatService: Service {
             taken.append(request)
         }
         known.requests = taken
+        await updates?.answered(reply.update)
         return .answered(newRequests: fresh)
     }
 
@@ -293,6 +296,6 @@ public struct HeartbeatService: Service {
             let head = try await ring.chainHead()
             evidence = .init(publicKey: key, seq: head?.seq, hash: head?.hash)
         }
-        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence)
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence, update: await updates?.report())
     }
 }

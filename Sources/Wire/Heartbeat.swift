@@ -38,9 +38,12 @@ public enum Heartbeat {
         /// When something moved in the box's recent footage, a byte a minute (issue 14), from
         /// the minute the commune's last answer named (`Reply.activityFrom`).
         public var activity: ActivityMinutes?
+        /// Where the box stands with updates (issue 24; nil from boxes without A/B slots).
+        public var update: FleetUpdate.Report?
 
         public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil,
-                    chain: [SealedRecord]? = nil, activity: ActivityMinutes? = nil) {
+                    chain: [SealedRecord]? = nil, activity: ActivityMinutes? = nil, update: FleetUpdate.Report? = nil) {
+            self.update = update
             self.device = device
             self.health = health
             self.requests = requests
@@ -281,9 +284,12 @@ public enum Heartbeat {
         /// The minute from which the commune wants activity next (the newest it holds, which may
         /// have been partial); nil: the last day.
         public var activityFrom: Timestamp?
+        /// A release for this box to install (issue 24), when its rollout's wave is open for it.
+        public var update: FleetUpdate.Offer?
 
         public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil,
-                    activityFrom: Timestamp? = nil, keyBinding: KeyBinding? = nil) {
+                    activityFrom: Timestamp? = nil, keyBinding: KeyBinding? = nil, update: FleetUpdate.Offer? = nil) {
+            self.update = update
             self.requests = requests
             self.countersign = countersign
             self.keyBinding = keyBinding
@@ -294,6 +300,7 @@ public enum Heartbeat {
 
         enum CodingKeys: String, CodingKey {
             case requests, countersign, keyBinding = "key_binding", keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
+            case update
         }
 
         /// At most `Limits.maxRequests` requests (the commune sends the oldest open ones first)
@@ -307,6 +314,7 @@ public enum Heartbeat {
             keyProblem = try c.decodeIfPresent(String.self, forKey: .keyProblem, maxCharacters: Limits.maxTextCharacters)
             chainWanted = try c.decodeIfPresent(ChainRange.self, forKey: .chainWanted)
             activityFrom = try c.decodeIfPresent(Timestamp.self, forKey: .activityFrom)
+            update = try c.decodeIfPresent(FleetUpdate.Offer.self, forKey: .update)
         }
     }
 }
