@@ -10,6 +10,7 @@ import Wire
 @testable import Desk
 import Hummingbird
 @testable import Ring
+@testable import Update
 @testable import Uplink
 
 /// Fuzz targets for every parser that reads what crosses a trust boundary (issue 11): a
@@ -90,6 +91,27 @@ enum Fuzz {
         },
         // The commune's answer as the box reads it: at most 100 requests, each a bounded range
         // a flag can take; chain_wanted inside 1…2^53; the pause it leads to is a sane one.
+        // An update bundle's header and index (issue 24), and the fleet's heartbeat fields.
+        Target(name: "update") { b in
+            if let (m, _, _, headerBytes) = try? UpdateBundle.header(Array(b.prefix(UpdateBundle.headLimit)), size: Int64(b.count)) {
+                precondition(m.rootfs.blocks <= UpdateBundle.maxBlocks && m.minimumVersion <= m.version)
+                if let blocks = try? UpdateBundle.index(Array(b.dropFirst(Int(headerBytes)).prefix(m.rootfs.blocks * UpdateBundle.indexEntryBytes)),
+                                                        manifest: m, headerBytes: headerBytes) {
+                    precondition(blocks.allSatisfy { $0.stored <= m.rootfs.blockBytes })
+                }
+            }
+            _ = ReleaseVersion(text(b))
+            _ = try? Keyring(text: text(b))
+            _ = BootEntries.parse(fileName: text(b))
+            _ = BootEntries.bootedSlot(cmdline: text(b))
+            _ = Rollout.parseWaves(text(b))
+            if let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: b) {
+                precondition(r.slots.count <= 2 && r.failed.count <= FleetUpdate.maxFailed)
+            }
+            if let o = try? Heartbeat.decode(FleetUpdate.Offer.self, from: b) {
+                precondition(o.path.hasPrefix(FleetUpdate.releasePath) && !o.path.contains("..") && o.bytes > 0)
+            }
+        },
         Target(name: "reply") { b in
             guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: b) else { return }
             precondition(reply.requests.count <= Heartbeat.Limits.maxRequests)

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Recorder
+import Update
+import Wire
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+extension JunctionCommand {
+    /// `junction update`: the box's side of fleet updates (issue 24): pack a release (on the
+    /// build machine), install one into the other slot, say where the box stands.
+    struct UpdateCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "update",
+            abstract: "Install a signed release into the other root slot, or make one (A/B with automatic rollback).",
+            discussion: """
+                Examples:
+                  junction update status
+                  junction update install /media/usb/junction-1.2.0-arm64.jub
+                  junction update pack --rootfs rootfs.ext4 --kernel vmlinuz --initrd initrd.img \\
+                      --version 1.2.0 --arch arm64 --key image/release-key.TEST-ONLY --out junction-1.2.0-arm64.jub
+                """,
+            subcommands: [UpdateStatus.self, UpdateInstall.self, UpdatePack.self, UpdateKeygen.self]
+        )
+    }
+
+    /// What this box runs, read from the slot it booted.
+    struct BoxFacts {
+        static let releaseFile = "/usr/share/junction/release-version"
+        static let minimumFile = "/usr/share/junction/minimum-version"
+        static let keyringFile = "/usr/share/junction/release-keys"
+
+        static var arch: String {
+            #if arch(arm64)
+            "arm64"
+            #else
+            "amd64"
+            #endif
+        }
+
+        static func line(_ path: String) -> String? {
+            guard let d = FileManager.default.contents(atPath: path), d.count < 4096 else { return nil }
+            let s = String(decoding: d, as: UTF8.self).split(separator: "\n").first.map(String.init)
+            return s?.isEmpty == false ? s : nil
+        }
+
+        static func box() throws -> Installer.Box {
+            let cmdline = line("/proc/cmdline") ?? ""
+            guard let slot = BootEntries.bootedSlot(cmdline: cmdline) else {
+                throw CLIError("this box was not started from an update slot (no junction.slot= on the kernel command line): its card predates A/B updates; re-flash it with a current image")
+            }
+            let versionText = line(releaseFile) ?? JunctionVersion.current
+            guard let version = ReleaseVersion(versionText) else { throw CLIError("\(releaseFile) says '\(versionText.prefix(40))', not a version") }
+            return Installer.Box(version: version, arch: arch, bootedSlot: slot, cmdline: cmdline, bootID: SystemClock().bootID,
+                                 minimum: line(minimumFile).flatMap(ReleaseVersion.init))
+        }
+    }
+
+    struct UpdateOptions: ParsableArguments {
+        @Option(help: ArgumentHelp("The boot partition (the FAT drive).", valueName: "dir")) var esp = "/boot/firmware"
+    }
+
+    struct UpdateStatus: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "The release running, each slot, and the last update's result.")
+        @OptionGroup var box: BoxOptions
+        @OptionGroup var update: UpdateOptions
+
+        func run() throws {
+            let config = try box.load()
+            let state = UpdateState.load(path: UpdateState.path(storage: config.storage.path))
+            let running = BoxFacts.line(BoxFacts.releaseFile) ?? JunctionVersion.current
+            let booted = BootEntries.bootedSlot(cmdline: BoxFacts.line("/proc/cmdline") ?? "")
+            print("Release:  \(running) (\(BoxFacts.arch)), slot \(booted ?? "none: this card has one root slot")")
+            for e in BootEntries(esp: update.esp).bootOrder() {
+                let how = e.isBlessed ? "good" : e.isBad ? "failed its tries" : "on trial, \(e.triesLeft ?? 0) tries left"
+                print("Slot \(e.slot):   \(e.release ?? "?") — \(how)\(e.slot == booted ? " (running)" : "")")
+            }
+            if let a = state.attempt { print("Update:   \(a.version) in slot \(a.slot), installed \(a.installedAt.rfc3339)\(a.problem.map { "; \($0)" } ?? "")") }
+            if let l = state.last { print("Last:     \(l.version) \(l.result.rawValue) at \(l.at.rfc3339)\(l.reason.map { ": \($0)" } ?? "")") }
+            if !state.failed.isEmpty { print("Failed:   \(state.failed.map(\.description).joined(separator: ", ")) (not tried again unless told)") }
+            if let m = state.minimum { print("Minimum:  \(m)") }
+        }
+    }
+
+    struct UpdateInstall: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "install", abstract: "Install a release bundle into the slot not running; it boots next, on trial.")
+        @OptionGroup var box: BoxOptions
+        @OptionGroup var update: UpdateOptions
+        @Argument(help: "The bundle (.jub).") var bundle: String
+        @Option(help: ArgumentHelp("The release keys trusted.", valueName: "file")) var keyring = BoxFacts.keyringFile
+        @Flag(help: "Install a version that failed on this box before.") var retryFailed = false
+        @Flag(help: "Install even the version already running.") var force = false
+
+        func run() async throws {
+            let config = try box.load()
+            do {
+                let keys = try Keyring.load(path: keyring)
+                let layout = try Installer.Layout.read(esp: update.esp)
+                let facts = try BoxFacts.box()
+                let local = try LocalBundle(path: bundle)
+                let read = local.fetch
+                let opened = try await UpdateBundle.open(size: local.size, keyring: keys, read: read)
+                var options = Installer.Options()
+                options.retryFailed = retryFailed
+                options.force = force
+                let r = try await Installer.install(opened, fetch: read, layout: layout, box: facts,
+                                                    statePath: UpdateState.path(storage: config.storage.path), options: options)
+                print("Installed \(opened.manifest.version) into slot \(r.slot) (signed by \(opened.signedBy)): \(r.writer.kept) blocks kept, \(r.writer.copied) from the running slot, \(r.writer.fetched) read from the bundle")
+                print("It boots next, on trial: it is kept once it has recorded and reached the commune; otherwise the box returns to slot \(facts.bootedSlot) by itself.")
+            } catch let e as UpdateError {
+                throw CLIError("junction update: \(e)")
+            }
+        }
+    }
+
+    struct UpdatePack: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "pack", abstract: "Make a signed release bundle (on the build machine; `make bundle` runs it).")
+        @Option(help: ArgumentHelp("The release's root filesystem image.", valueName: "file")) var rootfs: String
+        @Option(help: ArgumentHelp("Its kernel.", valueName: "file")) var kernel: String
+        @Option(help: ArgumentHelp("Its initramfs.", valueName: "file")) var initrd: String
+        @Option(help: "The release's version (1.2.0).") var version: String
+        @Option(help: "The lowest version a box may run once it has this one (default: this version's own).") var minimum: String?
+        @Option(help: "amd64 or arm64.") var arch: String
+        @Option(help: ArgumentHelp("The private release key.", valueName: "file")) var key: String
+        @Option(help: ArgumentHelp("Where to write the bundle.", valueName: "file")) var out: String
+        @Option(help: "Block size in bytes (4096…1048576).") var blockBytes = 65536
+        @Option(help: "Release notes shown at the commune.") var notes: String?
+
+        func run() throws {
+            guard let v = ReleaseVersion(version) else { throw ValidationError("--version '\(version)' is not a version like 1.2.0") }
+            let m = try minimum.map { s throws -> ReleaseVersion in
+                guard let m = ReleaseVersion(s) else { throw ValidationError("--minimum '\(s)' is not a version") }
+                return m
+            }
+            var input = BundleWriter.Input(rootfs: rootfs, kernel: kernel, initrd: initrd, version: v, minimumVersion: m, arch: arch)
+            input.blockBytes = blockBytes
+            input.notes = notes
+            do {
+                let s = try BundleWriter.write(input, key: try ReleaseKey.load(path: key), to: out)
+                print("\(out): \(s.manifest.version) for \(s.manifest.arch), \(s.bytes) bytes; rootfs \(s.manifest.rootfs.bytes) bytes in \(s.manifest.rootfs.blocks) blocks (\(s.zeroBlocks) zero, \(s.rawBlocks) stored raw)")
+            } catch let e as UpdateError {
+                throw CLIError("junction update pack: \(e)")
+            }
+        }
+    }
+
+    struct UpdateKeygen: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "keygen", abstract: "Make a release key pair (keep the private one off every box).")
+        @Option(help: ArgumentHelp("Where to write the private key (0600).", valueName: "file")) var out: String
+
+        func run() throws {
+            guard !FileManager.default.fileExists(atPath: out) else { throw CLIError("\(out) exists: a release key is never overwritten") }
+            let key = ReleaseKey(.init())
+            guard FileManager.default.createFile(atPath: out, contents: Data(key.text.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw CLIError("cannot write \(out)")
+            }
+            print(key.publicText, terminator: "")
+        }
+    }
+}
