@@ -175,7 +175,7 @@ let package = Package(
         // subnormals, 2^53±1), as numbers and as the JSON texts that carry them (issue 22).
         .target(name: "Hostile", dependencies: [.product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/Hostile"),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media"]),
+        .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media", "Update"]),
         .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -161,8 +161,21 @@ public struct JunctionConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Fleet updates (issue 24): a new release on trial is kept only once it has recorded and
+    /// reached the commune; otherwise the box goes back to the release it came from.
+    public struct Update: Sendable, Equatable {
+        /// Segments the new release must seal after its boot before it is kept.
+        public var healthSegments = 3
+        /// Seconds after boot in which it must have done so, and had a heartbeat accepted.
+        public var healthDeadlineSeconds = 900
+        /// Boots the new release is given before the box returns to the old one.
+        public var tries = 3
+        public init() {}
+    }
+
     public var device: Device
     public var camera: Camera
+    public var update: Update = Update()
     public var storage: Storage = Storage()
     public var upload: Upload = Upload()
     public var server: Server?
@@ -263,6 +276,9 @@ private struct Reader {
         "upload.preview_width": "the preview pictures' width in pixels (160–1280)",
         "upload.preview_seconds": "at most one preview picture every this many seconds (1–60)",
         "log.level": "trace, debug, info, notice, warning or error",
+        "update.health_segments": "segments a new release must record after it boots before the box keeps it (1–100)",
+        "update.health_deadline_seconds": "seconds after boot in which it must record them and reach the commune (60–86400)",
+        "update.tries": "boots a new release is given before the box goes back to the one it came from (1–10)",
     ]
 
     func fail(_ key: String?, line: Int?, _ message: String) -> ConfigError {
@@ -332,7 +348,7 @@ private struct Reader {
             let section = key.split(separator: ".").first.map(String.init) ?? key
             let siblings = Self.known.keys.filter { $0.hasPrefix(section + ".") }.sorted()
             let hint = siblings.isEmpty
-                ? "known sections: [device], [camera], [camera.options], [storage], [server], [upload], [log], [activity], [motion]"
+                ? "known sections: [device], [camera], [camera.options], [storage], [server], [upload], [log], [activity], [motion], [update]"
                 : "known keys here: " + siblings.joined(separator: ", ")
             throw fail(key, line: v.line, "unknown key (\(hint))")
         }
@@ -500,6 +516,14 @@ private struct Reader {
         }
         config.motion = try readMotion()
         if config.motion.enabled { config.activity.enabled = true }
+        if let n = try int("update.health_segments", in: 1...100) { config.update.healthSegments = n }
+        if let d = try int("update.health_deadline_seconds", in: 60...86_400) { config.update.healthDeadlineSeconds = d }
+        if let t = try int("update.tries", in: 1...10) { config.update.tries = t }
+        let needed = config.update.healthSegments * config.storage.segmentSeconds
+        if needed >= config.update.healthDeadlineSeconds {
+            throw fail("update.health_deadline_seconds", line: doc["update.health_deadline_seconds"]?.line ?? doc["update.health_segments"]?.line,
+                       "\(config.update.healthDeadlineSeconds) s is too short to record \(config.update.healthSegments) segments of \(config.storage.segmentSeconds) s: allow more than \(needed) s, or fewer segments")
+        }
         return config
     }
 

@@ -64,6 +64,7 @@ extension JunctionCommand {
             checks.append(clock())
             checks += await server(config)
             checks.append(systemd())
+            checks.append(release(config))
             try finish(checks)
         }
 
@@ -79,6 +80,21 @@ extension JunctionCommand {
                 print(bad == 0 && warn == 0 ? "All good." : "\(bad) problem(s), \(warn) warning(s).")
             }
             if checks.contains(where: { $0.level == .failure }) { throw ExitCode(1) }
+        }
+
+        /// The release, the slots and the last update (issue 24): a rollback or a refusal is a
+        /// warning (the box runs the release it came from), a slot that failed its tries too.
+        func release(_ config: JunctionConfiguration) -> Check {
+            let r = BoxFacts.standing(storage: config.storage.path)
+            let line = BoxFacts.summary(r)
+            if let l = r.last, ["rolled_back", "refused", "failed"].contains(l.result) {
+                return .init(name: "release", level: .warning, detail: line,
+                             advice: "the box runs the release it came from and keeps recording; `junction update status` has the details, and `commune rollout status` at the commune the rollout")
+            }
+            if r.pending != nil, r.booted != nil, r.slots.contains(where: { $0.name == r.booted && $0.state == "trial" }) {
+                return .init(name: "release", level: .ok, detail: line + " (on trial: kept once it has recorded \(config.update.healthSegments) segments and reached the commune)")
+            }
+            return .init(name: "release", level: .ok, detail: line)
         }
 
         func recorder(_ daemon: DaemonState) -> Check {

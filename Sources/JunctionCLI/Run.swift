@@ -92,7 +92,7 @@ extension JunctionCommand {
                 let transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile), limiter: limiter)
                 uplinkTransport = transport
                 let newestFirst = config.upload.order == .newestFirst
-                let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath)
+                let monitor = UplinkMonitor(server: server.url, path: config.uplinkStatusPath, bootID: SystemClock().bootID)
                 let options = PreviewMaker.Options(width: config.upload.previewWidth, everySeconds: Double(config.upload.previewSeconds))
                 let previewMaker: UploadQueue.PreviewMaking = { segments, from, to in
                     let made = try? await NIOThreadPool.singleton.runIfActive {

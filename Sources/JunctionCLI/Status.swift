@@ -56,6 +56,8 @@ extension JunctionCommand {
             var damaged: [String] = []
             /// The device key and the chain (issue 13).
             var evidence: EvidenceState? = nil
+            /// The release, its slot, the other slot and the last update (issue 24).
+            var release: FleetUpdate.Report? = nil
 
             struct EvidenceState: Encodable {
                 var publicKey: String?
@@ -72,7 +74,7 @@ extension JunctionCommand {
             }
 
             enum CodingKeys: String, CodingKey {
-                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged, evidence
+                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged, evidence, release
                 case gapsLast24h = "gaps_last_24h"
             }
         }
@@ -221,7 +223,8 @@ extension JunctionCommand {
                                                    gaps: windowGaps, activity: activity), damaged: damaged,
                                 evidence: .init(publicKey: deviceKey?.rawRepresentation.base64EncodedString(),
                                                 fingerprint: deviceKey.map(DeviceKey.fingerprint(of:)),
-                                                chainRecords: head?.seq ?? 0))
+                                                chainRecords: head?.seq ?? 0),
+                                release: BoxFacts.standing(storage: config.storage.path))
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
             return (report, Self.render(report, now: now, hasServer: config.server != nil, colour: colour, hours: hours))
@@ -331,6 +334,7 @@ extension JunctionCommand {
             } else if hasServer {
                 lines.append("Queue    empty: everything flagged has reached the commune")
             }
+            if let release = r.release { lines.append("Release  " + BoxFacts.summary(release)) }
             if r.gapsLast24h.isEmpty {
                 lines.append("Gaps     none in the last 24 h")
             } else {

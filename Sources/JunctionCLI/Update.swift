@@ -1,5 +1,10 @@
 import ArgumentParser
+import Config
 import Recorder
+import Uplink
+#if canImport(Glibc)
+import Glibc
+#endif
 import Update
 import Wire
 #if canImport(FoundationEssentials)
@@ -22,7 +27,7 @@ extension JunctionCommand {
                   junction update pack --rootfs rootfs.ext4 --kernel vmlinuz --initrd initrd.img \\
                       --version 1.2.0 --arch arm64 --key image/release-key.TEST-ONLY --out junction-1.2.0-arm64.jub
                 """,
-            subcommands: [UpdateStatus.self, UpdateInstall.self, UpdatePack.self, UpdateKeygen.self]
+            subcommands: [UpdateStatus.self, UpdateInstall.self, UpdateHealth.self, UpdatePack.self, UpdateKeygen.self]
         )
     }
 
@@ -46,6 +51,29 @@ extension JunctionCommand {
             return s?.isEmpty == false ? s : nil
         }
 
+        static let esp = "/boot/firmware"
+
+        /// Where this box stands (status, doctor, the heartbeat).
+        static func standing(storage: String, esp: String = esp) -> FleetUpdate.Report {
+            Installer.standing(release: line(releaseFile) ?? JunctionVersion.current, arch: arch, cmdline: line("/proc/cmdline") ?? "",
+                               esp: esp, statePath: UpdateState.path(storage: storage))
+        }
+
+        /// One line for `junction status`: the release and slot, the other slot, the last update.
+        static func summary(_ r: FleetUpdate.Report) -> String {
+            var parts = ["\(r.release) (\(r.arch))" + (r.booted.map { ", slot \($0)" } ?? ", one root slot (no A/B updates on this card)")]
+            for s in r.slots where s.name != r.booted {
+                let how = ["good": "kept", "trial": "on trial", "failed": "failed its tries", "empty": "empty"][s.state] ?? s.state
+                parts.append("slot \(s.name): \(s.release.map { "\($0) " } ?? "")\(how)")
+            }
+            if let p = r.pending { parts.append("update \(p) pending") }
+            if let l = r.last {
+                let what = ["installed": "installed", "blessed": "kept", "rolled_back": "rolled back", "refused": "refused", "failed": "failed"][l.result] ?? l.result
+                parts.append("last update \(l.version) \(what) \(Output.local(l.at))\(l.reason.map { ": \(TerminalText.safe($0, limit: 160))" } ?? "")")
+            }
+            return parts.joined(separator: "; ")
+        }
+
         static func box() throws -> Installer.Box {
             let cmdline = line("/proc/cmdline") ?? ""
             guard let slot = BootEntries.bootedSlot(cmdline: cmdline) else {
@@ -59,7 +87,7 @@ extension JunctionCommand {
     }
 
     struct UpdateOptions: ParsableArguments {
-        @Option(help: ArgumentHelp("The boot partition (the FAT drive).", valueName: "dir")) var esp = "/boot/firmware"
+        @Option(help: ArgumentHelp("The boot partition (the FAT drive).", valueName: "dir")) var esp = BoxFacts.esp
     }
 
     struct UpdateStatus: ParsableCommand {
@@ -81,6 +109,77 @@ extension JunctionCommand {
             if let l = state.last { print("Last:     \(l.version) \(l.result.rawValue) at \(l.at.rfc3339)\(l.reason.map { ": \($0)" } ?? "")") }
             if !state.failed.isEmpty { print("Failed:   \(state.failed.map(\.description).joined(separator: ", ")) (not tried again unless told)") }
             if let m = state.minimum { print("Minimum:  \(m)") }
+        }
+    }
+
+    /// The health check of a release on trial (junction-health.service, before
+    /// boot-complete.target): exits 0 once this boot has recorded `[update] health_segments`
+    /// segments and had a heartbeat accepted, so systemd-bless-boot keeps the slot; exits 1 at
+    /// the deadline (the unit then reboots, and the boot counter moves on towards the old slot).
+    /// On a slot not on trial it exits 0 at once.
+    struct UpdateHealth: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "health", abstract: "Wait until a release on trial has recorded and reached the commune (run at boot by junction-health.service).")
+        @OptionGroup var box: BoxOptions
+        @OptionGroup var update: UpdateOptions
+        @Option(help: "Seconds between looks at the recorder (1–60).") var poll = 5
+
+        func validate() throws {
+            guard (1...60).contains(poll) else { throw ValidationError("--poll must be 1 to 60 seconds") }
+        }
+
+        func run() async throws {
+            let config = try box.load()
+            let statePath = UpdateState.path(storage: config.storage.path)
+            guard let booted = BootEntries.bootedSlot(cmdline: BoxFacts.line("/proc/cmdline") ?? "") else {
+                print("This card has one root slot: nothing to check.")
+                return
+            }
+            let state = UpdateState.load(path: statePath)
+            guard let attempt = state.attempt, attempt.slot == booted,
+                  BootEntries(esp: update.esp).entry(slot: booted)?.isBlessed != true else {
+                print("Slot \(booted) is not on trial: nothing to check.")
+                return
+            }
+            let clock = SystemClock()
+            var gate = HealthGate(requirement: .init(segments: config.update.healthSegments, deadlineSeconds: config.update.healthDeadlineSeconds),
+                                  bootID: clock.bootID)
+            print("Release \(attempt.version) on trial in slot \(booted): waiting for \(config.update.healthSegments) segments and a heartbeat accepted by the commune, at most \(config.update.healthDeadlineSeconds) s after boot.")
+            var said = ""
+            while true {
+                gate.observe(Self.observe(config))
+                let elapsed = Double(clock.monotonicNanos()) / 1e9
+                switch gate.verdict(elapsedSeconds: elapsed) {
+                case .passed:
+                    print("Healthy: \(gate.segments) segments recorded and the commune reached \(Int(elapsed)) s after boot; systemd-bless-boot keeps slot \(booted).")
+                    return
+                case .failed(let why):
+                    try? Installer.recordProblem(why, statePath: statePath)
+                    printError("Release \(attempt.version) failed its health check: \(why). The box restarts; after \(config.update.tries) such boots it returns to slot \(attempt.fromSlot ?? "the other slot") by itself.")
+                    throw ExitCode(1)
+                case .waiting(let what):
+                    if what != said { print("Waiting: \(what) so far."); said = what }
+                    try await Task.sleep(for: .seconds(poll))
+                }
+            }
+        }
+
+        func printError(_ text: String) {
+            let line = Array((text + "\n").utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        }
+
+        static func observe(_ config: JunctionConfiguration) -> HealthGate.Observation {
+            var o = HealthGate.Observation()
+            if let d = FileManager.default.contents(atPath: config.statusPath), let h = try? JSONDecoder().decode(RecorderHealth.self, from: d) {
+                o.recorderBootID = h.bootID
+                o.recorderPID = h.pid
+                o.segmentsWritten = h.segmentsWritten
+            }
+            if let d = FileManager.default.contents(atPath: config.uplinkStatusPath), let u = try? JSONDecoder().decode(UplinkHealth.self, from: d) {
+                o.uplinkBootID = u.bootID
+                o.heartbeatAccepted = u.lastHeartbeat != nil
+            }
+            return o
         }
     }
 

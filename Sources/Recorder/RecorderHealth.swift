@@ -42,6 +42,9 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
     public var motion: MotionHealth?
     public var updatedAt: Timestamp
     public var version: String = JunctionVersion.current
+    /// The kernel's boot id when this run started: a release on trial counts only segments of
+    /// its own boot (this file lives on the data partition, which outlives every boot).
+    public var bootID: String?
 
     public init(device: String, cameraID: String, cameraURL: String, now: Timestamp) {
         self.device = device
@@ -58,6 +61,7 @@ public struct RecorderHealth: Codable, Sendable, Equatable {
         case openSegment = "open_segment", lastError = "last_error", lastErrorCode = "last_error_code"
         case lastErrorAt = "last_error_at", unusedCameraOptions = "unused_camera_options"
         case storageError = "storage_error", clockSynchronized = "clock_synchronized", updatedAt = "updated_at"
+        case bootID = "boot_id"
     }
 }
 

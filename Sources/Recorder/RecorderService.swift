@@ -68,6 +68,7 @@ public final class RecorderService: Service, Sendable {
         var h = RecorderHealth(device: configuration.device, cameraID: configuration.cameraID,
                                cameraURL: configuration.cameraURL, now: clock.now())
         h.pid = getpid()
+        h.bootID = clock.bootID
         if let m = configuration.motion { h.motion = MotionHealth(capSeconds: m.rules.maxPinSecondsPerHour) }
         state = Mutex(h)
         motion = Mutex(configuration.motion.map { MotionTrigger(rules: $0.rules) })

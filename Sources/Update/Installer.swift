@@ -150,6 +150,31 @@ public enum Installer {
         case rolledBack(ReleaseVersion, reason: String)
     }
 
+    /// Where the box stands, as `junction status`, `doctor` and the heartbeat tell it: the release
+    /// running, the slot booted (nil on a card with one root slot), each slot's entry, the update
+    /// pending, the last result and the versions this box will not try again unless told.
+    public static func standing(release: String, arch: String, cmdline: String, esp: String, statePath: String) -> FleetUpdate.Report {
+        let state = UpdateState.load(path: statePath)
+        let entries = BootEntries(esp: esp).entries()
+        let slots = BootEntries.slots.map { name -> FleetUpdate.Slot in
+            guard let e = entries.first(where: { $0.slot == name }) else { return .init(name: name, release: nil, state: "empty") }
+            return .init(name: name, release: e.release, state: e.isBlessed ? "good" : e.isBad ? "failed" : "trial")
+        }
+        return FleetUpdate.Report(release: release, arch: arch, booted: BootEntries.bootedSlot(cmdline: cmdline),
+                                  slots: entries.isEmpty ? [] : slots, pending: state.attempt?.version.description,
+                                  last: state.last.map { .init(version: $0.version, result: $0.result.rawValue, reason: $0.reason, at: $0.at) },
+                                  failed: state.failed.suffix(FleetUpdate.maxFailed).map(\.description))
+    }
+
+    /// Writes down why the release on trial failed its health check in this boot, so that the
+    /// old slot, once the box is back on it, tells the commune the reason and not just "rolled back".
+    public static func recordProblem(_ problem: String, statePath: String) throws(UpdateError) {
+        var state = UpdateState.load(path: statePath)
+        guard state.attempt != nil else { return }
+        state.attempt?.problem = String(problem.prefix(500))
+        try state.save(path: statePath)
+    }
+
     /// Looks at what the last boot made of an attempt and records it (run at every start).
     public static func settle(box: Box, layout: Layout, statePath: String, now: Timestamp = .now()) throws(UpdateError) -> Settled {
         var state = UpdateState.load(path: statePath)

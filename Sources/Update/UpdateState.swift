@@ -39,6 +39,12 @@ public struct UpdateState: Sendable, Equatable, Codable {
         public var result: Result
         public var reason: String?
         public var at: Timestamp
+        public init(version: String, result: Result, reason: String?, at: Timestamp) {
+            self.version = version
+            self.result = result
+            self.reason = reason
+            self.at = at
+        }
     }
 
     public var generation = 0

@@ -26,13 +26,18 @@ public struct UplinkHealth: Codable, Sendable, Equatable {
     public var current: Current?
     public var uploadedThisRun: Int = 0
     public var updatedAt: Timestamp = .now()
+    /// The kernel's boot id of the daemon's run (see RecorderHealth.bootID).
+    public var bootID: String?
 
-    public init(server: String) { self.server = server }
+    public init(server: String, bootID: String? = nil) {
+        self.server = server
+        self.bootID = bootID
+    }
 
     enum CodingKeys: String, CodingKey {
         case server, connected, current
         case lastContact = "last_contact", lastHeartbeat = "last_heartbeat", lastError = "last_error"
-        case uploadedThisRun = "uploaded_this_run", updatedAt = "updated_at"
+        case uploadedThisRun = "uploaded_this_run", updatedAt = "updated_at", bootID = "boot_id"
     }
 }
 
@@ -40,8 +45,8 @@ public final class UplinkMonitor: Sendable {
     private let state: Mutex<(health: UplinkHealth, lastWrite: ContinuousClock.Instant?, rateMark: (offset: Int64, at: ContinuousClock.Instant)?)>
     let path: String?
 
-    public init(server: String, path: String?) {
-        state = Mutex((UplinkHealth(server: server), nil, nil))
+    public init(server: String, path: String?, bootID: String? = nil) {
+        state = Mutex((UplinkHealth(server: server, bootID: bootID), nil, nil))
         self.path = path
     }
 

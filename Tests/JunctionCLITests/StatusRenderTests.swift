@@ -4,6 +4,7 @@ import Testing
 @testable import Recorder
 @testable import Ring
 @testable import Uplink
+import Update
 import Media
 import Activity
 
@@ -76,6 +77,32 @@ import Activity
                      2026-11-29 09:00:00 – 2026-11-29 09:30:00: camera unreachable
             """
         #expect(text == golden, "\n\(text)")
+    }
+
+    /// An A/B box back on its good slot after a bad release (issue 24): the release line says
+    /// which slot runs, what the other holds and why the last update was given up.
+    @Test func theReleaseLineAfterARollback() throws {
+        setenv("TZ", "UTC", 1)
+        tzset()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("status-release-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/esp/loader/entries", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/data/update", withIntermediateDirectories: true)
+        try "title Junction 1.0.0 (slot a)\nversion 1\nsort-key junction\noptions junction.slot=a\n".write(toFile: dir + "/esp/loader/entries/junction-a.conf", atomically: true, encoding: .utf8)
+        var state = UpdateState()
+        state.failed = [ReleaseVersion("1.2.0")!]
+        state.last = .init(version: "1.2.0", result: .rolledBack, reason: "recorded 0 of 3 segments within 900 s of boot", at: Self.at("11:00"))
+        try state.save(path: dir + "/data/update/state.json")
+        let standing = Installer.standing(release: "1.0.0", arch: "arm64", cmdline: "root=PARTUUID=1-02 ro junction.slot=a", esp: dir + "/esp",
+                                          statePath: dir + "/data/update/state.json")
+        #expect(standing.booted == "a" && standing.failed == ["1.2.0"] && standing.pending == nil)
+        #expect(standing.slots == [.init(name: "a", release: "1.0.0", state: "good"), .init(name: "b", release: nil, state: "empty")])
+        var report = Self.report()
+        report.release = standing
+        let lines = JunctionCommand.Status.render(report, now: Self.now, hasServer: true, colour: false, hours: 4).split(separator: "\n")
+        #expect(lines.contains("Release  1.0.0 (arm64), slot a; slot b: empty; last update 1.2.0 rolled back 2026-11-29 11:00:00: recorded 0 of 3 segments within 900 s of boot"),
+                "\(lines)")
+        #expect(JunctionCommand.BoxFacts.summary(.init(release: "1.0.0", arch: "amd64", booted: nil)) == "1.0.0 (amd64), one root slot (no A/B updates on this card)")
     }
 
     /// With the activity index (issue 14): a row under the marks says when something moved.
