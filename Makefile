@@ -14,7 +14,7 @@ PYDEPS := tuspy tuspyserver uvicorn selenium cryptography requests
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: fuzz deps build release release-arm64 release-amd64 test vectors demo bench bench-uplink bench-preview bench-verifier bench-soak image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test vectors demo bench bench-uplink bench-preview bench-verifier bench-soak bench-update image image-deps image-test image-test-arm64 clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -84,6 +84,7 @@ bench: release
 	$(MAKE) bench-preview
 	$(MAKE) bench-verifier
 	$(MAKE) bench-soak
+	$(MAKE) bench-update
 
 # The uplink against tuspy on a bad link (a network namespace; needs root). SIZE_MB=50 by default.
 bench-uplink: release
@@ -103,6 +104,19 @@ bench-verifier: release
 # MINUTES (10) against one commune on loopback. No root needed.
 bench-soak: release
 	$(PYTHON) Benchmarks/soak.py "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/commune"
+
+# Bytes a box fetches for a release that changes only junction (issue 24), against the whole
+# bundle, the image compressed whole by zstd -19 and zstd --patch-from: the release junction against the
+# one built from BASE (default HEAD~1, in a worktree under .build-bench-old), or OLD_JUNCTION=PATH.
+# No root needed (mke2fs -d makes the root file systems).
+BASE ?= HEAD~1
+bench-update: release
+	@old="$(OLD_JUNCTION)"; if [ -z "$$old" ]; then \
+	  git worktree remove --force .build-bench-old 2>/dev/null; rm -rf .build-bench-old; \
+	  git worktree add --detach .build-bench-old $(BASE) >/dev/null && \
+	  (cd .build-bench-old && $(SWIFT) build $(RELEASE_FLAGS) --product junction) && \
+	  old="$$(cd .build-bench-old && $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/junction"; fi; \
+	$(PYTHON) Benchmarks/update.py "$$old" "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/junction"
 
 # The SD-card image (image/build.sh; needs root): Debian trixie for ARCH=amd64 (PCs, QEMU) or
 # ARCH=arm64 (Raspberry Pi 4, arm64 UEFI), with the junction that `make release-ARCH` cross-builds

@@ -125,6 +125,8 @@ extension JunctionCommand {
                     return (h.state.rawValue, h.lastError, h.state == .recording, h.clockSynchronized)
                 }
                 heartbeatService.monitor = monitor
+                let storagePath = config.storage.path
+                heartbeatService.standing = { BoxFacts.standing(storage: storagePath) }
                 services.append(.init(service: heartbeatService, serviceName: "heartbeat"))
             } else {
                 logger.notice("no [server] in the config: flagged footage stays pinned on the card")

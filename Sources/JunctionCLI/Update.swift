@@ -6,6 +6,7 @@ import Uplink
 import Glibc
 #endif
 import Update
+import Synchronization
 import Wire
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -74,12 +75,12 @@ extension JunctionCommand {
             return parts.joined(separator: "; ")
         }
 
-        static func box() throws -> Installer.Box {
-            let cmdline = line("/proc/cmdline") ?? ""
+        static func box(cmdline given: String? = nil, release: String? = nil) throws -> Installer.Box {
+            let cmdline = given ?? line("/proc/cmdline") ?? ""
             guard let slot = BootEntries.bootedSlot(cmdline: cmdline) else {
                 throw CLIError("this box was not started from an update slot (no junction.slot= on the kernel command line): its card predates A/B updates; re-flash it with a current image")
             }
-            let versionText = line(releaseFile) ?? JunctionVersion.current
+            let versionText = release ?? line(releaseFile) ?? JunctionVersion.current
             guard let version = ReleaseVersion(versionText) else { throw CLIError("\(releaseFile) says '\(versionText.prefix(40))', not a version") }
             return Installer.Box(version: version, arch: arch, bootedSlot: slot, cmdline: cmdline, bootID: SystemClock().bootID,
                                  minimum: line(minimumFile).flatMap(ReleaseVersion.init))
@@ -191,15 +192,24 @@ extension JunctionCommand {
         @Option(help: ArgumentHelp("The release keys trusted.", valueName: "file")) var keyring = BoxFacts.keyringFile
         @Flag(help: "Install a version that failed on this box before.") var retryFailed = false
         @Flag(help: "Install even the version already running.") var force = false
+        // A card image on a build machine (make bench-update): what the box would read from
+        // /proc/cmdline and /usr/share/junction/release-version.
+        @Option(help: .hidden) var cmdline: String?
+        @Option(help: .hidden) var running: String?
 
         func run() async throws {
             let config = try box.load()
             do {
                 let keys = try Keyring.load(path: keyring)
                 let layout = try Installer.Layout.read(esp: update.esp)
-                let facts = try BoxFacts.box()
+                let facts = try BoxFacts.box(cmdline: cmdline, release: running)
                 let local = try LocalBundle(path: bundle)
-                let read = local.fetch
+                let counted = Mutex<(bytes: Int64, requests: Int)>((0, 0))
+                let read: SlotWriter.Fetch = { offset, count in
+                    let got = try await local.fetch(offset, count)
+                    counted.withLock { $0.bytes += Int64(got.count); $0.requests += 1 }
+                    return got
+                }
                 let opened = try await UpdateBundle.open(size: local.size, keyring: keys, read: read)
                 var options = Installer.Options()
                 options.retryFailed = retryFailed
@@ -207,6 +217,8 @@ extension JunctionCommand {
                 let r = try await Installer.install(opened, fetch: read, layout: layout, box: facts,
                                                     statePath: UpdateState.path(storage: config.storage.path), options: options)
                 print("Installed \(opened.manifest.version) into slot \(r.slot) (signed by \(opened.signedBy)): \(r.writer.kept) blocks kept, \(r.writer.copied) from the running slot, \(r.writer.fetched) read from the bundle")
+                let (bytes, requests) = counted.withLock { ($0.bytes, $0.requests) }
+                print("Read \(bytes) of the bundle's \(local.size) bytes (\(String(format1: Double(bytes) * 100 / Double(max(1, local.size)))) %) in \(requests) reads: what a box fetches over its link")
                 print("It boots next, on trial: it is kept once it has recorded and reached the commune; otherwise the box returns to slot \(facts.bootedSlot) by itself.")
             } catch let e as UpdateError {
                 throw CLIError("junction update: \(e)")
@@ -224,7 +236,7 @@ extension JunctionCommand {
         @Option(help: "amd64 or arm64.") var arch: String
         @Option(help: ArgumentHelp("The private release key.", valueName: "file")) var key: String
         @Option(help: ArgumentHelp("Where to write the bundle.", valueName: "file")) var out: String
-        @Option(help: "Block size in bytes (4096…1048576).") var blockBytes = 65536
+        @Option(help: "Block size in bytes (4096…1048576; the root file system's own, 4096, lets the most be reused).") var blockBytes = 4096
         @Option(help: "Release notes shown at the commune.") var notes: String?
 
         func run() throws {

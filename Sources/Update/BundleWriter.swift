@@ -22,7 +22,10 @@ public enum BundleWriter {
         public var minimumVersion: ReleaseVersion
         public var arch: String
         public var notes: String?
-        public var blockBytes = 65536
+        /// The file system's own block size: a file that moves by a few blocks between releases
+        /// still matches block for block (at 64 KiB, 99.8 % of a release that changed one
+        /// program was fetched again; at 4 KiB, 31 %: make bench-update).
+        public var blockBytes = 4096
         public var created: Timestamp = .now()
         public init(rootfs: String, kernel: String, initrd: String, version: ReleaseVersion, minimumVersion: ReleaseVersion? = nil, arch: String) {
             self.rootfs = rootfs

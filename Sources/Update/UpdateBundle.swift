@@ -33,8 +33,9 @@ public struct UpdateBundle: Sendable, Equatable {
     public static let bootFileNames = ["vmlinuz", "initrd.img"]
     public static let maxNotes = 2000
     public static let indexEntryBytes = 36
-    /// At most this many blocks (an index of 9 MiB, read into memory on a 512 MB box).
-    public static let maxBlocks = 1 << 18
+    /// At most this many blocks: a 2 GiB root slot in 4 KiB blocks, an index of 18 MiB read into
+    /// memory (the running slot's hashes beside it) on a 512 MB box.
+    public static let maxBlocks = 1 << 19
     static let rawFlag: UInt32 = 0x8000_0000
 
     public struct Rootfs: Sendable, Equatable, Codable {

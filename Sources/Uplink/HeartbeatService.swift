@@ -45,6 +45,9 @@ public struct HeartbeatService: Service {
     public var monitor: UplinkMonitor?
     /// Fleet updates (issue 24): the report each heartbeat carries, and the answer's offer.
     public var updates: UpdateAgent?
+    /// Where the box stands (release, slots, last update) when no agent downloads for it: the
+    /// commune's desk and its rollouts see every box's release either way.
+    public var standing: (@Sendable () -> FleetUpdate.Report)?
     let logger: Logger
 
     public init(configuration: Configuration, transport: any TusTransport, ring: Ring, version: String, logger: Logger,
@@ -296,6 +299,6 @@ public struct HeartbeatService: Service {
             let head = try await ring.chainHead()
             evidence = .init(publicKey: key, seq: head?.seq, hash: head?.hash)
         }
-        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence, update: await updates?.report())
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence, update: await updates?.report() ?? standing?())
     }
 }

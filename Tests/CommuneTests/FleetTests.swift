@@ -213,4 +213,28 @@ import Wire
         await ring.close()
         await server.stop()
     }
+
+    /// A box that cannot download (no agent: a card with one root slot, or the agent off) still
+    /// tells the commune its release, slot and last update in every heartbeat.
+    @Test func everyBoxReportsWhereItStands() async throws {
+        let server = try await RunningServer.start()
+        let dir = NSTemporaryDirectory() + "fleet-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let token = try await server.catalog.addDevice(id: "box-s")
+        let ring = try await Ring.open(.init(root: dir + "/ring", budget: .bytes(1 << 30), reserveBytes: 0), logger: Logger(label: "t"))
+        var service = HeartbeatService(configuration: .init(url: server.url + Heartbeat.path, token: Secret(token), device: "box-s", camera: "cam1"),
+                                       transport: HTTPTransport(), ring: ring, version: "1.0.0", logger: Logger(label: "t")) { ("recording", nil, true, true) }
+        let said = FleetUpdate.Report(release: "1.0.0", arch: "arm64", booted: "a", slots: [.init(name: "a", release: "1.0.0", state: "good"),
+                                                                                           .init(name: "b", release: nil, state: "empty")],
+                                      last: .init(version: "1.1.0", result: "rolled_back", reason: "recorded 0 of 3 segments within 900 s of boot",
+                                                  at: Timestamp(rfc3339: "2026-12-01T10:00:00Z")!), failed: ["1.1.0"])
+        service.standing = { said }
+        #expect(try await server.catalog.updateReport(device: "box-s") == nil)
+        var known = HeartbeatService.Known()
+        _ = await service.beat(&known)
+        #expect(try await server.catalog.updateReport(device: "box-s") == said)
+        await ring.close()
+        await server.stop()
+    }
 }
