@@ -95,7 +95,7 @@ extension Catalog {
     func updatable(arch: String) async throws -> [String] {
         try await query("SELECT id, update_report FROM device WHERE update_report IS NOT NULL ORDER BY id", []).compactMap { row in
             guard let id = row.column("id")?.string, let text = row.column("update_report")?.string,
-                  let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8)), r.arch == arch else { return nil }
+                  let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8)), r.arch == arch, r.booted != nil else { return nil }
             return id
         }
     }
@@ -103,6 +103,17 @@ extension Catalog {
     public func updateReport(device: String) async throws -> FleetUpdate.Report? {
         guard let text = try await query("SELECT update_report FROM device WHERE id = ?", [.text(device)]).first?.column("update_report")?.string else { return nil }
         return try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8))
+    }
+
+    /// Every box's last update report, by device (the desk's box list).
+    public func updateReports() async throws -> [String: FleetUpdate.Report] {
+        var all: [String: FleetUpdate.Report] = [:]
+        for row in try await query("SELECT id, update_report FROM device WHERE update_report IS NOT NULL", []) {
+            guard let id = row.column("id")?.string, let text = row.column("update_report")?.string,
+                  let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8)) else { continue }
+            all[id] = r
+        }
+        return all
     }
 
     public func rollouts() async throws -> [Rollout] {
@@ -186,7 +197,8 @@ extension Catalog {
                    now: Timestamp) async throws -> (FleetUpdate.Offer?, [String]) {
         let encoded = String(decoding: try Heartbeat.encode(report), as: UTF8.self)
         _ = try await query("UPDATE device SET update_report = ? WHERE id = ?", [.text(encoded), .text(device)])
-        guard var r = try await rollouts().last(where: { $0.state == .running && $0.arch == report.arch }) else { return (nil, []) }
+        // A card with one root slot reports its release but cannot take one.
+        guard report.booted != nil, var r = try await rollouts().last(where: { $0.state == .running && $0.arch == report.arch }) else { return (nil, []) }
         var boxes = try await rolloutBoxes(r.id)
         var events: [String] = []
         if !boxes.contains(where: { $0.device == device }) {

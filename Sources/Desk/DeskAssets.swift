@@ -26,9 +26,9 @@ enum DeskAssets {
         .notice { padding: .6rem .8rem; border-radius: 4px; }
         .notice.error { background: var(--bad-bg); color: var(--bad); }
         .notice.info { background: #e8f1fb; color: #0b4a8a; }
-        table.boxes { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
-        table.boxes th, table.boxes td { padding: .45rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; font-size: .95rem; }
-        table.boxes thead th { background: #eef2f6; font-weight: 600; color: var(--muted); }
+        table.boxes, table.rollouts { width: 100%; border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
+        table.boxes th, table.boxes td, table.rollouts th, table.rollouts td { padding: .45rem .6rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; font-size: .95rem; }
+        table.boxes thead th, table.rollouts thead th { background: #eef2f6; font-weight: 600; color: var(--muted); }
         tr.trouble { background: #fff8f7; }
         .alarm { display: inline-block; background: var(--bad); color: #fff; border-radius: 3px; padding: 0 .4rem; margin: 0 .2rem .2rem 0; font-size: .85rem; }
         .ok { color: var(--good); }

@@ -51,12 +51,14 @@ def run(cmd, stdin=None):
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-def heartbeat(url, token, device, seconds, reports=()):
+def heartbeat(url, token, device, seconds, reports=(), update=None):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = {"device": device, "requests": list(reports), "health": {
         "recording": "recording", "version": "browser-test", "sent_at": now, "ring_bytes": 40_000_000_000,
         "budget_bytes": 57_000_000_000, "free_bytes": 8_000_000_000, "pinned_bytes": 0, "pinned_cap_bytes": 28_000_000_000,
         "queued_segments": 0, "clock_synchronized": True, "camera": "cam1", "heartbeat_seconds": seconds}}
+    if update is not None:
+        body["update"] = update
     req = urllib.request.Request(url + "/api/v1/heartbeat", data=json.dumps(body).encode(), method="POST",
                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -79,6 +81,16 @@ def main():
     run([commune, "operators", "add", "truongcongan", "--chief", "--password-stdin", "--data", data], stdin="mat-khau-truong-1\n")
     silent_token = run([commune, "devices", "add", "hop-ngatu-01", "--data", data]).strip().splitlines()[-1]
     box_token = run([commune, "devices", "add", "hop-that-02", "--data", data]).strip().splitlines()[-1]
+    # A release at the commune (issue 24): a tiny signed bundle made by the real junction.
+    arch = "arm64" if os.uname().machine in ("aarch64", "arm64") else "amd64"
+    for name, size in [("rootfs.img", 256 << 10), ("vmlinuz", 4096), ("initrd.img", 4096)]:
+        open(os.path.join(work, name), "wb").write(os.urandom(size))
+    open(os.path.join(work, "release-keys"), "w").write(run([args.junction, "update", "keygen", "--out", os.path.join(work, "release-key.TEST-ONLY")]))
+    bundle = os.path.join(work, f"junction-9.9.1-{arch}.jub")
+    run([args.junction, "update", "pack", "--rootfs", os.path.join(work, "rootfs.img"), "--kernel", os.path.join(work, "vmlinuz"),
+         "--initrd", os.path.join(work, "initrd.img"), "--version", "9.9.1", "--arch", arch, "--key", os.path.join(work, "release-key.TEST-ONLY"),
+         "--out", bundle])
+    run([commune, "releases", "add", bundle, "--keyring", os.path.join(work, "release-keys"), "--data", data])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(os.path.join(work, "commune.log"), "w")
@@ -139,7 +151,14 @@ enabled = true
             check("the box starts", False, open(os.path.join(work, "junction.log")).read()[-500:])
             raise SystemExit(1)
         # One box says it heartbeats every second, then goes quiet: silent after 3 s.
-        check("a box's heartbeat is taken", heartbeat(url, silent_token, "hop-ngatu-01", 1) == 200)
+        # It also says it came back from release 9.9.0, which failed its health check.
+        rolled_back = {"release": "9.8.0", "arch": arch, "booted": "a", "failed": ["9.9.0"],
+                       "slots": [{"name": "a", "release": "9.8.0", "state": "good"}, {"name": "b", "state": "empty"}],
+                       "last": {"version": "9.9.0", "result": "rolled_back", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                "reason": "recorded 0 of 3 segments, no heartbeat accepted by the commune within 900 s of boot"}}
+        check("a box's heartbeat is taken", heartbeat(url, silent_token, "hop-ngatu-01", 1, update=rolled_back) == 200)
+        started_rollout = run([commune, "rollout", "start", "9.9.1", "--arch", arch, "--waves", "1,all", "--soak", "60", "--data", data])
+        check("a rollout starts for the box that reported slots", "9.9.1" in started_rollout, started_rollout)
 
         options = webdriver.ChromeOptions()
         for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,900",
@@ -202,6 +221,13 @@ enabled = true
         second = rows[1].text if len(rows) > 1 else ""
         check("the real box is listed as recording, not silent", "Đang ghi" in second and "Mất liên lạc" not in second
               and "cam1" in second, second)
+        software = rows[0].find_element(By.CSS_SELECTOR, "td.software").text if rows else ""
+        check("the box list shows a box's release, slot and that it rolled back, with why (Vietnamese)",
+              "9.8.0 · khe a" in software and "9.9.0: đã quay về bản cũ" in software and "recorded 0 of 3 segments" in software, software)
+        rollout = driver.find_elements(By.CSS_SELECTOR, "table.rollouts tbody tr")
+        rollout_text = rollout[0].text if rollout else ""
+        check("the rollout is on the page with its state and wave", "Đợt cập nhật phần mềm" in driver.page_source
+              and "9.9.1" in rollout_text and "đang chạy" in rollout_text and "1 / 2" in rollout_text, rollout_text)
         driver.save_screenshot(os.path.join(out, "3-boxes-vi.png"))
         driver.set_window_size(390, 844)  # a phone: the page fits, only the table scrolls sideways
         widths = driver.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")

@@ -244,6 +244,42 @@ final class Browser: @unchecked Sendable {
         #expect(page.contains("2000,0 kbit/s"), "250 kB/s in the Vietnamese form")
     }
 
+    /// Issue 24: each box's release, slot and last update, and the rollouts with why one
+    /// stopped, in Vietnamese, with what a box sent escaped.
+    @Test func theBoxListShowsReleasesAndRollouts() async throws {
+        let server = try await DeskServer.start()
+        defer { Task { await server.stop() } }
+        try await server.addOperator("hoange", password: "mat-khau-dai-5")
+        for id in ["box-good", "box-back", "box-old"] { _ = try await server.catalog.addDevice(id: id) }
+        let at = Timestamp(rfc3339: "2026-12-01T03:00:00Z")!
+        let good = FleetUpdate.Report(release: "1.2.0", arch: "arm64", booted: "b", slots: [.init(name: "a", release: "1.0.0", state: "good"), .init(name: "b", release: "1.2.0", state: "good")],
+                                      last: .init(version: "1.2.0", result: "blessed", reason: nil, at: at))
+        let back = FleetUpdate.Report(release: "1.0.0", arch: "arm64", booted: "a", slots: [.init(name: "a", release: "1.0.0", state: "good"), .init(name: "b", release: nil, state: "empty")],
+                                      last: .init(version: "1.1.0", result: "rolled_back", reason: "recorded 0 of 3 segments <b>x</b>", at: at), failed: ["1.1.0"])
+        let old = FleetUpdate.Report(release: "0.9.0", arch: "arm64", booted: nil)
+        for (id, r) in [("box-good", good), ("box-back", back), ("box-old", old)] {
+            _ = try await server.catalog.fleet(device: id, report: r, openRequest: false, recording: true)
+        }
+        try await server.catalog.addRelease(.init(version: "1.3.0", arch: "arm64", path: server.data + "/r.jub", bytes: 1, sha256: "00", minimumVersion: "1.0.0",
+                                                  signedBy: "k", notes: nil, added: at))
+        let (rollout, _) = try await server.catalog.startRollout(version: "1.3.0", arch: "arm64", waves: [2, nil])
+        _ = try await server.catalog.fleet(device: "box-old", report: old, openRequest: false, recording: true)
+        #expect(try await server.catalog.rolloutBoxes(rollout.id).map(\.device).sorted() == ["box-back", "box-good"],
+                "a one-slot card is not in the rollout, nor does it join it later")
+        try await server.catalog.stopRollout(id: rollout.id, reason: "canary box-back failed: rolled_back")
+        let browser = Browser(server.url)
+        _ = try await browser.signIn("hoange", "mat-khau-dai-5")
+        let page = try await browser.request(.GET, "/boxes").body
+        #expect(page.contains("<th scope=\"col\">Phần mềm</th>"))
+        #expect(page.contains("1.2.0 · khe b") && page.contains("1.2.0: đã giữ: chạy tốt"), "a blessed box")
+        #expect(page.contains("data-update=\"rolled_back\">1.1.0: đã quay về bản cũ"), "a box that rolled back, and why")
+        #expect(page.contains("recorded 0 of 3 segments &lt;b&gt;x&lt;/b&gt;") && !page.contains("<b>x</b>"))
+        #expect(page.contains("0.9.0<br><small>thẻ một khe"), "a card with one slot says so")
+        #expect(page.contains("<h2>Đợt cập nhật phần mềm</h2>") && page.contains("data-rollout=\"\(rollout.id)\""))
+        #expect(page.contains("đã dừng<br><small>canary box-back failed: rolled_back</small>"), "the rollout stopped, and why")
+        #expect(page.contains("1 / 2") && page.contains("2 chờ"), "wave 1 of 2; the two boxes with slots wait (the one-slot card is not in it)")
+    }
+
     @Test func alarmsFollowTheirRules() {
         let now = Timestamp(rfc3339: "2026-12-02T10:00:00Z")!
         func box(seen: Double?, _ change: (inout Heartbeat.Health) -> Void = { _ in }) -> [BoxStatus.Alarm] {
