@@ -95,7 +95,7 @@ extension Catalog {
     func updatable(arch: String) async throws -> [String] {
         try await query("SELECT id, update_report FROM device WHERE update_report IS NOT NULL ORDER BY id", []).compactMap { row in
             guard let id = row.column("id")?.string, let text = row.column("update_report")?.string,
-                  let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8)), r.arch == arch, r.booted != nil else { return nil }
+                  let r = try? Heartbeat.decode(FleetUpdate.Report.self, from: Array(text.utf8)), r.arch == arch, r.canUpdate else { return nil }
             return id
         }
     }
@@ -197,8 +197,7 @@ extension Catalog {
                    now: Timestamp) async throws -> (FleetUpdate.Offer?, [String]) {
         let encoded = String(decoding: try Heartbeat.encode(report), as: UTF8.self)
         _ = try await query("UPDATE device SET update_report = ? WHERE id = ?", [.text(encoded), .text(device)])
-        // A card with one root slot reports its release but cannot take one.
-        guard report.booted != nil, var r = try await rollouts().last(where: { $0.state == .running && $0.arch == report.arch }) else { return (nil, []) }
+        guard report.canUpdate, var r = try await rollouts().last(where: { $0.state == .running && $0.arch == report.arch }) else { return (nil, []) }
         var boxes = try await rolloutBoxes(r.id)
         var events: [String] = []
         if !boxes.contains(where: { $0.device == device }) {

@@ -23,7 +23,7 @@ extension CommuneCommand {
             func run() async throws {
                 let releases = try await options.withCatalog { try await $0.releases() }
                 if json { print(try jsonText(releases)); return }
-                if releases.isEmpty { print("No releases yet: commune releases add BUNDLE (make bundle ARCH=… makes one)") }
+                if releases.isEmpty { print("No releases yet: commune releases add BUNDLE (junction update pack makes one)") }
                 for r in releases {
                     print("\(r.version)  \(r.arch)  \(r.bytes / 1_000_000) MB  minimum \(r.minimumVersion)  signed by \(r.signedBy)  added \(r.added.rfc3339)")
                 }
@@ -33,7 +33,7 @@ extension CommuneCommand {
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Check a bundle's signature and keep it for rollouts.")
             @OptionGroup var options: DataOptions
-            @Argument(help: "The bundle (.jub) from make bundle.") var bundle: String
+            @Argument(help: "The bundle (.jub) from junction update pack.") var bundle: String
             @Option(help: ArgumentHelp("The release keys the boxes trust (the image's /usr/share/junction/release-keys).", valueName: "file"))
             var keyring = "/etc/junction/release-keys"
 

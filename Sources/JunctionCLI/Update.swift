@@ -155,18 +155,13 @@ extension JunctionCommand {
                     return
                 case .failed(let why):
                     try? Installer.recordProblem(why, statePath: statePath)
-                    printError("Release \(attempt.version) failed its health check: \(why). The box restarts; after \(config.update.tries) such boots it returns to slot \(attempt.fromSlot ?? "the other slot") by itself.")
+                    Progress.err("Release \(attempt.version) failed its health check: \(why). The box restarts; after \(config.update.tries) such boots it returns to slot \(attempt.fromSlot ?? "the other slot") by itself.\n")
                     throw ExitCode(1)
                 case .waiting(let what):
                     if what != said { print("Waiting: \(what) so far."); said = what }
                     try await Task.sleep(for: .seconds(poll))
                 }
             }
-        }
-
-        func printError(_ text: String) {
-            let line = Array((text + "\n").utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
 
         static func observe(_ config: JunctionConfiguration) -> HealthGate.Observation {
@@ -227,7 +222,7 @@ extension JunctionCommand {
     }
 
     struct UpdatePack: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "pack", abstract: "Make a signed release bundle (on the build machine; `make bundle` runs it).")
+        static let configuration = CommandConfiguration(commandName: "pack", abstract: "Make a signed release bundle (on the build machine).")
         @Option(help: ArgumentHelp("The release's root filesystem image.", valueName: "file")) var rootfs: String
         @Option(help: ArgumentHelp("Its kernel.", valueName: "file")) var kernel: String
         @Option(help: ArgumentHelp("Its initramfs.", valueName: "file")) var initrd: String

@@ -9,7 +9,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Makes a bundle (`junction update pack`, which `make bundle` runs): the release's root
+/// Makes a bundle (`junction update pack`): the release's root
 /// filesystem image cut into blocks, each compressed alone (or kept raw when that is not
 /// smaller, or not stored at all when it is zeros), the kernel and initramfs, and the signed
 /// manifest. Written to `out.partial` and renamed, so a bundle that exists is whole.

@@ -26,8 +26,8 @@ public enum UpdateError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .malformed(let why): "not a valid update bundle: \(why)"
         case .truncated(let e, let g): "the bundle is cut short (\(g) of \(e) bytes): download it again"
-        case .untrusted(let why): "the bundle is not signed by a release key this box trusts (\(why)): use a bundle made by `make bundle` with the project's release key"
-        case .wrongArchitecture(let b, let box): "the bundle is for \(b) and this box is \(box): build it with `make bundle ARCH=\(box)`"
+        case .untrusted(let why): "the bundle is not signed by a release key this box trusts (\(why)): use a bundle packed (junction update pack) with the project's release key"
+        case .wrongArchitecture(let b, let box): "the bundle is for \(b) and this box is \(box): pack one with `junction update pack --arch \(box)`"
         case .belowMinimum(let v, let m): "version \(v) is below this box's minimum \(m) (a later release raised it): install \(m) or newer"
         case .failedBefore(let v): "version \(v) already failed on this box; to try it again, say so (--retry-failed)"
         case .alreadyRunning(let v): "version \(v) is already running"

@@ -67,6 +67,9 @@ public enum FleetUpdate {
         /// A download in progress: its version and how much of what it needs has arrived.
         public var downloading: String?
         public var downloadedBytes: Int64?
+        /// Only a box started from an update slot can take a release (a card with one root slot
+        /// reports its release but has no other slot to write).
+        public var canUpdate: Bool { booted != nil }
 
         public init(release: String, arch: String, booted: String?, slots: [Slot] = [], pending: String? = nil, last: Outcome? = nil,
                     failed: [String] = [], downloading: String? = nil, downloadedBytes: Int64? = nil) {
