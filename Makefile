@@ -14,7 +14,7 @@ PYDEPS := tuspy tuspyserver uvicorn selenium cryptography requests
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: fuzz deps build release release-arm64 release-amd64 test vectors demo bench bench-uplink bench-preview bench-verifier bench-soak bench-update image image-deps image-test image-test-arm64 clean
+.PHONY: fuzz deps build release release-arm64 release-amd64 test vectors demo bench bench-uplink bench-preview bench-verifier bench-soak bench-update image image-deps image-test image-test-arm64 bundle image-test-update clean
 
 # $(call apt-missing,PACKAGES,NAME): installs those of PACKAGES that are missing, running
 # apt-get update first, and nothing at all when every one is there.
@@ -137,10 +137,23 @@ image-deps: deps
 release-arm64 release-amd64: release-%: image-deps
 	$(SUDO) bash image/cross-build.sh --arch $*
 
+# RELEASE= is the version the image's slot reports (default: the source's JunctionVersion);
+# RELEASE_KEYS= the public keys its boxes trust for updates (default: the TEST-ONLY key, whose
+# private half is in this repository: never for boxes on poles).
+RELEASE ?=
+RELEASE_KEYS ?= $(CURDIR)/image/release-keys.TEST-ONLY
+RELEASE_KEY ?= $(CURDIR)/image/release-key.TEST-ONLY
 image: image-deps
 	@[ -n "$(JUNCTION_BIN)" ] || $(MAKE) --no-print-directory release-$(ARCH)
 	$(SUDO) bash image/build.sh --arch $(ARCH) --kernel $(KERNEL) --out $(IMAGE_OUT) $(IMAGE_FLAGS) \
+	  $(if $(RELEASE),--release $(RELEASE)) --keys $(RELEASE_KEYS) $(BUNDLE_FLAGS) \
 	  --bin "$(or $(JUNCTION_BIN),$(CURDIR)/.build-cross/out/junction-$(ARCH))"
+
+# The image and the release's signed update bundle (IMAGE_OUT/junction-RELEASE-ARCH.jub), signed
+# with RELEASE_KEY (default the TEST-ONLY key); `commune releases add` takes it.
+bundle: image-deps
+	$(SWIFT) build --product junction
+	$(MAKE) --no-print-directory image BUNDLE_FLAGS="--bundle-key $(RELEASE_KEY) --packer $$($(SWIFT) build --show-bin-path)/junction"
 
 # Builds the image, boots it in QEMU (TCG) with a synthetic camera and a commune on the host, cuts
 # the power three times, and checks it records, uploads a flag byte-identical, loses at most 2 s
@@ -154,6 +167,20 @@ image-test image-test-arm64: image-deps
 	$(SUDO) $(PYTHON) image/test.py --arch $(TEST_ARCH) \
 	  --image "$$(ls -t $(IMAGE_OUT)/junction-*-$(TEST_ARCH).img | head -1)" \
 	  --commune "$$($(SWIFT) build --show-bin-path)/commune"
+
+# Over-the-air updates in QEMU (image/test_update.py): the image, then three releases made from
+# its slot A and signed with the TEST-ONLY key; A→B while a flagged upload runs, a bad release
+# rolled back within its tries, WRITE_CUTS power cuts in a slot write and BOOT_CUTS in the early
+# boot of a blessed slot. amd64 ~1 h under TCG; ARCH=arm64 emulated, about twice that.
+WRITE_CUTS ?= 20
+BOOT_CUTS ?= 10
+image-test-update: image-deps
+	@[ -n "$(IMAGE)" ] || $(MAKE) --no-print-directory image ARCH=$(ARCH)
+	$(SWIFT) build --product commune
+	$(SWIFT) build --product junction
+	$(SUDO) $(PYTHON) image/test_update.py --arch $(ARCH) --write-cuts $(WRITE_CUTS) --boot-cuts $(BOOT_CUTS) \
+	  --image "$(or $(IMAGE),$$(ls -t $(IMAGE_OUT)/junction-*-$(ARCH).img | head -1))" \
+	  --commune "$$($(SWIFT) build --show-bin-path)/commune" --junction "$$($(SWIFT) build --show-bin-path)/junction"
 
 clean:
 	rm -rf .build .build-ffmpeg demo-run   # .build-cross (the cross-build roots, ~5 GB): sudo rm -rf it by hand

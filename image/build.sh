@@ -2,6 +2,11 @@
 # Builds a flashable SD-card image of a Junction box (driven by `make image`).
 #
 #   image/build.sh --arch amd64|arm64 --bin PATH/TO/junction --out DIR [--version V] [--kernel stable|backports]
+#                  [--release 1.2.0] [--keys PUBLIC-KEYS] [--bundle-key PRIVATE-KEY --packer PATH/TO/host/junction]
+#
+# With --bundle-key it also writes the release's signed update bundle (junction-RELEASE-ARCH.jub:
+# slot A's root filesystem, kernel and initramfs), which `commune releases add` takes; --packer
+# is a junction that runs on this machine (the debug build), which packs it.
 #
 # The binary is the one `make release-ARCH` cross-builds (image/cross-build.sh): linked against
 # Debian trixie's own glibc and FFmpeg 7.1, the libraries this image installs.
@@ -11,13 +16,16 @@
 #      installer, README.txt, junction-status.txt written back by the box; and what boots: an EFI
 #      loader (systemd-boot) with the kernel and initramfs, and on arm64 also the Raspberry Pi
 #      firmware, device trees, config.txt and cmdline.txt. Mounted at /boot/firmware.
-#   2  ext4 root "junction-root": Debian 13 trixie minbase (mmdebstrap), kernel 6.12 (or, with
-#      --kernel backports, trixie-backports' newer kernel, which a Raspberry Pi 5 needs), systemd,
-#      the FFmpeg 7.1 runtime libraries, systemd-networkd/resolved/timesyncd, the junction binary
-#      and its units.
-#   3  ext4 data "junction-data" at /var/lib/junction (noatime,lazytime): the ring. It is small in
+#   2  root slot A, ext4 "junction-root": Debian 13 trixie minbase (mmdebstrap), kernel 6.12 (or,
+#      with --kernel backports, trixie-backports' newer kernel, which a Raspberry Pi 5 needs),
+#      systemd, the FFmpeg 7.1 runtime libraries, systemd-networkd/resolved/timesyncd, the junction
+#      binary and its units, the release's version and the release keys it trusts.
+#   3  root slot B, the same size, empty: an update writes the next release there (issue 24).
+#      Each slot has its own systemd-boot entry (loader/entries/junction-a.conf, kernel and
+#      initramfs under junction/a/); the boot partition's junction/slots names both.
+#   4  ext4 data "junction-data" at /var/lib/junction (noatime,lazytime): the ring. It is small in
 #      the image and grows to fill the card on first boot (junction-growdata.service: growpart,
-#      then resize2fs while mounted).
+#      then resize2fs while mounted). Updates never touch it.
 # No loop devices: each filesystem is made in its own file (mkfs.vfat -C + mcopy, mkfs.ext4 -d),
 # the partition table is written with sfdisk on the image file, and the parts are put in place with
 # dd conv=notrunc. Needs root (mmdebstrap keeps file ownership) and, for arm64 on another machine,
@@ -27,6 +35,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 ARCH="" BIN="" OUT="" VERSION="" REUSE=0 KERNEL=stable MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+RELEASE="" KEYS="$HERE/release-keys.TEST-ONLY" BUNDLE_KEY="" PACKER=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH="$2"; shift 2 ;;
@@ -34,6 +43,10 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift 2 ;;
     --version) VERSION="$2"; shift 2 ;;
     --kernel) KERNEL="$2"; shift 2 ;;
+    --release) RELEASE="$2"; shift 2 ;;
+    --keys) KEYS="$2"; shift 2 ;;
+    --bundle-key) BUNDLE_KEY="$2"; shift 2 ;;
+    --packer) PACKER="$2"; shift 2 ;;
     # For developers: keep the work folder's rootfs from an earlier run made with KEEP_WORK=1 (mmdebstrap
     # takes ~4 min for amd64 and ~15 for arm64 under emulation); every later step runs again.
     --reuse-rootfs) REUSE=1; shift ;;
@@ -63,6 +76,14 @@ machine=$(od -An -t u2 -j 18 -N 2 "$BIN" 2>/dev/null | tr -d ' ')
 [ "$(head -c 4 "$BIN" | od -An -c | tr -d ' ')" = '177ELF' ] && [ "$machine" = "$ELF_MACHINE" ] \
   || die "$BIN is not an $ARCH Linux executable (ELF machine ${machine:-none}, expected $ELF_MACHINE): the box could not run it"
 VERSION="${VERSION:-$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo dev)}"
+# The release a box reports and the fleet compares: numbers only (1.2.0, 1.2.0-rc1).
+RELEASE="${RELEASE:-$(sed -n 's/.*static let current = "\(.*\)"/\1/p' "$REPO/Sources/Recorder/RecorderHealth.swift")}"
+echo "$RELEASE" | grep -Eq '^[0-9]{1,6}(\.[0-9]{1,6}){0,3}(-[A-Za-z0-9.]{1,32})?$' || die "--release '$RELEASE' is not a version like 1.2.0"
+[ -f "$KEYS" ] || die "no release keys at '$KEYS' (--keys FILE: the public keys a box trusts, one a line)"
+if [ -n "$BUNDLE_KEY" ]; then
+  [ -f "$BUNDLE_KEY" ] || die "no release key at '$BUNDLE_KEY'"
+  [ -x "$PACKER" ] || die "--bundle-key needs --packer PATH: a junction that runs on this machine ('make build' makes .build/debug/junction)"
+fi
 
 for tool in mmdebstrap mkfs.vfat mcopy mmd mkfs.ext4 sfdisk zstd; do
   command -v "$tool" >/dev/null || die "$tool is missing: run 'make image-deps'"
@@ -89,16 +110,18 @@ else
 fi
 trap 'echo "image: failed after ${SECONDS}s; the work folder is $WORK" >&2' ERR
 
-# Partition identities: the MBR disk id gives every PARTUUID (DISKID-01, -02, -03).
+# Partition identities: the MBR disk id gives every PARTUUID (DISKID-01 … -04).
 DISKID=$(od -An -t x4 -N 4 /dev/urandom | tr -d ' ')
-FAT_MIB=256 DATA_MIB=512 FIRST_MIB=4
+# Both root slots have the same size, for every release: SLOT_MIB (1 GiB; a release must fit it
+# with room for its own growth; the build stops when it does not).
+FAT_MIB=256 DATA_MIB=512 FIRST_MIB=4 SLOT_MIB="${SLOT_MIB:-1024}"
 
 if [ "$REUSE" = 1 ]; then step "Reusing the rootfs of an earlier run ($ROOT)"; else
 step "Debian trixie rootfs for $ARCH (mmdebstrap, kernel: $KERNEL)"
 # The FFmpeg sonames are trixie's 7.1 (the cross-build checks the binary needs exactly these).
 PACKAGES=(systemd systemd-sysv systemd-timesyncd systemd-resolved udev kmod dbus
   initramfs-tools zstd e2fsprogs dosfstools fdisk cloud-guest-utils util-linux
-  iproute2 iputils-ping ca-certificates less systemd-boot-efi openssh-server
+  iproute2 iputils-ping ca-certificates less systemd-boot-efi systemd-boot openssh-server
   libavformat61 libavcodec61 libavutil59 libswscale8 libstdc++6 zlib1g)
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 SOURCES=("deb $MIRROR trixie main non-free-firmware" "deb $MIRROR trixie-updates main" "deb $SECURITY_MIRROR trixie-security main")
@@ -134,7 +157,8 @@ install -D -m 0755 "$HERE/firstboot-system" "$ROOT/usr/lib/junction/firstboot-sy
 # in the image: each box makes its own on first boot (firstboot-system).
 rm -f "$ROOT"/etc/ssh/ssh_host_*
 printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' > "$ROOT/etc/ssh/sshd_config.d/junction.conf"
-for unit in junction.service junction-firstboot.service junction-growdata.service junction-report.service junction-report.timer; do
+for unit in junction.service junction-firstboot.service junction-growdata.service junction-report.service junction-report.timer \
+            junction-health.service junction-update.path junction-update.service junction-update-settle.service; do
   install -D -m 0644 "$REPO/systemd/$unit" "$ROOT/etc/systemd/system/$unit"
 done
 install -D -m 0644 "$REPO/systemd/journald.conf.d/junction.conf" "$ROOT/etc/systemd/journald.conf.d/junction.conf"
@@ -146,7 +170,16 @@ chroot "$ROOT" chown root:junction /etc/junction
 chmod 0750 "$ROOT/etc/junction"
 # Units are enabled with symlinks: systemctl in a foreign chroot is not to be trusted.
 wants="$ROOT/etc/systemd/system/multi-user.target.wants"; mkdir -p "$wants" "$ROOT/etc/systemd/system/timers.target.wants"
-for unit in junction.service junction-firstboot.service junction-growdata.service; do ln -sf "/etc/systemd/system/$unit" "$wants/$unit"; done
+for unit in junction.service junction-firstboot.service junction-growdata.service junction-update-settle.service; do ln -sf "/etc/systemd/system/$unit" "$wants/$unit"; done
+# Updates: the health check gates boot-complete.target (after which systemd-bless-boot keeps a
+# slot on trial); the path unit hands the daemon's offers to root's installer.
+mkdir -p "$ROOT/etc/systemd/system/boot-complete.target.requires" "$ROOT/etc/systemd/system/paths.target.wants"
+ln -sf /etc/systemd/system/junction-health.service "$ROOT/etc/systemd/system/boot-complete.target.requires/junction-health.service"
+ln -sf /etc/systemd/system/junction-update.path "$ROOT/etc/systemd/system/paths.target.wants/junction-update.path"
+[ -e "$ROOT/usr/lib/systemd/systemd-bless-boot" ] || die "systemd-bless-boot is not in the rootfs (package systemd-boot): a slot on trial could never be kept"
+# What this slot is: its release (the fleet compares it) and the release keys it trusts.
+echo "$RELEASE" > "$ROOT/usr/share/junction/release-version"
+install -m 0644 "$KEYS" "$ROOT/usr/share/junction/release-keys"
 ln -sf /etc/systemd/system/junction-report.timer "$ROOT/etc/systemd/system/timers.target.wants/junction-report.timer"
 # systemd-resolved and -timesyncd enable themselves when installed; networkd does not.
 ln -sf /lib/systemd/system/systemd-networkd.service "$wants/systemd-networkd.service"
@@ -161,13 +194,15 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tjunction\n::1\tlocalhost ip6-localhost 
 : > "$ROOT/etc/machine-id"; rm -f "$ROOT/var/lib/dbus/machine-id"
 cat > "$ROOT/etc/fstab" <<EOF
 # Junction box. The FAT partition is the one installers edit; the data partition holds the ring.
+# / is whichever root slot the boot entry named (root= on the kernel command line): the same
+# file system serves slot A and slot B, so it names no partition.
 # Both wait up to 5 min for their device (systemd's default is 90 s): on a starved or slow card
 # the partitions appeared later than that, the mounts failed, and with them junction.service
 # and firstboot, until the next power cycle (seen under emulation on a loaded host). nofail keeps
 # the boot itself from waiting.
-PARTUUID=$DISKID-02  /                  ext4  noatime,commit=60,errors=remount-ro  0 1
+/dev/root            /                  ext4  noatime,commit=60,errors=remount-ro  0 1
 PARTUUID=$DISKID-01  /boot/firmware     vfat  noatime,umask=0022,flush,nofail,x-systemd.device-timeout=5min  0 2
-PARTUUID=$DISKID-03  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail,x-systemd.device-timeout=5min  0 2
+PARTUUID=$DISKID-04  /var/lib/junction  ext4  noatime,lazytime,commit=30,errors=remount-ro,nofail,x-systemd.device-timeout=5min  0 2
 EOF
 echo "$VERSION" > "$ROOT/etc/junction-image-version"
 # Nothing in the image logs in with a password: a technician uses the console as root only after
@@ -176,14 +211,20 @@ chroot "$ROOT" passwd --lock root >/dev/null
 rm -rf "$ROOT/var/cache/apt/archives/"*.deb "$ROOT/var/lib/apt/lists/"*
 
 step "Boot files on the FAT partition"
-BOOT="$WORK/boot"; mkdir -p "$BOOT/EFI/BOOT" "$BOOT/loader/entries"
+BOOT="$WORK/boot"; mkdir -p "$BOOT/EFI/BOOT" "$BOOT/loader/entries" "$BOOT/junction/a"
 KVER=$(ls "$ROOT/lib/modules" | sort -V | tail -1)
-cp "$ROOT/boot/vmlinuz-$KVER" "$BOOT/vmlinuz"
-cp "$ROOT/boot/initrd.img-$KVER" "$BOOT/initrd.img"
-CMDLINE="root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes $CONSOLE quiet"
+cp "$ROOT/boot/vmlinuz-$KVER" "$BOOT/junction/a/vmlinuz"
+cp "$ROOT/boot/initrd.img-$KVER" "$BOOT/junction/a/initrd.img"
+CMDLINE="root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes $CONSOLE quiet junction.slot=a"
 cp "$ROOT/usr/lib/systemd/boot/efi/$EFI_SRC" "$BOOT/EFI/BOOT/$EFI_NAME"
-printf 'timeout 0\ndefault junction.conf\neditor no\n' > "$BOOT/loader/loader.conf"
-printf 'title Junction %s\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' "$VERSION" "$CMDLINE" > "$BOOT/loader/entries/junction.conf"
+# No default: systemd-boot takes the first entry in its order (entries out of tries last, then
+# the highest version), which is how an update makes its slot the next boot's first try.
+printf 'timeout 0\neditor no\n' > "$BOOT/loader/loader.conf"
+# Slot A as flashed: kept (no boot counter), generation 1. The layout of BootEntries.install.
+printf 'title Junction %s (slot a)\nsort-key junction\nversion 1\nlinux /junction/a/vmlinuz\ninitrd /junction/a/initrd.img\noptions %s\n' \
+  "$RELEASE" "$CMDLINE" > "$BOOT/loader/entries/junction-a.conf"
+printf '# The root slots: name, root= for its kernel, the device an update writes.\na PARTUUID=%s-02 /dev/disk/by-partuuid/%s-02\nb PARTUUID=%s-03 /dev/disk/by-partuuid/%s-03\n' \
+  "$DISKID" "$DISKID" "$DISKID" "$DISKID" > "$BOOT/junction/slots"
 if [ "$ARCH" = arm64 ]; then
   # Raspberry Pi: the GPU firmware (Pi 4) or the EEPROM bootloader (Pi 5) reads config.txt,
   # loads the kernel, the initramfs and the device tree, and passes cmdline.txt. The device trees
@@ -210,14 +251,16 @@ if [ "$ARCH" = arm64 ]; then
 arm_64bit=1
 enable_uart=1
 upstream_kernel=1
-kernel=vmlinuz
-initramfs initrd.img followkernel
+kernel=junction/a/vmlinuz
+initramfs junction/a/initrd.img followkernel
 cmdline=cmdline.txt
 disable_overscan=1
 gpu_mem=16
 EOF
   # Pi 5's debug UART is ttyAMA10, Pi 4's GPIO UART ttyS1 (the last one present is the console).
-  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyAMA10,115200 console=ttyS1,115200 quiet" > "$BOOT/cmdline.txt"
+  # The Pi's firmware reads this directly, without systemd-boot: it always starts slot A (updates
+  # on a Pi need tryboot or U-Boot's EFI, README: "Updating boxes").
+  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyAMA10,115200 console=ttyS1,115200 quiet junction.slot=a" > "$BOOT/cmdline.txt"
 fi
 # The installer's files, with Windows line endings so any editor shows them right.
 sed 's/$/\r/' "$HERE/junction.toml" > "$BOOT/junction.toml"
@@ -229,7 +272,9 @@ mkfs.vfat -C -F 32 -n JUNCTION -i "$DISKID" "$FAT" $((FAT_MIB * 1024)) >/dev/nul
 (cd "$BOOT" && for d in $(find . -mindepth 1 -type d | sed 's|^\./||' | sort); do mmd -i "$FAT" "::$d"; done
  for f in $(find . -type f | sed 's|^\./||' | sort); do mcopy -i "$FAT" "$f" "::$f"; done)
 used_kib=$(du -sk "$ROOT" | cut -f1)
-ROOT_MIB=$(( (used_kib * 13 / 10) / 1024 + 200 ))
+ROOT_MIB=$SLOT_MIB
+[ $(( used_kib * 13 / 10 / 1024 + 100 )) -le "$SLOT_MIB" ] || die "the root filesystem ($((used_kib / 1024)) MiB) does not fit a ${SLOT_MIB} MiB slot with room to spare: SLOT_MIB= a larger one (every release of a card must fit the card's slots)"
+
 # The build's leftovers stay out of the card (kept in the work folder for --reuse-rootfs).
 mv "$ROOT/var/tmp/junction-build" "$WORK/junction-build"
 mkfs.ext4 -q -L junction-root -d "$ROOT" -E root_owner=0:0 "$ROOTIMG" "${ROOT_MIB}M"
@@ -238,18 +283,24 @@ mkfs.ext4 -q -L junction-data -m 0 -d "$WORK/data" "$DATA" "${DATA_MIB}M"
 
 step "Disk image"
 IMG="$OUT/$NAME.img"
-TOTAL_MIB=$((FIRST_MIB + FAT_MIB + ROOT_MIB + DATA_MIB))
+TOTAL_MIB=$((FIRST_MIB + FAT_MIB + 2 * ROOT_MIB + DATA_MIB))
 rm -f "$IMG"; truncate -s "${TOTAL_MIB}M" "$IMG"
 sfdisk --quiet "$IMG" <<EOF
 label: dos
 label-id: 0x$DISKID
 start=${FIRST_MIB}MiB, size=${FAT_MIB}MiB, type=c, bootable
 start=$((FIRST_MIB + FAT_MIB))MiB, size=${ROOT_MIB}MiB, type=83
-start=$((FIRST_MIB + FAT_MIB + ROOT_MIB))MiB, size=${DATA_MIB}MiB, type=83
+start=$((FIRST_MIB + FAT_MIB + ROOT_MIB))MiB, size=${ROOT_MIB}MiB, type=83
+start=$((FIRST_MIB + FAT_MIB + 2 * ROOT_MIB))MiB, size=${DATA_MIB}MiB, type=83
 EOF
 dd if="$FAT" of="$IMG" bs=1M seek=$FIRST_MIB conv=notrunc,sparse status=none
 dd if="$ROOTIMG" of="$IMG" bs=1M seek=$((FIRST_MIB + FAT_MIB)) conv=notrunc,sparse status=none
-dd if="$DATA" of="$IMG" bs=1M seek=$((FIRST_MIB + FAT_MIB + ROOT_MIB)) conv=notrunc,sparse status=none
+dd if="$DATA" of="$IMG" bs=1M seek=$((FIRST_MIB + FAT_MIB + 2 * ROOT_MIB)) conv=notrunc,sparse status=none
+if [ -n "$BUNDLE_KEY" ]; then
+  step "Update bundle $RELEASE (signed with $(basename "$BUNDLE_KEY"))"
+  "$PACKER" update pack --rootfs "$ROOTIMG" --kernel "$BOOT/junction/a/vmlinuz" --initrd "$BOOT/junction/a/initrd.img" \
+    --version "$RELEASE" --arch "$ARCH" --key "$BUNDLE_KEY" --out "$OUT/junction-$RELEASE-$ARCH.jub" --notes "image $VERSION"
+fi
 mv "$WORK/junction-build" "$ROOT/var/tmp/junction-build"
 sfdisk --dump "$IMG"
 

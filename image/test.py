@@ -133,9 +133,19 @@ def inspect(root, disk_id, fat):
     if "multi-user.target" not in root.debugfs("stat /etc/systemd/system/default.target"):
         problems.append("the default target is not multi-user")
     fstab = root.debugfs("cat /etc/fstab")
-    for n, where in [("01", "/boot/firmware"), ("02", "/"), ("03", "/var/lib/junction")]:
+    for n, where in [("01", "/boot/firmware"), ("04", "/var/lib/junction")]:
         if not re.search(rf"PARTUUID={disk_id}-{n}\s+{re.escape(where)}\s", fstab):
             problems.append(f"fstab does not mount PARTUUID={disk_id}-{n} at {where}")
+    if not re.search(r"^/dev/root\s+/\s", fstab, re.M):
+        problems.append("fstab names a partition for / (both root slots share one file system: it must be /dev/root)")
+    if not re.fullmatch(r"\d+(\.\d+){0,3}(-[A-Za-z0-9.]+)?", root.debugfs("cat /usr/share/junction/release-version").strip()):
+        problems.append("/usr/share/junction/release-version is not a release version")
+    if "TEST-ONLY" not in root.debugfs("cat /usr/share/junction/release-keys") and not root.debugfs("cat /usr/share/junction/release-keys").strip():
+        problems.append("the image trusts no release keys")
+    if "junction-health.service" not in root.debugfs("ls -l /etc/systemd/system/boot-complete.target.requires"):
+        problems.append("junction-health.service does not gate boot-complete.target")
+    if "junction-update.path" not in root.debugfs("ls -l /etc/systemd/system/paths.target.wants"):
+        problems.append("junction-update.path is not enabled")
     if "noatime,lazytime" not in fstab:
         problems.append("the data partition is not mounted noatime,lazytime")
     if "Size: 0" not in root.debugfs("stat /etc/machine-id"):
@@ -146,9 +156,12 @@ def inspect(root, disk_id, fat):
         problems.append("/etc/hostname is not reset")
     if "junction" not in root.debugfs("cat /etc/passwd"):
         problems.append("there is no junction user")
-    entry = run(["mtype", "-i", fat, "::/loader/entries/junction.conf"])
-    if f"root=PARTUUID={disk_id}-02" not in entry:
-        problems.append(f"the EFI loader entry does not boot PARTUUID={disk_id}-02: {entry}")
+    entry = run(["mtype", "-i", fat, "::/loader/entries/junction-a.conf"])
+    if f"root=PARTUUID={disk_id}-02" not in entry or "junction.slot=a" not in entry:
+        problems.append(f"slot A's loader entry does not boot PARTUUID={disk_id}-02 as slot a: {entry}")
+    slots = run(["mtype", "-i", fat, "::/junction/slots"])
+    if f"b PARTUUID={disk_id}-03 /dev/disk/by-partuuid/{disk_id}-03" not in slots:
+        problems.append(f"junction/slots does not name slot B: {slots}")
     if problems:
         raise Failure("the image is not what the build promised:\n  " + "\n  ".join(problems))
 
@@ -225,7 +238,9 @@ def wait_for_segments(con, count, seconds=180):
     return n
 
 
-def boot(args, img, vars_file, netdev, logfile):
+def boot(args, img, vars_file, netdev, logfile, reboots=False, qmp=None):
+    """QEMU on the card image. With reboots=False a guest's reboot ends QEMU (this test boots
+    again itself); qmp= a Unix socket path for QEMU's machine protocol."""
     if args.arch == "amd64":
         cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
                "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -236,7 +251,9 @@ def boot(args, img, vars_file, netdev, logfile):
                "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}"]
     cmd += ["-m", "1024", "-smp", "2", "-drive", f"file={img},format=raw,if=virtio,cache=unsafe",
             "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
-            "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
+            "-display", "none", "-monitor", "none", "-serial", "stdio"]
+    cmd += [] if reboots else ["-no-reboot"]
+    cmd += ["-qmp", f"unix:{qmp},server=on,wait=off"] if qmp else []
     log("boot: " + " ".join(cmd))
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return proc, Console(proc, logfile)
@@ -396,6 +413,56 @@ def check_power_cut(con, args, results, cut, commune, data):
         log(f"the recovered segment reached the commune sha256-equal and decodes ({frames} frames)")
 
 
+def installer_config(template):
+    """The installer's edit of the card's junction.toml: the box's id and its camera (the CHANGE
+    lines), 10 s segments, no pre- or post-roll."""
+    return (template.replace('id = ""', 'id = "image-test-01"', 1)
+            .replace('url = ""', 'url = "rtsp://10.0.2.100:8554/cam"', 1)
+            .replace("# segment_seconds = 10 ", "segment_seconds = 10   ")
+            .replace("# pre_roll_seconds = 10 ", "pre_roll_seconds = 0   ")
+            .replace("# post_roll_seconds = 10 ", "post_roll_seconds = 0   ")
+            .replace("# [upload]", "[upload]"))
+
+
+def server_config(token):
+    return ("\n[server]\nurl = \"http://10.0.2.101:8080\"\ntoken = \"%s\"\nallow_insecure_http = true\n"
+            "heartbeat_seconds = 10\n" % token)
+
+
+def start_camera(work, procs):
+    """The synthetic RTSP camera on the host (a 20 s clip, looped); returns its port."""
+    port = free_port()
+    clip = os.path.join(work, "clip.mp4")
+    run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
+         "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p", "-b:v", "800k", clip])
+    cam = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "Tests/Support/rtsp_camera.py"), "--clip", clip,
+                            "--port", str(port)], stdout=subprocess.PIPE, stderr=open(os.path.join(work, "camera.log"), "w"), text=True)
+    procs.append(cam)
+    deadline = time.monotonic() + 60
+    line = ""
+    while time.monotonic() < deadline and "READY" not in line:
+        line = cam.stdout.readline()
+        if not line and cam.poll() is not None:
+            raise Failure("the synthetic camera did not start (camera.log)")
+    log(f"camera: {line.strip()}")
+    return port, cam
+
+
+def user_net(camera_port, commune_port):
+    """QEMU user networking with restrict=on: the guest reaches the camera and the commune only."""
+    return ("user,id=n0,restrict=on"
+            f",guestfwd=tcp:10.0.2.100:8554-cmd:socat - TCP:127.0.0.1:{camera_port}"
+            f",guestfwd=tcp:10.0.2.101:8080-cmd:socat - TCP:127.0.0.1:{commune_port}")
+
+
+def passed(args, work, results):
+    results["whole test (s)"] = round(time.monotonic() - T0, 1)
+    log(f"PASS ({args.arch}): " + json.dumps(results, indent=1))
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    return 0
+
+
 def test(args, work, console_log, procs):
     results = {}
     img = os.path.join(work, "card.img")
@@ -411,7 +478,7 @@ def test(args, work, console_log, procs):
     root_off, root_size = parts[1]
     fat = f"{img}@@{fat_off}"
     listing = run(["mdir", "-b", "-i", fat, "::/"])
-    for required in ["junction.toml", "README.txt", "EFI", "loader", "vmlinuz", "initrd.img"]:
+    for required in ["junction.toml", "README.txt", "EFI", "loader", "junction"]:
         if f"::/{required}" not in listing:
             raise Failure(f"the FAT partition lacks {required}: {listing}")
     label = run(["mlabel", "-s", "-i", fat, "::"]).strip()
@@ -426,7 +493,7 @@ def test(args, work, console_log, procs):
         if f"root=PARTUUID={disk_id}-02" not in cmdline:
             raise Failure(f"cmdline.txt does not boot PARTUUID={disk_id}-02: {cmdline}")
         config_txt = run(["mtype", "-i", fat, "::/config.txt"])
-        if "arm_64bit=1" not in config_txt or "kernel=vmlinuz" not in config_txt:
+        if "arm_64bit=1" not in config_txt or "kernel=junction/a/vmlinuz" not in config_txt:
             raise Failure(f"config.txt does not boot the 64-bit kernel: {config_txt}")
         pi5 = "::/bcm2712-rpi-5-b.dtb" in listing
         results["Raspberry Pi boot files"] = "Pi 4" + (" and Pi 5" if pi5 else " (no Pi 5: this kernel cannot drive its SD card)")
@@ -435,20 +502,15 @@ def test(args, work, console_log, procs):
     with RootPartition(img, root_off, root_size, work) as root:
         inspect(root, disk_id, fat)
         log("image inspected: binary, enabled units, default target, fstab by PARTUUID, empty machine-id, "
-            "no SSH host keys, hostname reset, junction user, loader entry")
+            "no SSH host keys, hostname reset, junction user, slot A's loader entry, the slots, release version and keys, update units")
         # A test-only root shell on the serial console (the image has no login without a key).
         root.write(f"/etc/systemd/system/serial-getty@{tty}.service.d/autologin.conf",
                    "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --noclear --keep-baud 115200,57600,38400,9600 %I $TERM\n")
 
     # The installer's edit: the shipped template with the two CHANGE lines filled in.
     template = run(["mtype", "-i", fat, "::/junction.toml"]).replace("\r", "")
-    camera_port, commune_port = free_port(), free_port()
-    config = (template.replace('id = ""', 'id = "image-test-01"', 1)
-              .replace('url = ""', 'url = "rtsp://10.0.2.100:8554/cam"', 1)
-              .replace("# segment_seconds = 10 ", "segment_seconds = 10   ")
-              .replace("# pre_roll_seconds = 10 ", "pre_roll_seconds = 0   ")
-              .replace("# post_roll_seconds = 10 ", "post_roll_seconds = 0   ")
-              .replace("# [upload]", "[upload]"))
+    commune_port = free_port()
+    config = installer_config(template)
     if args.control_no_fragment_sync:
         if "# sync_fragments = true " not in config:
             raise Failure("control: the card's junction.toml has no sync_fragments line to turn off")
@@ -458,8 +520,7 @@ def test(args, work, console_log, procs):
     if not commune or not os.access(commune, os.X_OK):
         raise Failure(f"no commune binary at {args.commune}: give --commune (make image-test builds it)")
     token = run([commune, "devices", "add", "image-test-01", "--data", data]).strip().splitlines()[-1]
-    config += ("\n[server]\nurl = \"http://10.0.2.101:8080\"\ntoken = \"%s\"\nallow_insecure_http = true\n"
-               "heartbeat_seconds = 10\n" % token)
+    config += server_config(token)
     p = subprocess.Popen([commune, "serve", "--data", data, "--listen", f"127.0.0.1:{commune_port}", "--insecure-http"],
                          stdout=open(os.path.join(work, "commune.log"), "w"), stderr=subprocess.STDOUT)
     procs.append(p)
@@ -476,22 +537,8 @@ def test(args, work, console_log, procs):
         f.write(tech_key + "\r\n")
     run(["mcopy", "-o", "-i", fat, keys, "::/authorized_keys"])
 
-    netdev = "user,id=n0,restrict=on"
-    clip = os.path.join(work, "clip.mp4")
-    run(["ffmpeg", "-y", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-         "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p", "-b:v", "800k", clip])
-    cam = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "Tests/Support/rtsp_camera.py"), "--clip", clip,
-                            "--port", str(camera_port)], stdout=subprocess.PIPE, stderr=open(os.path.join(work, "camera.log"), "w"), text=True)
-    procs.append(cam)
-    deadline = time.monotonic() + 60
-    line = ""
-    while time.monotonic() < deadline and "READY" not in line:
-        line = cam.stdout.readline()
-        if not line and cam.poll() is not None:
-            raise Failure("the synthetic camera did not start (camera.log)")
-    log(f"camera: {line.strip()}")
-    netdev += f",guestfwd=tcp:10.0.2.100:8554-cmd:socat - TCP:127.0.0.1:{camera_port}"
-    netdev += f",guestfwd=tcp:10.0.2.101:8080-cmd:socat - TCP:127.0.0.1:{commune_port}"
+    camera_port, cam = start_camera(work, procs)
+    netdev = user_net(camera_port, commune_port)
     vars_file = os.path.join(work, "efivars.fd")
     shutil.copy("/usr/share/OVMF/OVMF_VARS_4M.fd" if args.arch == "amd64" else "/usr/share/AAVMF/AAVMF_VARS.fd", vars_file)
 
@@ -654,11 +701,7 @@ def test(args, work, console_log, procs):
         raise Failure(f"the report does not say the recorder is not running:\n{report}")
     log(f"junction-status.txt 3 minutes after power-on:\n{report.strip()}")
     results["typo and unplugged camera"] = "named in junction-status.txt; previous settings kept"
-    results["whole test (s)"] = round(time.monotonic() - T0, 1)
-    log(f"PASS ({args.arch}): " + json.dumps(results, indent=1))
-    with open(os.path.join(work, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    return 0
+    return passed(args, work, results)
 
 
 if __name__ == "__main__":

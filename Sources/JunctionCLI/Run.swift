@@ -127,6 +127,10 @@ extension JunctionCommand {
                 heartbeatService.monitor = monitor
                 let storagePath = config.storage.path
                 heartbeatService.standing = { BoxFacts.standing(storage: storagePath) }
+                // Offers go to the root helper (junction-update.path): this daemon cannot write a slot.
+                heartbeatService.updates = UpdateHandoff(offerPath: UpdateHandoff.offerPath(storage: storagePath),
+                                                         progressPath: UpdateProgress.path(storage: storagePath),
+                                                         standing: { BoxFacts.standing(storage: storagePath) }, logger: logger)
                 services.append(.init(service: heartbeatService, serviceName: "heartbeat"))
             } else {
                 logger.notice("no [server] in the config: flagged footage stays pinned on the card")

@@ -28,7 +28,7 @@ extension JunctionCommand {
                   junction update pack --rootfs rootfs.ext4 --kernel vmlinuz --initrd initrd.img \\
                       --version 1.2.0 --arch arm64 --key image/release-key.TEST-ONLY --out junction-1.2.0-arm64.jub
                 """,
-            subcommands: [UpdateStatus.self, UpdateInstall.self, UpdateHealth.self, UpdatePack.self, UpdateKeygen.self]
+            subcommands: [UpdateStatus.self, UpdateInstall.self, UpdateApply.self, UpdateSettle.self, UpdateHealth.self, UpdatePack.self, UpdateKeygen.self]
         )
     }
 

@@ -44,7 +44,7 @@ public struct HeartbeatService: Service {
     let version: String
     public var monitor: UplinkMonitor?
     /// Fleet updates (issue 24): the report each heartbeat carries, and the answer's offer.
-    public var updates: UpdateAgent?
+    public var updates: (any UpdateChannel)?
     /// Where the box stands (release, slots, last update) when no agent downloads for it: the
     /// commune's desk and its rollouts see every box's release either way.
     public var standing: (@Sendable () -> FleetUpdate.Report)?

@@ -9,7 +9,7 @@ import Wire
 /// writes the other slot (block by block, each checked before it is written). It tells the
 /// heartbeat how far it got. One download at a time; a version the box lists as failed is not
 /// fetched again unless the commune says the operator asked (`Offer.retry`).
-public actor UpdateAgent {
+public actor UpdateAgent: UpdateChannel {
     public struct Configuration: Sendable {
         public var baseURL: String
         public var token: Secret?
@@ -38,6 +38,10 @@ public actor UpdateAgent {
     let standing: @Sendable () -> FleetUpdate.Report
     let install: Install
     let logger: Logger
+    /// Told the bytes fetched of the offer under way after each request (the root helper writes
+    /// them where the daemon's heartbeat reads them).
+    public var progress: (@Sendable (String, Int64) -> Void)?
+    public func onProgress(_ f: @escaping @Sendable (String, Int64) -> Void) { progress = f }
 
     var task: Task<Void, Never>?
     var working: FleetUpdate.Offer?
@@ -74,13 +78,17 @@ public actor UpdateAgent {
 
     /// Called with every answered heartbeat's offer (nil: none).
     public func answered(_ offer: FleetUpdate.Offer?) {
-        guard let offer, task == nil else { return }
-        let now = standing()
-        guard offer.arch == now.arch, offer.version != now.release, offer.version != now.pending else { return }
-        if now.failed.contains(offer.version), offer.retry != true { return }
+        guard let offer, task == nil, Self.wanted(offer, standing: standing()) else { return }
         working = offer
         fetched = 0
         task = Task { await self.run(offer) }
+    }
+
+    /// Whether a box standing so takes the offer: its own architecture, not the release it runs
+    /// or has pending, and not one that failed here unless the operator asked again.
+    public static func wanted(_ offer: FleetUpdate.Offer, standing now: FleetUpdate.Report) -> Bool {
+        guard now.canUpdate, offer.arch == now.arch, offer.version != now.release, offer.version != now.pending else { return false }
+        return !now.failed.contains(offer.version) || offer.retry == true
     }
 
     /// Waits for the download under way (tests).
@@ -123,6 +131,7 @@ public actor UpdateAgent {
         requests += 1
         bytesFetched += Int64(n)
         fetched += Int64(n)
+        if let w = working { progress?(w.version, fetched) }
     }
 
     /// Range requests for the offered bundle, split at `requestBytes`, each retried (bounded)

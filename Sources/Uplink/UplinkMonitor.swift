@@ -25,6 +25,9 @@ public struct UplinkHealth: Codable, Sendable, Equatable {
     public var lastError: String?
     public var current: Current?
     public var uploadedThisRun: Int = 0
+    /// Flagged segments waiting to go up at the last look (nil before the first): an update's
+    /// download and its reboot wait while it is above 0 (evidence first).
+    public var queued: Int?
     public var updatedAt: Timestamp = .now()
     /// The kernel's boot id of the daemon's run (see RecorderHealth.bootID).
     public var bootID: String?
@@ -37,7 +40,7 @@ public struct UplinkHealth: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case server, connected, current
         case lastContact = "last_contact", lastHeartbeat = "last_heartbeat", lastError = "last_error"
-        case uploadedThisRun = "uploaded_this_run", updatedAt = "updated_at", bootID = "boot_id"
+        case uploadedThisRun = "uploaded_this_run", queued, updatedAt = "updated_at", bootID = "boot_id"
     }
 }
 
@@ -51,6 +54,16 @@ public final class UplinkMonitor: Sendable {
     }
 
     public var health: UplinkHealth { state.withLock { $0.health } }
+
+    /// Whether, by the uplink.json at `path`, flagged footage of this boot waits to go up or is
+    /// going up now. A file of another boot, or older than `freshSeconds`, says nothing waits: its
+    /// daemon is gone, and the uploads resume from the ring whenever one runs again.
+    public static func evidenceWaiting(path: String, bootID: String, now: Timestamp = .now(), freshSeconds: Double = 600) -> Bool {
+        guard let d = FileManager.default.contents(atPath: path), d.count <= 1 << 16,
+              let h = try? JSONDecoder().decode(UplinkHealth.self, from: d), h.bootID == bootID,
+              now.seconds(since: h.updatedAt) <= freshSeconds else { return false }
+        return (h.queued ?? 0) > 0 || h.current != nil
+    }
 
     public func update(force: Bool = false, _ change: (inout UplinkHealth) -> Void) {
         let snapshot: UplinkHealth? = state.withLock { s in

@@ -80,6 +80,7 @@ public struct UploadQueue: Sendable {
             // A request's preview goes before any video: made, then sent, one at a time.
             if try await previewStep(&report, skip: &skipPreviews, sleep: sleep) { continue }
             let queue = try await ring.uploadQueue(newestFirst: newestFirst).filter { !skip.contains($0.segment.id) }
+            monitor?.update(force: queue.isEmpty) { $0.queued = queue.count }
             guard let item = queue.first else { return report }
             let path = ring.path(of: item.segment)
             let segmentID = item.segment.id

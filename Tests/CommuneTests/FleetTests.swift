@@ -129,7 +129,7 @@ import Wire
                     group.addTask {
                         var known = HeartbeatService.Known()
                         _ = await service.beat(&known)
-                        await service.updates?.settle()
+                        await (service.updates as? UpdateAgent)?.settle()
                     }
                 }
             }
@@ -236,5 +236,113 @@ import Wire
         #expect(try await server.catalog.updateReport(device: "box-s") == said)
         await ring.close()
         await server.stop()
+    }
+
+    /// On a box the daemon (unprivileged) only hands the offer on; the root helper fetches it by
+    /// range, writes slot b (each block checked), makes b the next boot's first try with its
+    /// tries, waits for the flagged footage in flight, then reboots; the next boot settles it.
+    @Test func theDaemonHandsTheOfferToTheRootHelper() async throws {
+        let server = try await RunningServer.start()
+        let dir = NSTemporaryDirectory() + "fleet-" + UUID().uuidString
+        let esp = dir + "/esp", storage = dir + "/data"
+        for d in [esp + "/loader/entries", esp + "/junction", storage] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data([UInt8](repeating: 7, count: 4096 * 48)).write(to: URL(fileURLWithPath: dir + "/slot-a"))
+        try Data([UInt8](repeating: 0x55, count: 8192)).write(to: URL(fileURLWithPath: dir + "/slot-b"))
+        try "a PARTUUID=0000abcd-02 \(dir)/slot-a\nb PARTUUID=0000abcd-03 \(dir)/slot-b\n".write(toFile: esp + "/junction/slots", atomically: true, encoding: .utf8)
+        try BootEntries(esp: esp).install(slot: "a", release: "1.0.0", generation: 1, options: "root=PARTUUID=0000abcd-02 ro junction.slot=a")
+        try FileManager.default.moveItem(atPath: esp + "/loader/entries/junction-a+3.conf", toPath: esp + "/loader/entries/junction-a.conf")
+        let cmdline = "root=PARTUUID=0000abcd-02 ro quiet junction.slot=a"
+        let statePath = UpdateState.path(storage: storage)
+        let standing: @Sendable () -> FleetUpdate.Report = {
+            Installer.standing(release: "1.0.0", arch: "amd64", cmdline: cmdline, esp: esp, statePath: statePath)
+        }
+        let token = try await server.catalog.addDevice(id: "box-h")
+        let ring = try await Ring.open(.init(root: storage + "/ring", budget: .bytes(1 << 30), reserveBytes: 0), logger: Logger(label: "t"))
+        var service = HeartbeatService(configuration: .init(url: server.url + Heartbeat.path, token: Secret(token), device: "box-h", camera: "cam1"),
+                                       transport: HTTPTransport(), ring: ring, version: "1.0.0", logger: Logger(label: "t")) { ("recording", nil, true, true) }
+        let offerPath = UpdateHandoff.offerPath(storage: storage)
+        service.updates = UpdateHandoff(offerPath: offerPath, progressPath: UpdateProgress.path(storage: storage), standing: standing, logger: Logger(label: "t"))
+        var known = HeartbeatService.Known()
+        _ = await service.beat(&known)
+        let bundlePath = try bundle(version: "1.2.0", in: dir)
+        try await addRelease(server, bundlePath, version: "1.2.0")
+        _ = try await server.catalog.startRollout(version: "1.2.0", arch: "amd64", waves: [nil], soakSeconds: 0)
+        _ = await service.beat(&known)
+        let offer = try #require(try UpdateApplier.readOffer(path: offerPath))
+        #expect(offer.version == "1.2.0" && offer.arch == "amd64")
+
+        // The root helper: evidence first, for the download and for the reboot.
+        let waiting = Mutex(4), reboots = Mutex(0)
+        var c = UpdateApplier.Configuration(baseURL: server.url, token: Secret(token), offerPath: offerPath, stateDirectory: storage + "/update",
+                                            layout: try Installer.Layout.read(esp: esp),
+                                            box: .init(version: ReleaseVersion("1.0.0")!, arch: "amd64", bootedSlot: "a", cmdline: cmdline, bootID: "boot-1"),
+                                            release: "1.0.0")
+        c.poll = .milliseconds(10)
+        c.agent.quietPoll = .milliseconds(10)
+        c.agent.requestBytes = 16 << 10
+        let applier = UpdateApplier(configuration: c, transport: HTTPTransport(), keyring: Keyring(keys: [Self.key.key.publicKey]),
+                                    evidenceWaiting: { waiting.withLock { n in n -= 1; return n >= 0 } },
+                                    reboot: { #expect(waiting.withLock { $0 } < 0, "no reboot while footage waits"); reboots.withLock { $0 += 1 } },
+                                    logger: Logger(label: "t"))
+        #expect(await applier.run() == .installed(version: "1.2.0", slot: "b", rebooted: true))
+        #expect(reboots.withLock { $0 } == 1)
+        #expect(!FileManager.default.fileExists(atPath: offerPath), "the offer is used up")
+        let written = try Data(contentsOf: URL(fileURLWithPath: dir + "/slot-b"))
+        let want = try Data(contentsOf: URL(fileURLWithPath: dir + "/rootfs-1.2.0"))
+        #expect(written.prefix(want.count) == want, "slot b holds the release's root file system")
+        #expect(BootEntries(esp: esp).bootOrder().first?.file == "junction-b+3.conf", "b boots first, with 3 tries")
+        #expect(standing().pending == "1.2.0")
+
+        // The daemon does not hand the same release on again while it is pending.
+        _ = await service.beat(&known)
+        #expect(!FileManager.default.fileExists(atPath: offerPath))
+        #expect(await applier.run() == .nothingOffered)
+
+        // The next boot, on b: once systemd-bless-boot removed the counter, settle keeps it.
+        let boxB = Installer.Box(version: ReleaseVersion("1.2.0")!, arch: "amd64", bootedSlot: "b",
+                                 cmdline: "root=PARTUUID=0000abcd-03 ro quiet junction.slot=b", bootID: "boot-2")
+        #expect(try Installer.settle(box: boxB, layout: c.layout, statePath: statePath) == .onTrial(ReleaseVersion("1.2.0")!))
+        try FileManager.default.moveItem(atPath: esp + "/loader/entries/junction-b+3.conf", toPath: esp + "/loader/entries/junction-b.conf")
+        #expect(try Installer.settle(box: boxB, layout: c.layout, statePath: statePath) == .blessed(ReleaseVersion("1.2.0")!))
+        await ring.close()
+        await server.stop()
+    }
+
+    /// What root reads of the daemon's: the offer is bounded and never followed through a link,
+    /// root's folder is refused when it is a link, and "footage waits" is taken only from this
+    /// boot's fresh uplink.json.
+    @Test func theRootHelperTrustsNothingTheDaemonWrites() throws {
+        let dir = NSTemporaryDirectory() + "fleet-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(try UpdateApplier.readOffer(path: dir + "/none.json") == nil)
+        try Data(repeating: 0x20, count: 65537).write(to: URL(fileURLWithPath: dir + "/big.json"))
+        #expect(throws: UpdateError.self) { try UpdateApplier.readOffer(path: dir + "/big.json") }
+        let ok = try JSONEncoder().encode(FleetUpdate.Offer(version: "1.2.0", arch: "amd64", path: "/x", bytes: 10, rollout: "r"))
+        try ok.write(to: URL(fileURLWithPath: dir + "/elsewhere/o.json"))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: dir + "/elsewhere/o.json")
+        #expect(throws: UpdateError.self) { try UpdateApplier.readOffer(path: dir + "/link.json") }
+        try Data(#"{"version":"1.2.0","arch":"amd64","path":"/x","bytes":-5,"rollout":"r"}"#.utf8).write(to: URL(fileURLWithPath: dir + "/neg.json"))
+        #expect(throws: UpdateError.self) { try UpdateApplier.readOffer(path: dir + "/neg.json") }
+        try UpdateApplier.ownDirectory(dir + "/update")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/update-link", withDestinationPath: dir + "/elsewhere")
+        #expect(throws: UpdateError.self) { try UpdateApplier.ownDirectory(dir + "/update-link") }
+
+        let path = dir + "/uplink.json"
+        func write(_ change: (inout UplinkHealth) -> Void) throws {
+            var h = UplinkHealth(server: "s", bootID: "boot-1")
+            change(&h)
+            try JSONEncoder().encode(h).write(to: URL(fileURLWithPath: path))
+        }
+        #expect(!UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-1"), "no file: nothing known to wait")
+        try write { $0.queued = 2 }
+        #expect(UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-1"))
+        #expect(!UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-2"), "another boot's file")
+        #expect(!UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-1", now: .now() + 601), "a stale file")
+        try write { $0.queued = 0; $0.current = .init(segment: "s", offset: 1, bytes: 2, bytesPerSecond: 0) }
+        #expect(UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-1"), "an upload in flight")
+        try write { $0.queued = 0 }
+        #expect(!UplinkMonitor.evidenceWaiting(path: path, bootID: "boot-1"))
     }
 }
