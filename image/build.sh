@@ -162,6 +162,7 @@ for unit in junction.service junction-firstboot.service junction-growdata.servic
   install -D -m 0644 "$REPO/systemd/$unit" "$ROOT/etc/systemd/system/$unit"
 done
 install -D -m 0644 "$REPO/systemd/journald.conf.d/junction.conf" "$ROOT/etc/systemd/journald.conf.d/junction.conf"
+install -D -m 0644 "$REPO/systemd/systemd-bless-boot.service.d/junction.conf" "$ROOT/etc/systemd/system/systemd-bless-boot.service.d/junction.conf"
 install -D -m 0644 "$HERE/network/20-wired.network" "$ROOT/etc/systemd/network/20-wired.network"
 install -D -m 0644 "$HERE/junction.toml" "$ROOT/usr/share/junction/junction.toml.example"
 chroot "$ROOT" id junction >/dev/null 2>&1 || chroot "$ROOT" useradd --system --user-group --home-dir /var/lib/junction --no-create-home --shell /usr/sbin/nologin junction

@@ -146,6 +146,8 @@ def inspect(root, disk_id, fat):
         problems.append("junction-health.service does not gate boot-complete.target")
     if "junction-update.path" not in root.debugfs("ls -l /etc/systemd/system/paths.target.wants"):
         problems.append("junction-update.path is not enabled")
+    if "--path=/boot/firmware" not in root.debugfs("cat /etc/systemd/system/systemd-bless-boot.service.d/junction.conf"):
+        problems.append("systemd-bless-boot is not told where the boot partition is (it would never keep a slot)")
     if "noatime,lazytime" not in fstab:
         problems.append("the data partition is not mounted noatime,lazytime")
     if "Size: 0" not in root.debugfs("stat /etc/machine-id"):

@@ -46,6 +46,29 @@ public struct BundleReport: Codable, Sendable {
     public var time: TimeEvidence
     /// What is wrong: a changed byte, a removed or moved record, a foreign key, an edited manifest.
     public var problems: [String]
+    /// Which software sealed the verified segments, in record order (issue 24: a court can tell
+    /// what made a clip): one entry per run of records made by the same release.
+    public var software: [Made]
+
+    public struct Made: Codable, Sendable, Equatable {
+        public var software: String
+        public var firstRecord: Int64
+        public var lastRecord: Int64
+        public var segments: Int
+        enum CodingKeys: String, CodingKey { case software, firstRecord = "first_record", lastRecord = "last_record", segments }
+    }
+
+    /// Counts a verified segment towards the software that sealed it.
+    mutating func made(by software: String?, record: Int64) {
+        let name = software ?? "not recorded (a box from before updates)"
+        if var last = self.software.last, last.software == name {
+            last.lastRecord = record
+            last.segments += 1
+            self.software[self.software.count - 1] = last
+        } else if self.software.count < 1000 {
+            self.software.append(.init(software: name, firstRecord: record, lastRecord: record, segments: 1))
+        }
+    }
 
     /// The answer in one word, and the exit status that goes with it (the format, "Exit status").
     public enum Verdict: String, Codable, Sendable {
@@ -86,6 +109,7 @@ public struct BundleReport: Codable, Sendable {
         try c.encode(undeclared, forKey: .undeclared)
         try c.encode(time, forKey: .time)
         try c.encode(problems, forKey: .problems)
+        try c.encode(software, forKey: .software)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -104,6 +128,7 @@ public struct BundleReport: Codable, Sendable {
         undeclared = try c.decode([Stretch].self, forKey: .undeclared)
         time = try c.decode(TimeEvidence.self, forKey: .time)
         problems = try c.decode([String].self, forKey: .problems)
+        software = try c.decodeIfPresent([Made].self, forKey: .software) ?? []
     }
 
     init(device: String, from: Timestamp, to: Timestamp, problems: [String] = []) {
@@ -120,10 +145,11 @@ public struct BundleReport: Codable, Sendable {
         self.undeclared = []
         self.time = .init(clockSynchronized: false)
         self.problems = problems
+        self.software = []
     }
 
     enum CodingKeys: String, CodingKey {
-        case authentic, complete, anchored, device, from, to, time, problems, verdict
+        case authentic, complete, anchored, device, from, to, time, problems, verdict, software
         case reliedOn = "relied_on"
         case deviceKey = "device_key_fingerprint", verifiedSegments = "verified_segments", declaredGaps = "declared_gaps"
         case missingFootage = "missing_footage", undeclared
@@ -337,6 +363,7 @@ public enum BundleVerifier {
                     return true
                 }
                 report.verifiedSegments += 1
+                report.made(by: r.software, record: r.seq)
                 // The file is the one sealed: the manifest's word on it must be the file's.
                 if let listed = sources[name], listed.verified, let sha = try? sha256(path), sha != listed.sha256 {
                     problems.add("the manifest gives \(name) a sha256 that is not the file's: the manifest was edited")
@@ -604,6 +631,9 @@ public enum BundleVerifier {
         for g in r.declaredGaps { lines.append("  gap declared by the box: \(g.from) → \(g.to) (\(g.reason))") }
         for m in r.missingFootage { lines.append("  footage recorded but not here: \(m.from) → \(m.to) (\(m.reason))") }
         for u in r.undeclared { lines.append("  NOT ACCOUNTED FOR: \(u.from) → \(u.to) (no record covers it)") }
+        for m in r.software {
+            lines.append("  made by \(TerminalText.safe(m.software, limit: 64)): record\(m.firstRecord == m.lastRecord ? " \(m.firstRecord)" : "s \(m.firstRecord)–\(m.lastRecord)") (\(m.segments) segment\(m.segments == 1 ? "" : "s"))")
+        }
         if let k = r.deviceKey { lines.append("  device key \(k)") }
         for k in r.reliedOn { lines.append("  relied on: \(k)") }
         lines.append("  box clock " + (r.time.clockSynchronized ? "synchronised for all of it" : "NOT synchronised for some of it: the box's times may be off"))

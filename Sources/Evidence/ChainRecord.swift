@@ -42,6 +42,10 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     /// The segment's activity summary (issue 14: `Activity.ActivitySummary`, lowercase hex),
     /// sealed with it; absent when the box does not index activity.
     public var activity: String?
+    /// The software that made the record (issue 24: which release sealed each segment, so a
+    /// court can tell what made a clip): `junction 1.2.0 slot b`, 1–64 printable ASCII bytes.
+    /// Absent in records of boxes from before updates.
+    public var software: String?
 
     public static let genesis = String(repeating: "0", count: 64)
     /// Bounds a verifier holds a record to (a 1-hour segment at one fragment a second has 3 601
@@ -54,12 +58,19 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     public static let maxReasonCharacters = 1000
     /// An hour of keyframes at two a second (`ActivitySummary.maxEntries`), in hex.
     public static let maxActivityCharacters = 2 * (21 + 7200 * 4)
+    public static let maxSoftwareBytes = 64
+
+    /// Whether `s` is a software name a record may carry: 1–64 bytes of printable ASCII.
+    public static func isSoftware(_ s: String) -> Bool {
+        (1...maxSoftwareBytes).contains(s.utf8.count) && s.utf8.allSatisfy { $0 >= 0x20 && $0 <= 0x7E }
+    }
 
     public init(device: String, seq: Int64, prev: String, kind: Kind, camera: String, start: Timestamp, end: Timestamp,
                 clockSynchronized: Bool, monotonicStartNs: Int64? = nil, bootID: String? = nil, file: String? = nil,
                 mediaBytes: Int64? = nil, mediaSHA256: String? = nil, pieces: [String]? = nil, codec: String? = nil, reason: String? = nil,
-                activity: String? = nil) {
+                activity: String? = nil, software: String? = nil) {
         self.version = 1
+        self.software = software
         self.device = device
         self.seq = seq
         self.prev = prev
@@ -80,7 +91,7 @@ public struct ChainRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case version = "v", device, seq, prev, kind, camera, file, pieces, codec, reason, activity
+        case version = "v", device, seq, prev, kind, camera, file, pieces, codec, reason, activity, software
         case startMs = "start_ms", endMs = "end_ms", clockSynchronized = "clock_synced", monotonicStartNs = "mono_start_ns"
         case bootID = "boot_id", mediaBytes = "media_bytes", mediaSHA256 = "media_sha256"
     }
@@ -119,6 +130,9 @@ public struct ChainRecord: Codable, Sendable, Equatable {
         guard PlainName.isValid(record.device), PlainName.isValid(record.camera), record.bootID.map({ $0.utf8.count <= 64 }) ?? true,
               record.codec.map({ $0.utf8.count <= 64 }) ?? true, record.reason.map({ $0.count <= maxReasonCharacters }) ?? true else {
             throw .malformed("record \(record.seq): its device, camera, boot id, codec or reason is not a plain, bounded name")
+        }
+        if let s = record.software, !isSoftware(s) {
+            throw .malformed("record \(record.seq): its software is not 1–\(maxSoftwareBytes) bytes of printable ASCII")
         }
         if record.kind == .segment {
             guard let sha = record.mediaSHA256, isHash(sha), let pieces = record.pieces, !pieces.isEmpty, pieces.count <= maxPieces,

@@ -51,7 +51,7 @@ extension JunctionCommand {
                 publicKey = key.publicKeyBase64
                 try key.writePublic(to: config.devicePublicKeyPath)
                 if created { logger.notice("evidence: made this box's device key", metadata: ["fingerprint": "\(key.fingerprint)"]) }
-                await ring.startSealing(key: key, device: config.device.id)
+                await ring.startSealing(key: key, device: config.device.id, software: BoxFacts.software)
             } catch {
                 logger.critical("evidence: no device key, segments are recorded UNSEALED", metadata: ["error": "\(error)"])
             } }

@@ -54,6 +54,12 @@ extension JunctionCommand {
 
         static let esp = "/boot/firmware"
 
+        /// What every chain record says made it (issue 24): `junction 1.2.0 slot b`.
+        static var software: String {
+            let release = line(releaseFile).flatMap { ReleaseVersion($0)?.description } ?? JunctionVersion.current
+            return "junction \(release)" + (BootEntries.bootedSlot(cmdline: line("/proc/cmdline") ?? "").map { " slot \($0)" } ?? "")
+        }
+
         /// Where this box stands (status, doctor, the heartbeat).
         static func standing(storage: String, esp: String = esp) -> FleetUpdate.Report {
             Installer.standing(release: line(releaseFile) ?? JunctionVersion.current, arch: arch, cmdline: line("/proc/cmdline") ?? "",

@@ -66,8 +66,9 @@ extension JunctionCommand {
                 print("Nothing offered: \(UpdateHandoff.offerPath(storage: storage)) is not there.")
             case .notTaken(let why):
                 print("Not installing \(why).")
-            case .installed(let version, let slot, let rebooted):
+            case .installed(let version, let slot, let rebooted, let f):
                 print("Installed \(version) into slot \(slot); it boots next, on trial\(rebooted || noReboot ? "" : " (the reboot did not happen: run systemctl reboot)").")
+                print("Fetched \(f.bytes) of the bundle's \(f.bundleBytes) bytes (\(String(format1: f.percent)) %) in \(f.requests) requests; blocks kept \(f.kept), zero \(f.zero), copied from the running slot \(f.copied), fetched \(f.fetchedBlocks).")
             case .failed(let why):
                 throw CLIError("junction update apply: \(why). The box keeps running its release; the commune's next offer tries again.")
             }

@@ -13,8 +13,9 @@ import Glibc
 /// stay in the index when the ring evicts the footage they describe.
 extension Ring {
     /// Seals from now on with `key`, naming `device` in every record.
-    public func startSealing(key: DeviceKey, device: String) {
+    public func startSealing(key: DeviceKey, device: String, software: String? = nil) {
         sealer = (key, device)
+        self.software = software.flatMap { ChainRecord.isSoftware($0) ? $0 : nil }
         logger.info("evidence: sealing segments", metadata: ["key": "\(key.fingerprint)"])
     }
 
@@ -120,7 +121,8 @@ extension Ring {
             let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .segment,
                                      camera: o.camera, start: o.start, end: end, clockSynchronized: o.clockSynchronized,
                                      monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
-                                     mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec, activity: activity?.hex)
+                                     mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec, activity: activity?.hex,
+                                     software: software)
             let sealed = try SealedRecord.seal(record, with: key)
             // Gaps since the newest segment's record (none while a segment's waits unfiled).
             let gaps = unfiled.isEmpty ? try await index.trailingGaps(limit: SealBox.maxGaps) : []
@@ -265,7 +267,7 @@ extension Ring {
         let head = try await chainHead()
         let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .gap,
                                  camera: gap.camera, start: gap.start, end: max(gap.end, gap.start), clockSynchronized: true,
-                                 reason: String(gap.reason.prefix(ChainRecord.maxReasonCharacters / 2)))
+                                 reason: String(gap.reason.prefix(ChainRecord.maxReasonCharacters / 2)), software: software)
         do {
             return .init(sealed: try SealedRecord.seal(record, with: key), record: record, segmentPath: nil)
         } catch {

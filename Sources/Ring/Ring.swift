@@ -78,6 +78,8 @@ public actor Ring {
     let pool: NIOThreadPool
     /// The device's key and name once the recorder has asked for sealing (`startSealing`).
     var sealer: (key: DeviceKey, device: String)?
+    /// The release that seals, written into every record (`junction 1.2.0 slot b`).
+    var software: String?
     /// Chain records of segments already indexed (their rows name them in `chain_seq`) that wait
     /// to be filed in the chain table, `chainFilingBatch` at a time: one batch dirties the chain's
     /// newest page once where filing each record with its segment dirtied it every segment

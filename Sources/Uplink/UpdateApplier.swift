@@ -55,8 +55,18 @@ public struct UpdateApplier: Sendable {
         case nothingOffered
         /// The offer is not for this box now (its own release, pending, failed before, another architecture).
         case notTaken(String)
-        case installed(version: String, slot: String, rebooted: Bool)
+        /// With what travelled: bytes fetched of the bundle's, in how many requests, and how the
+        /// slot's blocks were made (kept as they were, copied from the running slot, fetched).
+        case installed(version: String, slot: String, rebooted: Bool, fetched: Fetched)
         case failed(String)
+    }
+
+    public struct Fetched: Sendable, Equatable {
+        public var bytes: Int64
+        public var bundleBytes: Int64
+        public var requests: Int
+        public var kept = 0, zero = 0, copied = 0, fetchedBlocks = 0
+        public var percent: Double { Double(bytes) * 100 / Double(max(1, bundleBytes)) }
     }
 
     public let configuration: Configuration
@@ -141,14 +151,16 @@ public struct UpdateApplier: Sendable {
         }
         let progressPath = c.progressPath
         let last = Mutex<ContinuousClock.Instant?>(nil)
+        let written = Mutex<SlotWriter.Report?>(nil)
         let agent = UpdateAgent(configuration: c.agent, transport: transport, keyring: keyring, limiter: limiter,
                                 evidenceWaiting: evidenceWaiting, standing: { [self] in standing() },
                                 install: { [c] bundle, offer, fetch, pace in
                                     var options = Installer.Options()
                                     options.tries = c.tries
                                     options.retryFailed = offer.retry == true
-                                    _ = try await Installer.install(bundle, fetch: fetch, layout: c.layout, box: c.box, statePath: c.statePath,
-                                                                    options: options, pace: pace)
+                                    let r = try await Installer.install(bundle, fetch: fetch, layout: c.layout, box: c.box, statePath: c.statePath,
+                                                                        options: options, pace: pace)
+                                    written.withLock { $0 = r.writer }
                                 }, logger: logger)
         await agent.onProgress { version, bytes in
             let t = ContinuousClock.now
@@ -168,17 +180,20 @@ public struct UpdateApplier: Sendable {
         guard let slot = standing().slots.first(where: { $0.release == offer.version && $0.state == "trial" })?.name else {
             return .failed("\(offer.version) was not installed")
         }
+        var fetched = Fetched(bytes: await agent.bytesFetched, bundleBytes: offer.bytes, requests: await agent.requests)
+        if let w = written.withLock({ $0 }) { (fetched.kept, fetched.zero, fetched.copied, fetched.fetchedBlocks) = (w.kept, w.zero, w.copied, w.fetched) }
+        logger.notice("update: \(offer.version) fetched \(fetched.bytes) of \(fetched.bundleBytes) bytes in \(fetched.requests) requests; slot blocks kept \(fetched.kept), zero \(fetched.zero), copied \(fetched.copied), fetched \(fetched.fetchedBlocks)")
         // Evidence first, for the reboot too: it waits (bounded) for the flagged footage in flight.
         let started = ContinuousClock.now
         while await evidenceWaiting(), ContinuousClock.now - started < c.rebootWait {
-            do { try await Task.sleep(for: c.poll) } catch { return .installed(version: offer.version, slot: slot, rebooted: false) }
+            do { try await Task.sleep(for: c.poll) } catch { return .installed(version: offer.version, slot: slot, rebooted: false, fetched: fetched) }
         }
         do {
             try await reboot()
         } catch {
             logger.error("update: the reboot into \(offer.version) failed", metadata: ["why": "\(error)"])
-            return .installed(version: offer.version, slot: slot, rebooted: false)
+            return .installed(version: offer.version, slot: slot, rebooted: false, fetched: fetched)
         }
-        return .installed(version: offer.version, slot: slot, rebooted: true)
+        return .installed(version: offer.version, slot: slot, rebooted: true, fetched: fetched)
     }
 }

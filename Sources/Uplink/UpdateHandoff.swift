@@ -48,7 +48,11 @@ public struct UpdateHandoff: UpdateChannel {
     public func answered(_ offer: FleetUpdate.Offer?) async {
         guard let offer, UpdateAgent.wanted(offer, standing: standing()) else { return }
         let data: Data
-        do { data = try JSONEncoder().encode(offer) } catch { return }
+        // Sorted keys: the same offer makes the same bytes (the encoder's key order varies, and
+        // the file was rewritten at nearly every heartbeat).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        do { data = try encoder.encode(offer) } catch { return }
         // The same offer again (every heartbeat repeats it): the file is left alone, so the
         // path unit does not fire for nothing.
         if let old = FileManager.default.contents(atPath: offerPath), old == data { return }

@@ -159,6 +159,19 @@ struct ChainMaker {
         #expect(ChainVerifier.verifyFile(path: path + "-gone", record: record)?.kind == .missingFile)
     }
 
+    /// The verifier tells which release made the verified segments, one line per run of them.
+    @Test func theReportSaysWhichReleaseMadeTheSegments() throws {
+        var report = try JSONDecoder().decode(BundleReport.self, from: Data(#"{"authentic":true,"complete":true,"device":"box","from":"2026-12-01T00:00:00Z","to":"2026-12-01T01:00:00Z","verified_segments":4,"declared_gaps":[],"missing_footage":[],"undeclared":[],"time":{"clock_synchronized":true},"problems":[]}"#.utf8))
+        #expect(report.software.isEmpty, "a report from before the field reads")
+        for (software, seq) in [("junction 1.0.0 slot a", 1), ("junction 1.0.0 slot a", 2), ("junction 1.2.0 slot b", 4), (nil, 5)] as [(String?, Int64)] {
+            report.made(by: software, record: seq)
+        }
+        #expect(report.software.map(\.software) == ["junction 1.0.0 slot a", "junction 1.2.0 slot b", "not recorded (a box from before updates)"])
+        #expect(report.software.map(\.segments) == [2, 1, 1] && report.software[0].lastRecord == 2)
+        let text = BundleVerifier.render(report)
+        #expect(text.contains("made by junction 1.0.0 slot a: records 1–2 (2 segments)") && text.contains("made by junction 1.2.0 slot b: record 4 (1 segment)"), "\(text)")
+    }
+
     @Test func aSealBoxIsReadOnlyWhenItIsOne() {
         #expect(SealBox.decode([]) == nil)
         #expect(SealBox.decode(box("uuid", Array("Junction-seal-v1".utf8) + Array("{not json".utf8))) == nil)

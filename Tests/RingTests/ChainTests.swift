@@ -50,6 +50,41 @@ import Testing
         await again.close()
     }
 
+    /// Issue 24: every record names the software that made it, so a court can tell which
+    /// release sealed a clip; after an update the records say the new one from its first boot.
+    @Test func eachRecordNamesTheReleaseThatMadeIt() async throws {
+        let root = makeRoot()
+        let key = DeviceKey(Curve25519.Signing.PrivateKey())
+        let ring = try await openRing(root)
+        await ring.startSealing(key: key, device: "box", software: "junction 1.0.0 slot a")
+        _ = try await ring.commit(try FakeSegment.write(ring, start: t0))
+        try await ring.recordGap(Gap(camera: "cam1", start: t0 + 4, end: t0 + 10, reason: "box off"))
+        await ring.close()
+        let updated = try await openRing(root)
+        await updated.startSealing(key: key, device: "box", software: "junction 1.2.0 slot b")
+        _ = try await updated.commit(try FakeSegment.write(updated, start: t0 + 10))
+        // A release file that is not a name (a control character) is left out, never written.
+        await updated.startSealing(key: key, device: "box", software: "junction \u{1b}[2J")
+        _ = try await updated.commit(try FakeSegment.write(updated, start: t0 + 14))
+        let (records, findings) = ChainVerifier.verify(try await updated.chain(), key: key.publicKey, device: "box")
+        #expect(findings.isEmpty)
+        #expect(records.map(\.software) == ["junction 1.0.0 slot a", "junction 1.0.0 slot a", "junction 1.2.0 slot b", nil])
+        await updated.close()
+    }
+
+    /// The software a record names is bounded where it is read: 1–64 printable ASCII bytes.
+    @Test func theSoftwareARecordNamesIsBoundedAtItsBound() throws {
+        func body(_ software: String) -> String {
+            ChainRecord(device: "box", seq: 1, prev: ChainRecord.genesis, kind: .gap, camera: "cam1", start: t0, end: t0 + 1,
+                        clockSynchronized: true, reason: "box off", software: software).body()
+        }
+        let longest = "junction " + String(repeating: "9", count: ChainRecord.maxSoftwareBytes - 9)
+        #expect(try ChainRecord.parse(body(longest)).software == longest, "64 bytes: read")
+        for bad in [longest + "9", "", "junction\n1.0", "junction \u{1b}[2J", "junction 1.0 ✓"] {
+            #expect(throws: ChainError.self, "\(bad.debugDescription)") { try ChainRecord.parse(body(bad)) }
+        }
+    }
+
     /// Migration 9 on an index made before it: each segment learns its record from the chain,
     /// and the upload queue names it as before.
     @Test func anIndexFromBeforeMigrationNineKeepsEachSegmentsRecord() async throws {

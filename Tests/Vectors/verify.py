@@ -117,6 +117,9 @@ def parse_body(body):
         ok = (plain_name(r.get("file")) and isinstance(r.get("media_bytes"), int) and 0 <= r["media_bytes"] <= 2**50
               and isinstance(r.get("media_sha256"), str) and HEX64.match(r["media_sha256"])
               and isinstance(p, list) and 0 < len(p) <= MAX_PIECES and all(isinstance(x, str) and HEX64.match(x) for x in p))
+    if ok and "software" in r:
+        sw = r["software"]
+        ok = isinstance(sw, str) and 1 <= len(sw.encode()) <= 64 and all(0x20 <= ord(c) <= 0x7E for c in sw)
     if not ok:
         raise ValueError("not a version-1 chain record")
     return r
