@@ -107,8 +107,10 @@ bench-soak: release
 
 # Bytes a box fetches for a release that changes only junction (issue 24), against the whole
 # bundle, the image compressed whole by zstd -19 and zstd --patch-from: the release junction against the
-# one built from BASE (default HEAD~1, in a worktree under .build-bench-old), or OLD_JUNCTION=PATH.
-# No root needed (mke2fs -d makes the root file systems).
+# one built from BASE (default HEAD~1, in a worktree under .build-bench-old), or OLD_JUNCTION=PATH;
+# BASE_IMAGE=a card image from make image takes that card's slot A as the old root file system.
+# Then the same bundle over the bench-uplink link, steady and with 10 flaps: bytes fetched twice.
+# No root needed (mke2fs -d and debugfs make the root file systems; the link is on loopback).
 BASE ?= HEAD~1
 bench-update: release
 	@old="$(OLD_JUNCTION)"; if [ -z "$$old" ]; then \
@@ -116,7 +118,8 @@ bench-update: release
 	  git worktree add --detach .build-bench-old $(BASE) >/dev/null && \
 	  (cd .build-bench-old && $(SWIFT) build $(RELEASE_FLAGS) --product junction) && \
 	  old="$$(cd .build-bench-old && $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/junction"; fi; \
-	$(PYTHON) Benchmarks/update.py "$$old" "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/junction"
+	$(PYTHON) Benchmarks/update.py "$$old" "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/junction" \
+	  "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/commune"
 
 # The SD-card image (image/build.sh; needs root): Debian trixie for ARCH=amd64 (PCs, QEMU) or
 # ARCH=arm64 (Raspberry Pi 4, arm64 UEFI), with the junction that `make release-ARCH` cross-builds

@@ -216,7 +216,9 @@ BOOT="$WORK/boot"; mkdir -p "$BOOT/EFI/BOOT" "$BOOT/loader/entries" "$BOOT/junct
 KVER=$(ls "$ROOT/lib/modules" | sort -V | tail -1)
 cp "$ROOT/boot/vmlinuz-$KVER" "$BOOT/junction/a/vmlinuz"
 cp "$ROOT/boot/initrd.img-$KVER" "$BOOT/junction/a/initrd.img"
-CMDLINE="root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes $CONSOLE quiet junction.slot=a"
+# panic=10: a kernel that panics restarts after 10 s instead of hanging until someone climbs the
+# pole (on a slot on trial that boot uses one of its tries). Seen under QEMU's emulation.
+CMDLINE="root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes panic=10 $CONSOLE quiet junction.slot=a"
 cp "$ROOT/usr/lib/systemd/boot/efi/$EFI_SRC" "$BOOT/EFI/BOOT/$EFI_NAME"
 # No default: systemd-boot takes the first entry in its order (entries out of tries last, then
 # the highest version), which is how an update makes its slot the next boot's first try.
@@ -261,7 +263,7 @@ EOF
   # Pi 5's debug UART is ttyAMA10, Pi 4's GPIO UART ttyS1 (the last one present is the console).
   # The Pi's firmware reads this directly, without systemd-boot: it always starts slot A (updates
   # on a Pi need tryboot or U-Boot's EFI, README: "Updating boxes").
-  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes console=tty0 console=ttyAMA10,115200 console=ttyS1,115200 quiet junction.slot=a" > "$BOOT/cmdline.txt"
+  echo "root=PARTUUID=$DISKID-02 rootfstype=ext4 rootwait ro fsck.repair=yes panic=10 console=tty0 console=ttyAMA10,115200 console=ttyS1,115200 quiet junction.slot=a" > "$BOOT/cmdline.txt"
 fi
 # The installer's files, with Windows line endings so any editor shows them right.
 sed 's/$/\r/' "$HERE/junction.toml" > "$BOOT/junction.toml"

@@ -30,6 +30,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,7 @@ _spec = importlib.util.spec_from_file_location("imagetest", os.path.join(HERE, "
 base = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(base)
 log, run, Failure, kill = base.log, base.run, base.Failure, base.kill
+REBOOT = r"reboot: Restarting system|Rebooting in \d+ seconds"
 BAD_JUNCTION = "#!/bin/sh\necho 'junction: this release is broken on purpose (image test)' >&2\nexit 1\n"
 
 
@@ -153,7 +155,8 @@ class Box:
             if left <= 0:
                 raise Failure(f"timed out after {timeout}s waiting for {what}")
             try:
-                self.con.wait_for(r"reboot: Restarting system", min(60, left), what)
+                # The guest's own reboot, or a kernel panic's (panic=10 on the command line).
+                self.con.wait_for(REBOOT, min(60, left), what)
                 return
             except Failure as e:
                 if "QEMU exited" in str(e):
@@ -220,6 +223,9 @@ def main():
     if os.geteuid() != 0:
         sys.exit("image-test-update: run as root (debugfs and mtools write the image copy)")
     random.seed(args.seed)
+    # SIGTERM (and SIGINT) end the run through `finally`, which stops QEMU, the camera and the commune.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit("image-test-update: stopped"))
     work = args.work or tempfile.mkdtemp(prefix="junction-update-test-")
     os.makedirs(work, exist_ok=True)
     log(f"work folder {work}; the guest's console goes to {work}/console.log; seed {args.seed}")
@@ -287,6 +293,7 @@ def test(args, work, procs):
         raise Failure("the box does not record:\n" + box.con.must("junction status"))
     until("a heartbeat at the commune", 90 * args.slow, lambda: "never" not in run([commune, "devices", "--data", data]))
     log("update status on the fresh card:\n" + box.con.must("junction update status"))
+    host_key = box.con.must("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").strip()
     box.con.must("junction flag --from=-30s --to=+40s --reason update-test")
     t = time.monotonic()
     run([commune, "rollout", "start", "0.2.0", "--arch", args.arch, "--waves", "all", "--soak", "0", "--data", data])
@@ -303,6 +310,9 @@ def test(args, work, procs):
     health = box.con.must("journalctl -b -u junction-health -o cat --no-pager | tail -3")
     log(f"health check on slot b:\n{health}")
     log("update status after the update:\n" + box.con.must("junction update status"))
+    if box.con.must("ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub").strip() != host_key:
+        raise Failure("the new slot has other SSH host keys: a technician's ssh would refuse the box after every update")
+    results["0.2.0: SSH host keys"] = "the same on slot b as on slot a"
     until("the commune's rollout shows the box blessed", 120 * args.slow,
           lambda: any(b["state"] == "blessed" for b in (rollout(commune, data, "0.2.0") or {}).get("boxes", [])))
     uploaded, clips = until("the flagged footage at the commune", 300 * args.slow,
@@ -358,15 +368,15 @@ def test(args, work, procs):
         t = time.monotonic()
         while box.qmp.written() - start < at and time.monotonic() - t < 900 * args.slow:
             with box.con.lock:
-                if "reboot: Restarting system" in box.con.buf:
+                if re.search(REBOOT, box.con.buf):
                     break
             time.sleep(0.05)
         done = box.qmp.written() - start
         with box.con.lock:
-            finished = "reboot: Restarting system" in box.con.buf
+            finished = re.search(REBOOT, box.con.buf) is not None
         if finished:
             log(f"the install finished before the cut point ({done} of {at} bytes): no more cuts")
-            box.con.wait_for(r"reboot: Restarting system", 10, "the reboot")
+            box.con.wait_for(REBOOT, 10, "the reboot")
             break
         box.cut()
         before = entries()
