@@ -41,17 +41,20 @@ extension JunctionCommand {
             let storage = config.storage.path
             let facts = try BoxFacts.box(cmdline: cmdline, release: running)
             let applier: UpdateApplier
+            let transport: HTTPTransport
             do {
                 let layout = try Installer.Layout.read(esp: update.esp)
+                // Everything that can fail comes before the HTTP client, which must be shut down.
+                let keys = try Keyring.load(path: keyring)
                 var c = UpdateApplier.Configuration(baseURL: server.url, token: server.token, offerPath: UpdateHandoff.offerPath(storage: storage),
                                                     stateDirectory: storage + "/update", layout: layout, box: facts,
                                                     release: running ?? BoxFacts.line(BoxFacts.releaseFile) ?? JunctionVersion.current)
                 c.tries = config.update.tries
                 c.rebootWait = .seconds(rebootWait)
                 let limiter = config.upload.maxKbps > 0 ? RateLimiter(kbps: config.upload.maxKbps) : nil
-                let transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile))
+                transport = HTTPTransport(client: try HTTPTransport.makeClient(caFile: server.caFile))
                 let uplinkPath = config.uplinkStatusPath, bootID = facts.bootID, noReboot = self.noReboot
-                applier = UpdateApplier(configuration: c, transport: transport, keyring: try Keyring.load(path: keyring), limiter: limiter,
+                applier = UpdateApplier(configuration: c, transport: transport, keyring: keys, limiter: limiter,
                                         evidenceWaiting: { UplinkMonitor.evidenceWaiting(path: uplinkPath, bootID: bootID) },
                                         reboot: {
                                             guard !noReboot else { return }
@@ -61,7 +64,10 @@ extension JunctionCommand {
             } catch let e as UpdateError {
                 throw CLIError("junction update apply: \(e)")
             }
-            switch await applier.run() {
+            let outcome = await applier.run()
+            // The HTTP client must be shut down before it goes (async-http-client traps otherwise).
+            try? await transport.client.shutdown()
+            switch outcome {
             case .nothingOffered:
                 print("Nothing offered: \(UpdateHandoff.offerPath(storage: storage)) is not there.")
             case .notTaken(let why):
