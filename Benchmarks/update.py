@@ -273,9 +273,12 @@ def main():
     with open(f"{WORK}/results.json", "w") as f:
         json.dump(results, f, indent=2)
     log(json.dumps(results, indent=2))
-    for name in ["old.ext4", "new.ext4", "new.ext4.zst", "new.patch.zst"] + [f for f in os.listdir(WORK) if f.endswith(".jub")]:
+    for name in ["old.ext4", "new.ext4", "new.ext4.zst", "new.patch.zst", "vmlinuz", "initrd.img"] + [f for f in os.listdir(WORK) if f.endswith(".jub")]:
         if os.path.exists(f"{WORK}/{name}"):
             os.remove(f"{WORK}/{name}")
+    for name in os.listdir(WORK):
+        if name.startswith("card-"):
+            shutil.rmtree(f"{WORK}/{name}")
     log(f"results: {WORK}/results.json")
 
 
