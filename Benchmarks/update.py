@@ -125,11 +125,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def over_the_link(old_img, bundle, keys, flap_every):
-    """Root's installer fetches `bundle` from a commune through the bad link; returns the link's
-    counts and the installer's words. flap_every 0: a steady link."""
-    name = "flaps" if flap_every else "steady"
-    card, data = f"{WORK}/link-{name}", f"{WORK}/link-{name}/commune"
+def make_card(card, old_img):
+    """A card made of files: the boot partition (slot a's entry, junction/slots), slot a holding
+    the old release, an empty slot b, a data folder."""
     os.makedirs(card + "/esp/loader/entries")
     os.makedirs(card + "/esp/junction/a")
     os.makedirs(card + "/data")
@@ -141,6 +139,14 @@ def over_the_link(old_img, bundle, keys, flap_every):
                 "linux /junction/a/vmlinuz\ninitrd /junction/a/initrd.img\noptions root=PARTUUID=0000abcd-02 ro junction.slot=a\n")
     with open(card + "/esp/junction/slots", "w") as f:
         f.write(f"a PARTUUID=0000abcd-02 {card}/slot-a\nb PARTUUID=0000abcd-03 {card}/slot-b\n")
+
+
+def over_the_link(old_img, bundle, keys, flap_every):
+    """Root's installer fetches `bundle` from a commune through the bad link; returns the link's
+    counts and the installer's words. flap_every 0: a steady link."""
+    name = "flaps" if flap_every else "steady"
+    card, data = f"{WORK}/link-{name}", f"{WORK}/link-{name}/commune"
+    make_card(card, old_img)
     token = run(COMMUNE, "devices", "add", "bench-0001", "--data", data).strip().splitlines()[-1]
     run(COMMUNE, "releases", "add", bundle, "--keyring", keys, "--data", data)
     port, lport = free_port(), free_port()
@@ -219,17 +225,7 @@ def main():
             run(TOOL, "update", "pack", "--rootfs", img, "--kernel", f"{WORK}/vmlinuz", "--initrd", f"{WORK}/initrd.img",
                 "--version", version, "--arch", "amd64", "--key", key, "--out", f"{WORK}/{version}-{block}.jub", "--block-bytes", str(block))
         card = f"{WORK}/card-{block}"
-        os.makedirs(card + "/esp/loader/entries")
-        os.makedirs(card + "/esp/junction/a")
-        os.makedirs(card + "/data")
-        shutil.copyfile(old_img, card + "/slot-a")
-        with open(card + "/slot-b", "wb") as f:
-            f.truncate(os.path.getsize(old_img))
-        with open(card + "/esp/loader/entries/junction-a.conf", "w") as f:
-            f.write("title Junction 1.0.0 (slot a)\nversion 1\nsort-key junction\n"
-                    "linux /junction/a/vmlinuz\ninitrd /junction/a/initrd.img\noptions root=PARTUUID=0000abcd-02 ro junction.slot=a\n")
-        with open(card + "/esp/junction/slots", "w") as f:
-            f.write(f"a PARTUUID=0000abcd-02 {card}/slot-a\nb PARTUUID=0000abcd-03 {card}/slot-b\n")
+        make_card(card, old_img)
         with open(card + "/junction.toml", "w") as f:
             f.write(f'[device]\nid = "bench-0001"\n[camera]\nurl = "rtsp://127.0.0.1:8554/cam"\n[storage]\npath = "{card}/data"\n')
         t0 = time.monotonic()
