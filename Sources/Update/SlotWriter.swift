@@ -28,6 +28,7 @@ public enum SlotWriter {
         public var fetched = 0
         public var fetchedBytes: Int64 = 0
         public var requests = 0
+        public init() {}
     }
 
     public typealias Fetch = @Sendable (Int64, Int) async throws -> [UInt8]

@@ -20,8 +20,6 @@ import Glibc
 /// unprivileged daemon could swap for a link.
 public struct UpdateApplier: Sendable {
     public struct Configuration: Sendable {
-        public var baseURL: String
-        public var token: Secret?
         public var offerPath: String
         /// The root-owned folder: state.json (the install's record) and progress.json.
         public var stateDirectory: String
@@ -33,12 +31,11 @@ public struct UpdateApplier: Sendable {
         /// uploads resume from the ring after the boot).
         public var rebootWait: Duration = .seconds(6 * 3600)
         public var poll: Duration = .seconds(10)
+        /// The download's: the commune's address and the box's token, request size, retries.
         public var agent: UpdateAgent.Configuration
 
         public init(baseURL: String, token: Secret?, offerPath: String, stateDirectory: String, layout: Installer.Layout,
                     box: Installer.Box, release: String) {
-            self.baseURL = baseURL
-            self.token = token
             self.offerPath = offerPath
             self.stateDirectory = stateDirectory
             self.layout = layout
@@ -65,7 +62,12 @@ public struct UpdateApplier: Sendable {
         public var bytes: Int64
         public var bundleBytes: Int64
         public var requests: Int
-        public var kept = 0, zero = 0, copied = 0, fetchedBlocks = 0
+        /// How the slot writer made the slot's blocks.
+        public var slot = SlotWriter.Report()
+        public var kept: Int { slot.kept }
+        public var zero: Int { slot.zero }
+        public var copied: Int { slot.copied }
+        public var fetchedBlocks: Int { slot.fetched }
         public var percent: Double { Double(bytes) * 100 / Double(max(1, bundleBytes)) }
     }
 
@@ -180,8 +182,8 @@ public struct UpdateApplier: Sendable {
         guard let slot = standing().slots.first(where: { $0.release == offer.version && $0.state == "trial" })?.name else {
             return .failed("\(offer.version) was not installed")
         }
-        var fetched = Fetched(bytes: await agent.bytesFetched, bundleBytes: offer.bytes, requests: await agent.requests)
-        if let w = written.withLock({ $0 }) { (fetched.kept, fetched.zero, fetched.copied, fetched.fetchedBlocks) = (w.kept, w.zero, w.copied, w.fetched) }
+        let fetched = Fetched(bytes: await agent.bytesFetched, bundleBytes: offer.bytes, requests: await agent.requests,
+                              slot: written.withLock { $0 } ?? SlotWriter.Report())
         logger.notice("update: \(offer.version) fetched \(fetched.bytes) of \(fetched.bundleBytes) bytes in \(fetched.requests) requests; slot blocks kept \(fetched.kept), zero \(fetched.zero), copied \(fetched.copied), fetched \(fetched.fetchedBlocks)")
         // Evidence first, for the reboot too: it waits (bounded) for the flagged footage in flight.
         let started = ContinuousClock.now
