@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "Update",
             dependencies: [
-                "Wire", "CJunctionSys",
+                "Wire", "Config", "CJunctionSys",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -134,7 +134,7 @@ let package = Package(
         .target(
             name: "Commune",
             dependencies: [
-                "Wire", "Evidence",
+                "Wire", "Evidence", "Config",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -180,7 +180,7 @@ let package = Package(
                                                     .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
-        .testTarget(name: "UpdateTests", dependencies: ["Update", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+        .testTarget(name: "UpdateTests", dependencies: ["Update", "Config", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
                                                       .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
                                                         .product(name: "PropertyBased", package: "swift-property-based")]),

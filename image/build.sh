@@ -158,7 +158,8 @@ install -D -m 0755 "$HERE/firstboot-system" "$ROOT/usr/lib/junction/firstboot-sy
 rm -f "$ROOT"/etc/ssh/ssh_host_*
 printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' > "$ROOT/etc/ssh/sshd_config.d/junction.conf"
 for unit in junction.service junction-firstboot.service junction-growdata.service junction-report.service junction-report.timer \
-            junction-health.service junction-update.path junction-update.service junction-update-settle.service; do
+            junction-health.service junction-update.path junction-update.service junction-update-settle.service \
+            junction-settings.path junction-settings.service; do
   install -D -m 0644 "$REPO/systemd/$unit" "$ROOT/etc/systemd/system/$unit"
 done
 install -D -m 0644 "$REPO/systemd/journald.conf.d/junction.conf" "$ROOT/etc/systemd/journald.conf.d/junction.conf"
@@ -173,10 +174,11 @@ chmod 0750 "$ROOT/etc/junction"
 wants="$ROOT/etc/systemd/system/multi-user.target.wants"; mkdir -p "$wants" "$ROOT/etc/systemd/system/timers.target.wants"
 for unit in junction.service junction-firstboot.service junction-growdata.service junction-update-settle.service; do ln -sf "/etc/systemd/system/$unit" "$wants/$unit"; done
 # Updates: the health check gates boot-complete.target (after which systemd-bless-boot keeps a
-# slot on trial); the path unit hands the daemon's offers to root's installer.
+# slot on trial); the path units hand the daemon's offers (releases, settings) to root.
 mkdir -p "$ROOT/etc/systemd/system/boot-complete.target.requires" "$ROOT/etc/systemd/system/paths.target.wants"
 ln -sf /etc/systemd/system/junction-health.service "$ROOT/etc/systemd/system/boot-complete.target.requires/junction-health.service"
 ln -sf /etc/systemd/system/junction-update.path "$ROOT/etc/systemd/system/paths.target.wants/junction-update.path"
+ln -sf /etc/systemd/system/junction-settings.path "$ROOT/etc/systemd/system/paths.target.wants/junction-settings.path"
 [ -e "$ROOT/usr/lib/systemd/systemd-bless-boot" ] || die "systemd-bless-boot is not in the rootfs (package systemd-boot): a slot on trial could never be kept"
 # What this slot is: its release (the fleet compares it) and the release keys it trusts.
 echo "$RELEASE" > "$ROOT/usr/share/junction/release-version"

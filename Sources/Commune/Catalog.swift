@@ -257,6 +257,22 @@ public actor Catalog {
         );
         ALTER TABLE device ADD COLUMN update_report TEXT
         """,
+        // 14 (issue 24, item 7): changes of a box's settings sent from the commune, each
+        // revision with what became of it on the box, and what the box last said of them.
+        """
+        CREATE TABLE device_settings (
+            device TEXT NOT NULL,
+            revision INTEGER NOT NULL CHECK (revision > 0),
+            toml TEXT NOT NULL,
+            sent_ms INTEGER NOT NULL,
+            sent_by TEXT,
+            result TEXT CHECK (result IN ('applied', 'rolled_back', 'refused', 'superseded')),
+            reason TEXT,
+            result_ms INTEGER,
+            PRIMARY KEY (device, revision)
+        );
+        ALTER TABLE device ADD COLUMN settings_report TEXT
+        """,
     ]
 
     public static func open(path: String, logger: Logger) async throws -> Catalog {

@@ -125,6 +125,11 @@ public struct ControlEndpoint: Sendable {
             reply.update = offer
             for e in events { logger.notice("fleet: \(e)") }
         }
+        if let s = report.settings {
+            let (offer, events) = try await catalog.settingsHeartbeat(device: device, report: s)
+            reply.settings = offer
+            for e in events { logger.notice("settings: \(e)") }
+        }
         if let head = report.evidence {
             (reply.countersign, reply.keyProblem) = try await countersign(head, device: device)
             if reply.keyProblem == nil { reply.keyBinding = try await binding(head, device: device) }

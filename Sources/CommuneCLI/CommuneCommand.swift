@@ -32,7 +32,7 @@ struct CommuneCommand: AsyncParsableCommand {
               commune requests --data /srv/commune
               commune clips --data /srv/commune --json
             """,
-        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Narrow.self, Clips.self, Operators.self, Verify.self, PublishedKey.self, Releases.self, RolloutCommand.self])
+        subcommands: [Serve.self, Devices.self, RequestFootage.self, Requests.self, Narrow.self, Clips.self, Operators.self, Verify.self, PublishedKey.self, Releases.self, RolloutCommand.self, SettingsCommand.self])
 }
 
 /// Who acted, for the audit log, when a command on the server did: no officer signed in, but the

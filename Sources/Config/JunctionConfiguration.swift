@@ -224,6 +224,10 @@ extension JunctionConfiguration {
         } catch {
             throw ConfigError(file: file, line: error.line, key: nil, message: error.message)
         }
+        return try read(doc, file: file)
+    }
+
+    static func read(_ doc: TOMLDocument, file: String) throws(ConfigError) -> JunctionConfiguration {
         var reader = Reader(doc: doc, file: file)
         return try reader.read()
     }

@@ -129,6 +129,22 @@ public struct TOMLDocument: Sendable {
         }
     }
 
+    /// This document with `other`'s keys set over it (a key in both takes `other`'s value, at
+    /// its line in `other`); the commune's settings over the installer's file.
+    public func overlaid(by other: TOMLDocument) -> TOMLDocument {
+        var merged = self
+        for (key, value) in other.entries {
+            if let i = merged.index[key] {
+                merged.entries[i].value = value
+            } else {
+                merged.index[key] = merged.entries.count
+                merged.entries.append((key, value))
+            }
+        }
+        for (table, line) in other.tables where merged.tables[table] == nil { merged.tables[table] = line }
+        return merged
+    }
+
     private mutating func insert(table: String, key: String, value: TOMLValue) throws(TOMLSyntaxError) {
         let full = table.isEmpty ? key : table + "." + key
         if let earlier = self[full] {

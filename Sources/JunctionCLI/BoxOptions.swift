@@ -18,14 +18,16 @@ struct BoxOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: ArgumentHelp("The box's config file.", valueName: "file"))
     var config: String = ProcessInfo.processInfo.environment["JUNCTION_CONFIG"] ?? "/etc/junction/junction.toml"
 
-    /// Loads and validates the config, or exits with its error (file, line, key, what to write).
+    /// Loads and validates the config, or exits with its error (file, line, key, what to write),
+    /// with the commune's settings in force laid over it.
     /// The config; from here on, times are read and shown in its `[device] time_zone` (the
     /// zone motion schedules use), unless TZ in the environment names a zone, which wins. A TZ
     /// that names none is said so and not used (it silently meant UTC).
     func load() throws -> JunctionConfiguration {
         let loaded: JunctionConfiguration
         do {
-            loaded = try JunctionConfiguration.load(path: config)
+            // The installer's file, and the commune's settings in force over it (issue 24, item 7).
+            loaded = JunctionCommand.BoxSettings.layered(try JunctionConfiguration.load(path: config), path: config)
         } catch {
             throw CLIError("\(error)")
         }

@@ -4,6 +4,7 @@ import Config
 import Media
 import Recorder
 import Ring
+import Update
 import Uplink
 import Wire
 #if canImport(FoundationEssentials)
@@ -65,6 +66,7 @@ extension JunctionCommand {
             checks += await server(config)
             checks.append(systemd())
             checks.append(release(config))
+            checks.append(settings(config))
             try finish(checks)
         }
 
@@ -95,6 +97,20 @@ extension JunctionCommand {
                 return .init(name: "release", level: .ok, detail: line + " (on trial: kept once it has recorded \(config.update.healthSegments) segments and reached the commune)")
             }
             return .init(name: "release", level: .ok, detail: line)
+        }
+
+        /// The commune's settings (issue 24, item 7): a change rolled back or refused is a
+        /// warning (the box records with the settings it had), one replaced by the card's file too.
+        func settings(_ config: JunctionConfiguration) -> Check {
+            let state = SettingsState.load(path: SettingsState.path(storage: config.storage.path))
+            let line = BoxSettings.summary(state, config: options.config)
+            if let l = state.last, l.result != .applied, l.revision != state.inForce?.revision {
+                let advice = l.result == .superseded
+                    ? "the installer's junction.toml on the card is in force; the commune may send its change again (commune settings send)"
+                    : "the box records with its previous settings; `commune settings list \(config.device.id)` at the commune shows the change and why"
+                return .init(name: "settings", level: .warning, detail: line, advice: advice)
+            }
+            return .init(name: "settings", level: .ok, detail: line)
         }
 
         func recorder(_ daemon: DaemonState) -> Check {

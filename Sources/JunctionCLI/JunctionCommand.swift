@@ -16,6 +16,6 @@ struct JunctionCommand: AsyncParsableCommand {
               junction check --deep
             """,
         version: JunctionVersion.current,
-        subcommands: [Run.self, Status.self, List.self, FlagRange.self, Flags.self, Unflag.self, Snapshot.self, Export.self, Verify.self, Check.self, Doctor.self, Provision.self, Firstboot.self, Reindex.self, UpdateCommand.self]
+        subcommands: [Run.self, Status.self, List.self, FlagRange.self, Flags.self, Unflag.self, Snapshot.self, Export.self, Verify.self, Check.self, Doctor.self, Provision.self, Firstboot.self, Reindex.self, UpdateCommand.self, SettingsCommand.self]
     )
 }

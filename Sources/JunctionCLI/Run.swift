@@ -131,6 +131,8 @@ extension JunctionCommand {
                 heartbeatService.updates = UpdateHandoff(offerPath: UpdateHandoff.offerPath(storage: storagePath),
                                                          progressPath: UpdateProgress.path(storage: storagePath),
                                                          standing: { BoxFacts.standing(storage: storagePath) }, logger: logger)
+                // Settings from the commune go the same way (junction-settings.path).
+                heartbeatService.settings = SettingsHandoff(storage: storagePath, logger: logger)
                 services.append(.init(service: heartbeatService, serviceName: "heartbeat"))
             } else {
                 logger.notice("no [server] in the config: flagged footage stays pinned on the card")

@@ -4,6 +4,7 @@ import ArgumentParser
 import Config
 import Recorder
 import Ring
+import Update
 import Uplink
 import Wire
 #if canImport(FoundationEssentials)
@@ -58,6 +59,9 @@ extension JunctionCommand {
             var evidence: EvidenceState? = nil
             /// The release, its slot, the other slot and the last update (issue 24).
             var release: FleetUpdate.Report? = nil
+            /// The commune's settings over junction.toml, in words (issue 24, item 7), and the state.
+            var settings: String? = nil
+            var settingsState: RemoteSettings.Report? = nil
 
             struct EvidenceState: Encodable {
                 var publicKey: String?
@@ -74,8 +78,8 @@ extension JunctionCommand {
             }
 
             enum CodingKeys: String, CodingKey {
-                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged, evidence, release
-                case gapsLast24h = "gaps_last_24h"
+                case device, recording, problem, advice, health, usage, oldest, newest, uplink, queue, timeline, damaged, evidence, release, settings
+                case gapsLast24h = "gaps_last_24h", settingsState = "settings_state"
             }
         }
 
@@ -213,7 +217,7 @@ extension JunctionCommand {
             let uplink = config.server == nil ? nil : FileManager.default.contents(atPath: config.uplinkStatusPath)
                 .flatMap { try? JSONDecoder().decode(UplinkHealth.self, from: $0) }
             let width = 48
-            let report = Report(device: config.device.id, recording: recording, problem: recording ? nil : problem,
+            var report = Report(device: config.device.id, recording: recording, problem: recording ? nil : problem,
                                 advice: recording ? nil : advice, health: daemon.health, usage: usage,
                                 oldest: all.first?.start, newest: all.last?.end, gapsLast24h: gaps,
                                 uplink: daemon.running ? uplink : nil,
@@ -225,6 +229,9 @@ extension JunctionCommand {
                                                 fingerprint: deviceKey.map(DeviceKey.fingerprint(of:)),
                                                 chainRecords: head?.seq ?? 0),
                                 release: BoxFacts.standing(storage: config.storage.path))
+            let settings = SettingsState.load(path: SettingsState.path(storage: config.storage.path))
+            report.settings = BoxSettings.summary(settings, config: options.config)
+            report.settingsState = settings.report
             let colour = isatty(1) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
                 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
             return (report, Self.render(report, now: now, hasServer: config.server != nil, colour: colour, hours: hours))
@@ -335,6 +342,7 @@ extension JunctionCommand {
                 lines.append("Queue    empty: everything flagged has reached the commune")
             }
             if let release = r.release { lines.append("Release  " + BoxFacts.summary(release)) }
+            if let settings = r.settings { lines.append("Settings " + settings) }
             if r.gapsLast24h.isEmpty {
                 lines.append("Gaps     none in the last 24 h")
             } else {

@@ -171,15 +171,21 @@ extension JunctionCommand {
         }
 
         static func observe(_ config: JunctionConfiguration) -> HealthGate.Observation {
+            observe(statusPath: config.statusPath, uplinkPath: config.uplinkStatusPath, heartbeatAfter: Timestamp(milliseconds: 0))
+        }
+
+        /// One look at what the daemon publishes; a heartbeat counts when the commune accepted
+        /// it after `heartbeatAfter` (the settings check counts only those after its restart).
+        static func observe(statusPath: String, uplinkPath: String, heartbeatAfter: Timestamp) -> HealthGate.Observation {
             var o = HealthGate.Observation()
-            if let d = FileManager.default.contents(atPath: config.statusPath), let h = try? JSONDecoder().decode(RecorderHealth.self, from: d) {
+            if let d = FileManager.default.contents(atPath: statusPath), d.count <= 1 << 20, let h = try? JSONDecoder().decode(RecorderHealth.self, from: d) {
                 o.recorderBootID = h.bootID
                 o.recorderPID = h.pid
                 o.segmentsWritten = h.segmentsWritten
             }
-            if let d = FileManager.default.contents(atPath: config.uplinkStatusPath), let u = try? JSONDecoder().decode(UplinkHealth.self, from: d) {
+            if let d = FileManager.default.contents(atPath: uplinkPath), d.count <= 1 << 20, let u = try? JSONDecoder().decode(UplinkHealth.self, from: d) {
                 o.uplinkBootID = u.bootID
-                o.heartbeatAccepted = u.lastHeartbeat != nil
+                o.heartbeatAccepted = u.lastHeartbeat.map { $0 > heartbeatAfter } ?? false
             }
             return o
         }

@@ -74,8 +74,9 @@ public struct HealthGate: Sendable, Equatable {
         }
     }
 
-    /// What the gate says `elapsedSeconds` after boot.
-    public func verdict(elapsedSeconds: Double) -> Verdict {
+    /// What the gate says `elapsedSeconds` after boot (or after what `since` names: the
+    /// settings check counts from the recorder's restart).
+    public func verdict(elapsedSeconds: Double, since: String = "boot") -> Verdict {
         let recorded = segments >= requirement.segments
         if recorded, heartbeatSeen { return .passed }
         var missing: [String] = []
@@ -83,6 +84,6 @@ public struct HealthGate: Sendable, Equatable {
         if !heartbeatSeen { missing.append("no heartbeat accepted by the commune") }
         let what = missing.joined(separator: ", ")
         guard elapsedSeconds >= Double(requirement.deadlineSeconds) else { return .waiting(what) }
-        return .failed("\(what) within \(requirement.deadlineSeconds) s of boot")
+        return .failed("\(what) within \(requirement.deadlineSeconds) s of \(since)")
     }
 }

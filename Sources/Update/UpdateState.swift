@@ -73,19 +73,6 @@ public struct UpdateState: Sendable, Equatable, Codable {
     }
 
     public func save(path: String) throws(UpdateError) {
-        let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch { throw .io("cannot make \(dir)") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        guard let data = try? encoder.encode(self) else { throw .io("cannot encode the update state") }
-        let tmp = path + ".partial"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io("cannot write \(tmp): \(String(cString: strerror(errno)))") }
-        let bytes = Array(data)
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard n == bytes.count, synced, rename(tmp, path) == 0 else { throw .io("cannot write \(path): \(String(cString: strerror(errno)))") }
-        try syncDirectory(of: path)
+        try StateFile.write(self, to: path, what: "the update state")
     }
 }

@@ -45,6 +45,8 @@ public struct HeartbeatService: Service {
     public var monitor: UplinkMonitor?
     /// Fleet updates (issue 24): the report each heartbeat carries, and the answer's offer.
     public var updates: (any UpdateChannel)?
+    /// The commune's settings (issue 24, item 7): where the box stands, and the answer's change.
+    public var settings: (any SettingsChannel)?
     /// Where the box stands (release, slots, last update) when no agent downloads for it: the
     /// commune's desk and its rollouts see every box's release either way.
     public var standing: (@Sendable () -> FleetUpdate.Report)?
@@ -200,6 +202,7 @@ public struct HeartbeatService: Service {
         }
         known.requests = taken
         await updates?.answered(reply.update)
+        await settings?.answered(reply.settings)
         return .answered(newRequests: fresh)
     }
 
@@ -299,6 +302,7 @@ public struct HeartbeatService: Service {
             let head = try await ring.chainHead()
             evidence = .init(publicKey: key, seq: head?.seq, hash: head?.hash)
         }
-        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence, update: await updates?.report() ?? standing?())
+        return Heartbeat.Report(device: configuration.device, health: health, requests: reports, evidence: evidence, update: await updates?.report() ?? standing?(),
+                                settings: await settings?.report())
     }
 }

@@ -92,26 +92,7 @@ public struct UpdateApplier: Sendable {
 
     /// The offer file: at most 64 KiB, not a link, decoded with the heartbeat's own bounds.
     public static func readOffer(path: String) throws(UpdateError) -> FleetUpdate.Offer? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw .io("cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 65537)
-        var got = 0
-        while got < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { break }
-            got += n
-        }
-        guard got <= 65536 else { throw .malformed("\(path) is over 64 KiB: not an offer") }
-        do {
-            return try JSONDecoder().decode(FleetUpdate.Offer.self, from: Data(bytes[0..<got]))
-        } catch {
-            throw .malformed("\(path) is not an offer: \(error)")
-        }
+        try StateFile.decode(FleetUpdate.Offer.self, path: path, what: "an offer")
     }
 
     /// The root-owned folder for what root writes: made 0755 if missing; refused when it is a

@@ -40,10 +40,14 @@ public enum Heartbeat {
         public var activity: ActivityMinutes?
         /// Where the box stands with updates (issue 24; nil from boxes without A/B slots).
         public var update: FleetUpdate.Report?
+        /// Where the box stands with the commune's settings (issue 24, item 7; nil from older boxes).
+        public var settings: RemoteSettings.Report?
 
         public init(device: String, health: Health, requests: [RequestReport] = [], evidence: ChainHead? = nil,
-                    chain: [SealedRecord]? = nil, activity: ActivityMinutes? = nil, update: FleetUpdate.Report? = nil) {
+                    chain: [SealedRecord]? = nil, activity: ActivityMinutes? = nil, update: FleetUpdate.Report? = nil,
+                    settings: RemoteSettings.Report? = nil) {
             self.update = update
+            self.settings = settings
             self.device = device
             self.health = health
             self.requests = requests
@@ -286,10 +290,14 @@ public enum Heartbeat {
         public var activityFrom: Timestamp?
         /// A release for this box to install (issue 24), when its rollout's wave is open for it.
         public var update: FleetUpdate.Offer?
+        /// A change of the box's settings (issue 24, item 7), newer than any the box has seen.
+        public var settings: RemoteSettings.Offer?
 
         public init(requests: [FootageRequest], countersign: Countersign? = nil, keyProblem: String? = nil, chainWanted: ChainRange? = nil,
-                    activityFrom: Timestamp? = nil, keyBinding: KeyBinding? = nil, update: FleetUpdate.Offer? = nil) {
+                    activityFrom: Timestamp? = nil, keyBinding: KeyBinding? = nil, update: FleetUpdate.Offer? = nil,
+                    settings: RemoteSettings.Offer? = nil) {
             self.update = update
+            self.settings = settings
             self.requests = requests
             self.countersign = countersign
             self.keyBinding = keyBinding
@@ -300,7 +308,7 @@ public enum Heartbeat {
 
         enum CodingKeys: String, CodingKey {
             case requests, countersign, keyBinding = "key_binding", keyProblem = "key_problem", chainWanted = "chain_wanted", activityFrom = "activity_from"
-            case update
+            case update, settings
         }
 
         /// At most `Limits.maxRequests` requests (the commune sends the oldest open ones first)
@@ -315,6 +323,7 @@ public enum Heartbeat {
             chainWanted = try c.decodeIfPresent(ChainRange.self, forKey: .chainWanted)
             activityFrom = try c.decodeIfPresent(Timestamp.self, forKey: .activityFrom)
             update = try c.decodeIfPresent(FleetUpdate.Offer.self, forKey: .update)
+            settings = try c.decodeIfPresent(RemoteSettings.Offer.self, forKey: .settings)
         }
     }
 }
