@@ -357,12 +357,15 @@ extension JunctionCommand {
 
         static func output(_ path: String, _ args: [String]) throws -> String {
             var pipe: [Int32] = [0, 0]
+            // Close-on-exec: only the child's stdout (dup2 clears the flag) stays open in it, so a
+            // program it leaves running cannot hold the pipe and keep this read from its end.
             guard Glibc.pipe(&pipe) == 0 else { throw CLIError("pipe") }
+            _ = fcntl(pipe[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(pipe[1], F_SETFD, FD_CLOEXEC)
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
-            posix_spawn_file_actions_addclose(&actions, pipe[0])
             var pid: pid_t = 0
             let argv = ([path] + args).map { strdup($0) } + [nil]
             defer { argv.forEach { free($0) } }
