@@ -61,6 +61,21 @@ extension Catalog {
         return try? Heartbeat.decode(RemoteSettings.Report.self, from: Array(text.utf8))
     }
 
+    /// Every box's last settings report, and its newest revision sent (for the desk's box list).
+    public func settingsOverview() async throws -> [String: (report: RemoteSettings.Report?, newest: SettingsRevision?)] {
+        var all: [String: (report: RemoteSettings.Report?, newest: SettingsRevision?)] = [:]
+        for row in try await query("SELECT id, settings_report FROM device WHERE settings_report IS NOT NULL", []) {
+            guard let id = row.column("id")?.string, let text = row.column("settings_report")?.string else { continue }
+            all[id] = (try? Heartbeat.decode(RemoteSettings.Report.self, from: Array(text.utf8)), nil)
+        }
+        let newest = try await query("""
+            SELECT s.* FROM device_settings s JOIN (SELECT device, MAX(revision) AS r FROM device_settings GROUP BY device) m
+            ON s.device = m.device AND s.revision = m.r
+            """, []).compactMap(Self.settingsRevision)
+        for r in newest { all[r.device, default: (nil, nil)].newest = r }
+        return all
+    }
+
     /// From a heartbeat: keeps the box's report, files what became of the revision it names,
     /// and returns the revision to offer (the newest not taken up and newer than any the box
     /// has seen) with what changed, in words.

@@ -308,6 +308,7 @@ public struct Desk: Sendable {
         let now = Timestamp.now()
         let boxes = BoxStatus.sorted(try await catalog.devices(), now: now)
         let releases = try await catalog.updateReports()
+        let settings = try await catalog.settingsOverview()
         var rows = ""
         for box in boxes {
             let h = box.device.health
@@ -333,7 +334,7 @@ public struct Desk: Sendable {
                 "<td>\(h.map { "\(local.bytes($0.pinnedBytes)) / \(local.bytes($0.pinnedCapBytes))" } ?? "—")</td>",
                 "<td>\(h.map { "\($0.queuedSegments) \(t(.segmentsUnit))" } ?? "—")</td>",
                 "<td>\(h?.uploadBytesPerSecond.map(local.rate) ?? "—")</td>",
-                "<td class=\"software\">\(Self.software(releases[box.device.id], t: t, local: local))</td>",
+                "<td class=\"software\">\(Self.software(releases[box.device.id], t: t, local: local))\(Self.settings(settings[box.device.id], t: t, local: local))</td>",
                 "<td class=\"activity\">\(try await activityStrip(device: box.device.id, from: now - 86_400, to: now, language: language))</td>",
             ]
             rows += "<tr class=\"\(box.alarms.isEmpty ? "fine" : "trouble")\" data-device=\"\(HTML.escape(box.device.id))\">\(cells.joined())</tr>\n"

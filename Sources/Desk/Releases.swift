@@ -21,6 +21,31 @@ extension Desk {
         return html
     }
 
+    /// The commune's settings on a box (issue 24, item 7): the revision in force, and what
+    /// became of the newest one sent, in words.
+    static func settings(_ s: (report: RemoteSettings.Report?, newest: Catalog.SettingsRevision?)?, t: (Key) -> String, local: LocalForm) -> String {
+        // Nothing sent and nothing in force: nothing to say (most boxes, most of the time).
+        guard let s, s.newest != nil || s.report?.inForce != nil else { return "" }
+        var html = "<br><small data-settings=\"\(s.report?.inForce.map { "\($0)" } ?? "card")\">\(t(.settingsFromCommune)): "
+        html += s.report?.inForce.map { "\(t(.revision)) \($0) \(t(.setApplied))" } ?? t(.settingsCardOnly)
+        html += "</small>"
+        if let n = s.newest, n.revision != s.report?.inForce {
+            let key: Key = switch n.result {
+            case .applied?: .setApplied
+            case .rolledBack?: .setRolledBack
+            case .refused?: .setRefused
+            case .superseded?: .setSuperseded
+            case nil: .setWaiting
+            }
+            let bad = n.result == .rolledBack || n.result == .refused
+            html += "<br><small class=\"\(bad ? "error-text" : "")\" data-settings-result=\"\(n.result?.rawValue ?? "waiting")\">\(t(.revision)) \(n.revision): \(t(key))"
+            if let at = n.resultAt { html += ", \(local.dateTime(at))" }
+            if let why = n.reason { html += " — \(HTML.escape(why))" }
+            html += "</small>"
+        }
+        return html
+    }
+
     /// The last rollouts: version, state and why it stopped, the wave open, boxes by state.
     func rolloutsSection(t: (Key) -> String, local: LocalForm) async throws -> String {
         let all = try await catalog.rollouts().sorted { $0.created > $1.created }.prefix(5)

@@ -34,6 +34,7 @@ enum Key: String, CaseIterable {
     case proof, proofWhole, proofWaiting, proofNone
     case activity, activity24h, activityNone
     case software, slot, oneSlot, updInstalled, updBlessed, updRolledBack, updRefused, updFailed, updDownloading
+    case settingsFromCommune, settingsCardOnly, setApplied, setRolledBack, setRefused, setSuperseded, setWaiting, revision
     case rollouts, noRollouts, version, wave, rolloutRunning, rolloutStopped, rolloutDone
     case boxWaiting, boxOffered, boxInstalled, boxTrial, boxBlessed, boxFailed
     case preview, previewNone, previewArriving, previewComplete, narrow, narrowHint, fromHere, toHere, narrowed, narrowOutside, narrowSettled
@@ -119,6 +120,14 @@ enum Strings {
         .updRefused: "hộp từ chối",
         .updFailed: "cài không được",
         .updDownloading: "đang tải",
+        .settingsFromCommune: "Cài đặt từ xã",
+        .settingsCardOnly: "cài đặt trên thẻ",
+        .setApplied: "đang dùng",
+        .setRolledBack: "đã quay về cài đặt cũ",
+        .setRefused: "hộp từ chối",
+        .setSuperseded: "thay bằng tệp trên thẻ",
+        .setWaiting: "chờ hộp nhận",
+        .revision: "bản",
         .rollouts: "Đợt cập nhật phần mềm",
         .noRollouts: "Chưa có đợt cập nhật nào.",
         .version: "Phiên bản",
@@ -274,6 +283,14 @@ enum Strings {
         .updRefused: "refused by the box",
         .updFailed: "failed to install",
         .updDownloading: "downloading",
+        .settingsFromCommune: "Settings from the commune",
+        .settingsCardOnly: "the card's settings",
+        .setApplied: "in use",
+        .setRolledBack: "rolled back to the previous settings",
+        .setRefused: "refused by the box",
+        .setSuperseded: "replaced by the card's file",
+        .setWaiting: "waiting for the box",
+        .revision: "revision",
         .rollouts: "Software rollouts",
         .noRollouts: "No rollouts yet.",
         .version: "Version",

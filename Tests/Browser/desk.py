@@ -51,7 +51,7 @@ def run(cmd, stdin=None):
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, check=True).stdout
 
 
-def heartbeat(url, token, device, seconds, reports=(), update=None):
+def heartbeat(url, token, device, seconds, reports=(), update=None, settings=None):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = {"device": device, "requests": list(reports), "health": {
         "recording": "recording", "version": "browser-test", "sent_at": now, "ring_bytes": 40_000_000_000,
@@ -59,6 +59,8 @@ def heartbeat(url, token, device, seconds, reports=(), update=None):
         "queued_segments": 0, "clock_synchronized": True, "camera": "cam1", "heartbeat_seconds": seconds}}
     if update is not None:
         body["update"] = update
+    if settings is not None:
+        body["settings"] = settings
     req = urllib.request.Request(url + "/api/v1/heartbeat", data=json.dumps(body).encode(), method="POST",
                                  headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
@@ -156,7 +158,13 @@ enabled = true
                        "slots": [{"name": "a", "release": "9.8.0", "state": "good"}, {"name": "b", "state": "empty"}],
                        "last": {"version": "9.9.0", "result": "rolled_back", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                 "reason": "recorded 0 of 3 segments, no heartbeat accepted by the commune within 900 s of boot"}}
-        check("a box's heartbeat is taken", heartbeat(url, silent_token, "hop-ngatu-01", 1, update=rolled_back) == 200)
+        # ... and that the camera address the commune sent it (revision 1) recorded nothing.
+        with open(os.path.join(work, "camera.toml"), "w") as f:
+            f.write('[camera]\nurl = "rtsp://10.0.0.9:554/x"\n')
+        run([commune, "settings", "send", "hop-ngatu-01", os.path.join(work, "camera.toml"), "--data", data])
+        settings_back = {"seen": 1, "last": {"revision": 1, "result": "rolled_back", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                             "reason": "recorded 0 of 3 segments within 900 s of the restart with them"}}
+        check("a box's heartbeat is taken", heartbeat(url, silent_token, "hop-ngatu-01", 1, update=rolled_back, settings=settings_back) == 200)
         started_rollout = run([commune, "rollout", "start", "9.9.1", "--arch", arch, "--waves", "1,all", "--soak", "60", "--data", data])
         check("a rollout starts for the box that reported slots", "9.9.1" in started_rollout, started_rollout)
 
@@ -224,6 +232,9 @@ enabled = true
         software = rows[0].find_element(By.CSS_SELECTOR, "td.software").text if rows else ""
         check("the box list shows a box's release, slot and that it rolled back, with why (Vietnamese)",
               "9.8.0 · khe a" in software and "9.9.0: đã quay về bản cũ" in software and "recorded 0 of 3 segments" in software, software)
+        check("the box list shows the commune's settings the box rolled back, with why (Vietnamese)",
+              "Cài đặt từ xã: cài đặt trên thẻ" in software and "bản 1: đã quay về cài đặt cũ" in software
+              and "within 900 s of the restart with them" in software, software)
         rollout = driver.find_elements(By.CSS_SELECTOR, "table.rollouts tbody tr")
         rollout_text = rollout[0].text if rollout else ""
         check("the rollout is on the page with its state and wave", "Đợt cập nhật phần mềm" in driver.page_source

@@ -267,9 +267,20 @@ final class Browser: @unchecked Sendable {
         #expect(try await server.catalog.rolloutBoxes(rollout.id).map(\.device).sorted() == ["box-back", "box-good"],
                 "a one-slot card is not in the rollout, nor does it join it later")
         try await server.catalog.stopRollout(id: rollout.id, reason: "canary box-back failed: rolled_back")
+        // Settings from the commune (item 7): one box runs revision 1; another rolled 2 back.
+        _ = try await server.catalog.sendSettings(device: "box-good", toml: "[upload]\nmax_kbps = 512\n", by: "hoange")
+        _ = try await server.catalog.settingsHeartbeat(device: "box-good", report: .init(inForce: 1, seen: 1, last: .init(revision: 1, result: .applied, reason: nil, at: at)))
+        _ = try await server.catalog.sendSettings(device: "box-back", toml: "[upload]\nmax_kbps = 512\n", by: "hoange")
+        _ = try await server.catalog.sendSettings(device: "box-back", toml: "[camera]\nurl = \"rtsp://10.0.0.9/x\"\n", by: "hoange")
+        _ = try await server.catalog.settingsHeartbeat(device: "box-back", report: .init(inForce: 1, seen: 2,
+                                                      last: .init(revision: 2, result: .rolledBack, reason: "recorded 0 of 3 <i>y</i>", at: at)))
         let browser = Browser(server.url)
         _ = try await browser.signIn("hoange", "mat-khau-dai-5")
         let page = try await browser.request(.GET, "/boxes").body
+        #expect(page.contains("data-settings=\"1\">Cài đặt từ xã: bản 1 đang dùng</small>"), "the revision in force")
+        #expect(page.contains("data-settings-result=\"rolled_back\">bản 2: đã quay về cài đặt cũ") && page.contains("recorded 0 of 3 &lt;i&gt;y&lt;/i&gt;"),
+                "a change rolled back, and why, escaped")
+        #expect(!page.contains("data-settings-result=\"applied\""), "the revision in force is not said twice")
         #expect(page.contains("<th scope=\"col\">Phần mềm</th>"))
         #expect(page.contains("1.2.0 · khe b") && page.contains("1.2.0: đã giữ: chạy tốt"), "a blessed box")
         #expect(page.contains("data-update=\"rolled_back\">1.1.0: đã quay về bản cũ"), "a box that rolled back, and why")

@@ -35,6 +35,8 @@ struct SettingsCLITests {
         let commune = try UplinkFaultTests.Commune()
         defer { commune.server.stop() }
         let dir = Rig.tempDir("settings-box")
+        // Removed last, after the daemon is stopped by the pid in it (defers run in reverse).
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 2, extra: """
             [server]
             url = "http://127.0.0.1:\(commune.port)"
@@ -60,7 +62,7 @@ struct SettingsCLITests {
         defer {
             if let pid = daemonPID() {
                 kill(pid, SIGTERM)
-                _ = Rig.wait(seconds: 15) { kill(pid, 0) != 0 }
+                if !Rig.wait(seconds: 15, { kill(pid, 0) != 0 }) { kill(pid, SIGKILL) }
             }
         }
         _ = try Rig.run("/bin/sh", [script])
@@ -103,6 +105,5 @@ struct SettingsCLITests {
         try waitFor(30, "the commune to learn revision 2 was rolled back") { try sent(commune.data).first?["result"] as? String == "rolled_back" }
         let listed = try Rig.run(Self.commune, ["settings", "list", "it-box", "--data", commune.data])
         #expect(listed.stdout.contains("In force on it-box: revision 1") && listed.stdout.contains("rolled back"), "\(listed.stdout)")
-        try? FileManager.default.removeItem(atPath: dir)
     }
 }
