@@ -32,6 +32,19 @@ enum Fuzz {
 
     static func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
+    /// The box file the settings target lays fragments over.
+    static let settingsBase = """
+        [device]
+        id = "fuzz-box"
+        [camera]
+        url = "rtsp://192.168.1.64:554/Streaming/Channels/101"
+        [storage]
+        path = "/var/lib/junction"
+        [server]
+        url = "https://commune.example.vn"
+        token = "t"
+        """
+
     static let targets: [Target] = [
         Target(name: "toml") { b in
             _ = try? ConfigFile.decode(b, file: "f")
@@ -110,6 +123,25 @@ enum Fuzz {
             }
             if let o = try? Heartbeat.decode(FleetUpdate.Offer.self, from: b) {
                 precondition(o.path.hasPrefix(FleetUpdate.releasePath) && !o.path.contains("..") && o.bytes > 0)
+            }
+        },
+        // Settings from the commune (issue 24, item 7): the offer and the report as the heartbeat
+        // decodes them, the fragment laid over a box's file, and root's state file.
+        Target(name: "settings") { b in
+            if let o = try? Heartbeat.decode(RemoteSettings.Offer.self, from: b) {
+                precondition(RemoteSettings.revisions.contains(o.revision) && o.toml.utf8.count <= RemoteSettings.maxTOMLBytes)
+            }
+            _ = try? Heartbeat.decode(RemoteSettings.Report.self, from: b)
+            let overlay = SettingsOverlay(revision: 1, text: text(b))
+            if let c = try? JunctionConfiguration.parse(settingsBase, file: "junction.toml", overlay: overlay) {
+                // Whatever the fragment says, the installer's keys stay the installer's.
+                precondition(c.device.id == "fuzz-box" && c.storage.path == "/var/lib/junction" && c.server?.url == "https://commune.example.vn")
+                precondition(c.camera.id == "cam1")
+            }
+            if var state = try? JSONDecoder().decode(SettingsState.self, from: Data(b)) {
+                _ = state.overlay(baseSHA256: "00", bootID: "b")
+                _ = state.settle(baseSHA256: "00", bootID: "b", now: now)
+                precondition(state.trial == nil || state.trial?.bootID == "b")
             }
         },
         Target(name: "reply") { b in
