@@ -35,8 +35,8 @@ def load(name, file):
     return module
 
 
-base = load("imagetest", "test.py")
 upd = load("imagetestupdate", "test_update.py")
+base = upd.base  # one test.py module, so its Failure is the one caught
 log, run, Failure, kill = base.log, base.run, base.Failure, base.kill
 
 
@@ -133,7 +133,21 @@ def test(args, work, procs):
     vars_file = os.path.join(work, "efivars.fd")
     shutil.copy("/usr/share/OVMF/OVMF_VARS_4M.fd" if args.arch == "amd64" else "/usr/share/AAVMF/AAVMF_VARS.fd", vars_file)
     box = upd.Box(args, img, vars_file, netdev, work, procs)
+    try:
+        return steps(args, work, results, box, commune, data, fat, toml, config, deadline_s)
+    except Failure:
+        if box.proc is not None and box.proc.poll() is None:
+            for command in ["junction settings status", "ls -la /var/lib/junction /var/lib/junction/update",
+                            "systemctl status junction-settings.path junction-settings.service --no-pager | tail -20",
+                            "journalctl -b -u junction-settings -o cat --no-pager | tail -20", "journalctl -b -u junction -o cat --no-pager | tail -20"]:
+                try:
+                    log(f"{command}:\n" + box.con.sh(command, timeout=60)[1])
+                except Failure:
+                    pass
+        raise
 
+
+def steps(args, work, results, box, commune, data, fat, toml, config, deadline_s):
     box.start()
     results["first boot to shell (s)"] = box.shell("the first boot's shell")
     if base.wait_for_segments(box.con, 3, seconds=180 * args.slow) < 3:

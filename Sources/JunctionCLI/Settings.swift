@@ -53,7 +53,10 @@ extension JunctionCommand {
         static let configuration = CommandConfiguration(commandName: "apply", abstract: "Check and apply the settings the commune sent (root; junction-settings.service runs it).")
         @OptionGroup var box: BoxOptions
         @Option(help: "Seconds between looks at the recorder (1–60).") var poll = 5
-        @Option(help: .hidden) var restart: String = "/usr/bin/systemctl restart junction.service"
+        // --no-block: junction.service says READY only once it records, so a plain restart with a
+        // camera address that records nothing would wait for ever (the first QEMU run found it);
+        // the check below is what waits, bounded.
+        @Option(help: .hidden) var restart: String = "/usr/bin/systemctl --no-block restart junction.service"
 
         func validate() throws {
             guard (1...60).contains(poll) else { throw ValidationError("--poll must be 1 to 60 seconds") }
