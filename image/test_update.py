@@ -424,6 +424,9 @@ def test(args, work, procs):
     if box.slot() != "a" or box.release() != "0.4.0":
         raise Failure(f"after {args.boot_cuts} cuts in the early boot the box runs slot {box.slot()} {box.release()}: a fallback")
     results["boot cuts: fallbacks"] = 0
+    # The recorder reconnects a while after the shell comes up (the arm64 run, emulated, once
+    # looked too early): recording again is waited for, bounded, not sampled once.
+    until("recording after the boot cuts", 180 * args.slow, lambda: box.con.sh("junction status >/dev/null 2>&1")[0] == 0)
     uploaded, clips = flagged_clips_match(box, commune, data)
     results["flagged segments uploaded, all sha256-equal at the commune"] = uploaded
     log("update status at the end:\n" + box.con.must("junction update status"))

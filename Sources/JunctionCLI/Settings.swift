@@ -118,7 +118,11 @@ extension JunctionCommand {
         static func summary(_ state: SettingsState, config path: String) -> String {
             var s = state.inForce.map { "\(path) with the commune's revision \($0.revision) over it (applied \(Output.local($0.at)))" }
                 ?? "\(path) alone (no change from the commune in force)"
-            if let t = state.trial { s += "; revision \(t.settings.revision) is being checked" }
+            if let t = state.trial {
+                // A check of an earlier boot is over (settle says so at boot): the settings before are in force.
+                s += t.bootID == SystemClock().bootID ? "; revision \(t.settings.revision) is being checked"
+                    : "; revision \(t.settings.revision)'s check was cut short by a restart, so the settings before are in force"
+            }
             if let l = state.last, l.result != .applied || l.revision != state.inForce?.revision {
                 s += "; revision \(l.revision) \(l.result.rawValue.replacingOccurrences(of: "_", with: " ")) \(Output.local(l.at))\(l.reason.map { ": \($0)" } ?? "")"
             }

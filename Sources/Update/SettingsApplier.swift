@@ -42,7 +42,8 @@ public struct SettingsApplier: Sendable {
     }
 
     public let configuration: Configuration
-    /// Restarts the recorder (systemctl restart junction.service on a box).
+    /// Restarts the recorder (on a box `systemctl --no-block restart junction.service`: it returns
+    /// at once, and the check that follows is what waits, bounded).
     let restart: @Sendable () async throws -> Void
     /// One look at the daemon's files; a heartbeat counts only when the commune accepted it
     /// after the given time.
