@@ -94,6 +94,7 @@ extension JunctionCommand {
 
         func run() throws {
             let config = try box.load()
+            settleSettings(config)
             let given = cmdline ?? BoxFacts.line("/proc/cmdline") ?? ""
             guard BootEntries.bootedSlot(cmdline: given) != nil else {
                 print("This card has one root slot: nothing to settle.")
@@ -115,6 +116,20 @@ extension JunctionCommand {
             } catch {
                 throw CLIError("junction update settle: \(error)")
             }
+        }
+
+        /// The commune's settings (issue 24, item 7), first and on any card: a check cut short by
+        /// a restart is rolled back, a change laid over a junction.toml the installer has edited
+        /// since is superseded; the heartbeat reports it.
+        func settleSettings(_ config: JunctionConfiguration) {
+            let path = SettingsState.path(storage: config.storage.path)
+            guard FileManager.default.fileExists(atPath: path) else { return }
+            guard let text = try? ConfigFile.read(path: box.config) else { return }
+            var state = SettingsState.load(path: path)
+            let said = state.settle(baseSHA256: SettingsState.sha256(text.utf8), bootID: SystemClock().bootID)
+            guard !said.isEmpty else { return }
+            do { try state.save(path: path) } catch { Progress.err("junction update settle: \(error)\n") }
+            for s in said { print("Settings: \(s).") }
         }
     }
 }

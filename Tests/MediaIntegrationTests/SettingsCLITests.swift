@@ -28,6 +28,26 @@ struct SettingsCLITests {
         return j?["revisions"] as? [[String: Any]] ?? []
     }
 
+    /// At boot, settle files what a power cut left: a check of an earlier boot rolled back, and
+    /// a change laid over a junction.toml the installer has edited since superseded.
+    @Test func settleFilesACheckCutShortAndTheCardsEdit() throws {
+        let dir = Rig.tempDir("settings-settle")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = try writeConfig(dir: dir, cameraURL: "rtsp://127.0.0.1:1/cam")
+        try FileManager.default.createDirectory(atPath: dir + "/data/update", withIntermediateDirectories: true)
+        let state = dir + "/data/update/settings.json"
+        try #"{"in_force":{"revision":1,"toml":"[upload]\nmax_kbps = 1\n","base_sha256":"0000","at":"2026-12-07T10:00:00Z"},"#
+            .appending(#""trial":{"boot_id":"an-earlier-boot","settings":{"revision":2,"toml":"[log]\nlevel = \"debug\"\n","base_sha256":"0000","at":"2026-12-07T10:00:00Z"}},"seen":2}"#)
+            .write(toFile: state, atomically: true, encoding: .utf8)
+        let r = try Rig.junction(["update", "settle", "--config", config, "--cmdline", "quiet"])
+        #expect(r.status == 0 && r.stdout.contains("Settings: the box restarted before revision 2 had recorded"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("Settings: junction.toml on the card was edited after revision 1"), "\(r.stdout)")
+        let after = try String(contentsOfFile: state, encoding: .utf8)
+        #expect(!after.contains("\"trial\"") && !after.contains("\"in_force\"") && after.contains("superseded"), "\(after)")
+        let status = try Rig.junction(["settings", "status", "--config", config])
+        #expect(status.stdout.contains("alone") && status.stdout.contains("revision 1 superseded"), "\(status.stdout)")
+    }
+
     @Test func aChangeIsKeptOnceItRecordsAndOneThatStopsRecordingIsRolledBack() throws {
         let camera = Camera(clip: try Rig.clip(seconds: 30))
         try camera.start()
