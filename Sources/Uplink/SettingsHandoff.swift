@@ -36,12 +36,8 @@ public struct SettingsHandoff: SettingsChannel {
     public func answered(_ offer: RemoteSettings.Offer?) async {
         guard let offer else { return }
         if let seen = SettingsState.load(path: statePath).seen, offer.revision <= seen { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        guard let data = try? encoder.encode(offer) else { return }
-        if let old = FileManager.default.contents(atPath: offerPath), old == data { return }
         do {
-            try FileSystem.writeAtomically(Array(data), to: offerPath, mode: 0o644, durable: false)
+            guard try UpdateHandoff.handOn(offer, to: offerPath) else { return }
             logger.notice("settings: the commune sends revision \(offer.revision); junction-settings.service checks and applies it")
         } catch {
             logger.error("settings: cannot hand revision \(offer.revision) on", metadata: ["path": "\(offerPath)", "why": "\(error)"])

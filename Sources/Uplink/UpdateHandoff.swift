@@ -47,21 +47,26 @@ public struct UpdateHandoff: UpdateChannel {
 
     public func answered(_ offer: FleetUpdate.Offer?) async {
         guard let offer, UpdateAgent.wanted(offer, standing: standing()) else { return }
-        let data: Data
-        // Sorted keys: the same offer makes the same bytes (the encoder's key order varies, and
-        // the file was rewritten at nearly every heartbeat).
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        do { data = try encoder.encode(offer) } catch { return }
-        // The same offer again (every heartbeat repeats it): the file is left alone, so the
-        // path unit does not fire for nothing.
-        if let old = FileManager.default.contents(atPath: offerPath), old == data { return }
         do {
-            try FileSystem.writeAtomically(Array(data), to: offerPath, mode: 0o644, durable: false)
-            logger.notice("update: the commune offers \(offer.version); junction-update.service fetches and installs it")
+            if try Self.handOn(offer, to: offerPath) {
+                logger.notice("update: the commune offers \(offer.version); junction-update.service fetches and installs it")
+            }
         } catch {
             logger.error("update: cannot hand the offer of \(offer.version) on", metadata: ["path": "\(offerPath)", "why": "\(error)"])
         }
+    }
+
+    /// Writes `value` for root's path unit; false when the file already holds it. Sorted keys:
+    /// the same offer makes the same bytes (the encoder's key order varies, and the file was
+    /// rewritten at nearly every heartbeat); the same offer again (every heartbeat repeats it)
+    /// leaves the file alone, so the path unit does not fire for nothing.
+    static func handOn<T: Encodable>(_ value: T, to path: String) throws -> Bool {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = try encoder.encode(value)
+        if let old = FileManager.default.contents(atPath: path), old == data { return false }
+        try FileSystem.writeAtomically(Array(data), to: path, mode: 0o644, durable: false)
+        return true
     }
 }
 
