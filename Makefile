@@ -53,6 +53,7 @@ INTEGRATION := MediaIntegrationTests
 test: deps
 	$(SWIFT) build --build-tests
 	bash Tests/Support/ffmpeg-compat.sh "$$($(SWIFT) build --show-bin-path)"
+	$(PYTHON) Tests/Support/lean-check.py "$$($(SWIFT) build --show-bin-path)"
 	@rc=0; \
 	echo "== Unit tests, in parallel (every target but $(INTEGRATION))"; \
 	$(SWIFT) test --skip-build --skip $(INTEGRATION) || rc=1; \

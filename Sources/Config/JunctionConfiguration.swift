@@ -513,8 +513,8 @@ private struct Reader {
             config.activity.stream = stream
         }
         if let (zone, line) = try string("device.time_zone") {
-            guard zone.utf8.count <= 64, LocalTime(identifier: zone) != nil else {
-                throw fail("device.time_zone", line: line, "\"\(TerminalText.safe(zone))\" is not a time zone: use a name like \"Asia/Ho_Chi_Minh\"")
+            do throws(TZifError) { _ = try LocalTime.load(identifier: zone) } catch {
+                throw fail("device.time_zone", line: line, "\"\(TerminalText.safe(String(zone.prefix(64))))\" is not a time zone here (\(TerminalText.safe(error.message))): use a name like \"Asia/Ho_Chi_Minh\"")
             }
             config.device.timeZone = zone
         }

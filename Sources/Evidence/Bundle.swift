@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// An evidence bundle's proof folder (issue 13; README, "Evidence bundles"): beside the joined

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// What `junction verify` and `commune verify` answer about a bundle, with no network and no

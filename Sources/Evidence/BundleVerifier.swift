@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 public enum BundleVerifier {
@@ -17,9 +20,9 @@ public enum BundleVerifier {
 
     /// Finds the manifest: `path` is one (`*.manifest.json`), or a folder holding exactly one.
     public static func manifestPath(_ path: String) -> String? {
-        var isDir: ObjCBool = false
+        var isDir = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return nil }
-        if !isDir.boolValue { return path }
+        if !isDir { return path }
         let found = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".manifest.json") }
         return found.count == 1 ? path + "/" + found[0] : nil
     }
@@ -27,7 +30,7 @@ public enum BundleVerifier {
     /// The folder a manifest's proof and parts are in: a bare name ("NAME.manifest.json", run
     /// from the bundle's own folder) is in ".", not "/" (issue 23: it looked at the root).
     static func folder(of manifestPath: String) -> String {
-        let parent = (manifestPath as NSString).deletingLastPathComponent
+        let parent = manifestPath.parentPath
         return parent.isEmpty ? "." : parent
     }
 
@@ -66,7 +69,7 @@ public enum BundleVerifier {
         }
         let proof = dir + "/" + proofName
         guard case .data(let keyData) = readFile(proof + "/" + Bundle.keyFile, max: 200),
-              let key = DeviceKey.publicKey(base64: String(decoding: keyData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+              let key = DeviceKey.publicKey(base64: String(decoding: keyData, as: UTF8.self).trimmingSpaces) else {
             report.problems = ["\(Bundle.keyFile) is missing or not an Ed25519 public key"]
             return report
         }
@@ -127,7 +130,7 @@ public enum BundleVerifier {
         if unnamed.count > maxManifestSegments { problems.add("\(Bundle.segmentsDir)/ holds more than \(maxManifestSegments) files") }
 
         // The chain, one line at a time: each record is checked and, in the range, its file.
-        let sources = Dictionary(manifest.segments.map { (($0.file as NSString).lastPathComponent, $0) }, uniquingKeysWith: { a, _ in a })
+        let sources = Dictionary(manifest.segments.map { ($0.file.lastPathPart, $0) }, uniquingKeysWith: { a, _ in a })
         var walker = ChainVerifier.Walker(key: key, device: manifest.device)
         var covered: [(Timestamp, Timestamp)] = [], namedInRange = Set<String>(), hashBySeq: [Int64: String] = [:]
         var lastSeq: Int64 = 0, rangeEnd: Int64?, inRange = 0, allSynchronized = true, records = 0
@@ -238,13 +241,13 @@ public enum BundleVerifier {
         }
         if unnamed.count > maxProblems { problems.add("… and \(unnamed.count - maxProblems) more files no record names") }
         for s in manifest.segments where s.verified {
-            let name = (s.file as NSString).lastPathComponent
+            let name = s.file.lastPathPart
             if !namedInRange.contains(name) {
                 problems.add("the manifest lists \(name), which no sealed record of the range names: the manifest was edited")
             }
         }
         for part in manifest.parts {
-            let name = (part.file as NSString).lastPathComponent
+            let name = part.file.lastPathPart
             switch Result(catching: { try sha256(dir + "/" + name) }) {
             case .success(let sha) where sha != part.sha256:
                 problems.add("\(name) is not the joined MP4 its manifest describes (sha256 differs)")

@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// One link of a box's evidence chain: a finished segment, or a stretch with no footage and why.

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// What the commune makes of a clip's seal when it arrives (issue 13): `verified` (sealed by

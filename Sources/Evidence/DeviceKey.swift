@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -63,7 +63,7 @@ public struct DeviceKey: Sendable {
     /// The public key written by `writePublic`, or nil.
     public static func readPublic(at path: String) -> Curve25519.Signing.PublicKey? {
         guard let data = FileManager.default.contents(atPath: path), data.count <= 200 else { return nil }
-        return publicKey(base64: String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        return publicKey(base64: String(decoding: data, as: UTF8.self).trimmingSpaces)
     }
 
     /// Reads the key at `path`; when there is none, makes one and writes it there (directory
@@ -81,14 +81,14 @@ public struct DeviceKey: Sendable {
 
     static func parse(_ data: Data, path: String) throws(ChainError) -> DeviceKey {
         guard data.count <= 200, let text = String(data: data, encoding: .utf8), text.hasPrefix(header),
-              let seed = Data(base64Encoded: text.dropFirst(header.count).trimmingCharacters(in: .whitespacesAndNewlines)), seed.count == 32,
+              let seed = Data(base64Encoded: text.dropFirst(header.count).trimmingSpaces), seed.count == 32,
               let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed)
         else { throw .badKey("\(path) is not a Junction device key (\(data.count) bytes)") }
         return DeviceKey(key)
     }
 
     static func write(_ key: DeviceKey, to path: String) throws(ChainError) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = path.parentPath
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw .storage("cannot make \(dir): \(String(cString: strerror(errno)))") }
         let temporary = path + ".partial"
         unlink(temporary)

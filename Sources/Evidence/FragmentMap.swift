@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +37,7 @@ public struct FragmentDamage: Sendable, Equatable {
         let runs = lost.prefix(FragmentMap.maxRunsNamed).map { run in
             let which = run.first == run.last ? "fragment \(run.first)" : "fragments \(run.first)–\(run.last)"
             let seconds = Double(run.to.milliseconds(since: run.from)) / 1000
-            return "\(which) (\(run.from) → \(run.to), \(String(format: "%.1f", seconds)) s\(exactTimes ? "" : ", times approximate"))"
+            return "\(which) (\(run.from) → \(run.to), \(String(format1: seconds)) s\(exactTimes ? "" : ", times approximate"))"
         }
         if !runs.isEmpty {
             text += "; lost: " + runs.joined(separator: ", ")

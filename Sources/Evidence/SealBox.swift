@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Wire
 #if canImport(Glibc)
 import Glibc

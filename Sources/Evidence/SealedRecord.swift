@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// A record with the box's Ed25519 signature over `junction-seal/1\n` + the record's hash. Every

@@ -1,5 +1,8 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `junction verify` and `commune verify` share this: read a bundle, print the answer, and exit
 /// with the verdict's status (the bundle format, "Exit status"): 0 authentic and complete but
@@ -31,7 +34,7 @@ public enum VerifyCommand {
     public static func trustedKeys(_ values: [String], trustFile: String? = trustFile, also: [String] = []) throws(TrustError) -> [Curve25519.Signing.PublicKey] {
         var keys: [Curve25519.Signing.PublicKey] = []
         for value in values {
-            if let key = DeviceKey.publicKey(base64: value.trimmingCharacters(in: .whitespaces)) { keys.append(key); continue }
+            if let key = DeviceKey.publicKey(base64: value.trimmingSpaces) { keys.append(key); continue }
             guard FileManager.default.fileExists(atPath: value) else {
                 throw TrustError(description: "--commune-key \(value.prefix(80)) is neither a base64 Ed25519 public key (44 characters) nor a file of them")
             }
@@ -48,7 +51,7 @@ public enum VerifyCommand {
         }
         var keys: [Curve25519.Signing.PublicKey] = []
         for (n, raw) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = raw.trimmingSpaces
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let key = DeviceKey.publicKey(base64: line) else {
                 throw TrustError(description: "\(path) line \(n + 1) is not a base64 Ed25519 public key")

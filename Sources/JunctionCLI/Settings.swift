@@ -124,7 +124,7 @@ extension JunctionCommand {
                     : "; revision \(t.settings.revision)'s check was cut short by a restart, so the settings before are in force"
             }
             if let l = state.last, l.result != .applied || l.revision != state.inForce?.revision {
-                s += "; revision \(l.revision) \(l.result.rawValue.replacingOccurrences(of: "_", with: " ")) \(Output.local(l.at))\(l.reason.map { ": \($0)" } ?? "")"
+                s += "; revision \(l.revision) \(l.result.rawValue.replacing("_", with: " ")) \(Output.local(l.at))\(l.reason.map { ": \($0)" } ?? "")"
             }
             return s
         }

@@ -312,7 +312,7 @@ extension JunctionCommand {
             let t = r.timeline.render(colour: colour)
             lines.append("Last \(hours) h " + t[0])
             if let moved = r.timeline.renderMovement() {
-                lines.append("Moved".padding(toLength: "Last \(hours) h ".count, withPad: " ", startingAt: 0) + moved)
+                lines.append("Moved" + String(repeating: " ", count: max(0, "Last \(hours) h ".count - 5)) + moved)
             }
             lines.append(String(repeating: " ", count: "Last \(hours) h ".count) + t[1])
             lines.append("         # recorded  - not recorded  F flagged, waiting  U uploaded")
@@ -357,8 +357,3 @@ extension JunctionCommand {
     }
 }
 
-extension String {
-    init(format1 value: Double) {
-        self = String((value * 10).rounded() / 10)
-    }
-}

@@ -1,11 +1,15 @@
-import Foundation
+import Dispatch
 import Media
+import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The activity index fed from the camera's sub-stream (`[activity] stream`, issue 14): a
 /// 640×360 keyframe decodes in a few milliseconds where the recorded 1080p one takes ~13, so
 /// activity costs a fraction of the recorder's CPU instead of doubling it. A thread of its own
-/// reads the sub-stream and offers its keyframes to the worker, timed on the recorded stream's
+/// (an `NIOThreadPool` of one) reads the sub-stream and offers its keyframes to the worker, timed on the recorded stream's
 /// timeline (the recorder marks camera time against the monotonic clock about once a second;
 /// both streams come from the same camera at the same moment, so the error is the two streams'
 /// latency difference, well under a keyframe interval). The sub-stream never touches the
@@ -16,6 +20,7 @@ final class SubStreamActivity: @unchecked Sendable {
     private let clock: any HostClock
     private let interrupter = Interrupter()
     private let done = DispatchSemaphore(value: 0)
+    private let pool = NIOThreadPool(numberOfThreads: 1)
     /// The recorded stream's camera time `micros` was at monotonic `nanos`.
     private let anchor = Mutex<(nanos: Int64, micros: Int64)?>(nil)
     private let emit: @Sendable (CaptureEvent) -> Void
@@ -24,12 +29,13 @@ final class SubStreamActivity: @unchecked Sendable {
         self.options = options
         self.clock = clock
         self.emit = emit
-        let thread = Thread { [self] in
+        // A pool of one, as the capture loop's: the sub-stream's blocking reads get a thread of
+        // their own and never hold one of NIO's.
+        pool.start()
+        pool.submit { [self] _ in
             run()
             done.signal()
         }
-        thread.name = "junction.activity-stream"
-        thread.start()
     }
 
     /// The recorded stream is at camera time `micros` now.
@@ -42,6 +48,7 @@ final class SubStreamActivity: @unchecked Sendable {
     func stop() {
         interrupter.stop()
         done.wait()
+        pool.shutdownGracefully { _ in }
     }
 
     private func run() {
@@ -68,7 +75,7 @@ final class SubStreamActivity: @unchecked Sendable {
             }
             // Backoff, 1 s to 30 s, in steps that notice a stop.
             let until = ContinuousClock.now + .milliseconds(Int64(wait * 1000))
-            while !interrupter.isStopped, ContinuousClock.now < until { Thread.sleep(forTimeInterval: 0.1) }
+            while !interrupter.isStopped, ContinuousClock.now < until { usleep(100_000) }
             wait = min(30, wait * 2)
         }
     }

@@ -1,7 +1,7 @@
 import Activity
 import Crypto
 import Evidence
-import Foundation
+import FoundationEssentials
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -120,7 +120,7 @@ extension Ring {
             let o = finished.origin
             let record = ChainRecord(device: device, seq: (head?.seq ?? 0) + 1, prev: head?.hash ?? ChainRecord.genesis, kind: .segment,
                                      camera: o.camera, start: o.start, end: end, clockSynchronized: o.clockSynchronized,
-                                     monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: (path as NSString).lastPathComponent,
+                                     monotonicStartNs: o.monotonicNanos, bootID: o.bootID, file: path.lastPathPart,
                                      mediaBytes: mediaBytes, mediaSHA256: mediaSHA, pieces: pieces, codec: o.codec, activity: activity?.hex,
                                      software: software)
             let sealed = try SealedRecord.seal(record, with: key)

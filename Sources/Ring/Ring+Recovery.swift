@@ -311,12 +311,6 @@ extension Ring {
     }
 }
 
-extension String {
-    init(format1 value: Double) {
-        let r = (value * 10).rounded() / 10
-        self = String(r)
-    }
-}
 
 extension Ring {
     /// A segment the recorder could not finish (disk full, I/O error): cut back to its last whole

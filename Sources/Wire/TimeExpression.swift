@@ -89,7 +89,8 @@ public enum TimeExpression {
     }
 }
 
-extension String {
+extension StringProtocol {
+    /// Without white space (newlines too) at either end.
     public var trimmingSpaces: String {
         var s = Substring(self)
         while s.first?.isWhitespace == true { s = s.dropFirst() }

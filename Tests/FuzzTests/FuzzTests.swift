@@ -144,6 +144,19 @@ enum Fuzz {
                 precondition(state.trial == nil || state.trial?.bootID == "b")
             }
         },
+        // A time zone file (issue 25: the box reads /usr/share/zoneinfo itself) and a TZ rule:
+        // whatever the bytes, every offset is a local time (within ±26 h) at every instant.
+        Target(name: "tzif") { b in
+            let instants: [Int64] = [.min, .max, 0, -1, 1 << 40, -(1 << 40), 1_796_000_000, -2_208_988_800]
+            if let z = try? TZif.parse(b) {
+                for t in instants + z.transitions.prefix(8).flatMap({ [$0 - 1, $0] }) {
+                    precondition(abs(z.offset(atUTC: t)) <= 26 * 3600)
+                }
+            }
+            if let rule = try? PosixTZ.parse(text(b)) {
+                for t in instants { precondition(abs(rule.offset(atUTC: t)) <= 26 * 3600) }
+            }
+        },
         Target(name: "reply") { b in
             guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: b) else { return }
             precondition(reply.requests.count <= Heartbeat.Limits.maxRequests)
