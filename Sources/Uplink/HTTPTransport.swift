@@ -1,20 +1,19 @@
-import AsyncHTTPClient
 import NIOCore
-import NIOHTTP1
 import NIOSSL
 
-/// The real `TusTransport`: async-http-client. HTTPS by default; http:// only when the config
-/// allows it explicitly (the caller checks `server.allow_insecure_http`). With a rate limiter,
-/// bodies go out in paced slices (`upload.max_kbps`).
+/// The real `TusTransport`: `HTTP1Client` (HTTP/1.1 over NIO and NIOSSL). HTTPS by default;
+/// http:// only when the config allows it explicitly (the caller checks
+/// `server.allow_insecure_http`). With a rate limiter, bodies go out in paced slices
+/// (`upload.max_kbps`).
 public struct HTTPTransport: TusTransport {
-    public let client: HTTPClient
+    public let client: HTTP1Client
     /// Every exchange gets this long, plus the time its body needs at `slowestBytesPerSecond`:
     /// a request stuck on a dead link fails in seconds, not minutes, and the probe takes over.
     let baseTimeoutSeconds: Double
     let slowestBytesPerSecond: Double
     let limiter: RateLimiter?
 
-    public init(client: HTTPClient = .shared, baseTimeoutSeconds: Double = 15, slowestBytesPerSecond: Double = 16_000,
+    public init(client: HTTP1Client = .shared, baseTimeoutSeconds: Double = 15, slowestBytesPerSecond: Double = 16_000,
                 limiter: RateLimiter? = nil) {
         self.client = client
         self.baseTimeoutSeconds = baseTimeoutSeconds
@@ -26,8 +25,9 @@ public struct HTTPTransport: TusTransport {
     /// instead of the system's when given. A connection on which no byte moves for `stall`
     /// (writing the body, or waiting for the answer) is dropped: a peer that went silent (a
     /// server killed behind a proxy, a NAT that forgot the flow) fails the request in seconds,
-    /// where the whole-request deadline of a 4 MiB chunk would wait minutes.
-    public static func makeClient(caFile: String?, stall: TimeAmount = .seconds(30)) throws -> HTTPClient {
+    /// where the whole-request deadline of a 4 MiB chunk would wait minutes. Redirects are never
+    /// followed: one could lead the token or footage to another server or to plain http.
+    public static func makeClient(caFile: String?, stall: TimeAmount = .seconds(30)) throws -> HTTP1Client {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile {
             do {
@@ -36,56 +36,32 @@ public struct HTTPTransport: TusTransport {
                 throw UplinkError("server.ca_file \(caFile) is not a PEM certificate file: \(error)")
             }
         }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout.connect = .seconds(10)
-        configuration.timeout.read = stall
-        configuration.timeout.write = stall
-        // Never follow a redirect: it could lead the token or footage to another server or to
-        // plain http. A 3xx is an answer like any other (the upload says what it got).
-        configuration.redirectConfiguration = .disallow
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        var configuration = HTTP1Client.Configuration(tls: tls)
+        configuration.connectTimeout = .seconds(10)
+        configuration.stall = stall
+        do {
+            return try HTTP1Client(configuration: configuration)
+        } catch {
+            throw UplinkError("cannot set up TLS for the commune: \(error)")
+        }
     }
 
     public func perform(_ request: TusRequest) async throws -> TusResponse {
-        var r = HTTPClientRequest(url: request.url)
-        r.method = HTTPMethod(rawValue: request.method)
-        for (name, value) in request.headers { r.headers.replaceOrAdd(name: name, value: value) }
-        if let limiter, !request.body.isEmpty {
-            r.body = .stream(PacedBody(bytes: request.body, limiter: limiter, slice: await limiter.slice),
-                             length: .known(Int64(request.body.count)))
-        } else if !request.body.isEmpty || request.method == "PATCH" || request.method == "POST" {
-            r.body = .bytes(ByteBuffer(bytes: request.body))
-        }
         var rate = slowestBytesPerSecond
         if let limiter { rate = min(rate, limiter.bytesPerSecond / 2) }
         let seconds = baseTimeoutSeconds + Double(request.body.count) / rate
-        let response = try await client.execute(r, timeout: .milliseconds(Int64(seconds * 1000)))
+        let response = try await client.execute(method: request.method, url: request.url, headers: request.headers,
+                                                body: request.body, limiter: limiter,
+                                                deadline: .now() + .milliseconds(Int64(seconds * 1000)))
         var headers: [String: String] = [:]
         for field in response.headers { headers[field.name] = field.value }
-        // Read (bounded) so the connection can be reused.
-        let body = (try? await response.body.collect(upTo: 1 << 20)).map { Array($0.readableBytesView) } ?? []
-        return TusResponse(status: Int(response.status.code), headers: headers, body: body)
+        return TusResponse(status: response.status, headers: headers, body: response.body)
     }
 }
 
-/// A body handed to the HTTP client slice by slice, each slice paid for in the bucket first.
-struct PacedBody: AsyncSequence, Sendable {
-    typealias Element = ByteBuffer
-    let bytes: [UInt8]
-    let limiter: RateLimiter
-    let slice: Int
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let body: PacedBody
-        var offset = 0
-        mutating func next() async throws -> ByteBuffer? {
-            guard offset < body.bytes.count else { return nil }
-            let n = Swift.min(body.slice, body.bytes.count - offset)
-            try await body.limiter.take(n)
-            defer { offset += n }
-            return ByteBuffer(bytes: body.bytes[offset..<offset + n])
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
+extension HTTP1Client {
+    /// A client trusting the system's CAs, for tools and tests (the daemon makes its own with
+    /// `HTTPTransport.makeClient`). Its TLS context reads no file, so making it cannot fail but
+    /// for memory.
+    public static let shared: HTTP1Client = try! HTTP1Client(configuration: .init())
 }
