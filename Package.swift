@@ -49,6 +49,10 @@ let package = Package(
         ),
         // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.
         .target(name: "Wire"),
+        // Junction's own RTSP client (issue 25), its pure half so far: RTSP answers and
+        // interleaved frames from a TCP byte stream, RTP, SDP, H.264 access units. No I/O; not
+        // yet what the recorder reads through (that is still libavformat, in Media).
+        .target(name: "RTSP"),
         // Finding the moment over a thin link (issue 14): movement from keyframe to keyframe on
         // small grey pictures, per cell of a grid, and each segment's compact activity summary.
         // Pure Swift: the decode is Media's.
@@ -181,6 +185,7 @@ let package = Package(
                                                     .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
+        .testTarget(name: "RTSPTests", dependencies: ["RTSP"]),
         .testTarget(name: "UpdateTests", dependencies: ["Update", "Config", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
                                                       .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
@@ -202,11 +207,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
-        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile", "Update",
+        .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "RTSP", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile", "Update",
                                                      .product(name: "Crypto", package: "swift-crypto")],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
-        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity", "Evidence",
+        .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity", "Evidence", "RTSP",
                                                                .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -6,6 +6,7 @@ import Testing
 import Wire
 @testable import Commune
 @testable import Config
+import RTSP
 @testable import Control
 @testable import Desk
 import Hummingbird
@@ -156,6 +157,35 @@ enum Fuzz {
             if let rule = try? PosixTZ.parse(text(b)) {
                 for t in instants { precondition(abs(rule.offset(atUTC: t)) <= 26 * 3600) }
             }
+        },
+        // What a camera sends over RTSP/TCP (issue 25): the interleaved stream fed in pieces, each
+        // frame read as RTP and pushed through the H.264 depacketizer, any answer's body read as
+        // SDP. Whatever the bytes: bounded buffers, bounded access units, no trap.
+        Target(name: "rtsp") { b in
+            var reader = InterleavedReader()
+            var h264 = VideoDepacketizer()
+            var h265 = VideoDepacketizer(codec: .h265)
+            var items = 0
+            for piece in stride(from: 0, to: b.count, by: 97).map({ b[$0..<min($0 + 97, b.count)] }) {
+                guard (try? reader.feed(piece)) != nil else { return }
+                while let item = try? reader.next(), items < 10_000 {
+                    items += 1
+                    switch item {
+                    case .frame(_, let payload):
+                        if let p = try? RTPPacket(payload) {
+                            for au in h264.push(p) + h265.push(p) {
+                                precondition(au.nalUnits.count <= VideoDepacketizer.maxNALUnits)
+                                precondition(au.nalUnits.reduce(0) { $0 + $1.count } <= VideoDepacketizer.maxAccessUnitBytes)
+                            }
+                        }
+                    case .response(let r):
+                        precondition(r.body.count <= RTSPResponse.maxBodyBytes && r.headers.count <= RTSPResponse.maxHeaders)
+                        if let s = try? SessionDescription(r.body) { precondition(s.media.count <= SessionDescription.maxMedia); _ = s.media.map(\.h264ParameterSets) }
+                    }
+                }
+            }
+            _ = try? SessionDescription(b)
+            if let p = try? RTPPacket(b) { _ = h264.push(p) }
         },
         Target(name: "reply") { b in
             guard let reply = try? Heartbeat.decode(Heartbeat.Reply.self, from: b) else { return }

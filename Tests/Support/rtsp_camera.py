@@ -25,7 +25,8 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
 def free_udp_port():
@@ -50,6 +51,7 @@ def main():
     ap.add_argument("--audio", action="store_true", help="also serve the clip's AAC audio")
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--digest", action="store_true", help="ask for Digest sign-in (MD5) instead of Basic")
     args = ap.parse_args()
 
     Gst.init(None)
@@ -76,8 +78,12 @@ def main():
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
-        auth.add_basic(basic, token)
+        if args.digest:
+            auth.add_digest(args.user, args.password or "", token)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        else:
+            basic = GstRtspServer.RTSPAuth.make_basic(args.user, args.password or "")
+            auth.add_basic(basic, token)
         server.set_auth(auth)
         perms = GstRtspServer.RTSPPermissions()
         perms.add_role_from_structure(Gst.Structure.new_from_string(

@@ -1,0 +1,319 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One RTSP session with a camera over TCP, blocking, for the capture thread: DESCRIBE (signing
+/// in when the camera answers 401), SETUP of the video track with RTP interleaved on the same
+/// connection, PLAY, then access units from `next()`, read from the socket in 64 KiB pieces (one
+/// read returns dozens of RTP packets where libavformat makes a poll and three recvs for each).
+/// A GET_PARAMETER (or OPTIONS, when the camera lists no GET_PARAMETER) keeps the session alive
+/// at half its timeout; `close()` says TEARDOWN. Every wait is cut into 200 ms slices that check
+/// `shouldStop`, and bounded by `stallSeconds` without a byte from the camera.
+public final class RTSPConnection {
+    public struct Options: Sendable {
+        public var url: String
+        public var connectTimeoutSeconds: Double = 10
+        /// No byte from the camera for this long ends the session.
+        public var stallSeconds: Double = 10
+        public var userAgent = "junction"
+
+        public init(url: String) { self.url = url }
+    }
+
+    public let options: Options
+    public private(set) var sdp: SessionDescription?
+    public private(set) var video: SessionDescription.Media?
+    public private(set) var depacketizer: VideoDepacketizer
+    /// recv() calls made: what the benchmark compares with libavformat's.
+    public private(set) var reads = 0
+    public private(set) var bytesRead: Int64 = 0
+
+    private let address: Address
+    private let shouldStop: @Sendable () -> Bool
+    private var fd: Int32 = -1
+    private var reader = InterleavedReader()
+    private var cseq = 0
+    private var auth: RTSPAuthentication?
+    private var session: RTSPSession?
+    private var videoChannel: UInt8 = 0
+    private var keepAliveMethod = "GET_PARAMETER"
+    private var lastKeepAlive = Clock.now
+    private var pending: [VideoDepacketizer.AccessUnit] = []
+    private var baseURL: String
+
+    public init(options: Options, shouldStop: @escaping @Sendable () -> Bool = { false }) throws(RTSPError) {
+        self.options = options
+        self.shouldStop = shouldStop
+        address = try Address(options.url)
+        baseURL = address.url
+        depacketizer = VideoDepacketizer()
+        try connect()
+        do throws(RTSPError) { try start() } catch {
+            close(teardown: false)
+            throw error
+        }
+    }
+
+    deinit { close(teardown: false) }
+
+    // MARK: the session
+
+    private func start() throws(RTSPError) {
+        let options = try exchange("OPTIONS", url: address.url, headers: [])
+        if let methods = options.header("Public"), !methods.uppercased().contains("GET_PARAMETER") { keepAliveMethod = "OPTIONS" }
+        let describe = try exchange("DESCRIBE", url: address.url, headers: [("Accept", "application/sdp")])
+        guard describe.status == 200 else { throw RTSPError("the camera answered DESCRIBE with \(describe.status) \(printable(describe.reason.prefix(60)))") }
+        let sdp = try SessionDescription(describe.body)
+        self.sdp = sdp
+        baseURL = describe.header("Content-Base") ?? describe.header("Content-Location") ?? address.url
+        guard let video = sdp.media.first(where: { $0.kind == "video" }) else { throw RTSPError("the camera's SDP has no video") }
+        let codec: VideoDepacketizer.Codec
+        switch video.encoding?.uppercased() {
+        case "H264":
+            codec = .h264
+            let sets = video.h264ParameterSets
+            depacketizer = VideoDepacketizer(codec: .h264, sps: sets.first { $0[0] & 0x1F == 7 }, pps: sets.first { $0[0] & 0x1F == 8 })
+        case "H265":
+            codec = .h265
+            func set(_ key: String) -> [UInt8]? { video.parameters[key].flatMap { SessionDescription.Media.parameterSet($0) } }
+            depacketizer = VideoDepacketizer(codec: .h265, vps: set("sprop-vps"), sps: set("sprop-sps"), pps: set("sprop-pps"))
+        default:
+            throw RTSPError("the camera's video is \(printable((video.encoding ?? "unnamed").prefix(20))), not H.264 or H.265")
+        }
+        _ = codec
+        self.video = video
+        let setupURL = SessionDescription.setupURL(control: video.control ?? sdp.control, base: baseURL)
+        let setup = try exchange("SETUP", url: setupURL, headers: [("Transport", RTSPTransport.request(track: 0))])
+        guard setup.status == 200 else { throw RTSPError("the camera answered SETUP with \(setup.status) \(printable(setup.reason.prefix(60)))") }
+        guard let s = setup.header("Session") else { throw RTSPError("the camera answered SETUP without a Session") }
+        session = try RTSPSession(header: s)
+        videoChannel = try RTSPTransport(header: setup.header("Transport") ?? "").rtpChannel
+        let play = try exchange("PLAY", url: sdp.control.map { SessionDescription.setupURL(control: $0, base: baseURL) } ?? baseURL,
+                                headers: [("Range", "npt=0.000-")])
+        guard play.status == 200 else { throw RTSPError("the camera answered PLAY with \(play.status) \(printable(play.reason.prefix(60)))") }
+        lastKeepAlive = Clock.now
+    }
+
+    /// The next whole access unit of the video track.
+    public func next() throws(RTSPError) -> VideoDepacketizer.AccessUnit {
+        while true {
+            if !pending.isEmpty { return pending.removeFirst() }
+            if let session, Clock.seconds(since: lastKeepAlive) >= Double(session.timeoutSeconds) / 2 {
+                lastKeepAlive = Clock.now
+                try send(keepAliveMethod, url: baseURL, headers: [])
+            }
+            while let item = try reader.next() {
+                switch item {
+                case .frame(let channel, let payload) where channel == videoChannel:
+                    guard let packet = try? RTPPacket(payload) else { continue }
+                    if let payloadType = video?.payloadType, packet.payloadType != payloadType { continue }
+                    pending += depacketizer.push(packet)
+                    if !pending.isEmpty { return pending.removeFirst() }
+                case .frame:
+                    continue   // RTCP, other tracks
+                case .response(let r):
+                    if r.status != 200 { throw RTSPError("the camera answered a keep-alive with \(r.status) \(printable(r.reason.prefix(60)))") }
+                }
+            }
+            try fill()
+        }
+    }
+
+    /// TEARDOWN (best effort, when asked) and the socket closed.
+    public func close(teardown: Bool = true) {
+        guard fd >= 0 else { return }
+        if teardown, session != nil { try? send("TEARDOWN", url: baseURL, headers: []) }
+        Glibc.close(fd)
+        fd = -1
+    }
+
+    // MARK: requests
+
+    private func send(_ method: String, url: String, headers: [(name: String, value: String)]) throws(RTSPError) {
+        cseq += 1
+        var all = headers
+        all.append(("User-Agent", options.userAgent))
+        if let session { all.append(("Session", session.id)) }
+        if auth != nil { all.append(("Authorization", auth!.header(method: method, uri: url))) }
+        try write(RTSPRequest(method: method, url: url, headers: all).bytes(cseq: cseq))
+    }
+
+    /// A request and its answer (frames before the answer are dropped: none flow before PLAY).
+    private func exchange(_ method: String, url: String, headers: [(name: String, value: String)]) throws(RTSPError) -> RTSPResponse {
+        for attempt in 0..<2 {
+            try send(method, url: url, headers: headers)
+            let r = try answer()
+            if r.status == 401, attempt == 0, let credentials = address.credentials {
+                auth = try RTSPAuthentication(challenges: r.headers("WWW-Authenticate"), user: credentials.user, password: credentials.password)
+                continue
+            }
+            if r.status == 401 {
+                throw RTSPError(address.credentials == nil ? "the camera asks for a user name and password: put them in the camera address (rtsp://user:password@…)"
+                                                           : "the camera refused the user name and password in the camera address (401)")
+            }
+            return r
+        }
+        throw RTSPError("the camera refused the user name and password in the camera address (401)")
+    }
+
+    private func answer() throws(RTSPError) -> RTSPResponse {
+        while true {
+            while let item = try reader.next() {
+                if case .response(let r) = item {
+                    guard r.cseq == nil || r.cseq == cseq else { continue }
+                    return r
+                }
+            }
+            try fill()
+        }
+    }
+
+    // MARK: the socket
+
+    private static let readSize = 64 << 10
+    private var buffer = [UInt8](repeating: 0, count: RTSPConnection.readSize)
+
+    private func fill() throws(RTSPError) {
+        let started = Clock.now
+        while true {
+            if shouldStop() { throw RTSPError("stopped on request") }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, 200)
+            if ready < 0, errno == EINTR { continue }
+            if ready == 0 {
+                if Clock.seconds(since: started) >= options.stallSeconds {
+                    throw RTSPError("no byte from the camera for \(Int(options.stallSeconds)) s")
+                }
+                continue
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            reads += 1
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw RTSPError("reading from the camera failed (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { throw RTSPError("the camera closed the connection") }
+            bytesRead += Int64(n)
+            try reader.feed(buffer[..<n])
+            return
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) throws(RTSPError) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RTSPError("writing to the camera failed (\(String(cString: strerror(errno))))")
+            }
+            sent += n
+        }
+    }
+
+    private func connect() throws(RTSPError) {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(address.host, String(address.port), &hints, &list)
+        guard status == 0, let first = list else { throw RTSPError("cannot find the camera \(address.host) (\(String(cString: gai_strerror(status))))") }
+        defer { freeaddrinfo(list) }
+        var why = "no address"
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            defer { ai = a.pointee.ai_next }
+            let s = socket(a.pointee.ai_family, a.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), a.pointee.ai_protocol)
+            guard s >= 0 else { why = String(cString: strerror(errno)); continue }
+            if Glibc.connect(s, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 || errno == EINPROGRESS {
+                var p = pollfd(fd: s, events: Int16(POLLOUT), revents: 0)
+                let started = Clock.now
+                var ready: Int32 = 0
+                while ready == 0, !shouldStop(), Clock.seconds(since: started) < options.connectTimeoutSeconds {
+                    ready = poll(&p, 1, 200)
+                    if ready < 0, errno == EINTR { ready = 0 }
+                }
+                var err: Int32 = 0
+                var len = socklen_t(MemoryLayout<Int32>.size)
+                if ready > 0, getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) == 0, err == 0 {
+                    fd = s
+                    return
+                }
+                why = ready > 0 ? String(cString: strerror(err)) : "no answer within \(Int(options.connectTimeoutSeconds)) s"
+            } else {
+                why = String(cString: strerror(errno))
+            }
+            Glibc.close(s)
+        }
+        throw RTSPError("cannot connect to the camera \(address.host):\(address.port) (\(why))")
+    }
+
+    /// rtsp://[user[:password]@]host[:port][/path], the credentials percent-decoded and kept out
+    /// of `url` (which is what requests name).
+    struct Address {
+        var host: String
+        var port: Int
+        var url: String
+        var credentials: (user: String, password: String)?
+
+        init(_ text: String) throws(RTSPError) {
+            guard text.utf8.count <= 2048, text.lowercased().hasPrefix("rtsp://") else { throw RTSPError("the camera address is not rtsp://…") }
+            var rest = Substring(text.dropFirst(7))
+            let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+            var authority = rest[..<authorityEnd]
+            let path = rest[authorityEnd...]
+            if let at = authority.lastIndex(of: "@") {
+                let userinfo = authority[..<at]
+                authority = authority[authority.index(after: at)...]
+                let parts = userinfo.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                credentials = (Self.decode(parts[0]), parts.count > 1 ? Self.decode(parts[1]) : "")
+            }
+            var host = String(authority)
+            var port = 554
+            if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+                let after = host[host.index(after: close)...]
+                if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { throw RTSPError("the camera address has a bad port") }; port = p }
+                host = String(host[host.index(after: host.startIndex)..<close])
+            } else if let colon = host.lastIndex(of: ":") {
+                guard let p = Int(host[host.index(after: colon)...]) else { throw RTSPError("the camera address has a bad port") }
+                port = p
+                host = String(host[..<colon])
+            }
+            guard !host.isEmpty, (1...65535).contains(port) else { throw RTSPError("the camera address has no host or a port outside 1–65535") }
+            self.host = host
+            self.port = port
+            rest = path
+            let shownHost = host.contains(":") ? "[\(host)]" : host
+            url = "rtsp://\(shownHost):\(port)\(rest)"
+        }
+
+        static func decode(_ s: Substring) -> String {
+            var out: [UInt8] = []
+            var i = s.utf8.startIndex
+            let u = s.utf8
+            while i < u.endIndex {
+                if u[i] == 0x25, u.distance(from: i, to: u.endIndex) >= 3,
+                   let v = UInt8(String(decoding: u[u.index(after: i)..<u.index(i, offsetBy: 3)], as: UTF8.self), radix: 16) {
+                    out.append(v)
+                    i = u.index(i, offsetBy: 3)
+                } else {
+                    out.append(u[i])
+                    i = u.index(after: i)
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
+        }
+    }
+
+    enum Clock {
+        static var now: ContinuousClock.Instant { ContinuousClock.now }
+        static func seconds(since t: ContinuousClock.Instant) -> Double {
+            let d = ContinuousClock.now - t
+            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        }
+    }
+}

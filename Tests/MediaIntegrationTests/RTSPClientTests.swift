@@ -1,0 +1,80 @@
+import Foundation
+import Testing
+import RTSP
+
+/// Junction's own RTSP client (issue 25) against the GStreamer test camera: the session set up
+/// over TCP, H.264 and H.265 access units at the camera's rate with keyframes, a few large reads
+/// instead of a poll and recvs per packet, sign-in by Digest, and TEARDOWN. Not yet the recorder's
+/// reader: these show the client alone.
+@Suite(.serialized, .timeLimit(.minutes(4)))
+struct RTSPClientTests {
+    func read(_ codec: String, seconds: Double = 4, extra: [String] = [], user: String? = nil) throws -> (units: [VideoDepacketizer.AccessUnit], client: RTSPConnection) {
+        let camera = Camera(clip: try Rig.clip(codec: codec), extra: ["--codec", codec] + extra)
+        try camera.start()
+        defer { camera.stop() }
+        let url = user.map { camera.url.replacingOccurrences(of: "rtsp://", with: "rtsp://\($0)@") } ?? camera.url
+        let client = try RTSPConnection(options: RTSPConnection.Options(url: url))
+        var units: [VideoDepacketizer.AccessUnit] = []
+        let started = Date()
+        while Date().timeIntervalSince(started) < seconds, units.count < 10_000 { units.append(try client.next()) }
+        client.close()
+        return (units, client)
+    }
+
+    func check(_ units: [VideoDepacketizer.AccessUnit], _ client: RTSPConnection, seconds: Double = 4) {
+        let stamps = units.map(\.timestamp)
+        let span = Double((stamps.max() ?? 0) - (stamps.min() ?? 0)) / 90_000
+        let fps = Double(units.count - 1) / max(span, 0.001)
+        #expect(units.count > 40, "\(units.count) access units in \(seconds) s")
+        #expect(abs(fps - 25) < 3, "\(fps) pictures a second on the RTP clock, the clip is 25")
+        #expect(units.contains { $0.isKeyframe }, "a keyframe within the first seconds")
+        // The clip has B-frames: RTP timestamps are presentation times, in decode order, so not
+        // monotonic; each picture has its own, and they advance with the stream.
+        #expect(Set(units.map(\.timestamp)).count == units.count, "a timestamp given twice")
+        #expect((units.last?.timestamp ?? 0) > (units.first?.timestamp ?? 0))
+        #expect(client.depacketizer.droppedAccessUnits == 0, "\(client.depacketizer.lastDrop ?? "")")
+        #expect(client.depacketizer.sps != nil && client.depacketizer.pps != nil)
+        // A 2 Mbit/s camera: dozens of RTP packets a second; the client reads them in a few large pieces.
+        let readsPerSecond = Double(client.reads) / seconds
+        #expect(readsPerSecond < 150, "\(readsPerSecond) reads a second for \(client.bytesRead) bytes")
+        print("rtsp client: \(units.count) access units, \(client.reads) reads for \(client.bytesRead) bytes in \(seconds) s")
+    }
+
+    @Test func h264() throws {
+        let (units, client) = try read("h264")
+        check(units, client)
+        #expect(units.first { $0.isKeyframe }!.nalUnits.contains { $0[0] & 0x1F == 5 })
+    }
+
+    @Test func h265() throws {
+        let (units, client) = try read("h265")
+        check(units, client)
+        #expect(client.depacketizer.codec == .h265 && client.depacketizer.vps != nil)
+    }
+
+    @Test func digestSignIn() throws {
+        // The camera asks for Digest only (GStreamer's RTSPAuth with MD5 digest).
+        let (units, client) = try read("h264", seconds: 2, extra: ["--user", "admin", "--password", "s3cr:t", "--digest"], user: "admin:s3cr%3At")
+        #expect(units.count > 20 && client.depacketizer.droppedAccessUnits == 0)
+        let camera = Camera(clip: try Rig.clip(), extra: ["--user", "admin", "--password", "right", "--digest"])
+        try camera.start()
+        defer { camera.stop() }
+        do {
+            _ = try RTSPConnection(options: .init(url: camera.url.replacingOccurrences(of: "rtsp://", with: "rtsp://admin:wrong@")))
+            Issue.record("a wrong password was taken")
+        } catch {
+            #expect(error.message.contains("refused the user name and password"), "\(error.message)")
+        }
+        do {
+            _ = try RTSPConnection(options: .init(url: camera.url))
+            Issue.record("no password was taken")
+        } catch {
+            #expect(error.message.contains("asks for a user name and password"), "\(error.message)")
+        }
+    }
+
+    @Test func aCameraThatIsNotThereSaysSo() {
+        let port = Rig.freePort()
+        #expect(throws: RTSPError.self) { try RTSPConnection(options: .init(url: "rtsp://127.0.0.1:\(port)/cam")) }
+    }
+}

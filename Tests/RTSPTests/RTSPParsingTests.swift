@@ -1,0 +1,247 @@
+import Foundation
+import Testing
+@testable import RTSP
+
+/// The pure half of Junction's RTSP client (issue 25): answers, interleaved frames, RTP, SDP and
+/// H.264 access units, each at its bounds and against what real cameras send.
+@Suite struct RTSPParsingTests {
+    static func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    // A Hikvision-style DESCRIBE answer (its shape, from Retina's camera transcripts).
+    static let describe = """
+        RTSP/1.0 200 OK\r
+        CSeq: 2\r
+        Content-Type: application/sdp\r
+        Content-Base: rtsp://192.168.1.64:554/Streaming/Channels/101/\r
+        Content-Length: 459\r
+        \r
+
+        """
+
+    static let sdp = """
+        v=0\r
+        o=- 1109162014219182 1109162014219192 IN IP4 x.y.z.w\r
+        s=Media Presentation\r
+        e=NONE\r
+        b=AS:5050\r
+        t=0 0\r
+        a=control:rtsp://192.168.1.64:554/Streaming/Channels/101/\r
+        m=video 0 RTP/AVP 96\r
+        c=IN IP4 0.0.0.0\r
+        b=AS:5000\r
+        a=recvonly\r
+        a=x-dimensions:1920,1080\r
+        a=control:trackID=1\r
+        a=rtpmap:96 H264/90000\r
+        a=fmtp:96 profile-level-id=420029; packetization-mode=1; sprop-parameter-sets=Z01AKI2NQDwBE/LCAAAOEAACvyAI,aO44gA==\r
+        a=Media_header:MEDIAINFO=494D4B48010100000400000100000000000000000000000000000000000000000000000000000000;\r
+        a=appversion:1.0\r
+
+        """
+
+    @Test func aDescribeAnswerAndItsSDPAreRead() throws {
+        var body = Self.bytes(Self.sdp)
+        let head = Self.describe.replacingOccurrences(of: "459", with: "\(body.count)")
+        let all = Self.bytes(head) + body + Self.bytes("RTSP/1.0 200")
+        guard case .response(let r, let consumed) = try RTSPResponse.parse(all[...]) else { Issue.record("incomplete"); return }
+        #expect(r.status == 200 && r.cseq == 2 && r.header("content-base") == "rtsp://192.168.1.64:554/Streaming/Channels/101/")
+        #expect(consumed == all.count - 12 && r.body == body)
+        let s = try SessionDescription(r.body)
+        #expect(s.media.count == 1)
+        let v = s.media[0]
+        #expect(v.kind == "video" && v.payloadType == 96 && v.encoding == "H264" && v.clockRate == 90000 && v.control == "trackID=1")
+        #expect(v.parameters["packetization-mode"] == "1")
+        let sets = v.h264ParameterSets
+        #expect(sets.count == 2 && sets[0].first! & 0x1F == 7 && sets[1].first! & 0x1F == 8)
+        #expect(SessionDescription.setupURL(control: v.control, base: r.header("Content-Base")!) == "rtsp://192.168.1.64:554/Streaming/Channels/101/trackID=1")
+        #expect(SessionDescription.setupURL(control: "rtsp://cam/x", base: "rtsp://other/") == "rtsp://cam/x")
+        body.removeAll()
+    }
+
+    @Test func answersAtAndPastTheirBounds() throws {
+        #expect(try RTSPResponse.parse(Self.bytes("RTSP/1.0 200 OK\r\nCSeq: 1\r\n")[...]) == .incomplete)
+        let bare = Self.bytes("RTSP/1.0 401 Unauthorized\nCSeq: 3\nWWW-Authenticate: Digest realm=\"a\"\nWWW-Authenticate: Basic realm=\"a\"\n\n")
+        guard case .response(let r, let n) = try RTSPResponse.parse(bare[...]) else { Issue.record("bare LF"); return }
+        #expect(r.status == 401 && n == bare.count && r.headers("www-authenticate").count == 2)
+        let atBound = Self.bytes("RTSP/1.0 200 OK\r\nContent-Length: \(RTSPResponse.maxBodyBytes)\r\n\r\n") + [UInt8](repeating: 0x41, count: RTSPResponse.maxBodyBytes)
+        guard case .response(let big, _) = try RTSPResponse.parse(atBound[...]) else { Issue.record("body at the bound"); return }
+        #expect(big.body.count == RTSPResponse.maxBodyBytes)
+        for bad in ["RTSP/1.0 200 OK\r\nContent-Length: \(RTSPResponse.maxBodyBytes + 1)\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n", "RTSP/1.0 2000 OK\r\n\r\n",
+                    "RTSP/1.0 200 OK\r\nno colon here\r\n\r\n", "RTSP/1.0 200 OK\r\nContent-Length: -1\r\n\r\n",
+                    "RTSP/1.0 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                    "RTSP/1.0 200 OK\r\n" + (0...RTSPResponse.maxHeaders).map { "X-\($0): y\r\n" }.joined() + "\r\n"] {
+            #expect(throws: RTSPError.self, "\(bad.prefix(40))") { try RTSPResponse.parse(Self.bytes(bad)[...]) }
+        }
+        let longHead = Self.bytes("RTSP/1.0 200 OK\r\nX: " + String(repeating: "a", count: RTSPResponse.maxHeadBytes))
+        #expect(throws: RTSPError.self) { try RTSPResponse.parse(longHead[...]) }
+    }
+
+    @Test func interleavedFramesAndAnswersAreSplitFromOneStream() throws {
+        var r = InterleavedReader()
+        let frame: [UInt8] = [0x24, 0, 0, 3, 1, 2, 3]
+        let rtcp: [UInt8] = [0x24, 1, 0, 0]
+        let answer = Self.bytes("RTSP/1.0 200 OK\r\nCSeq: 5\r\n\r\n")
+        // Garbage first (a torn frame after a reconnect), then the items, fed a byte at a time.
+        let stream = [0x00, 0xFF, 0x17] + frame + answer + rtcp + frame
+        var items: [InterleavedReader.Item] = []
+        for b in stream {
+            try r.feed([b])
+            while let i = try r.next() { items.append(i) }
+        }
+        #expect(items.count == 4)
+        #expect(items[0] == .frame(channel: 0, payload: [1, 2, 3]))
+        if case .response(let a) = items[1] { #expect(a.cseq == 5) } else { Issue.record("no answer") }
+        #expect(items[2] == .frame(channel: 1, payload: []) && items[3] == items[0])
+        #expect(r.skippedBytes == 3)
+        // The largest frame a 16-bit length allows, in one read.
+        var big = InterleavedReader()
+        try big.feed([0x24, 0, 0xFF, 0xFF] + [UInt8](repeating: 9, count: 65_535))
+        if case .frame(_, let p)? = try big.next() { #expect(p.count == 65_535) } else { Issue.record("no big frame") }
+    }
+
+    @Test func rtpHeadersAreReadAndBadOnesRefused() throws {
+        let p = try RTPPacket([0x80, 0xE0, 0x12, 0x34, 0, 0, 0x03, 0xE8, 0xDE, 0xAD, 0xBE, 0xEF, 0x65, 1, 2])
+        #expect(p.marker && p.payloadType == 96 && p.sequence == 0x1234 && p.timestamp == 1000 && p.ssrc == 0xDEAD_BEEF && Array(p.payload) == [0x65, 1, 2])
+        // One CSRC, an extension of one word, two bytes of padding.
+        let q = try RTPPacket([0xB1, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9, 9, 0xBE, 0xDE, 0, 1, 7, 7, 7, 7, 0x41, 5, 0, 2])
+        #expect(Array(q.payload) == [0x41, 5] && !q.marker)
+        for bad: [UInt8] in [[], [0x80, 0x60, 0, 1], [0x40] + [UInt8](repeating: 0, count: 11), [0x8F] + [UInt8](repeating: 0, count: 11),
+                              [0x90] + [UInt8](repeating: 0, count: 11) + [0, 0, 0xFF, 0xFF], [0xA0] + [UInt8](repeating: 0, count: 11) + [1, 2, 0],
+                              [0xA0] + [UInt8](repeating: 0, count: 11) + [1, 2, 4]] {
+            #expect(throws: RTSPError.self, "\(bad)") { try RTPPacket(bad) }
+        }
+    }
+
+    @Test func sequenceAndTimestampWrapsGoOnCounting() {
+        var c = RTPClock()
+        #expect(c.sequence(65_534) == .next && c.sequence(65_535) == .next && c.sequence(0) == .next)
+        #expect(c.sequence(3) == .gap(missing: 2) && c.lost == 2)
+        #expect(c.sequence(2) == .old && c.sequence(3) == .old)
+        #expect(c.lastSequence == Int64(65_539))
+        #expect(c.timestamp(4_294_967_000) == 4_294_967_000)
+        #expect(c.timestamp(704) == 4_294_967_296 + 704, "a 32-bit wrap, after 13 h at 90 kHz")
+        #expect(c.timestamp(600) == 4_294_967_296 + 600, "a step back is a step back")
+    }
+
+    // MARK: H.264
+
+    static func rtp(_ seq: UInt16, _ ts: UInt32, marker: Bool = false, _ payload: [UInt8]) -> RTPPacket {
+        RTPPacket(marker: marker, payloadType: 96, sequence: seq, timestamp: ts, ssrc: 1, payload: payload[...])
+    }
+
+    static let sps: [UInt8] = [0x67, 0x4D, 0x40, 0x28]
+    static let pps: [UInt8] = [0x68, 0xEE, 0x38, 0x80]
+    static let idr: [UInt8] = [0x65] + [UInt8](repeating: 0xAB, count: 3000)
+
+    /// An IDR of 3000 bytes in FU-A fragments of ~1400.
+    static func fragments(_ nal: [UInt8], from seq: UInt16, ts: UInt32, marker: Bool = true) -> [RTPPacket] {
+        let body = Array(nal.dropFirst())
+        let pieces = stride(from: 0, to: body.count, by: 1400).map { Array(body[$0..<min($0 + 1400, body.count)]) }
+        return pieces.enumerated().map { i, piece in
+            let header = (i == 0 ? 0x80 : 0) | (i == pieces.count - 1 ? 0x40 : 0) | (nal[0] & 0x1F)
+            return rtp(seq &+ UInt16(i), ts, marker: marker && i == pieces.count - 1, [(nal[0] & 0xE0) | 28, header] + piece)
+        }
+    }
+
+    static func stapA(_ nals: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = [24]
+        for nal in nals { out += [UInt8(nal.count >> 8), UInt8(nal.count & 0xFF)] + nal }
+        return out
+    }
+
+    @Test func parameterSetsAndAFragmentedIDRMakeOneKeyframe() {
+        var d = VideoDepacketizer()
+        var out = d.push(Self.rtp(10, 9000, Self.stapA([Self.sps, Self.pps])))
+        for p in Self.fragments(Self.idr, from: 11, ts: 9000) { out += d.push(p) }
+        #expect(out.count == 1)
+        #expect(out.first?.nalUnits == [Self.sps, Self.pps, Self.idr] && out.first?.isKeyframe == true && out.first?.timestamp == 9000)
+        #expect(d.sps == Self.sps && d.pps == Self.pps)
+        // A P slice as a single NAL unit, no marker: closed by the next timestamp.
+        #expect(d.push(Self.rtp(14, 12600, [0x41, 1, 2, 3])).isEmpty)
+        let next = d.push(Self.rtp(15, 16200, marker: true, [0x41, 4]))
+        #expect(next.map(\.timestamp) == [12600, 16200] && next.allSatisfy { !$0.isKeyframe })
+    }
+
+    @Test func aLostFragmentDropsTheWholePictureAndTheNextOneIsWhole() {
+        var d = VideoDepacketizer()
+        var packets = Self.fragments(Self.idr, from: 100, ts: 1000)
+        packets.remove(at: 1)
+        var out: [VideoDepacketizer.AccessUnit] = []
+        for p in packets { out += d.push(p) }
+        #expect(out.isEmpty && d.droppedAccessUnits == 1 && d.lastDrop != nil)
+        for p in Self.fragments(Self.idr, from: 103, ts: 4600) { out += d.push(p) }
+        #expect(out.count == 1 && out[0].nalUnits == [Self.idr])
+        // A fragment whose start was lost, across a timestamp change: dropped, said.
+        var e = VideoDepacketizer()
+        let late = Array(Self.fragments(Self.idr, from: 0, ts: 0).dropFirst())
+        for p in late { out = e.push(p) }
+        #expect(out.isEmpty && e.droppedAccessUnits == 1)
+    }
+
+    @Test func hostileAggregatesAreDroppedNotTrusted() {
+        var d = VideoDepacketizer()
+        // A STAP-A naming a NAL unit past its end, a zero size, a size cut in half.
+        for bad: [UInt8] in [[24, 0x10, 0x00, 0x65], [24, 0, 0], [24, 0, 2, 0x41, 1, 0]] {
+            #expect(d.push(Self.rtp(UInt16(d.droppedAccessUnits), 100 * UInt32(d.droppedAccessUnits), marker: true, bad)).isEmpty)
+        }
+        #expect(d.droppedAccessUnits == 3)
+        // FU-B, MTAP: not used by modes 0 and 1.
+        var e = VideoDepacketizer()
+        #expect(e.push(Self.rtp(0, 0, marker: true, [29, 0x85, 1])).isEmpty && e.droppedAccessUnits == 1)
+        // An access unit at the NAL bound is kept; one past it is dropped.
+        var f = VideoDepacketizer()
+        var out: [VideoDepacketizer.AccessUnit] = []
+        for i in 0..<VideoDepacketizer.maxNALUnits { out += f.push(Self.rtp(UInt16(i), 0, [0x41, 1])) }
+        out += f.push(Self.rtp(UInt16(VideoDepacketizer.maxNALUnits), 0, marker: true, [0x41, 2]))
+        #expect(out.isEmpty && f.droppedAccessUnits == 1)
+        var g = VideoDepacketizer()
+        for i in 0..<(VideoDepacketizer.maxNALUnits - 1) { out += g.push(Self.rtp(UInt16(i), 0, [0x41, 1])) }
+        out += g.push(Self.rtp(UInt16(VideoDepacketizer.maxNALUnits - 1), 0, marker: true, [0x41, 2]))
+        #expect(out.count == 1 && out[0].nalUnits.count == VideoDepacketizer.maxNALUnits)
+    }
+
+    @Test func inBandParameterSetsReplaceTheSDPs() {
+        var d = VideoDepacketizer(sps: [0x67, 1], pps: [0x68, 1])
+        _ = d.push(Self.rtp(0, 0, marker: true, Self.stapA([Self.sps, Self.pps, [0x65, 1]])))
+        #expect(d.sps == Self.sps && d.pps == Self.pps)
+    }
+}
+
+/// H.265 (RFC 7798): aggregation packets, fragmentation units, IRAP keyframes.
+@Suite struct H265DepacketizerTests {
+    static func rtp(_ seq: UInt16, _ ts: UInt32, marker: Bool = false, _ payload: [UInt8]) -> RTPPacket {
+        RTPPacket(marker: marker, payloadType: 97, sequence: seq, timestamp: ts, ssrc: 1, payload: payload[...])
+    }
+    // NAL headers: type << 1, layer 0, tid 1.
+    static let vps: [UInt8] = [32 << 1, 1, 0xC, 1]
+    static let sps: [UInt8] = [33 << 1, 1, 1, 1, 0x60]
+    static let pps: [UInt8] = [34 << 1, 1, 0xC1, 0x72]
+    static let idr: [UInt8] = [19 << 1, 1] + [UInt8](repeating: 0xAF, count: 2500)
+
+    @Test func parameterSetsInAnAggregateAndAFragmentedIRAPMakeAKeyframe() {
+        var d = VideoDepacketizer(codec: .h265)
+        var ap: [UInt8] = [48 << 1, 1]
+        for nal in [Self.vps, Self.sps, Self.pps] { ap += [UInt8(nal.count >> 8), UInt8(nal.count & 0xFF)] + nal }
+        var out = d.push(Self.rtp(1, 0, ap))
+        let body = Array(Self.idr.dropFirst(2))
+        out += d.push(Self.rtp(2, 0, [49 << 1, 1, 0x80 | 19] + body[..<1200]))
+        out += d.push(Self.rtp(3, 0, [49 << 1, 1, 19] + body[1200..<2400]))
+        out += d.push(Self.rtp(4, 0, marker: true, [49 << 1, 1, 0x40 | 19] + body[2400...]))
+        #expect(out.count == 1 && out[0].isKeyframe && out[0].nalUnits == [Self.vps, Self.sps, Self.pps, Self.idr])
+        #expect(d.vps == Self.vps && d.sps == Self.sps && d.pps == Self.pps)
+        // A trailing picture (TRAIL_R, type 1) is not a keyframe; a lost middle fragment drops one.
+        out = d.push(Self.rtp(5, 3000, marker: true, [1 << 1, 1, 0xAA]))
+        #expect(out.count == 1 && !out[0].isKeyframe)
+        out = d.push(Self.rtp(6, 6000, [49 << 1, 1, 0x80 | 19] + body[..<1200]))
+        out += d.push(Self.rtp(8, 6000, marker: true, [49 << 1, 1, 0x40 | 19] + body[2400...]))
+        #expect(out.isEmpty && d.droppedAccessUnits == 1)
+    }
+
+    @Test func hostileH265PacketsAreDropped() {
+        var d = VideoDepacketizer(codec: .h265)
+        for (i, bad): (Int, [UInt8]) in [[0x60], [48 << 1, 1, 0x10, 0, 1], [48 << 1, 1, 0, 1, 0x40], [49 << 1, 1], [50 << 1, 1, 0, 0]].enumerated() {
+            #expect(d.push(Self.rtp(UInt16(i), UInt32(i) * 100, marker: true, bad)).isEmpty, "\(bad)")
+        }
+        #expect(d.droppedAccessUnits == 5)
+    }
+}
