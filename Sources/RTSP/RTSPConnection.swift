@@ -32,6 +32,9 @@ public final class RTSPConnection {
     /// recv() calls made: what the benchmark compares with libavformat's.
     public private(set) var reads = 0
     public private(set) var bytesRead: Int64 = 0
+    /// The camera's last RTCP sender report for the video: its clock at one RTP timestamp.
+    public private(set) var senderReport: RTCPSenderReport?
+    public private(set) var senderReports = 0
 
     private let address: Address
     private let shouldStop: @Sendable () -> Bool
@@ -41,6 +44,7 @@ public final class RTSPConnection {
     private var auth: RTSPAuthentication?
     private var session: RTSPSession?
     private var videoChannel: UInt8 = 0
+    private var controlChannel: UInt8 = 1
     private var keepAliveMethod = "GET_PARAMETER"
     private var lastKeepAlive = Clock.now
     private var pending: [VideoDepacketizer.AccessUnit] = []
@@ -92,7 +96,9 @@ public final class RTSPConnection {
         guard setup.status == 200 else { throw RTSPError("the camera answered SETUP with \(setup.status) \(printable(setup.reason.prefix(60)))") }
         guard let s = setup.header("Session") else { throw RTSPError("the camera answered SETUP without a Session") }
         session = try RTSPSession(header: s)
-        videoChannel = try RTSPTransport(header: setup.header("Transport") ?? "").rtpChannel
+        let transport = try RTSPTransport(header: setup.header("Transport") ?? "")
+        videoChannel = transport.rtpChannel
+        controlChannel = transport.rtcpChannel
         let play = try exchange("PLAY", url: sdp.control.map { SessionDescription.setupURL(control: $0, base: baseURL) } ?? baseURL,
                                 headers: [("Range", "npt=0.000-")])
         guard play.status == 200 else { throw RTSPError("the camera answered PLAY with \(play.status) \(printable(play.reason.prefix(60)))") }
@@ -114,8 +120,14 @@ public final class RTSPConnection {
                     if let payloadType = video?.payloadType, packet.payloadType != payloadType { continue }
                     pending += depacketizer.push(packet)
                     if !pending.isEmpty { return pending.removeFirst() }
+                case .frame(let channel, let payload) where channel == controlChannel:
+                    // A camera that stops sending reports keeps recording: the clock is only noted.
+                    if let report = try? RTCPSenderReport.find(in: payload) {
+                        senderReport = report
+                        senderReports += 1
+                    }
                 case .frame:
-                    continue   // RTCP, other tracks
+                    continue   // other tracks
                 case .response(let r):
                     if r.status != 200 { throw RTSPError("the camera answered a keep-alive with \(r.status) \(printable(r.reason.prefix(60)))") }
                 }

@@ -185,6 +185,7 @@ enum Fuzz {
                 }
             }
             _ = try? SessionDescription(b)
+            _ = try? RTCPSenderReport.find(in: b)
             if let p = try? RTPPacket(b) { _ = h264.push(p) }
         },
         Target(name: "reply") { b in

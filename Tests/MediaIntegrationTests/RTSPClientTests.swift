@@ -37,6 +37,9 @@ struct RTSPClientTests {
         // A 2 Mbit/s camera: dozens of RTP packets a second; the client reads them in a few large pieces.
         let readsPerSecond = Double(client.reads) / seconds
         #expect(readsPerSecond < 150, "\(readsPerSecond) reads a second for \(client.bytesRead) bytes")
+        // GStreamer's rtpbin sends a sender report about every 5 s; the first comes at once.
+        #expect(client.senderReports >= 1, "no RTCP sender report in \(seconds) s")
+        if let r = client.senderReport { #expect(abs(r.unixMilliseconds - Int64(Date().timeIntervalSince1970 * 1000)) < 60_000, "the camera's clock is this machine's") }
         print("rtsp client: \(units.count) access units, \(client.reads) reads for \(client.bytesRead) bytes in \(seconds) s")
     }
 

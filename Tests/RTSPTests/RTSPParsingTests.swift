@@ -245,3 +245,26 @@ import Testing
         #expect(d.droppedAccessUnits == 5)
     }
 }
+
+/// RTCP sender reports: the camera's clock at an RTP timestamp.
+@Suite struct RTCPTests {
+    static func sr(ntpSeconds: UInt32, fraction: UInt32, rtp: UInt32) -> [UInt8] {
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        return [0x80, 200, 0, 6] + be(0x1234) + be(ntpSeconds) + be(fraction) + be(rtp) + be(10) + be(5000)
+    }
+
+    @Test func aSenderReportAfterAReceiverReportIsFound() throws {
+        // 2026-12-07T00:00:00Z is 1796601600 s after 1970; half a second is 2^31 of the fraction.
+        let rr: [UInt8] = [0x80, 201, 0, 1, 0, 0, 0, 1]
+        let r = try RTCPSenderReport.find(in: rr + Self.sr(ntpSeconds: UInt32(1_796_601_600 + 2_208_988_800), fraction: 1 << 31, rtp: 90_000))
+        #expect(r?.rtpTimestamp == 90_000 && r?.ssrc == 0x1234 && r?.unixMilliseconds == 1_796_601_600_500)
+        #expect(try RTCPSenderReport.find(in: rr) == nil)
+        #expect(try RTCPSenderReport.find(in: []) == nil)
+    }
+
+    @Test func lengthsPastTheEndAreRefused() {
+        for bad: [UInt8] in [[0x80, 201, 0, 9, 0, 0, 0, 1], [0x40, 200, 0, 6], [0x80, 200, 0, 1, 0, 0, 0, 0]] {
+            #expect(throws: RTSPError.self, "\(bad)") { try RTCPSenderReport.find(in: bad) }
+        }
+    }
+}
