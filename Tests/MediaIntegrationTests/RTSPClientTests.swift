@@ -32,6 +32,17 @@ struct RTSPClientTests {
         // monotonic; each picture has its own, and they advance with the stream.
         #expect(Set(units.map(\.timestamp)).count == units.count, "a timestamp given twice")
         #expect((units.last?.timestamp ?? 0) > (units.first?.timestamp ?? 0))
+        // Decode times for the muxer: rising, none after its picture's presentation (2 B-frames).
+        // The depth the stream needs is the least one with nothing too deep (x264's -bf 2: 2).
+        let needed = (0...16).first { depth in
+            var t = DecodeTimeline(depth: depth)
+            for u in units { _ = t.decodeTime(pts: u.timestamp) }
+            return t.tooDeep == 0
+        }
+        var timeline = DecodeTimeline(depth: 16)
+        let dts = units.map { timeline.decodeTime(pts: $0.timestamp) }
+        #expect(zip(dts, dts.dropFirst()).allSatisfy { $0 < $1 } && timeline.tooDeep == 0)
+        print("rtsp client: decode times need a reorder depth of \(needed.map(String.init) ?? "more than 16")")
         #expect(client.depacketizer.droppedAccessUnits == 0, "\(client.depacketizer.lastDrop ?? "")")
         #expect(client.depacketizer.sps != nil && client.depacketizer.pps != nil)
         // A 2 Mbit/s camera: dozens of RTP packets a second; the client reads them in a few large pieces.

@@ -268,3 +268,37 @@ import Testing
         }
     }
 }
+
+/// Decode times for pictures timestamped by presentation: rising, never after presentation.
+@Suite struct DecodeTimelineTests {
+    static func dts(_ ptsInPictures: [Int64], depth: Int) -> (dts: [Int64], timeline: DecodeTimeline) {
+        var t = DecodeTimeline(depth: depth)
+        return (ptsInPictures.map { t.decodeTime(pts: $0 * 3600) / 3600 }, t)
+    }
+
+    @Test func bFramesInDecodeOrderGetTheDecodeTimesLibavformatGives() {
+        // I0 P3 B1 B2 P6 B4 B5: two B-frames between references.
+        let (d, t) = Self.dts([0, 3, 1, 2, 6, 4, 5], depth: 2)
+        #expect(d == [-2, -1, 0, 1, 2, 3, 4] && t.tooDeep == 0)
+    }
+
+    @Test func withoutBFramesDecodeTimesTrailByTheDepth() {
+        let (d, t) = Self.dts(Array(0..<8), depth: 2)
+        #expect(d == [-2, -1, 0, 1, 2, 3, 4, 5] && t.tooDeep == 0)
+        #expect(Self.dts(Array(0..<5), depth: 0).dts == Array(0..<5), "depth 0: decode time is presentation time")
+    }
+
+    @Test func anyOrderGivesRisingTimesAndDeeperReorderingIsCounted() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let pts = (0..<40).map { _ in Int64.random(in: -1_000...1_000, using: &rng) }
+            var t = DecodeTimeline(depth: Int.random(in: 0...16, using: &rng))
+            let d = pts.map { t.decodeTime(pts: $0) }
+            #expect(zip(d, d.dropFirst()).allSatisfy { $0 < $1 })
+            #expect(zip(d, pts).filter { $0 > $1 }.count == t.tooDeep)
+        }
+        // B-frames with no room for them: their decode times would come after presentation.
+        let (d, deep) = Self.dts([0, 3, 1, 2], depth: 0)
+        #expect(deep.tooDeep == 2 && d == [0, 3, 3, 3], "one tick apart after the 3: rising, but after their presentation")
+    }
+}
