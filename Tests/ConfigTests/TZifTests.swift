@@ -23,6 +23,16 @@ import Testing
         #expect(z.minuteOfDay(milliseconds: Self.utc("2026-12-07T17:30:00Z") * 1000) == 30, "00:30 the next day in Hà Nội")
     }
 
+    /// The image's own file (Debian trixie's tzdata, 2025: 337 bytes where bookworm's is 351),
+    /// kept beside the fuzz seeds: what a box reads.
+    @Test func theImagesHoChiMinhFileIsRead() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("FuzzTests/Corpus/tzif/Ho_Chi_Minh-trixie.tzif").path
+        let z = LocalTime(zone: try TZif.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))))
+        #expect(Self.offset(z, "2026-12-07T15:00:00Z") == 7 * 3600 && Self.offset(z, "1970-01-01T00:00:00Z") == 8 * 3600)
+        #expect(Self.offset(z, "2300-01-01T00:00:00Z") == 7 * 3600)
+    }
+
     @Test func newYorkChangesAtTwoInTheMorningLocalTime() throws {
         let z = try Self.zone("America/New_York")
         // 2026: second Sunday of March (the 8th) at 02:00 EST = 07:00Z; first Sunday of November (the 1st) at 02:00 EDT = 06:00Z.
