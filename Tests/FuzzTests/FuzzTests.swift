@@ -165,6 +165,7 @@ enum Fuzz {
             var reader = InterleavedReader()
             var h264 = VideoDepacketizer()
             var h265 = VideoDepacketizer(codec: .h265)
+            var aac = try! AACDepacketizer(parameters: ["mode": "AAC-hbr", "sizelength": "13", "indexlength": "3", "indexdeltalength": "3", "config": "1588"])
             var items = 0
             for piece in stride(from: 0, to: b.count, by: 97).map({ b[$0..<min($0 + 97, b.count)] }) {
                 guard (try? reader.feed(piece)) != nil else { return }
@@ -173,6 +174,7 @@ enum Fuzz {
                     switch item {
                     case .frame(_, let payload):
                         if let p = try? RTPPacket(payload) {
+                            for f in aac.push(p) { precondition(f.data.count <= AACDepacketizer.maxFrameBytes) }
                             for au in h264.push(p) + h265.push(p) {
                                 precondition(au.nalUnits.count <= VideoDepacketizer.maxNALUnits)
                                 precondition(au.nalUnits.reduce(0) { $0 + $1.count } <= VideoDepacketizer.maxAccessUnitBytes)

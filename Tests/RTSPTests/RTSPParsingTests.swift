@@ -302,3 +302,47 @@ import Testing
         #expect(deep.tooDeep == 2 && d == [0, 3, 3, 3], "one tick apart after the 3: rising, but after their presentation")
     }
 }
+
+/// AAC (RFC 3640, AAC-hbr): frames behind AU headers, several to a packet or one in fragments.
+@Suite struct AACDepacketizerTests {
+    static let gstreamer = ["streamtype": "5", "profile-level-id": "2", "mode": "AAC-hbr", "config": "1588", "sizelength": "13", "indexlength": "3", "indexdeltalength": "3"]
+
+    static func packet(_ seq: UInt16, _ ts: UInt32, marker: Bool = true, sizes: [Int], data: [UInt8]) -> RTPPacket {
+        var payload: [UInt8] = [UInt8((sizes.count * 16) >> 8), UInt8((sizes.count * 16) & 0xFF)]
+        for s in sizes { payload += [UInt8(s >> 5), UInt8((s & 0x1F) << 3)] }   // 13-bit size, 3-bit index 0
+        return RTPPacket(marker: marker, payloadType: 97, sequence: seq, timestamp: ts, ssrc: 2, payload: (payload + data)[...])
+    }
+
+    @Test func severalFramesInOnePacketGetTheirOwnTimes() throws {
+        var d = try AACDepacketizer(parameters: Self.gstreamer)
+        #expect(d.config == [0x15, 0x88])
+        let data = [UInt8](repeating: 1, count: 100) + [UInt8](repeating: 2, count: 200) + [UInt8](repeating: 3, count: 50)
+        let frames = d.push(Self.packet(1, 48_000, sizes: [100, 200, 50], data: data))
+        #expect(frames.map(\.timestamp) == [48_000, 49_024, 50_048] && frames.map(\.data.count) == [100, 200, 50] && frames[1].data.allSatisfy { $0 == 2 })
+    }
+
+    @Test func aFragmentedFrameIsWholeOrDropped() throws {
+        var d = try AACDepacketizer(parameters: Self.gstreamer)
+        let frame = (0..<3000).map { UInt8($0 & 0xFF) }
+        var out = d.push(Self.packet(1, 0, marker: false, sizes: [3000], data: Array(frame[..<1400])))
+        out += d.push(Self.packet(2, 0, marker: false, sizes: [3000], data: Array(frame[1400..<2800])))
+        out += d.push(Self.packet(3, 0, marker: true, sizes: [3000], data: Array(frame[2800...])))
+        #expect(out == [AACDepacketizer.Frame(timestamp: 0, data: frame)])
+        out = d.push(Self.packet(4, 1024, marker: false, sizes: [3000], data: Array(frame[..<1400])))
+        out += d.push(Self.packet(6, 1024, marker: true, sizes: [3000], data: Array(frame[2800...])))
+        #expect(out.isEmpty && d.droppedFrames >= 1)
+        #expect(d.push(Self.packet(7, 2048, sizes: [10], data: [UInt8](repeating: 9, count: 10))).count == 1, "the next whole frame is taken")
+    }
+
+    @Test func hostilePacketsAndParametersAreRefused() throws {
+        var d = try AACDepacketizer(parameters: Self.gstreamer)
+        let bad: [[UInt8]] = [[0], [0xFF, 0xFF, 0, 0], [0, 16, 0x00, 0x50] + [1, 2], [0, 15, 0x00, 0x08, 7], [0, 0]]
+        for (i, b) in bad.enumerated() {
+            #expect(d.push(RTPPacket(marker: true, payloadType: 97, sequence: UInt16(i + 1), timestamp: UInt32(i) * 1024, ssrc: 2, payload: b[...])).isEmpty, "\(b)")
+        }
+        #expect(d.droppedFrames == bad.count)
+        for p in [["mode": "AAC-lbr"], ["sizelength": "0"], ["sizelength": "17"], ["config": "15G8"], ["config": "158"], ["config": String(repeating: "00", count: 65)]] {
+            #expect(throws: RTSPError.self, "\(p)") { try AACDepacketizer(parameters: p) }
+        }
+    }
+}
