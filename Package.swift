@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "Media",
             dependencies: [
-                "CFFmpeg", "Evidence", "Activity",
+                "CFFmpeg", "Evidence", "Activity", "RTSP",
             ]
         ),
         // What box and server share: tus headers, Upload-Metadata, timestamps. Pure values.

@@ -29,8 +29,8 @@ public final class CameraInput {
     let options: Options
     /// Input stream index → what the recorder does with it.
     private var kinds: [Packet.Kind]
-    let videoIndex: Int32
-    let audioIndex: Int32?
+    public let videoIndex: Int32
+    public let audioIndex: Int32?
 
     public let info: StreamInfo
     /// Options the input did not use (a typo in `[camera.options]` should be seen).
@@ -179,7 +179,7 @@ public final class CameraInput {
 
     /// Lends the streams that are recorded (video first, then kept audio) to `body`.
     /// The pointers are valid only inside the closure.
-    func withRecordedStreams<R>(_ body: ([UnsafeMutablePointer<AVStream>]) throws(MediaError) -> R) throws(MediaError) -> R {
+    public func withRecordedStreams<R>(_ body: ([UnsafeMutablePointer<AVStream>]) throws(MediaError) -> R) throws(MediaError) -> R {
         var streams: [UnsafeMutablePointer<AVStream>] = []
         if let ctx = context {
             streams.append(ctx.pointee.streams[Int(videoIndex)]!)

@@ -63,7 +63,7 @@ public final class SegmentMuxer {
     ///     its index from the files alone there.
     ///   - syncFragments: fdatasync each whole fragment as it is written (off this thread); false:
     ///     only `finish()` makes the file durable.
-    public init(path: String, input: CameraInput, originMicroseconds: Int64, comment: String,
+    public init(path: String, input: some RecordedStreamSource, originMicroseconds: Int64, comment: String,
                 syncFragments: Bool = true, bufferSize: Int = 256 << 10) throws(MediaError) {
         self.path = path
         sink = try FileSink(path: path)

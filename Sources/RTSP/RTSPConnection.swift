@@ -166,11 +166,11 @@ public final class RTSPConnection {
             }
             if r.status == 401 {
                 throw RTSPError(address.credentials == nil ? "the camera asks for a user name and password: put them in the camera address (rtsp://user:password@…)"
-                                                           : "the camera refused the user name and password in the camera address (401)")
+                                                           : "the camera refused the user name and password in the camera address (401)", kind: .unauthenticated)
             }
             return r
         }
-        throw RTSPError("the camera refused the user name and password in the camera address (401)")
+        throw RTSPError("the camera refused the user name and password in the camera address (401)", kind: .unauthenticated)
     }
 
     private func answer() throws(RTSPError) -> RTSPResponse {
@@ -193,13 +193,13 @@ public final class RTSPConnection {
     private func fill() throws(RTSPError) {
         let started = Clock.now
         while true {
-            if shouldStop() { throw RTSPError("stopped on request") }
+            if shouldStop() { throw RTSPError("stopped on request", kind: .stopped) }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, 200)
             if ready < 0, errno == EINTR { continue }
             if ready == 0 {
                 if Clock.seconds(since: started) >= options.stallSeconds {
-                    throw RTSPError("no byte from the camera for \(Int(options.stallSeconds)) s")
+                    throw RTSPError("no byte from the camera for \(Int(options.stallSeconds)) s", kind: .stalled)
                 }
                 continue
             }
@@ -207,9 +207,9 @@ public final class RTSPConnection {
             reads += 1
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
-                throw RTSPError("reading from the camera failed (\(String(cString: strerror(errno))))")
+                throw RTSPError("reading from the camera failed (\(String(cString: strerror(errno))))", kind: .closed)
             }
-            if n == 0 { throw RTSPError("the camera closed the connection") }
+            if n == 0 { throw RTSPError("the camera closed the connection", kind: .closed) }
             bytesRead += Int64(n)
             try reader.feed(buffer[..<n])
             return
@@ -222,7 +222,7 @@ public final class RTSPConnection {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw RTSPError("writing to the camera failed (\(String(cString: strerror(errno))))")
+                throw RTSPError("writing to the camera failed (\(String(cString: strerror(errno))))", kind: .closed)
             }
             sent += n
         }
@@ -233,7 +233,7 @@ public final class RTSPConnection {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(address.host, String(address.port), &hints, &list)
-        guard status == 0, let first = list else { throw RTSPError("cannot find the camera \(address.host) (\(String(cString: gai_strerror(status))))") }
+        guard status == 0, let first = list else { throw RTSPError("cannot find the camera \(address.host) (\(String(cString: gai_strerror(status))))", kind: .unreachable) }
         defer { freeaddrinfo(list) }
         var why = "no address"
         var ai: UnsafeMutablePointer<addrinfo>? = first
@@ -261,7 +261,7 @@ public final class RTSPConnection {
             }
             Glibc.close(s)
         }
-        throw RTSPError("cannot connect to the camera \(address.host):\(address.port) (\(why))")
+        throw RTSPError("cannot connect to the camera \(address.host):\(address.port) (\(why))", kind: .unreachable)
     }
 
     /// rtsp://[user[:password]@]host[:port][/path], the credentials percent-decoded and kept out

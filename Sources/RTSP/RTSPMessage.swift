@@ -91,8 +91,18 @@ public struct RTSPResponse: Sendable, Equatable {
 
 /// What went wrong reading the camera: said for the technician, never a trap.
 public struct RTSPError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What kind of failure, for the caller to act on (never the message's words).
+    public enum Kind: Sendable, Equatable {
+        /// The camera sent something this client does not take (most errors).
+        case invalid
+        case stopped, stalled, closed, unreachable, unauthenticated
+    }
+    public var kind: Kind
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String, kind: Kind = .invalid) {
+        self.message = message
+        self.kind = kind
+    }
     public var description: String { message }
 }
 

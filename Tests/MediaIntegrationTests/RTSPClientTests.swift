@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Media
 import RTSP
 
 /// Junction's own RTSP client (issue 25) against the GStreamer test camera: the session set up
@@ -85,6 +86,44 @@ struct RTSPClientTests {
         } catch {
             #expect(error.message.contains("asks for a user name and password"), "\(error.message)")
         }
+    }
+
+    /// The bridge to the muxer: a segment recorded from the Swift reader (not libavformat's) is
+    /// a fragmented MP4 that ffprobe reads at the camera's size, every picture decodes, and its
+    /// length is the time recorded. Both codecs, with their B-frames.
+    @Test(arguments: ["h264", "h265"])
+    func aSegmentRecordedThroughTheReaderPlays(codec: String) throws {
+        let camera = Camera(clip: try Rig.clip(codec: codec), extra: ["--codec", codec])
+        try camera.start()
+        defer { camera.stop() }
+        let input = try RTSPInput(url: camera.url, displayURL: camera.url, interrupter: Interrupter())
+        #expect(input.info.width == 1280 && input.info.height == 720, "\(input.info)")
+        let packet = Packet()
+        try input.read(into: packet)
+        #expect(packet.isKeyframe, "the first packet is the keyframe read while opening")
+        let path = Rig.tempDir("rtsp-input") + "/segment.mp4"
+        let muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: try #require(packet.dtsMicroseconds), comment: "junction/1 test")
+        var pictures = 0
+        let started = Date()
+        while Date().timeIntervalSince(started) < 6 {
+            try muxer.write(packet)
+            pictures += 1
+            try input.read(into: packet)
+        }
+        let finished = try muxer.finish()
+        #expect(finished.droppedPackets == 0, "\(finished.droppedPackets) packets dropped by the muxer")
+        let probe = try Rig.ffprobe(["-count_frames", "-select_streams", "v", "-show_entries", "stream=codec_name,width,height,nb_read_frames",
+                                     "-of", "csv=p=0", path]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let fields = probe.split(separator: ",").map(String.init)
+        #expect(fields.prefix(3) == [codec == "h264" ? "h264" : "hevc", "1280", "720"], "ffprobe: \(probe)")
+        // x265 starts GOPs open (CRA): the B-pictures that lead the segment's first one refer to
+        // the GOP before it, so a decoder skips them (at most the stream's reorder depth, 6).
+        let decoded = Int(fields.last ?? "") ?? -1
+        let leading = codec == "h265" ? 6 : 0
+        #expect(decoded <= pictures && decoded >= pictures - leading, "ffprobe decoded \(decoded) of the \(pictures) pictures written (\(finished.bytes) bytes)")
+        let decode = try Rig.run("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"])
+        #expect(decode.status == 0 && decode.stderr.isEmpty, "\(decode.stderr.prefix(500))")
+        print("rtsp input: \(codec) \(pictures) pictures, \(finished.bytes) bytes, \(input.connection.reads) reads")
     }
 
     @Test func aCameraThatIsNotThereSaysSo() {
