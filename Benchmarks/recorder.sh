@@ -5,7 +5,9 @@
 # the activity index on ([activity] enabled = true, decoding the camera's 640x360 sub-stream:
 # [activity] stream, issue 14) in the
 # same run, so the cost of losing at most ~1 s to a power cut, and of sealing every segment, are
-# measured against the same run. Reports CPU seconds, max RSS, private dirty memory, bytes
+# measured against the same run; and junction reading the camera with its own RTSP client
+# ([camera] reader = "junction", issue 25: 64 KiB reads, its own depacketizer) beside the one
+# that reads through libavformat. Reports CPU seconds, max RSS, private dirty memory, bytes
 # written per media byte, and the ratios, plus the size of the release binary.
 # As root, each recorder writes to an ext4 of its own on a loop device, mounted as on the box
 # (noatime,lazytime,commit=30), and the bytes the device took (data, metadata and journal: what
@@ -21,7 +23,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /var/tmp/junction-bench.XXXXXX)
 mkdir -p "$HERE/results"
 OUT="$HERE/results/recorder-$(date -u +%Y%m%dT%H%M%SZ).txt"
-VARIANTS=(junction nosync noseal activity ffmpeg)
+VARIANTS=(junction nosync noseal activity ffmpeg reader)
 pids=()
 mounted=()
 cleanup() {
@@ -82,12 +84,13 @@ run_once() {
       device_written "r$1-$v" > "$R/$v.dev0"
     fi
   done
-  for v in junction nosync noseal activity; do
+  for v in junction nosync noseal activity reader; do
     cat > "$R/$v.toml" <<TOML
 [device]
 id = "bench"
 [camera]
 url = "$URL"
+reader = "$([ "$v" = reader ] && echo junction || echo ffmpeg)"
 [storage]
 path = "$R/$v"
 max_bytes = "1GB"
@@ -114,13 +117,15 @@ TOML
   /usr/bin/time -v -o "$R/ffmpeg.time" ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$URL" -c copy \
     -f segment -segment_time 10 -segment_format mp4 -reset_timestamps 1 "$R/ffmpeg/%05d.mp4" > "$R/ffmpeg.log" 2>&1 &
   tp+=($!)
+  /usr/bin/time -v -o "$R/reader.time" "$JUNCTION" run --config "$R/reader.toml" > "$R/reader.log" 2>&1 &
+  tp+=($!)
   pids+=("${tp[@]}")
   sleep 1
   local i
-  for i in 0 1 2 3 4; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
-  echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, activity ${pp[3]}, ffmpeg ${pp[4]})..."
+  for i in 0 1 2 3 4 5; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
+  echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, activity ${pp[3]}, ffmpeg ${pp[4]}, reader ${pp[5]})..."
   sleep 10
-  for i in 0 1 2 3 4; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
+  for i in 0 1 2 3 4 5; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
   # The steady state, from 10 s on: what a box pays every segment for months, without the
   # start's one-time writes (the device key, the index's tables, the first gap's record).
   for v in "${VARIANTS[@]}"; do
@@ -128,12 +133,12 @@ TOML
     [ "$DEVICE" = yes ] && device_written "r$1-$v" > "$R/$v.dev10"
   done
   sleep $((DURATION - 10))
-  for i in 0 1 2 3 4; do
+  for i in 0 1 2 3 4 5; do
     ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t1"
     awk '/^Private_Dirty/ {print $2}' "/proc/${pp[$i]}/smaps_rollup" > "$R/${VARIANTS[$i]}.dirty"
   done
-  kill -TERM "${pp[0]}" "${pp[1]}" "${pp[2]}" "${pp[3]}"; kill -INT "${pp[4]}"
-  for i in 0 1 2 3 4; do wait "${tp[$i]}" || true; done
+  kill -TERM "${pp[0]}" "${pp[1]}" "${pp[2]}" "${pp[3]}" "${pp[5]}"; kill -INT "${pp[4]}"
+  for i in 0 1 2 3 4 5; do wait "${tp[$i]}" || true; done
   for v in "${VARIANTS[@]}"; do media "$R/$v" > "$R/$v.media"; done
   # Everything each recorder left in the page cache reaches its device before counting.
   sync
@@ -155,19 +160,39 @@ for n in $(seq 1 "$RUNS"); do run_once "$n"; done
 # fact RUN VARIANT NAME; median of a list of numbers
 fact() { cat "$WORK/r$1/$2.$3"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
-row() { printf '%-30s %12s %12s %12s %12s %12s %9s %9s %9s %9s\n' "$@"; }
-# summary NAME LABEL: per run, the four values and the three ratios; then the median of each.
+row() { printf '%-30s %12s %12s %12s %12s %12s %12s %9s %9s %9s %9s %9s\n' "$@"; }
+# summary NAME LABEL: per run, the six values and the ratios; then the median of each.
 summary() {
-  local n j s u a f rj rs ru ra all_j="" all_s="" all_u="" all_a="" all_f="" all_rj="" all_rs="" all_ru="" all_ra=""
+  local n j s u a f r rj rs ru ra rr all_j="" all_s="" all_u="" all_a="" all_f="" all_r="" all_rj="" all_rs="" all_ru="" all_ra="" all_rr=""
   for n in $(seq 1 "$RUNS"); do
     j=$(fact "$n" junction "$1"); s=$(fact "$n" nosync "$1"); u=$(fact "$n" noseal "$1"); a=$(fact "$n" activity "$1"); f=$(fact "$n" ffmpeg "$1")
-    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u"); ra=$(ratio4 "$a" "$j")
-    row "$2, run $n" "$j" "$s" "$u" "$a" "$f" "$rj" "$rs" "$ru" "$ra"
-    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_a+="$a "; all_f+="$f "; all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "; all_ra+="$ra "
+    r=$(fact "$n" reader "$1")
+    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u"); ra=$(ratio4 "$a" "$j"); rr=$(ratio "$r" "$f")
+    row "$2, run $n" "$j" "$s" "$u" "$a" "$f" "$r" "$rj" "$rs" "$ru" "$ra" "$rr"
+    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_a+="$a "; all_f+="$f "; all_r+="$r "
+    all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "; all_ra+="$ra "; all_rr+="$rr "
   done
   row "$2, median" "$(echo "$all_j" | median)" "$(echo "$all_s" | median)" "$(echo "$all_u" | median)" "$(echo "$all_a" | median)" \
-    "$(echo "$all_f" | median)" "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" "$(echo "$all_ru" | median)" "$(echo "$all_ra" | median)"
+    "$(echo "$all_f" | median)" "$(echo "$all_r" | median)" "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" "$(echo "$all_ru" | median)" \
+    "$(echo "$all_ra" | median)" "$(echo "$all_rr" | median)"
 }
+
+# Syscalls on the camera's socket, counted apart (strace slows what it traces, so not during
+# the runs above): ffmpeg and junction's own reader each record the camera for SYSCALL_SECONDS.
+SYSCALL_SECONDS=${SYSCALL_SECONDS:-20}
+syscalls() {
+  local name=$1; shift
+  strace -f -qq -c -e trace=recvfrom,recvmsg,read,poll,ppoll -o "$WORK/$name.strace" timeout -s INT "$SYSCALL_SECONDS" "$@" > "$WORK/$name.sys.log" 2>&1 || true
+  awk -v d="$SYSCALL_SECONDS" '$NF ~ /^(recvfrom|recvmsg)$/ {r += $4} $NF ~ /^(poll|ppoll)$/ {p += $4} END {printf "%.0f %.0f", r / d, p / d}' "$WORK/$name.strace"
+}
+if command -v strace > /dev/null; then
+  mkdir -p "$WORK/sys/ffmpeg" "$WORK/sys/reader"
+  sed -e "s|^path = .*|path = \"$WORK/sys/reader\"|" "$WORK/r1/reader.toml" > "$WORK/sys/reader.toml"
+  FFMPEG_SYS=$(syscalls ffmpeg ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$URL" -c copy -f segment -segment_time 10 \
+    -segment_format mp4 -reset_timestamps 1 "$WORK/sys/ffmpeg/%05d.mp4")
+  READER_SYS=$(syscalls reader "$JUNCTION" run --config "$WORK/sys/reader.toml")
+fi
+
 for n in $(seq 1 "$RUNS"); do
   for v in "${VARIANTS[@]}"; do
     echo $(( $(fact "$n" "$v" media) - $(fact "$n" "$v" media0) )) > "$WORK/r$n/$v.media10"
@@ -181,7 +206,8 @@ SIZE=$(stat -c %s "$JUNCTION")
   echo "# junction: each fragment (<= 1 s) fdatasynced as written, every segment sealed; nosync: storage.sync_fragments = false"
   echo "# (synced per segment); noseal: storage.seal = false (the cost of sealing is j/noseal); activity: [activity] enabled with stream = the 640x360 sub-stream"
   echo "# (keyframes decoded to 64x36 grey, movement per cell, a summary per segment: its cost is act/j)"
-  row "metric" "junction" "nosync" "noseal" "activity" "ffmpeg" "j/ffmpeg" "j/nosync" "j/noseal" "act/j"
+  echo "# reader: [camera] reader = \"junction\" (the box's own RTSP client) instead of libavformat's; r/ffmpeg is its ratio"
+  row "metric" "junction" "nosync" "noseal" "activity" "ffmpeg" "reader" "j/ffmpeg" "j/nosync" "j/noseal" "act/j" "r/ffmpeg"
   summary cpu "CPU s (user+sys)"
   summary steady "CPU s, steady (10 s..end)"
   summary rss "max RSS (kB)"
@@ -196,6 +222,10 @@ SIZE=$(stat -c %s "$JUNCTION")
     echo "(not root: no loop devices, so the bytes the card would take are not measured)"
   fi
   printf '%-30s %12s\n' "junction binary (bytes)" "$SIZE"
+  if [ -n "${FFMPEG_SYS:-}" ]; then
+    printf '%-30s %12s %12s   (recv, poll per second over %s s, strace -f)\n' "camera syscalls: ffmpeg" ${FFMPEG_SYS} "$SYSCALL_SECONDS"
+    printf '%-30s %12s %12s\n' "camera syscalls: reader" ${READER_SYS}
+  fi
   # What the activity index adds: the summaries in the seal boxes (the media bytes of the same
   # camera, sealed alike, with and without it), per hour of recording.
   per_hour=""
@@ -204,6 +234,7 @@ SIZE=$(stat -c %s "$JUNCTION")
   done
   printf '%-30s %12s   (runs: %s)\n' "activity index, bytes/hour" "$(echo "$per_hour" | median)" "$per_hour"
   echo "targets: CPU <= 0.7x ffmpeg, RSS <= 0.7x, device bytes per media byte <= 1.02, binary <= 30 MB;"
+  echo "the reader (issue 25): r/ffmpeg CPU <= 0.5x (stretch 0.35x), RSS and private dirty <= 0.7x, reads <= 100 a second;"
   echo "sealing (j/noseal): CPU <= 1.02, bytes <= 1.001; activity (act/j): CPU <= 1.10"
 } | tee "$OUT"
 echo "results: $OUT"

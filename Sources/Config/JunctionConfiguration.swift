@@ -30,6 +30,9 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public var id: String = "cam1"
         public var url: String
         public var transport: Transport = .tcp
+        /// What reads it: "ffmpeg" (libavformat) or "junction" (the box's own RTSP client for
+        /// rtsp:// over TCP; video only so far, issue 25).
+        public var reader: String = "ffmpeg"
         /// No packet for this long means the camera is stalled: reconnect.
         public var stallSeconds: Int = 5
         /// Opening the camera (DNS, TCP, RTSP DESCRIBE/SETUP/PLAY) may take this long.
@@ -244,6 +247,7 @@ private struct Reader {
         "camera.id": "a short camera name, e.g. \"cam1\"",
         "camera.url": "the camera's stream, e.g. \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"",
         "camera.transport": "\"tcp\" or \"udp\"",
+        "camera.reader": "\"ffmpeg\" (libavformat) or \"junction\" (the box's own RTSP client, video only)",
         "camera.stall_seconds": "seconds without video before reconnecting (1–60)",
         "camera.connect_timeout_seconds": "seconds allowed to open the camera (1–120)",
         "storage.path": "where segments and the index live",
@@ -376,6 +380,12 @@ private struct Reader {
                 throw fail("camera.transport", line: line, "\"\(t)\" is not a transport: write \"tcp\" (works through most networks) or \"udp\"")
             }
             camera.transport = transport
+        }
+        if let (r, line) = try string("camera.reader") {
+            guard ["ffmpeg", "junction"].contains(r.lowercased()) else {
+                throw fail("camera.reader", line: line, "\"\(TerminalText.safe(String(r.prefix(40))))\" is not a reader: write \"ffmpeg\" (the default) or \"junction\"")
+            }
+            camera.reader = r.lowercased()
         }
         if let s = try int("camera.stall_seconds", in: 1...60) { camera.stallSeconds = s }
         if let s = try int("camera.connect_timeout_seconds", in: 1...120) { camera.connectTimeoutSeconds = s }

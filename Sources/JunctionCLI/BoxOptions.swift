@@ -90,6 +90,7 @@ extension JunctionConfiguration {
     var cameraInputOptions: CameraInput.Options {
         var input = CameraInput.Options(url: camera.url, displayURL: camera.redactedURL)
         input.transport = camera.transport == .udp ? .udp : .tcp
+        input.reader = camera.reader == "junction" ? .junction : .ffmpeg
         input.connectTimeoutSeconds = Double(camera.connectTimeoutSeconds)
         input.stallSeconds = Double(camera.stallSeconds)
         input.extra = camera.options

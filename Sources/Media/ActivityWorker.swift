@@ -23,12 +23,12 @@ public final class ActivityWorker: @unchecked Sendable {
     private let state = Mutex<(pending: Int, dropped: Int, decoded: Int, failures: Int)>((0, 0, 0, 0))
 
     /// For the stream `input` records (its video); throws when it cannot be decoded here.
-    public init(input: CameraInput, detector: ActivityDetector = ActivityDetector()) throws(MediaError) {
+    public init(input: any CameraSource, detector: ActivityDetector = ActivityDetector()) throws(MediaError) {
         decoder = try input.withRecordedStreams { (streams) throws(MediaError) in
             guard let video = streams.first else {
-                throw MediaError(code: .noVideo, call: "activity", target: input.options.displayURL, message: "no video")
+                throw MediaError(code: .noVideo, call: "activity", target: input.displayURL, message: "no video")
             }
-            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
+            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.displayURL)
         }
         self.detector = detector
     }

@@ -8,8 +8,12 @@ import CFFmpeg
 public final class CameraInput {
     public struct Options: Sendable {
         public enum Transport: String, Sendable { case tcp, udp }
+        /// What reads an rtsp:// camera over TCP: libavformat, or Junction's own RTSP client
+        /// (`RTSPInput`, issue 25: video only so far). Other sources are always libavformat's.
+        public enum Reader: String, Sendable { case ffmpeg, junction }
         public var url: String
         public var transport: Transport = .tcp
+        public var reader: Reader = .ffmpeg
         public var connectTimeoutSeconds: Double = 10
         /// No packet for this long ends the read with `.timedOut`.
         public var stallSeconds: Double = 5

@@ -9,15 +9,39 @@ public protocol RecordedStreamSource: AnyObject {
     func withRecordedStreams<R>(_ body: ([UnsafeMutablePointer<AVStream>]) throws(MediaError) -> R) throws(MediaError) -> R
 }
 
-extension CameraInput: RecordedStreamSource {}
+/// A camera being read: what the recorder, snapshot and activity need of it.
+public protocol CameraSource: RecordedStreamSource {
+    var info: StreamInfo { get }
+    /// `[camera.options]` the reader did not use (a typo should be seen).
+    var unusedOptions: [String] { get }
+    var displayURL: String { get }
+    func read(into packet: Packet) throws(MediaError)
+}
+
+extension CameraInput: CameraSource {
+    public var displayURL: String { options.displayURL }
+}
+
+/// Opens the camera with the reader `options` names: Junction's own for rtsp:// over TCP when
+/// asked (`reader = junction`), libavformat for everything else.
+public func openCamera(_ options: CameraInput.Options, interrupter: Interrupter) throws(MediaError) -> any CameraSource {
+    if options.reader == .junction, options.transport == .tcp, options.url.lowercased().hasPrefix("rtsp://") {
+        return try RTSPInput(url: options.url, displayURL: options.displayURL, connectTimeoutSeconds: options.connectTimeoutSeconds,
+                             stallSeconds: options.stallSeconds, interrupter: interrupter, extra: options.extra)
+    }
+    return try CameraInput(options: options, interrupter: interrupter)
+}
 
 /// A camera read by Junction's own RTSP client (issue 25, `RTSP/`) instead of libavformat:
 /// the same packets a `CameraInput` gives (Annex B access units, 90 kHz presentation times,
 /// decode times by `DecodeTimeline`), and codec parameters made from the parameter sets the
 /// camera sent, with the picture size read by FFmpeg's own parser from the first keyframe.
 /// Video only so far (audio stays on libavformat's path). Not yet what the recorder opens.
-public final class RTSPInput: RecordedStreamSource {
+public final class RTSPInput: CameraSource {
     public let info: StreamInfo
+    public let displayURL: String
+    /// libavformat's options mean nothing to this reader: all of them are reported unused.
+    public let unusedOptions: [String]
     public let videoIndex: Int32 = 0
     public let audioIndex: Int32? = nil
     public let connection: RTSPConnection
@@ -29,8 +53,10 @@ public final class RTSPInput: RecordedStreamSource {
 
     /// Connects, sets the session up and reads up to the first keyframe (at most 600 pictures).
     public init(url: String, displayURL: String, connectTimeoutSeconds: Double = 10, stallSeconds: Double = 5,
-                interrupter: Interrupter) throws(MediaError) {
+                interrupter: Interrupter, extra: [String: String] = [:]) throws(MediaError) {
         target = displayURL
+        self.displayURL = displayURL
+        unusedOptions = extra.keys.sorted()
         var options = RTSPConnection.Options(url: url)
         options.connectTimeoutSeconds = connectTimeoutSeconds
         options.stallSeconds = stallSeconds

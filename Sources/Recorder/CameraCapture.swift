@@ -42,7 +42,7 @@ public struct CameraCapture: CaptureRunner {
     }
 
     public func runSession(stop: Interrupter, emit: @escaping @Sendable (CaptureEvent) -> Void) throws(MediaError) {
-        let input = try CameraInput(options: configuration.input, interrupter: stop)
+        let input = try openCamera(configuration.input, interrupter: stop)
         emit(.connected(input.info, unusedOptions: input.unusedOptions))
         // A camera whose video cannot be decoded here is still recorded, without activity.
         var activity: ActivityWorker?

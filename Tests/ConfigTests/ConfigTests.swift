@@ -116,6 +116,13 @@ import Testing
         } throws: { error in (error as! ConfigError).message.contains("\"tcp\"") }
     }
 
+    @Test func theReaderIsFFmpegUnlessJunctionIsAskedFor() throws {
+        #expect(try JunctionConfiguration.parse(minimal).camera.reader == "ffmpeg")
+        #expect(try JunctionConfiguration.parse(minimal + "\nreader = \"Junction\"\n").camera.reader == "junction")
+        let e = try #require(throws: ConfigError.self) { try JunctionConfiguration.parse(minimal + "\nreader = \"gstreamer\"\n") }
+        #expect(e.key == "camera.reader" && e.message.contains("\"ffmpeg\"") && e.message.contains("\"junction\""))
+    }
+
     @Test func syntaxErrorsHaveLines() {
         #expect {
             try JunctionConfiguration.parse("[device]\nid = thaithuy\n")

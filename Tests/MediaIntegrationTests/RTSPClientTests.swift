@@ -126,6 +126,45 @@ struct RTSPClientTests {
         print("rtsp input: \(codec) \(pictures) pictures, \(finished.bytes) bytes, \(input.connection.reads) reads")
     }
 
+    /// `camera.reader = "junction"`: the daemon records through the box's own reader, and the
+    /// segments are what libavformat's path makes (continuous, keyframe first, 25 pictures a
+    /// second, the recorded sha256, `junction check --deep` clean). A camera that goes away
+    /// and comes back is reconnected and the gap indexed.
+    @Test func theRecorderRecordsThroughJunctionsReader() throws {
+        let camera = Camera(clip: try Rig.clip(bitrate: "1M", size: "640x360", seconds: 60, audio: "none"))
+        try camera.start()
+        defer { camera.stop() }
+        let dir = Rig.tempDir("reader-junction")
+        let config = try writeConfig(dir: dir, cameraURL: camera.url, segmentSeconds: 6, extra: "reader = \"junction\"")
+        let daemon = Daemon(config: config)
+        try daemon.start()
+        #expect(Rig.wait(seconds: 20) { ((try? listSegments(config)) ?? []).count >= 3 }, "recording did not go on: \(daemon.output.suffix(1500))")
+        camera.stop()
+        Thread.sleep(forTimeInterval: 3)
+        try camera.start()
+        let before = (try? listSegments(config))?.count ?? 0
+        #expect(Rig.wait(seconds: 30) { ((try? listSegments(config)) ?? []).count >= before + 2 }, "no recording after the camera came back: \(daemon.output.suffix(1500))")
+        #expect(daemon.stop() == 0)
+        let segments = try listSegments(config)
+        var holes = 0
+        for (i, s) in segments.enumerated() {
+            let packets = try Rig.ffprobe(["-select_streams", "v", "-show_entries", "packet=dts_time,flags", "-of", "csv=p=0", s.path])
+                .split(separator: "\n").map { $0.split(separator: ",") }
+            #expect(packets.first?.last?.hasPrefix("K") == true, "\(s.path) must start on a keyframe")
+            let frames = Int(try Rig.ffprobe(["-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", s.path])
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            #expect(abs(Double(frames) - s.duration_seconds * 25) <= 3, "\(s.path): \(frames) pictures for \(s.duration_seconds) s")
+            let sha = try Rig.run("/usr/bin/sha256sum", [s.path]).stdout.prefix(64)
+            #expect(String(sha) == s.sha256)
+            if i + 1 < segments.count, abs(parseTime(segments[i + 1].start) - parseTime(s.end)) > 0.1 { holes += 1 }
+        }
+        #expect(holes == 1, "continuous but for the camera's absence: \(holes) holes")
+        let status = try statusJSON(config)
+        #expect((status["gaps_last_24h"] as? [[String: Any]] ?? []).count == 1, "the camera's absence is one gap: \(status["gaps_last_24h"] ?? "none")")
+        let check = try Rig.junction(["check", "--config", config, "--deep"])
+        #expect(check.status == 0, "\(check.stdout)")
+    }
+
     @Test func aCameraThatIsNotThereSaysSo() {
         let port = Rig.freePort()
         #expect(throws: RTSPError.self) { try RTSPConnection(options: .init(url: "rtsp://127.0.0.1:\(port)/cam")) }
