@@ -56,6 +56,10 @@ static inline int cff_sws_scale(void *context, const uint8_t *const src[], const
 }
 static inline void cff_sws_free(void *context) { sws_freeContext((struct SwsContext *)context); }
 
+/// av_parser_init: its argument is an int up to FFmpeg 7 and an enum AVCodecID after (sid's
+/// libavcodec 62); C converts either way.
+static inline AVCodecParserContext *cff_parser_init(enum AVCodecID codec) { return av_parser_init(codec); }
+
 /// av_err2str, written into a caller-provided buffer (the macro uses a compound literal).
 static inline const char *cff_err2str(int errnum, char *buf, size_t size) {
     return av_make_error_string(buf, size, errnum);

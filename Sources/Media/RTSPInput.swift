@@ -145,7 +145,7 @@ public final class RTSPInput: CameraSource {
 
     /// The picture size FFmpeg's parser reads from parameter sets and a keyframe (0×0 if none).
     static func pictureSize(codec: AVCodecID, data: [UInt8]) -> (Int, Int) {
-        guard let parser = av_parser_init(Int32(codec.rawValue)) else { return (0, 0) }
+        guard let parser = cff_parser_init(codec) else { return (0, 0) }
         defer { av_parser_close(parser) }
         var ctx = avcodec_alloc_context3(nil)
         defer { avcodec_free_context(&ctx) }
