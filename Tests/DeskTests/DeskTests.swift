@@ -198,7 +198,9 @@ final class Browser: @unchecked Sendable {
     }
 
     @Test func sessionsExpireAndADeviceTokenOpensNothing() async throws {
-        let server = try await DeskServer.start(session: .init(absoluteSeconds: 1, idleSeconds: 3600))
+        // 5 s, not 1: beside every other suite on 2 cores, signing in and the first page have
+        // taken more than a second (the session had already expired when the test looked).
+        let server = try await DeskServer.start(session: .init(absoluteSeconds: 5, idleSeconds: 3600))
         defer { Task { await server.stop() } }
         try await server.addOperator("phamd", password: "mat-khau-dai-4")
         let deviceToken = try await server.catalog.addDevice(id: "box-a")
@@ -207,7 +209,7 @@ final class Browser: @unchecked Sendable {
         let browser = Browser(server.url)
         _ = try await browser.signIn("phamd", "mat-khau-dai-4")
         #expect(try await browser.request(.GET, "/boxes").status == 200)
-        try await Task.sleep(for: .milliseconds(1100))
+        try await Task.sleep(for: .milliseconds(5100))
         let expired = try await browser.request(.GET, "/boxes")
         #expect(expired.status == 401 && expired.body.contains("Phiên làm việc đã hết hạn"))
     }
