@@ -1,3 +1,5 @@
+import Wire
+
 /// A time zone as the system's tz database writes it: a TZif file (RFC 8536, versions 1–4) from
 /// `/usr/share/zoneinfo` (Debian's `tzdata`, which the image carries). Read here rather than
 /// through Foundation's `TimeZone`, whose named zones need ICU's data (~39 MB in a static box
@@ -343,7 +345,7 @@ public struct PosixTZ: Sendable, Equatable {
         // Beyond ±2^40 s (±34 000 years) every instant is one of those years: the date arithmetic
         // below never overflows.
         let t = min(max(seconds, -(1 << 40)), 1 << 40)
-        let year = Civil.year(ofDay: (t + Int64(standard)).floorDiv(86_400))
+        let year = Int64(Timestamp.civilFromDays(Int((t + Int64(standard)).floorDiv(86_400))).0)
         let start = daylight.start.utc(year: year, offset: standard)
         let end = daylight.end.utc(year: year, offset: daylight.offset)
         let inDaylight = start < end ? (start <= t && t < end) : !(end <= t && t < start)
@@ -354,51 +356,22 @@ public struct PosixTZ: Sendable, Equatable {
 extension PosixTZ.Rule {
     /// The instant (UTC seconds) this rule names in `year`, its time read at `offset` east of UTC.
     func utc(year: Int64, offset: Int32) -> Int64 {
-        let jan1 = Civil.days(year: year, month: 1, day: 1)
-        let leap = Civil.isLeap(year)
+        let jan1 = Int64(Timestamp.daysFromCivil(Int(year), 1, 1))
+        let leap = Timestamp.daysIn(month: 2, year: Int(year)) == 29
         let dayOfYear: Int64
         switch day {
         case .julian(let n): dayOfYear = Int64(n - 1) + (leap && n >= 60 ? 1 : 0)
         case .zeroBased(let n): dayOfYear = Int64(n)
         case .month(let m, let week, let weekday):
-            let first = Civil.days(year: year, month: m, day: 1)
+            let first = Int64(Timestamp.daysFromCivil(Int(year), m, 1))
             // 1970-01-01 was a Thursday (4).
             let firstWeekday = (first + 4).floorMod(7)
             var d = 1 + (Int64(weekday) - firstWeekday + 7) % 7 + Int64(week - 1) * 7
-            let length = Civil.daysIn(month: m, leap: leap)
+            let length = Int64(Timestamp.daysIn(month: m, year: Int(year)))
             while d > length { d -= 7 }
             dayOfYear = first - jan1 + d - 1
         }
         return (jan1 + dayOfYear) * 86_400 + Int64(time) - Int64(offset)
-    }
-}
-
-/// Proleptic Gregorian dates as days since 1970-01-01 (Howard Hinnant's algorithms).
-enum Civil {
-    static func isLeap(_ y: Int64) -> Bool { y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) }
-
-    static func daysIn(month m: Int, leap: Bool) -> Int64 {
-        [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
-    }
-
-    static func days(year: Int64, month: Int, day: Int) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = y.floorDiv(400)
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func year(ofDay z0: Int64) -> Int64 {
-        let z = z0 + 719_468
-        let era = z.floorDiv(146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        return yoe + era * 400 + (mp >= 10 ? 1 : 0)
     }
 }
 

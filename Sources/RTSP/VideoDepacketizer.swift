@@ -151,7 +151,10 @@ public struct VideoDepacketizer: Sendable {
     func type(_ nal: [UInt8]) -> UInt8 { codec == .h264 ? nal[0] & 0x1F : (nal[0] >> 1) & 0x3F }
 
     private mutating func add(_ nal: [UInt8]) {
-        guard var c = current, !c.damaged, !nal.isEmpty else { return }
+        // Only the counts are read out: the NAL units are appended in place (a copy of `current`
+        // held here would make each append copy the whole access unit).
+        guard let damaged = current?.damaged, !damaged, !nal.isEmpty else { return }
+        let (count, bytes) = (current!.nals.count, current!.bytes)
         if nal.count <= Self.maxParameterSetBytes {
             switch (codec, type(nal)) {
             case (.h264, 7), (.h265, 33): sps = nal
@@ -160,14 +163,12 @@ public struct VideoDepacketizer: Sendable {
             default: break
             }
         }
-        guard c.nals.count < Self.maxNALUnits, c.bytes + nal.count <= Self.maxAccessUnitBytes else {
-            current = c
+        guard count < Self.maxNALUnits, bytes + nal.count <= Self.maxAccessUnitBytes else {
             damage("an access unit over \(Self.maxNALUnits) NAL units or \(Self.maxAccessUnitBytes) bytes")
             return
         }
-        c.nals.append(nal)
-        c.bytes += nal.count
-        current = c
+        current!.nals.append(nal)
+        current!.bytes += nal.count
     }
 
     private mutating func damage(_ why: String) {

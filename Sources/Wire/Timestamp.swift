@@ -174,8 +174,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         }
     }
 
-    // Howard Hinnant's civil-from-days / days-from-civil.
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+    // Howard Hinnant's civil-from-days / days-from-civil (days since 1970-01-01, proleptic
+    // Gregorian; also the time zone reader's).
+    public static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -188,7 +189,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         return (m <= 2 ? y + 1 : y, m, d)
     }
 
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+    public static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
         let y = m <= 2 ? y0 - 1 : y0
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
