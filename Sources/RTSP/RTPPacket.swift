@@ -18,29 +18,37 @@ public struct RTPPacket: Sendable, Equatable {
         self.payload = payload
     }
 
-    public init(_ b: [UInt8]) throws(RTSPError) {
-        guard b.count >= 12 else { throw RTSPError("an RTP packet of \(b.count) bytes, shorter than its 12-byte header") }
-        guard b[0] >> 6 == 2 else { throw RTSPError("an RTP packet of version \(b[0] >> 6), not 2") }
-        var start = 12 + Int(b[0] & 0x0F) * 4
-        var end = b.count
-        guard start <= end else { throw RTSPError("an RTP packet whose \(b[0] & 0x0F) CSRCs run past its end") }
-        if b[0] & 0x10 != 0 {
+    public init(_ b: [UInt8]) throws(RTSPError) { try self.init(b[...]) }
+
+    /// From an interleaved frame's payload, a slice of the reader's buffer; `payload` is a slice
+    /// of the same bytes (nothing is copied).
+    public init(_ b: ArraySlice<UInt8>) throws(RTSPError) {
+        let o = b.startIndex
+        let count = b.count
+        guard count >= 12 else { throw RTSPError("an RTP packet of \(count) bytes, shorter than its 12-byte header") }
+        let b0 = b[o]
+        guard b0 >> 6 == 2 else { throw RTSPError("an RTP packet of version \(b0 >> 6), not 2") }
+        var start = 12 + Int(b0 & 0x0F) * 4
+        var end = count
+        guard start <= end else { throw RTSPError("an RTP packet whose \(b0 & 0x0F) CSRCs run past its end") }
+        if b0 & 0x10 != 0 {
             guard start + 4 <= end else { throw RTSPError("an RTP packet whose extension header runs past its end") }
-            let words = Int(b[start + 2]) << 8 | Int(b[start + 3])
+            let words = Int(b[o + start + 2]) << 8 | Int(b[o + start + 3])
             start += 4 + words * 4
             guard start <= end else { throw RTSPError("an RTP packet whose extension of \(words) words runs past its end") }
         }
-        if b[0] & 0x20 != 0 {
-            let pad = Int(b[end - 1])
+        if b0 & 0x20 != 0 {
+            let pad = Int(b[o + end - 1])
             guard pad >= 1, pad <= end - start else { throw RTSPError("an RTP packet with \(pad) bytes of padding in \(end - start)") }
             end -= pad
         }
-        marker = b[1] & 0x80 != 0
-        payloadType = b[1] & 0x7F
-        sequence = UInt16(b[2]) << 8 | UInt16(b[3])
-        timestamp = UInt32(b[4]) << 24 | UInt32(b[5]) << 16 | UInt32(b[6]) << 8 | UInt32(b[7])
-        ssrc = UInt32(b[8]) << 24 | UInt32(b[9]) << 16 | UInt32(b[10]) << 8 | UInt32(b[11])
-        payload = b[start..<end]
+        func u32(_ at: Int) -> UInt32 { UInt32(b[o + at]) << 24 | UInt32(b[o + at + 1]) << 16 | UInt32(b[o + at + 2]) << 8 | UInt32(b[o + at + 3]) }
+        marker = b[o + 1] & 0x80 != 0
+        payloadType = b[o + 1] & 0x7F
+        sequence = UInt16(b[o + 2]) << 8 | UInt16(b[o + 3])
+        timestamp = u32(4)
+        ssrc = u32(8)
+        payload = b[(o + start)..<(o + end)]
     }
 }
 

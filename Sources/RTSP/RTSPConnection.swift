@@ -48,6 +48,8 @@ public final class RTSPConnection {
     private var keepAliveMethod = "GET_PARAMETER"
     private var lastKeepAlive = Clock.now
     private var pending: [VideoDepacketizer.AccessUnit] = []
+    /// `video`'s payload type, kept apart: read for every packet.
+    private var videoPayloadType: UInt8?
     private var baseURL: String
 
     public init(options: Options, shouldStop: @escaping @Sendable () -> Bool = { false }) throws(RTSPError) {
@@ -91,6 +93,7 @@ public final class RTSPConnection {
         }
         _ = codec
         self.video = video
+        videoPayloadType = video.payloadType
         let setupURL = SessionDescription.setupURL(control: video.control ?? sdp.control, base: baseURL)
         let setup = try exchange("SETUP", url: setupURL, headers: [("Transport", RTSPTransport.request(track: 0))])
         guard setup.status == 200 else { throw RTSPError("the camera answered SETUP with \(setup.status) \(printable(setup.reason.prefix(60)))") }
@@ -103,6 +106,7 @@ public final class RTSPConnection {
                                 headers: [("Range", "npt=0.000-")])
         guard play.status == 200 else { throw RTSPError("the camera answered PLAY with \(play.status) \(printable(play.reason.prefix(60)))") }
         lastKeepAlive = Clock.now
+        gatherBeforeWaking()
     }
 
     /// The next whole access unit of the video track.
@@ -117,12 +121,12 @@ public final class RTSPConnection {
                 switch item {
                 case .frame(let channel, let payload) where channel == videoChannel:
                     guard let packet = try? RTPPacket(payload) else { continue }
-                    if let payloadType = video?.payloadType, packet.payloadType != payloadType { continue }
+                    if let videoPayloadType, packet.payloadType != videoPayloadType { continue }
                     pending += depacketizer.push(packet)
                     if !pending.isEmpty { return pending.removeFirst() }
                 case .frame(let channel, let payload) where channel == controlChannel:
                     // A camera that stops sending reports keeps recording: the clock is only noted.
-                    if let report = try? RTCPSenderReport.find(in: payload) {
+                    if let report = try? RTCPSenderReport.find(in: Array(payload)) {
                         senderReport = report
                         senderReports += 1
                     }
@@ -187,9 +191,18 @@ public final class RTSPConnection {
 
     // MARK: the socket
 
-    private static let readSize = 64 << 10
-    private var buffer = [UInt8](repeating: 0, count: RTSPConnection.readSize)
+    /// Bytes the kernel gathers before a wait for the camera ends (SO_RCVLOWAT), once PLAY is
+    /// answered: a 4 Mbit/s camera then wakes the reader about 15 times a second instead of for
+    /// each picture's packets, and each read takes tens of packets. What comes slower (a
+    /// sub-stream, a keep-alive's answer) is taken when a 200 ms slice of the wait ends.
+    public static let wakeBytes: Int32 = 32 << 10
 
+    private func gatherBeforeWaking() {
+        var lowat = Self.wakeBytes
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Reads what the camera sent, straight into the reader's buffer.
     private func fill() throws(RTSPError) {
         let started = Clock.now
         while true {
@@ -197,21 +210,22 @@ public final class RTSPConnection {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&p, 1, 200)
             if ready < 0, errno == EINTR { continue }
-            if ready == 0 {
+            // Ready (the low mark reached, or the camera closed) or a slice over: either way
+            // what is there is taken, without waiting.
+            let fd = fd
+            let n = try reader.receive { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            reads += 1
+            if n < 0 {
+                guard errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK else {
+                    throw RTSPError("reading from the camera failed (\(String(cString: strerror(errno))))", kind: .closed)
+                }
                 if Clock.seconds(since: started) >= options.stallSeconds {
                     throw RTSPError("no byte from the camera for \(Int(options.stallSeconds)) s", kind: .stalled)
                 }
                 continue
             }
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            reads += 1
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw RTSPError("reading from the camera failed (\(String(cString: strerror(errno))))", kind: .closed)
-            }
             if n == 0 { throw RTSPError("the camera closed the connection", kind: .closed) }
             bytesRead += Int64(n)
-            try reader.feed(buffer[..<n])
             return
         }
     }
