@@ -83,7 +83,7 @@ public final class RTSPInput: CameraSource {
                              message: "the camera sent no parameter sets (SPS/PPS) before its first keyframe")
         }
         let extradata = Self.annexB(sets)
-        let (width, height) = Self.pictureSize(codec: codec, data: extradata + Self.annexB(first!.nalUnits))
+        let (width, height) = Self.pictureSize(codec: codec, data: extradata + first!.annexB)
         guard let ctx = avformat_alloc_context(), let st = avformat_new_stream(ctx, nil), let par = st.pointee.codecpar,
               let extra = av_mallocz(extradata.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else {
             throw MediaError(code: .other, call: "avformat_alloc_context", target: displayURL, message: "out of memory")
@@ -118,11 +118,11 @@ public final class RTSPInput: CameraSource {
                 throw Self.mediaError(error, target: target, stopped: false)
             }
         }
-        let data = Self.annexB(au.nalUnits)
-        guard av_new_packet(packet.raw, Int32(data.count)) >= 0 else {
+        // The depacketizer built the picture in Annex B form: one copy into FFmpeg's buffer.
+        guard av_new_packet(packet.raw, Int32(au.annexB.count)) >= 0 else {
             throw MediaError(code: .other, call: "av_new_packet", target: target, message: "out of memory")
         }
-        data.withUnsafeBytes { packet.raw.pointee.data.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: data.count) }
+        au.annexB.withUnsafeBytes { packet.raw.pointee.data.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: $0.count) }
         packet.raw.pointee.pts = au.timestamp
         packet.raw.pointee.dts = timeline.decodeTime(pts: au.timestamp)
         packet.raw.pointee.stream_index = 0
