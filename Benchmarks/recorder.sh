@@ -7,7 +7,8 @@
 # same run, so the cost of losing at most ~1 s to a power cut, and of sealing every segment, are
 # measured against the same run; and junction reading the camera with its own RTSP client
 # ([camera] reader = "junction", issue 25: 64 KiB reads, its own depacketizer) beside the one
-# that reads through libavformat. Reports CPU seconds, max RSS, private dirty memory, bytes
+# that reads through libavformat, alone and with the activity index on the sub-stream read by
+# the same client (readeract: item 4 of issue 25). Reports CPU seconds, max RSS, private dirty memory, bytes
 # written per media byte, and the ratios, plus the size of the release binary.
 # As root, each recorder writes to an ext4 of its own on a loop device, mounted as on the box
 # (noatime,lazytime,commit=30), and the bytes the device took (data, metadata and journal: what
@@ -23,7 +24,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /var/tmp/junction-bench.XXXXXX)
 mkdir -p "$HERE/results"
 OUT="$HERE/results/recorder-$(date -u +%Y%m%dT%H%M%SZ).txt"
-VARIANTS=(junction nosync noseal activity ffmpeg reader)
+VARIANTS=(junction nosync noseal activity ffmpeg reader readeract)
 pids=()
 mounted=()
 cleanup() {
@@ -84,13 +85,13 @@ run_once() {
       device_written "r$1-$v" > "$R/$v.dev0"
     fi
   done
-  for v in junction nosync noseal activity reader; do
+  for v in junction nosync noseal activity reader readeract; do
     cat > "$R/$v.toml" <<TOML
 [device]
 id = "bench"
 [camera]
 url = "$URL"
-reader = "$([ "$v" = reader ] && echo junction || echo ffmpeg)"
+reader = "$(case $v in reader*) echo junction ;; *) echo ffmpeg ;; esac)"
 [storage]
 path = "$R/$v"
 max_bytes = "1GB"
@@ -99,33 +100,28 @@ segment_seconds = 10
 sync_fragments = $([ "$v" = nosync ] && echo false || echo true)
 seal = $([ "$v" = noseal ] && echo false || echo true)
 [activity]
-enabled = $([ "$v" = activity ] && echo true || echo false)
-$([ "$v" = activity ] && echo "stream = \"$SUBURL\"")
+enabled = $(case $v in *act*) echo true ;; *) echo false ;; esac)
+$(case $v in *act*) echo "stream = \"$SUBURL\"" ;; esac)
 [log]
 level = "warning"
 TOML
   done
-  local tp=() pp=()
-  /usr/bin/time -v -o "$R/junction.time" "$JUNCTION" run --config "$R/junction.toml" > "$R/junction.log" 2>&1 &
-  tp+=($!)
-  /usr/bin/time -v -o "$R/nosync.time" "$JUNCTION" run --config "$R/nosync.toml" > "$R/nosync.log" 2>&1 &
-  tp+=($!)
-  /usr/bin/time -v -o "$R/noseal.time" "$JUNCTION" run --config "$R/noseal.toml" > "$R/noseal.log" 2>&1 &
-  tp+=($!)
-  /usr/bin/time -v -o "$R/activity.time" "$JUNCTION" run --config "$R/activity.toml" > "$R/activity.log" 2>&1 &
-  tp+=($!)
-  /usr/bin/time -v -o "$R/ffmpeg.time" ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$URL" -c copy \
-    -f segment -segment_time 10 -segment_format mp4 -reset_timestamps 1 "$R/ffmpeg/%05d.mp4" > "$R/ffmpeg.log" 2>&1 &
-  tp+=($!)
-  /usr/bin/time -v -o "$R/reader.time" "$JUNCTION" run --config "$R/reader.toml" > "$R/reader.log" 2>&1 &
-  tp+=($!)
+  local tp=() pp=() i
+  for v in "${VARIANTS[@]}"; do
+    if [ "$v" = ffmpeg ]; then
+      /usr/bin/time -v -o "$R/ffmpeg.time" ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i "$URL" -c copy \
+        -f segment -segment_time 10 -segment_format mp4 -reset_timestamps 1 "$R/ffmpeg/%05d.mp4" > "$R/ffmpeg.log" 2>&1 &
+    else
+      /usr/bin/time -v -o "$R/$v.time" "$JUNCTION" run --config "$R/$v.toml" > "$R/$v.log" 2>&1 &
+    fi
+    tp+=($!)
+  done
   pids+=("${tp[@]}")
   sleep 1
-  local i
-  for i in 0 1 2 3 4 5; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
-  echo "run $1 of $RUNS: recording for $DURATION s (junction ${pp[0]}, nosync ${pp[1]}, noseal ${pp[2]}, activity ${pp[3]}, ffmpeg ${pp[4]}, reader ${pp[5]})..."
+  for i in "${!VARIANTS[@]}"; do pp+=("$(pgrep -P "${tp[$i]}" | head -1)"); done
+  echo "run $1 of $RUNS: recording for $DURATION s (${VARIANTS[*]}: ${pp[*]})..."
   sleep 10
-  for i in 0 1 2 3 4 5; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
+  for i in "${!VARIANTS[@]}"; do ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t0"; done
   # The steady state, from 10 s on: what a box pays every segment for months, without the
   # start's one-time writes (the device key, the index's tables, the first gap's record).
   for v in "${VARIANTS[@]}"; do
@@ -133,12 +129,14 @@ TOML
     [ "$DEVICE" = yes ] && device_written "r$1-$v" > "$R/$v.dev10"
   done
   sleep $((DURATION - 10))
-  for i in 0 1 2 3 4 5; do
+  for i in "${!VARIANTS[@]}"; do
     ticks "${pp[$i]}" > "$R/${VARIANTS[$i]}.t1"
     awk '/^Private_Dirty/ {print $2}' "/proc/${pp[$i]}/smaps_rollup" > "$R/${VARIANTS[$i]}.dirty"
   done
-  kill -TERM "${pp[0]}" "${pp[1]}" "${pp[2]}" "${pp[3]}" "${pp[5]}"; kill -INT "${pp[4]}"
-  for i in 0 1 2 3 4 5; do wait "${tp[$i]}" || true; done
+  for i in "${!VARIANTS[@]}"; do
+    if [ "${VARIANTS[$i]}" = ffmpeg ]; then kill -INT "${pp[$i]}"; else kill -TERM "${pp[$i]}"; fi
+  done
+  for i in "${!VARIANTS[@]}"; do wait "${tp[$i]}" || true; done
   for v in "${VARIANTS[@]}"; do media "$R/$v" > "$R/$v.media"; done
   # Everything each recorder left in the page cache reaches its device before counting.
   sync
@@ -160,21 +158,21 @@ for n in $(seq 1 "$RUNS"); do run_once "$n"; done
 # fact RUN VARIANT NAME; median of a list of numbers
 fact() { cat "$WORK/r$1/$2.$3"; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2] + a[NR/2+1]) / 2}'; }
-row() { printf '%-30s %12s %12s %12s %12s %12s %12s %9s %9s %9s %9s %9s\n' "$@"; }
+row() { printf '%-30s %12s %12s %12s %12s %12s %12s %12s %9s %9s %9s %9s %9s %9s\n' "$@"; }
 # summary NAME LABEL: per run, the six values and the ratios; then the median of each.
 summary() {
-  local n j s u a f r rj rs ru ra rr all_j="" all_s="" all_u="" all_a="" all_f="" all_r="" all_rj="" all_rs="" all_ru="" all_ra="" all_rr=""
+  local n j s u a f r x rj rs ru ra rr rx all_j="" all_s="" all_u="" all_a="" all_f="" all_r="" all_x="" all_rj="" all_rs="" all_ru="" all_ra="" all_rr="" all_rx=""
   for n in $(seq 1 "$RUNS"); do
     j=$(fact "$n" junction "$1"); s=$(fact "$n" nosync "$1"); u=$(fact "$n" noseal "$1"); a=$(fact "$n" activity "$1"); f=$(fact "$n" ffmpeg "$1")
-    r=$(fact "$n" reader "$1")
-    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u"); ra=$(ratio4 "$a" "$j"); rr=$(ratio "$r" "$f")
-    row "$2, run $n" "$j" "$s" "$u" "$a" "$f" "$r" "$rj" "$rs" "$ru" "$ra" "$rr"
-    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_a+="$a "; all_f+="$f "; all_r+="$r "
-    all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "; all_ra+="$ra "; all_rr+="$rr "
+    r=$(fact "$n" reader "$1"); x=$(fact "$n" readeract "$1")
+    rj=$(ratio "$j" "$f"); rs=$(ratio "$j" "$s"); ru=$(ratio4 "$j" "$u"); ra=$(ratio4 "$a" "$j"); rr=$(ratio "$r" "$f"); rx=$(ratio "$x" "$f")
+    row "$2, run $n" "$j" "$s" "$u" "$a" "$f" "$r" "$x" "$rj" "$rs" "$ru" "$ra" "$rr" "$rx"
+    all_j+="$j "; all_s+="$s "; all_u+="$u "; all_a+="$a "; all_f+="$f "; all_r+="$r "; all_x+="$x "
+    all_rj+="$rj "; all_rs+="$rs "; all_ru+="$ru "; all_ra+="$ra "; all_rr+="$rr "; all_rx+="$rx "
   done
   row "$2, median" "$(echo "$all_j" | median)" "$(echo "$all_s" | median)" "$(echo "$all_u" | median)" "$(echo "$all_a" | median)" \
-    "$(echo "$all_f" | median)" "$(echo "$all_r" | median)" "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" "$(echo "$all_ru" | median)" \
-    "$(echo "$all_ra" | median)" "$(echo "$all_rr" | median)"
+    "$(echo "$all_f" | median)" "$(echo "$all_r" | median)" "$(echo "$all_x" | median)" "$(echo "$all_rj" | median)" "$(echo "$all_rs" | median)" \
+    "$(echo "$all_ru" | median)" "$(echo "$all_ra" | median)" "$(echo "$all_rr" | median)" "$(echo "$all_rx" | median)"
 }
 
 # Syscalls on the camera's socket, counted apart (strace slows what it traces, so not during
@@ -207,7 +205,8 @@ SIZE=$(stat -c %s "$JUNCTION")
   echo "# (synced per segment); noseal: storage.seal = false (the cost of sealing is j/noseal); activity: [activity] enabled with stream = the 640x360 sub-stream"
   echo "# (keyframes decoded to 64x36 grey, movement per cell, a summary per segment: its cost is act/j)"
   echo "# reader: [camera] reader = \"junction\" (the box's own RTSP client) instead of libavformat's; r/ffmpeg is its ratio"
-  row "metric" "junction" "nosync" "noseal" "activity" "ffmpeg" "reader" "j/ffmpeg" "j/nosync" "j/noseal" "act/j" "r/ffmpeg"
+  echo "# readeract: the reader with the activity index on the sub-stream, read by the same client (rx/ffmpeg: against ffmpeg recording alone)"
+  row "metric" "junction" "nosync" "noseal" "activity" "ffmpeg" "reader" "readeract" "j/ffmpeg" "j/nosync" "j/noseal" "act/j" "r/ffmpeg" "rx/ffmpeg"
   summary cpu "CPU s (user+sys)"
   summary steady "CPU s, steady (10 s..end)"
   summary rss "max RSS (kB)"
@@ -235,6 +234,7 @@ SIZE=$(stat -c %s "$JUNCTION")
   printf '%-30s %12s   (runs: %s)\n' "activity index, bytes/hour" "$(echo "$per_hour" | median)" "$per_hour"
   echo "targets: CPU <= 0.7x ffmpeg, RSS <= 0.7x, device bytes per media byte <= 1.02, binary <= 30 MB;"
   echo "the reader (issue 25): r/ffmpeg CPU <= 0.5x (stretch 0.35x), RSS and private dirty <= 0.7x, reads <= 100 a second;"
+  echo "  with activity on the sub-stream (rx/ffmpeg): CPU <= 1.0x;"
   echo "sealing (j/noseal): CPU <= 1.02, bytes <= 1.001; activity (act/j): CPU <= 1.10"
 } | tee "$OUT"
 echo "results: $OUT"

@@ -42,12 +42,12 @@ public final class ActivityWorker: @unchecked Sendable {
 
     /// Decodes `input`'s video from now on (a sub-stream that connected, or reconnected with
     /// other parameters).
-    public func use(_ input: CameraInput) throws(MediaError) {
+    public func use(_ input: any CameraSource) throws(MediaError) {
         let made = try input.withRecordedStreams { (streams) throws(MediaError) in
             guard let video = streams.first else {
-                throw MediaError(code: .noVideo, call: "activity", target: input.options.displayURL, message: "no video")
+                throw MediaError(code: .noVideo, call: "activity", target: input.displayURL, message: "no video")
             }
-            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.options.displayURL)
+            return try KeyframeDecoder(codecpar: video.pointee.codecpar, target: input.displayURL)
         }
         let box = DecoderBox(made)
         queue.async { [self] in decoder = box.decoder }

@@ -56,7 +56,10 @@ final class SubStreamActivity: @unchecked Sendable {
         var lastProblem: String?
         while !interrupter.isStopped {
             do throws(MediaError) {
-                let input = try CameraInput(options: options, interrupter: interrupter)
+                // The same reader as the recorded stream (`[camera] reader`): with Junction's
+                // own, the sub-stream is a second RTSP session of the box's client, its keyframes
+                // handed to the decoder without a libavformat session (issue 25).
+                let input = try openCamera(options, interrupter: interrupter)
                 try worker.use(input)
                 if lastProblem != nil { emit(.activityStream("\(options.displayURL) is back")) }
                 lastProblem = nil
