@@ -128,7 +128,7 @@ let package = Package(
             name: "JunctionCLI",
             dependencies: [
                 "Update",
-                "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence", "Activity",
+                "Recorder", "Ring", "Config", "Uplink", "Control", "Evidence", "Activity", "CJunctionSys",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,8 +3,15 @@
 #ifndef JUNCTION_CSYSTEM_SHIM_H
 #define JUNCTION_CSYSTEM_SHIM_H
 
+#include <malloc.h>
 #include <sys/timex.h>
 #include <zlib.h>
+
+/// Limits glibc's malloc to one arena (M_ARENA_MAX): without it each thread that allocates gets
+/// an arena of its own, each with its own dirty pages. 1 when set.
+static inline int csys_single_malloc_arena(void) {
+    return mallopt(M_ARENA_MAX, 1);
+}
 
 /// 1 when the kernel considers the wall clock synchronised (adjtimex does not report
 /// TIME_ERROR, i.e. STA_UNSYNC is clear), 0 when it does not, -1 when adjtimex cannot be asked

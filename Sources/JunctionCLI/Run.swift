@@ -5,6 +5,7 @@ import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
+import CJunctionSys
 import Control
 import Logging
 import NIOPosix
@@ -28,6 +29,10 @@ extension JunctionCommand {
         @OptionGroup var options: BoxOptions
 
         func run() async throws {
+            // One malloc arena for the daemon, where glibc gives each thread its own with its
+            // own dirty pages: about 1.2 MB less private memory, measured, on a board that may
+            // have 512 MB; its threads are mostly waiting and hardly contend for malloc.
+            _ = csys_single_malloc_arena()
             let config = try options.load()
             LoggingSystem.bootstrap { label in
                 var h = StreamLogHandler.standardOutput(label: label)
