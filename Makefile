@@ -2,7 +2,7 @@
 # `make deps` installs what is missing (Debian packages), and only then runs apt-get.
 
 SWIFT ?= swift
-DEBS := pkg-config zlib1g-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
+DEBS := pkg-config zlib1g-dev libssl-dev libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
         gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
         gstreamer1.0-libav time util-linux procps systemd \

@@ -38,6 +38,11 @@ let package = Package(
             pkgConfig: "libavformat libavcodec libavutil libswscale",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]
         ),
+        // The system's libcrypto (OpenSSL 3), seen only by SystemCrypto.
+        .systemLibrary(name: "CLibCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // SHA-256, SHA-1 and Ed25519 over it (issue 25): the box then carries one BoringSSL
+        // (swift-nio-ssl's), not a second one from swift-crypto for three algorithms.
+        .target(name: "SystemCrypto", dependencies: ["CLibCrypto"]),
         // Linux interfaces Glibc's Swift module lacks (adjtimex).
         .systemLibrary(name: "CJunctionSys"),
         // Safe Swift over FFmpeg: read a camera, write fragmented-MP4 segments.
@@ -63,7 +68,7 @@ let package = Package(
             name: "Evidence",
             dependencies: [
                 "Wire",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "SystemCrypto",
             ],
             exclude: ["BUNDLE-FORMAT.md"]
         ),
@@ -73,7 +78,7 @@ let package = Package(
             name: "Update",
             dependencies: [
                 "Wire", "Config", "CJunctionSys",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "SystemCrypto",
             ]
         ),
         // Upload queue and tus client (state machine + driver).
@@ -87,7 +92,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "SystemCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -111,7 +116,7 @@ let package = Package(
                 "Wire", "Evidence", "Activity",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "SystemCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -146,7 +151,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "SystemCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -181,14 +186,16 @@ let package = Package(
         .target(name: "Hostile", dependencies: [.product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/Hostile"),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "JunctionCLITests", dependencies: ["JunctionCLI", "Ring", "Recorder", "Uplink", "Media", "Update"]),
-        .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+        .testTarget(name: "RingTests", dependencies: ["Ring", "Evidence", "Hostile", "SystemCrypto",
                                                     .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
         .testTarget(name: "RTSPTests", dependencies: ["RTSP"]),
-        .testTarget(name: "UpdateTests", dependencies: ["Update", "Config", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+        // SystemCrypto against swift-crypto (BoringSSL) on the same inputs, and RFC 8032's vectors.
+        .testTarget(name: "SystemCryptoTests", dependencies: ["SystemCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "UpdateTests", dependencies: ["Update", "Config", "Wire", "Hostile", "SystemCrypto",
                                                       .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", .product(name: "Crypto", package: "swift-crypto"),
+        .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", "SystemCrypto",
                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "Wire", "Ring", "Hostile", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "CommuneTests", dependencies: [
@@ -200,7 +207,7 @@ let package = Package(
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Ring", "Media"]),
         .testTarget(name: "DeskTests", dependencies: [
             "Desk", "Commune", "Wire", "Evidence", "Hostile", .product(name: "PropertyBased", package: "swift-property-based"),
-            .product(name: "Crypto", package: "swift-crypto"),
+            "SystemCrypto",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -208,7 +215,7 @@ let package = Package(
         ]),
         // Bounded mutation fuzzing of every parser at a trust boundary (`make fuzz` runs it longer).
         .testTarget(name: "FuzzTests", dependencies: ["Config", "Wire", "RTSP", "Ring", "Control", "Uplink", "Evidence", "Desk", "Commune", "Hostile", "Update",
-                                                     .product(name: "Crypto", package: "swift-crypto")],
+                                                     "SystemCrypto"],
                     exclude: ["Corpus"]),
         // Needs FFmpeg's command-line tools and GStreamer's RTSP server (installed by `make deps`).
         .testTarget(name: "MediaIntegrationTests", dependencies: ["Media", "Ring", "Recorder", "Config", "Activity", "Evidence", "RTSP",

@@ -122,7 +122,7 @@ step "Debian trixie rootfs for $ARCH (mmdebstrap, kernel: $KERNEL)"
 PACKAGES=(systemd systemd-sysv systemd-timesyncd systemd-resolved udev kmod dbus
   initramfs-tools zstd e2fsprogs dosfstools fdisk cloud-guest-utils util-linux
   iproute2 iputils-ping ca-certificates less systemd-boot-efi systemd-boot openssh-server tzdata
-  libavformat61 libavcodec61 libavutil59 libswscale8 libstdc++6 zlib1g)
+  libavformat61 libavcodec61 libavutil59 libswscale8 libstdc++6 zlib1g libssl3t64)
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 SOURCES=("deb $MIRROR trixie main non-free-firmware" "deb $MIRROR trixie-updates main" "deb $SECURITY_MIRROR trixie-security main")
 if [ "$KERNEL" = backports ]; then

@@ -108,7 +108,7 @@ if [ -f "$SYSROOT/.junction-done" ] && [ "$(cat "$SYSROOT/.junction-done")" = "$
   need_mirror trixie
   # Extract only: no maintainer scripts run, so no emulation is needed for a foreign architecture.
   debootstrap_into "$SYSROOT" trixie --variant=extract --arch="$ARCH" "${APTOPT[@]}" \
-    --include=libc6-dev,libstdc++-14-dev,libgcc-14-dev,zlib1g-dev,libavformat-dev,libavcodec-dev,libavutil-dev,libswscale-dev
+    --include=libc6-dev,libstdc++-14-dev,libgcc-14-dev,zlib1g-dev,libavformat-dev,libavcodec-dev,libavutil-dev,libswscale-dev,libssl-dev
   # The extract variant has no merged /usr (libc.so's linker script names /lib/...).
   for d in lib lib64 bin sbin; do [ -e "$SYSROOT/$d" ] || [ ! -d "$SYSROOT/usr/$d" ] || ln -s "usr/$d" "$SYSROOT/$d"; done
   # Absolute symlinks (libm.so -> /lib/...) would resolve into the chroot's own sid libraries
@@ -145,8 +145,28 @@ if [ -f "$SYSROOT/.junction-done" ] && [ "$(cat "$SYSROOT/.junction-done")" = "$
   # The driver looks for swiftrt.o and the modules under <sdk>/usr/lib/swift{,_static}.
   ln -sfn ../libexec/swift/lib/swift "$SYSROOT/usr/lib/swift"
   ln -sfn ../libexec/swift/lib/swift_static "$SYSROOT/usr/lib/swift_static"
+  touch "$SYSROOT/.junction-extra-libssl-dev"
   echo "$SWIFT_VERSION" > "$SYSROOT/.junction-done"
 fi
+# Packages the sysroot gained after it was first made (libssl-dev: SystemCrypto's libcrypto,
+# issue 25): a cached sysroot without them gets them unpacked into it, with the runtime library
+# of the same version, instead of being made again.
+for pkg in libssl-dev:libssl3t64; do
+  dev=${pkg%%:*}; lib=${pkg#*:}
+  [ -f "$SYSROOT/.junction-extra-$dev" ] && continue
+  D="$W/debs-extra"
+  . "$HERE/apt-suite.sh"
+  apt_suite trixie "$ARCH" "$D" || die "cannot read trixie's package lists from $MIRROR"
+  rm -f "$D"/*.deb
+  (cd "$D" && apt-get "${APT_SUITE[@]}" download "$dev:$ARCH" "$lib:$ARCH") || die "cannot download trixie's $dev:$ARCH"
+  for deb in "$D"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
+  find "$SYSROOT" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
+    ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$SYSROOT$(readlink "$link")")" "$link"
+  done
+  rm -f "$D"/*.deb
+  touch "$SYSROOT/.junction-extra-$dev"
+  echo "added $dev and $lib to the sysroot"
+done
 # newest_version LIBRARY PREFIX: the newest symbol version (GLIBC_2.41, ...) a library defines.
 newest_version() { readelf -W -V "$1" | grep -o "${2}_[0-9][0-9.]*" | sed "s/${2}_//" | sort -uV | tail -1; }
 LIBDIR="$SYSROOT/usr/lib/$MULTIARCH"
@@ -198,8 +218,9 @@ rsync -a --delete --exclude=/.git --filter=':- .gitignore' "$REPO/" "$SRC/"
 
 step "Building $PRODUCT for $ARCH (swift build -c release --static-swift-stdlib, in the chroot)"
 mkdir -p "$CHROOT/opt/swift-packages" "$CHROOT$W"
+# SWIFT_BUILD_FLAGS: more flags for swift build (measuring, e.g. "-Xlinker --icf=all").
 BUILD="cd '$SRC' && swift build -c release --static-swift-stdlib -Xlinker -s --product '$PRODUCT' \
-  --scratch-path '$SCRATCH' --swift-sdks-path '$W/sdks' --swift-sdk '$SDK_NAME' --pkg-config-path '$PKGCONFIG'"
+  --scratch-path '$SCRATCH' --swift-sdks-path '$W/sdks' --swift-sdk '$SDK_NAME' --pkg-config-path '$PKGCONFIG' ${SWIFT_BUILD_FLAGS:-}"
 # A private mount namespace: the mounts end with the build, however it ends.
 unshare --mount --propagation private /bin/bash -euo pipefail -c '
   R=$1 W=$2 PKGS=$3 BUILD=$4

@@ -1,5 +1,5 @@
 import Evidence
-import Crypto
+import SystemCrypto
 import Logging
 import SQLiteNIO
 import Wire

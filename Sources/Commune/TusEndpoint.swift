@@ -1,5 +1,5 @@
 import Evidence
-import Crypto
+import SystemCrypto
 import HTTPTypes
 import Hummingbird
 import Logging

@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 #if canImport(Glibc)
 import Glibc
 #endif

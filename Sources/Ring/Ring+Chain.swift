@@ -1,5 +1,5 @@
 import Activity
-import Crypto
+import SystemCrypto
 import Evidence
 import FoundationEssentials
 import Wire

@@ -1,5 +1,5 @@
 import Config
-import Crypto
+import SystemCrypto
 import Wire
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 import Wire
 #if canImport(Glibc)
 import Glibc

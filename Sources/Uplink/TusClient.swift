@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 import NIOSSL
 import Wire
 #if canImport(FoundationEssentials)

@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 import Evidence
 import Foundation
 import Logging

@@ -1,4 +1,4 @@
-import Crypto
+import SystemCrypto
 @testable import Evidence
 import Foundation
 import Hostile

@@ -45,6 +45,7 @@ for suite in $SUITES; do
   t0=$(date +%s)
   if "$SWIFTC" -typecheck -swift-version 6 -parse-as-library -module-name Media Sources/Media/*.swift \
       -I "$BUILD/Modules" -I Sources/CFFmpeg -Xcc -fmodule-map-file=Sources/CFFmpeg/module.modulemap \
+      -Xcc -fmodule-map-file=Sources/CLibCrypto/module.modulemap \
       -Xcc -I"$inc" -module-cache-path "$dir/module-cache"; then
     echo "ffmpeg-compat: Media type-checks against $suite's FFmpeg (libavformat $seen) in $(( $(date +%s) - t0 )) s"
   else
