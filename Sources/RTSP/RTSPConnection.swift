@@ -21,6 +21,9 @@ public final class RTSPConnection {
         /// No byte from the camera for this long ends the session.
         public var stallSeconds: Double = 10
         public var userAgent = "junction"
+        /// Set up the camera's AAC track too, when it has one (the sub-stream for activity
+        /// does not).
+        public var audio = true
 
         public init(url: String) { self.url = url }
     }
@@ -29,12 +32,21 @@ public final class RTSPConnection {
     public private(set) var sdp: SessionDescription?
     public private(set) var video: SessionDescription.Media?
     public private(set) var depacketizer: VideoDepacketizer
+    /// The camera's AAC track, when it has one and `options.audio` asks for it: set up on the
+    /// same connection (interleaved 2-3), its frames from `nextUnit()`.
+    public private(set) var audio: SessionDescription.Media?
+    public private(set) var audioDepacketizer: AACDepacketizer?
+    /// Why the camera's audio is not read, when it sends some.
+    public private(set) var audioNote: String?
     /// recv() calls made: what the benchmark compares with libavformat's.
     public private(set) var reads = 0
     public private(set) var bytesRead: Int64 = 0
     /// The camera's last RTCP sender report for the video: its clock at one RTP timestamp.
     public private(set) var senderReport: RTCPSenderReport?
     public private(set) var senderReports = 0
+    /// The same for the audio track, when one is set up: with both, the two RTP clocks are on
+    /// the camera's one wall clock (how audio is put beside the video).
+    public private(set) var audioSenderReport: RTCPSenderReport?
 
     private let address: Address
     private let shouldStop: @Sendable () -> Bool
@@ -47,9 +59,18 @@ public final class RTSPConnection {
     private var controlChannel: UInt8 = 1
     private var keepAliveMethod = "GET_PARAMETER"
     private var lastKeepAlive = Clock.now
-    private var pending: [VideoDepacketizer.AccessUnit] = []
+    private var pending: [Unit] = []
     /// `video`'s payload type, kept apart: read for every packet.
     private var videoPayloadType: UInt8?
+    private var audioChannel: UInt8?
+    private var audioControlChannel: UInt8?
+    private var audioPayloadType: UInt8?
+
+    /// What `nextUnit()` hands back: a picture, or an AAC frame.
+    public enum Unit: Sendable, Equatable {
+        case video(VideoDepacketizer.AccessUnit)
+        case audio(AACDepacketizer.Frame)
+    }
     private var baseURL: String
 
     public init(options: Options, shouldStop: @escaping @Sendable () -> Bool = { false }) throws(RTSPError) {
@@ -102,6 +123,7 @@ public final class RTSPConnection {
         let transport = try RTSPTransport(header: setup.header("Transport") ?? "")
         videoChannel = transport.rtpChannel
         controlChannel = transport.rtcpChannel
+        if self.options.audio, let a = sdp.media.first(where: { $0.kind == "audio" }) { try setUpAudio(a, sdp: sdp) }
         let play = try exchange("PLAY", url: sdp.control.map { SessionDescription.setupURL(control: $0, base: baseURL) } ?? baseURL,
                                 headers: [("Range", "npt=0.000-")])
         guard play.status == 200 else { throw RTSPError("the camera answered PLAY with \(play.status) \(printable(play.reason.prefix(60)))") }
@@ -109,8 +131,47 @@ public final class RTSPConnection {
         gatherBeforeWaking()
     }
 
-    /// The next whole access unit of the video track.
+    /// An AAC track (RFC 3640 AAC-hbr) set up beside the video. Audio that cannot be read this
+    /// way (another codec, a camera that refuses its SETUP) is left out with a note, never the
+    /// end of the session: the video is what is recorded first.
+    private func setUpAudio(_ a: SessionDescription.Media, sdp: SessionDescription) throws(RTSPError) {
+        let name = printable((a.encoding ?? "unnamed").prefix(20))
+        guard a.encoding?.uppercased() == "MPEG4-GENERIC", a.clockRate != nil else {
+            audioNote = "the camera's audio is \(name), not AAC (MPEG4-GENERIC): it is not recorded"
+            return
+        }
+        let depacketizer: AACDepacketizer
+        do throws(RTSPError) { depacketizer = try AACDepacketizer(parameters: a.parameters) } catch {
+            audioNote = "\(error.message): the audio is not recorded"
+            return
+        }
+        guard depacketizer.config.count >= 2 else {
+            audioNote = "the camera's AAC has no config (AudioSpecificConfig) in its SDP: the audio is not recorded"
+            return
+        }
+        let url = SessionDescription.setupURL(control: a.control ?? sdp.control, base: baseURL)
+        let setup = try exchange("SETUP", url: url, headers: [("Transport", RTSPTransport.request(track: 1))])
+        guard setup.status == 200, let transport = try? RTSPTransport(header: setup.header("Transport") ?? ""),
+              transport.rtpChannel != videoChannel, transport.rtpChannel != controlChannel else {
+            audioNote = "the camera did not set up its audio beside the video (SETUP answered \(setup.status)): it is not recorded"
+            return
+        }
+        audioChannel = transport.rtpChannel
+        audioControlChannel = transport.rtcpChannel
+        audioPayloadType = a.payloadType
+        audioDepacketizer = depacketizer
+        audio = a
+    }
+
+    /// The next whole access unit of the video track (audio, if set up, is passed over).
     public func next() throws(RTSPError) -> VideoDepacketizer.AccessUnit {
+        while true {
+            if case .video(let au) = try nextUnit() { return au }
+        }
+    }
+
+    /// The next picture or AAC frame, in the order they came.
+    public func nextUnit() throws(RTSPError) -> Unit {
         while true {
             if !pending.isEmpty { return pending.removeFirst() }
             if let session, Clock.seconds(since: lastKeepAlive) >= Double(session.timeoutSeconds) / 2 {
@@ -122,7 +183,12 @@ public final class RTSPConnection {
                 case .frame(let channel, let payload) where channel == videoChannel:
                     guard let packet = try? RTPPacket(payload) else { continue }
                     if let videoPayloadType, packet.payloadType != videoPayloadType { continue }
-                    pending += depacketizer.push(packet)
+                    for au in depacketizer.push(packet) { pending.append(.video(au)) }
+                    if !pending.isEmpty { return pending.removeFirst() }
+                case .frame(let channel, let payload) where channel == audioChannel:
+                    guard let packet = try? RTPPacket(payload) else { continue }
+                    if let audioPayloadType, packet.payloadType != audioPayloadType { continue }
+                    for f in audioDepacketizer!.push(packet) { pending.append(.audio(f)) }
                     if !pending.isEmpty { return pending.removeFirst() }
                 case .frame(let channel, let payload) where channel == controlChannel:
                     // A camera that stops sending reports keeps recording: the clock is only noted.
@@ -130,6 +196,8 @@ public final class RTSPConnection {
                         senderReport = report
                         senderReports += 1
                     }
+                case .frame(let channel, let payload) where channel == audioControlChannel:
+                    if let report = try? RTCPSenderReport.find(in: Array(payload)) { audioSenderReport = report }
                 case .frame:
                     continue   // other tracks
                 case .response(let r):

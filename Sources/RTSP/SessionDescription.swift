@@ -23,6 +23,8 @@ public struct SessionDescription: Sendable, Equatable {
         /// "H264", "H265", "MPEG4-GENERIC", as written (case kept).
         public var encoding: String?
         public var clockRate: Int?
+        /// Audio channels from `rtpmap` (its third field), 1–8 when given.
+        public var channels: Int?
         public var control: String?
         /// Format parameters, names lower-cased.
         public var parameters: [String: String] = [:]
@@ -74,6 +76,7 @@ public struct SessionDescription: Sendable, Equatable {
                     let enc = f[1].split(separator: "/")
                     media[i].encoding = enc.first.map(String.init)
                     media[i].clockRate = enc.count > 1 ? Int(enc[1]).flatMap { (1...1_000_000).contains($0) ? $0 : nil } : nil
+                    media[i].channels = enc.count > 2 ? Int(enc[2]).flatMap { (1...8).contains($0) ? $0 : nil } : nil
                 case "fmtp":
                     let f = arg.split(separator: " ", maxSplits: 1)
                     guard f.count == 2, UInt8(f[0]) == media[i].payloadType else { continue }

@@ -59,7 +59,7 @@ final class SubStreamActivity: @unchecked Sendable {
                 // The same reader as the recorded stream (`[camera] reader`): with Junction's
                 // own, the sub-stream is a second RTSP session of the box's client, its keyframes
                 // handed to the decoder without a libavformat session (issue 25).
-                let input = try openCamera(options, interrupter: interrupter)
+                let input = try openCamera(options, interrupter: interrupter, audio: false)
                 try worker.use(input)
                 if lastProblem != nil { emit(.activityStream("\(options.displayURL) is back")) }
                 lastProblem = nil

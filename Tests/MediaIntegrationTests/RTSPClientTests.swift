@@ -126,6 +126,59 @@ struct RTSPClientTests {
         print("rtsp input: \(codec) \(pictures) pictures, \(finished.bytes) bytes, \(input.connection.reads) reads")
     }
 
+    /// A camera that sends AAC beside its video (GStreamer's rtpmp4gpay, RFC 3640 AAC-hbr): the
+    /// reader sets both tracks up on one connection and the segment holds both, playable, the
+    /// audio as long as the video and starting with it; asked for no audio (activity's
+    /// sub-stream) it sets up the video alone.
+    @Test func aSegmentWithAudioThroughTheReaderKeepsTheAAC() throws {
+        let camera = Camera(clip: try Rig.clip(), extra: ["--audio"])
+        try camera.start()
+        defer { camera.stop() }
+        let input = try RTSPInput(url: camera.url, displayURL: camera.url, interrupter: Interrupter())
+        #expect(input.info.audioCodec == "aac" && input.info.audioKept && input.audioIndex == 1, "\(input.info)")
+        #expect(input.connection.audio?.clockRate == 8000)
+        let packet = Packet()
+        try input.read(into: packet)
+        let path = Rig.tempDir("rtsp-audio") + "/segment.mp4"
+        let muxer = try SegmentMuxer(path: path, input: input, originMicroseconds: try #require(packet.dtsMicroseconds), comment: "junction/1 test")
+        var counts = (video: 0, audio: 0)
+        let started = Date()
+        while Date().timeIntervalSince(started) < 6 {
+            if packet.kind == .audio { counts.audio += 1 } else { counts.video += 1 }
+            try muxer.write(packet)
+            try input.read(into: packet)
+        }
+        let finished = try muxer.finish()
+        #expect(counts.audio > 30, "\(counts.audio) AAC frames in 6 s (the clip: 8 kHz, ~7.8 frames a second)")
+        #expect(finished.droppedPackets == 0, "\(finished.droppedPackets) packets dropped by the muxer")
+        let probe = try Rig.ffprobe(["-show_entries", "stream=codec_name,start_time,duration", "-of", "csv=p=0", path])
+            .split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        #expect(probe.map { $0.first ?? "" } == ["h264", "aac"], "ffprobe: \(probe)")
+        // Side by side on the camera's clock: both tracks end within 0.3 s of each other, and the
+        // audio's first whole frame (the first packet is AAC's shortened priming one) comes within
+        // 0.3 s of the first picture. (The video starts at 0.64 s: its decode times run 16
+        // pictures behind, DecodeTimeline's default depth.)
+        if probe.count == 2, let vs = Double(probe[0][1]), let vd = Double(probe[0][2]), let a = Double(probe[1][1]), let ad = Double(probe[1][2]) {
+            #expect(abs((a + ad) - (vs + vd)) < 0.3, "the audio ends at \(a + ad) s, the video at \(vs + vd) s")
+            let times = try Rig.ffprobe(["-select_streams", "a", "-show_entries", "packet=pts_time", "-of", "csv=p=0", path])
+                .split(separator: "\n").compactMap { Double($0) }
+            if times.count > 2 {
+                let firstWhole = times[1] - (times[2] - times[1])
+                #expect(abs(firstWhole - vs) < 0.3, "the audio starts at \(firstWhole) s, the video at \(vs) s")
+            }
+        }
+        let decode = try Rig.run("/usr/bin/ffmpeg", ["-v", "error", "-i", path, "-f", "null", "-"])
+        #expect(decode.status == 0 && decode.stderr.isEmpty, "\(decode.stderr.prefix(500))")
+        // GStreamer's rtpbin sends sender reports for both tracks: the audio was placed by them.
+        #expect(input.audioSyncedByReports == true)
+
+        let videoOnly = try RTSPConnection(options: { var o = RTSPConnection.Options(url: camera.url); o.audio = false; return o }())
+        #expect(videoOnly.audio == nil && videoOnly.audioNote == nil)
+        for _ in 0..<30 { _ = try videoOnly.next() }
+        videoOnly.close()
+        print("rtsp input with audio: \(counts.video) pictures, \(counts.audio) AAC frames, \(finished.bytes) bytes, synced by reports: \(input.audioSyncedByReports.map(String.init) ?? "not yet")")
+    }
+
     /// `camera.reader = "junction"`: the daemon records through the box's own reader, and the
     /// segments are what libavformat's path makes (continuous, keyframe first, 25 pictures a
     /// second, the recorded sha256, `junction check --deep` clean). A camera that goes away

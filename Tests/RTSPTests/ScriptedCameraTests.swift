@@ -15,6 +15,8 @@ final class ScriptedCamera: @unchecked Sendable {
         /// Close the connection after this many bytes of the frames (nil: send them all, then wait).
         var closeAfterBytes: Int?
         var publicMethods = "OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER, TEARDOWN"
+        /// Answer the SETUP of a second track with this status (nil: 200, the channels asked for).
+        var secondSetupStatus: Int?
     }
 
     let port: Int
@@ -58,7 +60,7 @@ final class ScriptedCamera: @unchecked Sendable {
         defer { close(c) }
         var buffer: [UInt8] = []
         var playing = false
-        var next = 0, sentBytes = 0
+        var next = 0, sentBytes = 0, setups = 0
         // Bounded: at most 10 000 turns of answering and sending.
         for _ in 0..<10_000 {
             var p = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
@@ -79,7 +81,15 @@ final class ScriptedCamera: @unchecked Sendable {
                 switch method {
                 case "OPTIONS": head += "Public: \(script.publicMethods)\r\n"
                 case "DESCRIBE": head += "Content-Type: application/sdp\r\nContent-Base: rtsp://127.0.0.1:\(port)/cam/\r\n"; body = script.sdp
-                case "SETUP": head += "Session: \(script.sessionHeader)\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
+                case "SETUP":
+                    setups += 1
+                    if setups > 1, let status = script.secondSetupStatus {
+                        head = "RTSP/1.0 \(status) Unsupported Transport\r\nCSeq: \(cseq)\r\n"
+                        break
+                    }
+                    // The channels the client asked for.
+                    let asked = text.range(of: "interleaved=").map { text[$0.upperBound...].prefix { $0.isNumber || $0 == "-" } } ?? "0-1"
+                    head += "Session: \(script.sessionHeader)\r\nTransport: RTP/AVP/TCP;unicast;interleaved=\(asked)\r\n"
                 case "PLAY": head += "Session: 4242\r\n"; playing = true
                 case "TEARDOWN": _ = send(c, Array((head + "\r\n").utf8)); return
                 default: head += "Session: 4242\r\n"
@@ -105,8 +115,8 @@ final class ScriptedCamera: @unchecked Sendable {
 
     static func interleaved(_ channel: UInt8, _ rtp: [UInt8]) -> [UInt8] { [0x24, channel, UInt8(rtp.count >> 8), UInt8(rtp.count & 0xFF)] + rtp }
 
-    static func rtp(_ seq: UInt16, _ ts: UInt32, marker: Bool, _ payload: [UInt8]) -> [UInt8] {
-        [0x80, (marker ? 0x80 : 0) | 96, UInt8(seq >> 8), UInt8(seq & 0xFF), UInt8(ts >> 24), UInt8(ts >> 16 & 0xFF), UInt8(ts >> 8 & 0xFF), UInt8(ts & 0xFF),
+    static func rtp(_ seq: UInt16, _ ts: UInt32, marker: Bool, _ payload: [UInt8], type: UInt8 = 96) -> [UInt8] {
+        [0x80, (marker ? 0x80 : 0) | type, UInt8(seq >> 8), UInt8(seq & 0xFF), UInt8(ts >> 24), UInt8(ts >> 16 & 0xFF), UInt8(ts >> 8 & 0xFF), UInt8(ts & 0xFF),
          0, 0, 0, 1] + payload
     }
 
@@ -142,6 +152,20 @@ final class ScriptedCamera: @unchecked Sendable {
     static func sdp(parameterSets: Bool) -> String {
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=scripted\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
             + "a=fmtp:96 packetization-mode=1" + (parameterSets ? ";sprop-parameter-sets=Z0LAHtkAoEf+yA==,aM48gA==" : "") + "\r\na=control:trackID=1\r\n"
+    }
+
+    /// An audio section after the video: AAC-hbr at 16 kHz mono (config 1408), or G.711 A-law.
+    static func audioSDP(aac: Bool) -> String {
+        aac ? "m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/16000/1\r\n"
+            + "a=fmtp:97 streamtype=5;profile-level-id=15;mode=AAC-hbr;config=1408;sizelength=13;indexlength=3;indexdeltalength=3\r\na=control:trackID=2\r\n"
+            : "m=audio 0 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=control:trackID=2\r\n"
+    }
+
+    /// An RFC 3640 packet of one AAC frame on channel 2: the AU-headers-length (16 bits), a
+    /// 13-bit size and 3-bit index, then the frame.
+    static func aacPacket(_ seq: UInt16, _ ts: UInt32, _ frame: [UInt8]) -> [UInt8] {
+        let header = UInt16(frame.count) << 3
+        return interleaved(2, rtp(seq, ts, marker: true, [0, 16, UInt8(header >> 8), UInt8(header & 0xFF)] + frame, type: 97))
     }
 }
 
@@ -199,6 +223,53 @@ struct ScriptedCameraTests {
         #expect(keepAlives.count >= 1, "a camera that lists no GET_PARAMETER is kept alive with OPTIONS: \(r.map { $0.prefix(20) })")
         #expect(r.last?.hasPrefix("TEARDOWN") == true)
         #expect(client.senderReports == 0, "this camera sends no RTCP, and recording goes on without it")
+    }
+
+    @Test func aCameraWithAACGivesPicturesAndFramesOnOneConnection() throws {
+        // 10 pictures, an AAC frame (1024 samples at 16 kHz = 5760 ticks of 90 kHz) after each.
+        var frames: [[UInt8]] = []
+        for (i, f) in ScriptedCamera.stream(pictures: 10).enumerated() {
+            frames.append(f)
+            frames.append(ScriptedCamera.aacPacket(UInt16(500 + i), UInt32(7000 + i * 1024), [UInt8](repeating: UInt8(i), count: 20 + i)))
+        }
+        let (camera, client) = try connect(.init(sdp: ScriptedCamera.sdp(parameterSets: true) + ScriptedCamera.audioSDP(aac: true), frames: frames))
+        defer { camera.stop() }
+        #expect(client.audio?.clockRate == 16000 && client.audio?.channels == 1 && client.audioDepacketizer?.config == [0x14, 0x08])
+        var pictures = 0
+        var audio: [AACDepacketizer.Frame] = []
+        // Until the 10th picture (the last frame, sent after it, may not be read), at most 40 turns.
+        for _ in 0..<40 where pictures < 10 {
+            switch try client.nextUnit() {
+            case .video: pictures += 1
+            case .audio(let f): audio.append(f)
+            }
+        }
+        #expect(pictures == 10)
+        // Every frame whole, in order, on its RTP clock.
+        #expect(audio.count >= 9 && audio.enumerated().allSatisfy { $0.element.data == [UInt8](repeating: UInt8($0.offset), count: 20 + $0.offset) })
+        #expect(zip(audio, audio.dropFirst()).allSatisfy { $1.timestamp - $0.timestamp == 1024 })
+        let setups = camera.requests.filter { $0.hasPrefix("SETUP") }
+        #expect(setups.count == 2 && setups[1].contains("trackID=2") && setups[1].contains("interleaved=2-3") && setups[1].contains("Session: 4242"), "\(setups)")
+        client.close()
+    }
+
+    @Test func audioThatCannotBeReadLeavesTheVideoAndSaysWhy() throws {
+        // G.711: not AAC, so not set up at all.
+        let (camera, client) = try connect(.init(sdp: ScriptedCamera.sdp(parameterSets: true) + ScriptedCamera.audioSDP(aac: false),
+                                                 frames: ScriptedCamera.stream(pictures: 5)))
+        defer { camera.stop() }
+        #expect(client.audio == nil && (client.audioNote ?? "").contains("PCMA"), "\(client.audioNote ?? "")")
+        for _ in 0..<5 { _ = try client.next() }
+        #expect(camera.requests.filter { $0.hasPrefix("SETUP") }.count == 1)
+        client.close()
+        // AAC whose SETUP the camera refuses: the video goes on.
+        var script = ScriptedCamera.Script(sdp: ScriptedCamera.sdp(parameterSets: true) + ScriptedCamera.audioSDP(aac: true), frames: ScriptedCamera.stream(pictures: 5))
+        script.secondSetupStatus = 461
+        let (camera2, client2) = try connect(script)
+        defer { camera2.stop() }
+        #expect(client2.audio == nil && (client2.audioNote ?? "").contains("461"), "\(client2.audioNote ?? "")")
+        for _ in 0..<5 { _ = try client2.next() }
+        client2.close()
     }
 
     @Test func aCameraThatGoesSilentIsAStall() throws {
