@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(name: "ActivityTests", dependencies: ["Activity"]),
         .testTarget(name: "RTSPTests", dependencies: ["RTSP"]),
         // SystemCrypto against swift-crypto (BoringSSL) on the same inputs, and RFC 8032's vectors.
-        .testTarget(name: "SystemCryptoTests", dependencies: ["SystemCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "SystemCryptoTests", dependencies: ["SystemCrypto", "Hostile", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "UpdateTests", dependencies: ["Update", "Config", "Wire", "Hostile", "SystemCrypto",
                                                       .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "EvidenceTests", dependencies: ["Evidence", "Wire", "Hostile", "SystemCrypto",

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Hostile
 @testable import Config
 
 /// The box's own reader of /usr/share/zoneinfo (issue 25: no ICU in the box): known transitions,
@@ -232,14 +233,3 @@ import Testing
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

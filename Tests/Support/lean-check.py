@@ -2,7 +2,9 @@
 """No ICU in the box (issue 25, item 1): fails when a target linked into `junction` imports full
 Foundation (FoundationEssentials only: full Foundation brings ICU's ~39 MB of data into the static
 binary), when the junction that `swift build` made needs libFoundation or ICU, or when a release
-binary in .build-cross/out/ carries ICU's data. `make test` runs it after the build.
+binary in .build-cross/out/ carries ICU's data. Also when a box target depends on what was taken
+out for size (items 2 and the BoringSSL copy): async-http-client, swift-crypto. `make test` runs
+it after the build.
 
 usage: lean-check.py BIN_PATH   (the folder `swift build --show-bin-path` names)
 """
@@ -27,6 +29,13 @@ while todo:
         continue
     box.add(name)
     todo += targets[name].get("target_dependencies", [])
+
+# What the box no longer carries: the reason is in the README's Benchmarks (size by part).
+REMOVED = {"AsyncHTTPClient": "Uplink/HTTP1Client.swift", "Crypto": "SystemCrypto", "_CryptoExtras": "SystemCrypto"}
+for name in sorted(box):
+    for product in targets[name].get("product_dependencies", []):
+        if product in REMOVED:
+            problems.append(f"box target {name} depends on {product}: use {REMOVED[product]} (a second TLS stack or BoringSSL in junction)")
 
 FULL = re.compile(r"^\s*(@\w+\s+)*import\s+(Foundation|FoundationInternationalization|FoundationNetworking|FoundationXML)\s*$")
 for name in sorted(box):
