@@ -162,7 +162,8 @@ bundle: image-deps
 # Builds the image, boots it in QEMU (TCG) with a synthetic camera and a commune on the host, cuts
 # the power three times, and checks it records, uploads a flag byte-identical, loses at most 2 s
 # to a power cut and recovers (image/test.py). amd64 ~15 min; arm64 runs emulated, ~30 min.
-# The commune on the host is the debug build `make test` already made.
+# The commune on the host is the debug build `make test` already made. IMAGE_TEST_FLAGS passes
+# more to image/test.py, e.g. "--memory 512 --reader junction --activity" (a 512 MB board).
 image-test: TEST_ARCH = amd64
 image-test-arm64: TEST_ARCH = arm64
 image-test image-test-arm64: image-deps
@@ -170,7 +171,7 @@ image-test image-test-arm64: image-deps
 	$(SWIFT) build --product commune
 	$(SUDO) $(PYTHON) image/test.py --arch $(TEST_ARCH) \
 	  --image "$$(ls -t $(IMAGE_OUT)/junction-*-$(TEST_ARCH).img | head -1)" \
-	  --commune "$$($(SWIFT) build --show-bin-path)/commune"
+	  --commune "$$($(SWIFT) build --show-bin-path)/commune" $(IMAGE_TEST_FLAGS)
 
 # Over-the-air updates in QEMU (image/test_update.py): the image, then three releases made from
 # its slot A and signed with the TEST-ONLY key; A→B while a flagged upload runs, a bad release

@@ -251,7 +251,7 @@ def boot(args, img, vars_file, netdev, logfile, reboots=False, qmp=None):
         cmd = ["qemu-system-aarch64", "-machine", "virt", "-accel", "tcg", "-cpu", "cortex-a72",
                "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
                "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}"]
-    cmd += ["-m", "1024", "-smp", "2", "-drive", f"file={img},format=raw,if=virtio,cache=unsafe",
+    cmd += ["-m", str(args.memory), "-smp", "2", "-drive", f"file={img},format=raw,if=virtio,cache=unsafe",
             "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
             "-display", "none", "-monitor", "none", "-serial", "stdio"]
     cmd += [] if reboots else ["-no-reboot"]
@@ -277,6 +277,9 @@ def main():
     ap.add_argument("--control-no-fragment-sync", action="store_true",
                     help="a control run: storage.sync_fragments = false, and the power cut must then lose more than 2 s")
     ap.add_argument("--first-boot-cut", type=float, default=20, help="seconds after the first root fsck to cut the power")
+    ap.add_argument("--memory", type=int, default=1024, help="the guest's memory in MiB (a Pi 3 or Zero 2 class board: 512)")
+    ap.add_argument("--reader", choices=["ffmpeg", "junction"], help="[camera] reader for the box (default: the card's template)")
+    ap.add_argument("--activity", action="store_true", help="[activity] enabled on the recorded stream, and checked")
     args = ap.parse_args()
     # Emulating arm64 on x86_64 is slower than x86_64 on x86_64: every wait is twice as long.
     args.slow = 1 if args.arch == "amd64" else 2
@@ -513,6 +516,12 @@ def test(args, work, console_log, procs):
     template = run(["mtype", "-i", fat, "::/junction.toml"]).replace("\r", "")
     commune_port = free_port()
     config = installer_config(template)
+    if args.reader:
+        if not re.search(r"^# reader = .*$", config, re.M):
+            raise Failure("the card's junction.toml has no reader line to set")
+        config = re.sub(r"^# reader = .*$", f'reader = "{args.reader}"', config, count=1, flags=re.M)
+    if args.activity:
+        config += "\n[activity]\nenabled = true\n"
     if args.control_no_fragment_sync:
         if "# sync_fragments = true " not in config:
             raise Failure("control: the card's junction.toml has no sync_fragments line to turn off")
@@ -593,6 +602,14 @@ def test(args, work, console_log, procs):
     if segments < 3:
         raise Failure(f"fewer than 3 segments after {180 * args.slow} s:\n{con.must('junction status; journalctl -b -u junction --no-pager -n 40')}")
     log(f"recording: {segments} segments")
+    memory = con.must("grep -E 'MemTotal|MemAvailable' /proc/meminfo; grep -E 'VmRSS|RssAnon' /proc/$(systemctl show -p MainPID --value junction)/status")
+    log(f"memory in the guest:\n{memory}")
+    results["guest memory (MiB), junction's RSS"] = " ".join(memory.split())
+    if args.activity:
+        moved = json.loads(con.must("junction list --activity --json") or "[]")
+        if not any(seg.get("activity") for seg in moved):
+            raise Failure(f"activity is on, but no segment has an activity summary:\n{con.must('journalctl -b -u junction --no-pager -n 40')}")
+        results["activity: segments where something moved"] = sum(1 for seg in moved if seg.get("activity"))
     status = con.must("junction status --hours 1")
     log("junction status in the guest:\n" + status)
     if "recording" not in status.lower():

@@ -31,7 +31,7 @@ public struct JunctionConfiguration: Sendable, Equatable {
         public var url: String
         public var transport: Transport = .tcp
         /// What reads it: "ffmpeg" (libavformat) or "junction" (the box's own RTSP client for
-        /// rtsp:// over TCP; video only so far, issue 25).
+        /// rtsp:// over TCP: H.264/H.265 and AAC, issue 25).
         public var reader: String = "ffmpeg"
         /// No packet for this long means the camera is stalled: reconnect.
         public var stallSeconds: Int = 5
@@ -247,7 +247,7 @@ private struct Reader {
         "camera.id": "a short camera name, e.g. \"cam1\"",
         "camera.url": "the camera's stream, e.g. \"rtsp://user:pass@192.168.1.64:554/Streaming/Channels/101\"",
         "camera.transport": "\"tcp\" or \"udp\"",
-        "camera.reader": "\"ffmpeg\" (libavformat) or \"junction\" (the box's own RTSP client, video only)",
+        "camera.reader": "\"ffmpeg\" (libavformat) or \"junction\" (the box's own RTSP client: rtsp:// over TCP, H.264/H.265 and AAC)",
         "camera.stall_seconds": "seconds without video before reconnecting (1–60)",
         "camera.connect_timeout_seconds": "seconds allowed to open the camera (1–120)",
         "storage.path": "where segments and the index live",

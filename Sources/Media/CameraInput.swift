@@ -9,7 +9,7 @@ public final class CameraInput {
     public struct Options: Sendable {
         public enum Transport: String, Sendable { case tcp, udp }
         /// What reads an rtsp:// camera over TCP: libavformat, or Junction's own RTSP client
-        /// (`RTSPInput`, issue 25: video only so far). Other sources are always libavformat's.
+        /// (`RTSPInput`, issue 25: H.264/H.265 and AAC over TCP). Other sources are always libavformat's.
         public enum Reader: String, Sendable { case ffmpeg, junction }
         public var url: String
         public var transport: Transport = .tcp

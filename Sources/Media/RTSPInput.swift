@@ -142,7 +142,7 @@ public final class RTSPInput: CameraSource {
             audioRate = 0
         }
         let offered = connection.sdp?.media.first { $0.kind == "audio" }
-        let audioName = connection.audio != nil ? "aac" : offered.map { String(($0.encoding ?? "audio").lowercased().prefix(20)) }
+        let audioName = connection.audio != nil ? "aac" : offered.map { RTSPConnection.codecName(rtpEncoding: $0.encoding) }
         info = StreamInfo(videoCodec: d.codec == .h264 ? "h264" : "hevc", width: width, height: height, fps: 0,
                           audioCodec: audioName, audioKept: audioIndex != nil, audioNote: connection.audioNote)
     }

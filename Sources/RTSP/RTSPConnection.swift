@@ -135,9 +135,9 @@ public final class RTSPConnection {
     /// way (another codec, a camera that refuses its SETUP) is left out with a note, never the
     /// end of the session: the video is what is recorded first.
     private func setUpAudio(_ a: SessionDescription.Media, sdp: SessionDescription) throws(RTSPError) {
-        let name = printable((a.encoding ?? "unnamed").prefix(20))
         guard a.encoding?.uppercased() == "MPEG4-GENERIC", a.clockRate != nil else {
-            audioNote = "the camera's audio is \(name), not AAC (MPEG4-GENERIC): it is not recorded"
+            // The words libavformat's path uses, so status reads the same whichever reader.
+            audioNote = "\(Self.codecName(rtpEncoding: a.encoding)) audio cannot be stored in MP4 without transcoding; it is dropped (set the camera's audio to AAC to keep it)"
             return
         }
         let depacketizer: AACDepacketizer
@@ -161,6 +161,17 @@ public final class RTSPConnection {
         audioPayloadType = a.payloadType
         audioDepacketizer = depacketizer
         audio = a
+    }
+
+    /// FFmpeg's name for the codec an RTP encoding name (RFC 3551, RFC 7587, …) carries, as
+    /// status shows it: "PCMA" is pcm_alaw.
+    public static func codecName(rtpEncoding: String?) -> String {
+        let e = (rtpEncoding ?? "").uppercased()
+        let known = ["PCMA": "pcm_alaw", "PCMU": "pcm_mulaw", "OPUS": "opus", "L16": "pcm_s16be", "G722": "adpcm_g722",
+                     "MPA": "mp3", "MPEG4-GENERIC": "aac", "MP4A-LATM": "aac_latm", "AMR": "amr_nb", "AMR-WB": "amr_wb"]
+        if let name = known[e] { return name }
+        if e.hasPrefix("G726") { return "adpcm_g726" }
+        return e.isEmpty ? "unnamed" : printable(e.lowercased().prefix(20))
     }
 
     /// The next whole access unit of the video track (audio, if set up, is passed over).

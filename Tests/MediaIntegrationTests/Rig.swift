@@ -260,8 +260,14 @@ final class Daemon: @unchecked Sendable {
 }
 
 /// Writes a junction.toml for a test.
+/// `JUNCTION_TEST_READER=junction` runs every recording test through the box's own RTSP reader
+/// (`[camera] reader`), where a test does not name one.
 func writeConfig(dir: String, cameraURL: String, segmentSeconds: Int = 10, extra: String = "", storageExtra: String = "max_bytes = \"2GB\"\nreserve_bytes = \"1MB\"", stall: Int = 3) throws -> String {
     let path = dir + "/junction.toml"
+    var extra = extra
+    if let reader = ProcessInfo.processInfo.environment["JUNCTION_TEST_READER"], !extra.contains("reader =") {
+        extra = "reader = \"\(reader)\"\n" + extra   // first: `extra` may open other tables
+    }
     try """
     [device]
     id = "it-box"

@@ -258,7 +258,7 @@ struct ScriptedCameraTests {
         let (camera, client) = try connect(.init(sdp: ScriptedCamera.sdp(parameterSets: true) + ScriptedCamera.audioSDP(aac: false),
                                                  frames: ScriptedCamera.stream(pictures: 5)))
         defer { camera.stop() }
-        #expect(client.audio == nil && (client.audioNote ?? "").contains("PCMA"), "\(client.audioNote ?? "")")
+        #expect(client.audio == nil && (client.audioNote ?? "").hasPrefix("pcm_alaw audio cannot be stored"), "\(client.audioNote ?? "")")
         for _ in 0..<5 { _ = try client.next() }
         #expect(camera.requests.filter { $0.hasPrefix("SETUP") }.count == 1)
         client.close()
